@@ -1,0 +1,1 @@
+../configuration_dlfa/configuration_dlfa.py

@@ -1,0 +1,436 @@
+# Copyright 2026 The dlfa authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""PyTorch DLFA-BERT: BERT with Double Layers Feature Aggregation (Chen, Guo, Liu, Tao, ICPR 2022, arXiv 2205.08497).
+
+The last encoder layer L2 is fused with a lower layer L1 by Attentional Information Fusion (AIF):
+
+    W  = (L1 + L2) / 2
+    G  = global branch on the mean of W over real tokens    (E -> E/r -> E bottleneck with normalisation)
+    Lc = local branch on every token of W                   (the same bottleneck, its own weights)
+    A  = sigmoid(G + Lc)        ("aff" gate)   or   W * sigmoid(G + Lc)   ("paper" gate, Eq. 1 as printed)
+    L  = L1 * A + L2 * (1 - A)  (Eq. 2)
+
+and the fused states L feed the usual BERT task heads.
+
+This file and `configuration_dlfa.py` are copied into every saved checkpoint, so that it loads with
+`trust_remote_code=True` where this plugin is not installed: import only from the standard library, torch,
+transformers and, relatively, `.configuration_dlfa`.
+"""
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers.loss.loss_utils import ForTokenClassification, fixed_cross_entropy
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler, BertPreTrainedModel
+from transformers.processing_utils import Unpack
+from transformers.utils import TransformersKwargs
+from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_dlfa import DLFABertConfig
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """
+    BatchNorm over the channels of channel-last features whose training statistics come from the marked positions
+    only, so that padding tokens (or examples with no real token) never shift the statistics. With no position
+    marked, or one, the output stays finite: the variance falls back to zero and `eps` bounds the scale.
+    In eval mode it uses the running statistics, exactly as `nn.BatchNorm1d`.
+
+    `zero_init_scale` makes `_init_weights` start the scale at zero (used for the last norm of an AIF branch).
+
+    Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` (bool) -> same as input.
+    """
+
+    def __init__(self, num_features: int, zero_init_scale: bool = False):
+        super().__init__(num_features)
+        self.zero_init_scale = zero_init_scale
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.track_running_stats:
+            mean, var = self.running_mean, self.running_var
+        else:
+            values = hidden_states.float()
+            weights = mask.unsqueeze(-1).float()
+            count = weights.sum()
+            denominator = count.clamp(min=1.0)
+            mean = (values * weights).sum(dim=(0, 1)) / denominator
+            var = ((values - mean).square() * weights).sum(dim=(0, 1)) / denominator
+            if self.training and self.track_running_stats:
+                self._update_running_stats(mean, var, count)
+        normalized = (hidden_states.float() - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            normalized = normalized * self.weight + self.bias
+        return normalized.to(hidden_states.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        # A batch without a real token carries no statistics; as in nn.BatchNorm1d the running variance is unbiased.
+        momentum = momentum * (count > 0).float()
+        unbiased_var = var * count / (count - 1).clamp(min=1.0)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), momentum)
+
+
+class MaskedLayerNorm(nn.LayerNorm):
+    """
+    LayerNorm over the channels of each position; it takes (and ignores) the mask so that it can stand in for
+    [`MaskedBatchNorm1d`]: its output never depends on other positions or examples.
+
+    Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` -> same as input.
+    """
+
+    def __init__(self, num_features: int, zero_init_scale: bool = False):
+        super().__init__(num_features)
+        self.zero_init_scale = zero_init_scale
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return super().forward(hidden_states)
+
+
+AIF_NORM_CLASSES = {"batch": MaskedBatchNorm1d, "layer": MaskedLayerNorm}
+
+
+class AIFContextBranch(nn.Module):
+    """
+    One AIF branch: Conv1d(E, E/r, 1) -> Norm -> ReLU -> Conv1d(E/r, E, 1) -> Norm. A 1x1 convolution over the
+    token axis is a linear map of each token's features, so the convolutions are `nn.Linear` layers applied to
+    channel-last states (no transposes); a Conv1d weight of shape `(out, in, 1)` loads as `weight[..., 0]`.
+
+    Shapes: `hidden_states` `(batch, positions, hidden_size)`, `mask` `(batch, positions)` (bool)
+    -> `(batch, positions, hidden_size)`.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__()
+        bottleneck_size = max(config.hidden_size // config.aif_reduction, 1)
+        norm_class = AIF_NORM_CLASSES[config.aif_norm]
+        self.reduce = nn.Linear(config.hidden_size, bottleneck_size)
+        self.reduce_norm = norm_class(bottleneck_size)
+        self.activation = nn.ReLU()
+        self.expand = nn.Linear(bottleneck_size, config.hidden_size)
+        self.expand_norm = norm_class(config.hidden_size, zero_init_scale=True)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.activation(self.reduce_norm(self.reduce(hidden_states), mask))
+        return self.expand_norm(self.expand(hidden_states), mask)
+
+
+class AttentionalInformationFusion(nn.Module):
+    """
+    The AIF block of DLFA: fuses a lower layer's hidden states L1 with the last layer's L2.
+
+    `global_context` sees the mean of W = (L1 + L2) / 2 over real tokens (one position per example), `local_context`
+    sees every token of W; their sum, through a sigmoid, is the attention map A (times W for the `"paper"` gate),
+    and the output is L1 * A + L2 * (1 - A).
+
+    Shapes: `lower_hidden_states`, `last_hidden_state` `(batch, seq_len, hidden_size)`, `padding_mask`
+    `(batch, seq_len)` (bool, True on real tokens) -> `(batch, seq_len, hidden_size)`.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__()
+        self.gate = config.aif_gate
+        self.global_context = AIFContextBranch(config)
+        self.local_context = AIFContextBranch(config)
+
+    def forward(
+        self, lower_hidden_states: torch.Tensor, last_hidden_state: torch.Tensor, padding_mask: torch.Tensor
+    ) -> torch.Tensor:
+        mean_states = (lower_hidden_states + last_hidden_state) / 2
+        token_weights = padding_mask.unsqueeze(-1).to(mean_states.dtype)
+        num_tokens = token_weights.sum(dim=1, keepdim=True)
+        pooled = (mean_states * token_weights).sum(dim=1, keepdim=True) / num_tokens.clamp(min=1)
+        global_context = self.global_context(pooled, padding_mask.any(dim=1, keepdim=True))
+        local_context = self.local_context(mean_states, padding_mask)
+        attention = torch.sigmoid(global_context + local_context)
+        if self.gate == "paper":
+            attention = mean_states * attention
+        # Eq. 2, L1 * A + L2 * (1 - A), with one product fewer.
+        return last_hidden_state + attention * (lower_hidden_states - last_hidden_state)
+
+
+class DLFABertPreTrainedModel(BertPreTrainedModel):
+    config: DLFABertConfig
+    config_class = DLFABertConfig
+    # transformers decides whether `set_attn_implementation` works by reading this file's source, and takes the
+    # `AttentionalInformationFusion(nn.Module)` class for a hand-written attention layer. All attention here is
+    # BERT's, which uses the AttentionInterface, so switching eager/SDPA/flash at run time is supported.
+    _can_set_attn_implementation_cached_value = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at sigmoid(0)."""
+        super()._init_weights(module)
+        if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.zero_init_scale:
+            # With the branches' output scale at zero, A = 1/2 everywhere at initialisation: the fused states start
+            # as the average of the two layers ("aff") instead of a random per-channel mix, and the gate grows
+            # from there (the scale still receives gradient).
+            init.zeros_(module.weight)
+
+
+class DLFABertModel(DLFABertPreTrainedModel):
+    """
+    BERT encoder whose output is the AIF fusion of layer `config.fusion_layer` with the last layer.
+
+    Outputs ([`BaseModelOutputWithPooling`]): `last_hidden_state` `(batch, seq_len, hidden_size)` is the fused
+    sequence, `pooler_output` `(batch, hidden_size)` the BERT pooler applied to the fused [CLS] state;
+    `hidden_states` and `attentions`, when asked for, are the encoder's own, as in [`BertModel`] (so
+    `hidden_states[-1]` is the unfused last layer).
+    """
+
+    _no_split_modules = ["BertEmbeddings", "BertLayer"]
+
+    def __init__(self, config: DLFABertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        config.validate_dlfa_fields()
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.fusion = AttentionalInformationFusion(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | BaseModelOutputWithPooling:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Token ids; give exactly one of `input_ids` and `inputs_embeds`.
+        attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 on real tokens, 0 on padding. Besides masking attention, it keeps padding out of the AIF global mean
+            and of the AIF normalisation statistics, so padding never changes the outputs of real tokens.
+        token_type_ids, position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            As in [`BertModel`].
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+            Embedded tokens instead of `input_ids`.
+        """
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        embedding_output = self.embeddings(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+        )
+        padding_mask = self._padding_mask(attention_mask, embedding_output)
+        encoder_attention_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
+        )
+
+        hidden_states = embedding_output
+        for layer_number, layer in enumerate(self.encoder.layer, start=1):
+            hidden_states = layer(hidden_states, encoder_attention_mask, **kwargs)
+            if layer_number == self.config.fusion_layer:
+                lower_hidden_states = hidden_states
+
+        fused_states = self.fusion(lower_hidden_states, hidden_states, padding_mask)
+        pooled_output = self.pooler(fused_states) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(last_hidden_state=fused_states, pooler_output=pooled_output)
+
+    @staticmethod
+    def _padding_mask(attention_mask: torch.Tensor | None, embedding_output: torch.Tensor) -> torch.Tensor:
+        """The `(batch, seq_len)` boolean mask of real tokens."""
+        batch_size, seq_length = embedding_output.shape[:2]
+        if attention_mask is None:
+            return torch.ones(batch_size, seq_length, dtype=torch.bool, device=embedding_output.device)
+        if tuple(attention_mask.shape) != (batch_size, seq_length):
+            raise ValueError(
+                f"DLFA needs a 2D padding mask: attention_mask must have shape (batch_size, sequence_length) = "
+                f"{(batch_size, seq_length)}, got {tuple(attention_mask.shape)}."
+            )
+        return attention_mask.bool()
+
+
+def sequence_classification_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    config: DLFABertConfig,
+    num_items_in_batch: torch.Tensor | int | None = None,
+) -> torch.Tensor:
+    """
+    The loss of [`BertForSequenceClassification`] (problem type inferred the same way), except that when `Trainer`
+    passes `num_items_in_batch` every problem type sums and divides by it, so that gradient accumulation gives the
+    loss of the whole accumulated batch (transformers' own helper does this for single-label classification only).
+
+    Shapes: `logits` `(batch, num_labels)`; `labels` `(batch,)` (class ids or regression targets) or
+    `(batch, num_labels)` (multi-label targets or multi-output regression).
+    """
+    num_labels = config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+
+    labels = labels.to(logits.device)
+    if config.problem_type == "single_label_classification":
+        return fixed_cross_entropy(logits.view(-1, num_labels), labels.view(-1), num_items_in_batch)
+    if config.problem_type == "regression":
+        predictions = logits.view(-1) if num_labels == 1 else logits
+        targets = labels.view(-1) if num_labels == 1 else labels
+        elementwise = nn.functional.mse_loss(predictions.float(), targets.float(), reduction="none")
+    elif config.problem_type == "multi_label_classification":
+        elementwise = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), labels.float(), reduction="none"
+        )
+    else:
+        raise ValueError(f"problem_type={config.problem_type!r} is not a sequence classification problem type.")
+    if num_items_in_batch is None:
+        return elementwise.mean()
+    return elementwise.sum() / num_items_in_batch
+
+
+class DLFABertForTokenClassification(DLFABertPreTrainedModel):
+    """DLFA-BERT with a linear tagging head on the fused states (NER, POS), as [`BertForTokenClassification`]."""
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = DLFABertModel(config, add_pooling_layer=False)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | TokenClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Tag ids in `[0, config.num_labels - 1]`; -100 marks tokens left out of the loss.
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+            Passed by `Trainer`: the number of labelled tokens in the whole accumulated batch. The loss is then the
+            sum over this micro-batch divided by it, so gradient accumulation matches one large batch.
+
+        Returns [`TokenClassifierOutput`] with `logits` of shape `(batch_size, sequence_length, num_labels)`.
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+
+        loss = None
+        if labels is not None:
+            loss = ForTokenClassification(logits, labels, self.config, num_items_in_batch=num_items_in_batch)
+
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
+    """
+    DLFA-BERT with a classification or regression head on the pooled fused [CLS] state (XNLI, PAWS-X), as
+    [`BertForSequenceClassification`] (single-label, multi-label and regression problem types).
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = DLFABertModel(config)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | SequenceClassifierOutput:
+        r"""
+        labels (`torch.Tensor` of shape `(batch_size,)` or `(batch_size, num_labels)`, *optional*):
+            Class ids in `[0, config.num_labels - 1]` (single-label), float targets (regression when
+            `num_labels == 1`), or float 0/1 rows (multi-label), as in [`BertForSequenceClassification`].
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+            Passed by `Trainer`: the number of label entries in the whole accumulated batch; see
+            [`sequence_classification_loss`].
+
+        Returns [`SequenceClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(logits, labels, self.config, num_items_in_batch)
+
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+__all__ = [
+    "AttentionalInformationFusion",
+    "DLFABertForSequenceClassification",
+    "DLFABertForTokenClassification",
+    "DLFABertModel",
+    "DLFABertPreTrainedModel",
+]

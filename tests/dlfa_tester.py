@@ -1,0 +1,79 @@
+"""A tiny DLFA-BERT and its inputs, shared by the test modules (the ModelTester of transformers' model tests)."""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from modeling_dlfa import (
+    DLFABertConfig,
+    DLFABertForSequenceClassification,
+    DLFABertForTokenClassification,
+    DLFABertModel,
+)
+
+
+ALL_MODEL_CLASSES = (DLFABertModel, DLFABertForTokenClassification, DLFABertForSequenceClassification)
+
+
+@dataclass
+class DLFABertModelTester:
+    batch_size: int = 3
+    seq_length: int = 7
+    vocab_size: int = 99
+    hidden_size: int = 32
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 37
+    max_position_embeddings: int = 64
+    num_labels: int = 3
+    fusion_layer: int = 2
+    config_overrides: dict = field(default_factory=dict)
+
+    def get_config(self, **overrides) -> DLFABertConfig:
+        values = dict(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=self.max_position_embeddings,
+            num_labels=self.num_labels,
+            fusion_layer=self.fusion_layer,
+            hidden_dropout_prob=0.1,
+            attention_probs_dropout_prob=0.1,
+        )
+        values.update(self.config_overrides)
+        values.update(overrides)
+        return DLFABertConfig(**values)
+
+    def prepare_inputs(self, seed: int = 0) -> dict[str, torch.Tensor]:
+        """Ids of real tokens (never the pad id 0), with the later rows right-padded by 1, 2, ... tokens."""
+        generator = torch.Generator().manual_seed(seed)
+        input_ids = torch.randint(1, self.vocab_size, (self.batch_size, self.seq_length), generator=generator)
+        attention_mask = torch.ones_like(input_ids)
+        for row in range(1, self.batch_size):
+            attention_mask[row, self.seq_length - row :] = 0
+        input_ids = input_ids.masked_fill(attention_mask == 0, 0)
+        token_type_ids = torch.zeros_like(input_ids)
+        token_type_ids[:, self.seq_length // 2 :] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+    def prepare_labels(self, model_class, inputs: dict[str, torch.Tensor], seed: int = 0) -> torch.Tensor | None:
+        generator = torch.Generator().manual_seed(seed)
+        if model_class is DLFABertForTokenClassification:
+            labels = torch.randint(0, self.num_labels, inputs["input_ids"].shape, generator=generator)
+            return labels.masked_fill(inputs["attention_mask"] == 0, -100)
+        if model_class is DLFABertForSequenceClassification:
+            return torch.randint(0, self.num_labels, (inputs["input_ids"].shape[0],), generator=generator)
+        return None
+
+
+def first_output(outputs) -> torch.Tensor:
+    """The main tensor of any DLFA model's output: fused states for the base model, logits for the heads."""
+    return outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
+
+
+def build(model_class, config: DLFABertConfig, seed: int = 0, eval_mode: bool = True):
+    torch.manual_seed(seed)
+    model = model_class(config)
+    return model.eval() if eval_mode else model.train()

@@ -1,0 +1,442 @@
+"""Model-class properties of transformers' common model tests, reproduced for the three DLFA classes, and DLFA's own."""
+
+import copy
+import re
+
+import pytest
+import torch
+from torch.nn import functional as F
+from transformers import BertModel, PreTrainedModel, set_seed
+
+from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
+from modeling_dlfa import (
+    DLFABertForSequenceClassification,
+    DLFABertForTokenClassification,
+    DLFABertModel,
+)
+
+
+TESTER = DLFABertModelTester()
+HEAD_CLASSES = (DLFABertForTokenClassification, DLFABertForSequenceClassification)
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+
+
+def assert_close(actual, expected, atol=1e-5):
+    torch.testing.assert_close(actual, expected, atol=atol, rtol=0)
+
+
+def randomize_fusion(model, seed: int = 1) -> None:
+    """Give every AIF parameter and running statistic a random value, so the fusion is far from its init."""
+    generator = torch.Generator().manual_seed(seed)
+    fusion = model.fusion if isinstance(model, DLFABertModel) else model.bert.fusion
+    with torch.no_grad():
+        for name, tensor in list(fusion.named_parameters()) + list(fusion.named_buffers()):
+            if name.endswith("num_batches_tracked"):
+                continue
+            values = torch.randn(tensor.shape, generator=generator)
+            tensor.copy_(values.abs() + 0.5 if name.endswith("running_var") else values * 0.5)
+
+
+def base_model(model) -> DLFABertModel:
+    return model if isinstance(model, DLFABertModel) else model.bert
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Save / load
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_save_load_round_trip_twice_with_safetensors(model_class, tmp_path):
+    model = build(model_class, TESTER.get_config())
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        expected = first_output(model(**inputs))
+
+    model.save_pretrained(tmp_path / "first")
+    assert (tmp_path / "first" / "model.safetensors").is_file()
+    assert not list((tmp_path / "first").glob("*.bin"))
+    reloaded = model_class.from_pretrained(tmp_path / "first").eval()
+    reloaded.save_pretrained(tmp_path / "second")
+    twice = model_class.from_pretrained(tmp_path / "second").eval()
+
+    for candidate in (reloaded, twice):
+        assert type(candidate) is model_class
+        with torch.no_grad():
+            assert_close(first_output(candidate(**inputs)), expected, atol=0)
+        for key, value in model.state_dict().items():
+            assert torch.equal(candidate.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_every_missing_weight_is_initialised_by_init_weights(model_class, monkeypatch):
+    # As transformers' `test_can_init_all_missing_weights`: seed each module's init, then a model built on the meta
+    # device and filled only by `_init_weights` must equal the one built from the config.
+    config = TESTER.get_config()
+    original = PreTrainedModel._initialize_weights
+
+    def seeded_initialize_weights(self, module, *args, **kwargs):
+        set_seed(0)
+        original(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedModel, "_initialize_weights", seeded_initialize_weights)
+    from_config = model_class(copy.deepcopy(config))
+    from_nothing = model_class.from_pretrained(None, config=config, state_dict={})
+
+    assert not [name for name, param in from_nothing.named_parameters() if param.device.type == "meta"]
+    assert list(from_config.state_dict()) == list(from_nothing.state_dict())
+    different = [
+        key for key, value in from_config.state_dict().items() if not torch.equal(value, from_nothing.state_dict()[key])
+    ]
+    assert different == []
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_fusion_block_init(model_class):
+    """The gate starts at exactly 1/2: the branches' output norms have zero scale; the rest is BERT's usual init."""
+    model = build(model_class, TESTER.get_config())
+    fusion = base_model(model).fusion
+    for branch in (fusion.global_context, fusion.local_context):
+        assert torch.equal(branch.expand_norm.weight, torch.zeros_like(branch.expand_norm.weight))
+        assert torch.equal(branch.reduce_norm.weight, torch.ones_like(branch.reduce_norm.weight))
+        assert torch.equal(branch.reduce.bias, torch.zeros_like(branch.reduce.bias))
+        assert 0.01 < branch.reduce.weight.std().item() < 0.03
+        assert torch.equal(branch.expand_norm.running_var, torch.ones_like(branch.expand_norm.running_var))
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_init_on_meta_device(model_class):
+    with torch.device("meta"):
+        model = model_class(TESTER.get_config())
+    assert all(param.device.type == "meta" for param in model.parameters())
+
+
+@pytest.mark.parametrize("model_class", HEAD_CLASSES)
+def test_mismatched_num_labels_errors_unless_ignored(model_class, tmp_path):
+    model = build(model_class, TESTER.get_config(num_labels=3))
+    model.save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        model_class.from_pretrained(tmp_path, num_labels=5)
+
+    resized = model_class.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True).eval()
+    assert resized.classifier.out_features == 5
+    assert torch.equal(resized.bert.fusion.local_context.reduce.weight, model.bert.fusion.local_context.reduce.weight)
+    logits = resized(**TESTER.prepare_inputs()).logits
+    assert logits.shape[-1] == 5
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Forward behaviour
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_determinism_in_eval(model_class):
+    model = build(model_class, TESTER.get_config())
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        assert torch.equal(first_output(model(**inputs)), first_output(model(**inputs)))
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+@pytest.mark.parametrize("aif_norm", ["batch", "layer"])
+def test_batching_equivalence(model_class, aif_norm):
+    """A sentence alone gives the same outputs as inside a padded batch of others (eval mode)."""
+    model = build(model_class, TESTER.get_config(aif_norm=aif_norm))
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        batched = first_output(model(**inputs))
+        for row in range(TESTER.batch_size):
+            length = int(inputs["attention_mask"][row].sum())
+            alone = {key: value[row : row + 1, :length] for key, value in inputs.items()}
+            single = first_output(model(**alone))
+            if model_class is DLFABertForSequenceClassification:
+                assert_close(single[0], batched[row])
+            else:
+                assert_close(single[0], batched[row, :length])
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+@pytest.mark.parametrize("aif_norm", ["batch", "layer"])
+def test_padding_never_changes_results_in_training(model_class, aif_norm):
+    """Extra padding leaves real-token outputs and the BatchNorm running statistics exactly as they were."""
+    config = TESTER.get_config(aif_norm=aif_norm, **NO_DROPOUT)
+    model = build(model_class, config, eval_mode=False)
+    randomize_fusion(model)
+    twin = copy.deepcopy(model)
+    inputs = TESTER.prepare_inputs()
+    padded = {key: F.pad(value, (0, 5)) for key, value in inputs.items()}
+
+    plain_output, padded_output = first_output(model(**inputs)), first_output(twin(**padded))
+    if model_class is DLFABertForSequenceClassification:
+        assert_close(padded_output, plain_output)
+    else:
+        assert_close(padded_output[:, : TESTER.seq_length], plain_output)
+    for key, value in model.state_dict().items():
+        assert_close(twin.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_eager_and_sdpa_attention_agree(model_class):
+    model = build(model_class, TESTER.get_config())
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    outputs = {}
+    for implementation in ("eager", "sdpa"):
+        model.set_attn_implementation(implementation)
+        with torch.no_grad():
+            outputs[implementation] = first_output(model(**inputs))
+    assert_close(outputs["sdpa"], outputs["eager"])
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_hidden_states_and_attentions_are_the_encoders(model_class):
+    config = TESTER.get_config()
+    model = build(model_class, config)
+    model.set_attn_implementation("eager")
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        outputs = model(**inputs, output_hidden_states=True, output_attentions=True)
+
+    shape = (TESTER.batch_size, TESTER.seq_length)
+    assert len(outputs.hidden_states) == config.num_hidden_layers + 1
+    assert all(state.shape == (*shape, config.hidden_size) for state in outputs.hidden_states)
+    assert len(outputs.attentions) == config.num_hidden_layers
+    heads = config.num_attention_heads
+    assert all(weights.shape == (shape[0], heads, shape[1], shape[1]) for weights in outputs.attentions)
+
+    # The same weights in a stock BertModel give the same per-layer states and attentions: they are not the fused ones.
+    bert = BertModel(config, add_pooling_layer=False).eval()
+    bert.load_state_dict(base_model(model).state_dict(), strict=False)
+    bert.set_attn_implementation("eager")
+    with torch.no_grad():
+        reference = bert(**inputs, output_hidden_states=True, output_attentions=True)
+    for ours, theirs in zip(outputs.hidden_states + outputs.attentions, reference.hidden_states + reference.attentions):
+        assert_close(ours, theirs)
+
+    with torch.no_grad():
+        plain = model(**inputs)
+    assert plain.hidden_states is None and plain.attentions is None
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_return_dict_false_matches_output_tuple(model_class):
+    model = build(model_class, TESTER.get_config())
+    inputs = TESTER.prepare_inputs()
+    labels = TESTER.prepare_labels(model_class, inputs)
+    if labels is not None:
+        inputs["labels"] = labels
+    with torch.no_grad():
+        as_dict = model(**inputs, output_hidden_states=True)
+        as_tuple = model(**inputs, output_hidden_states=True, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    expected = as_dict.to_tuple()
+    assert len(as_tuple) == len(expected)
+    for ours, theirs in zip(as_tuple, expected):
+        if isinstance(theirs, tuple):
+            for a, b in zip(ours, theirs):
+                assert torch.equal(a, b)
+        else:
+            assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+def test_inputs_embeds_match_input_ids(model_class):
+    model = build(model_class, TESTER.get_config())
+    inputs = TESTER.prepare_inputs()
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    with torch.no_grad():
+        from_ids = first_output(model(**inputs))
+        from_embeds = first_output(
+            model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], token_type_ids=inputs["token_type_ids"])
+        )
+    assert_close(from_embeds, from_ids)
+
+
+@pytest.mark.parametrize("model_class", HEAD_CLASSES)
+def test_training_steps_lower_the_loss(model_class):
+    model = build(model_class, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
+    inputs = TESTER.prepare_inputs()
+    inputs["labels"] = TESTER.prepare_labels(model_class, inputs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = model(**inputs).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert all(param.grad is None or torch.isfinite(param.grad).all() for param in model.parameters())
+
+
+@pytest.mark.parametrize("model_class", HEAD_CLASSES)
+def test_gradient_checkpointing_gives_the_same_gradients(model_class):
+    model = build(model_class, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    inputs["labels"] = TESTER.prepare_labels(model_class, inputs)
+
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        candidate = copy.deepcopy(model)
+        if checkpointing:
+            candidate.gradient_checkpointing_enable()
+            assert candidate.is_gradient_checkpointing
+        candidate(**inputs).loss.backward()
+        return {name: param.grad for name, param in candidate.named_parameters() if param.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys()
+    assert any(name.startswith("bert.encoder") for name in plain)
+    for name in plain:
+        assert_close(checkpointed[name], plain[name])
+
+
+def test_torch_compile_runs_forward_and_backward():
+    model = build(DLFABertForTokenClassification, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
+    inputs = TESTER.prepare_inputs()
+    inputs["labels"] = TESTER.prepare_labels(DLFABertForTokenClassification, inputs)
+    eager = copy.deepcopy(model)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=False)
+
+    compiled_outputs = compiled(**inputs)
+    compiled_outputs.loss.backward()
+    eager_outputs = eager(**inputs)
+    eager_outputs.loss.backward()
+    assert_close(compiled_outputs.logits, eager_outputs.logits)
+    for (name, param), eager_param in zip(model.named_parameters(), eager.parameters()):
+        assert_close(param.grad, eager_param.grad, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# DLFA's own
+
+
+def reference_fusion(model: DLFABertModel, lower, last, mask, training: bool):
+    """Eq. 1 and Eq. 2 written out with Conv1d on (batch, channels, positions), as the paper describes the block."""
+    fusion = model.fusion
+    mean_states = (lower + last) / 2
+    weights = mask.float()
+    pooled = (mean_states * weights[..., None]).sum(1) / weights.sum(1, keepdim=True)
+
+    def batch_norm(x, norm, positions):
+        if training:
+            real = x.permute(0, 2, 1)[positions]
+            mean, var = real.mean(0), real.var(0, unbiased=False)
+        else:
+            mean, var = norm.running_mean, norm.running_var
+        return (x - mean[:, None]) / torch.sqrt(var[:, None] + norm.eps) * norm.weight[:, None] + norm.bias[:, None]
+
+    def branch(module, x, positions):
+        hidden = F.conv1d(x, module.reduce.weight[..., None], module.reduce.bias)
+        hidden = F.relu(batch_norm(hidden, module.reduce_norm, positions))
+        hidden = F.conv1d(hidden, module.expand.weight[..., None], module.expand.bias)
+        return batch_norm(hidden, module.expand_norm, positions)
+
+    global_context = branch(fusion.global_context, pooled[:, :, None], torch.ones(len(pooled), 1, dtype=torch.bool))
+    local_context = branch(fusion.local_context, mean_states.transpose(1, 2), mask)
+    attention = torch.sigmoid(global_context + local_context).transpose(1, 2)
+    if model.config.aif_gate == "paper":
+        attention = mean_states * attention
+    return lower * attention + last * (1 - attention)
+
+
+@pytest.mark.parametrize("aif_gate", ["paper", "aff"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("fusion_layer", range(1, TESTER.num_hidden_layers))
+def test_fused_output_follows_the_equations(aif_gate, training, fusion_layer):
+    config = TESTER.get_config(aif_gate=aif_gate, fusion_layer=fusion_layer, **NO_DROPOUT)
+    model = build(DLFABertModel, config, eval_mode=not training)
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    outputs = model(**inputs, output_hidden_states=True)
+    mask = inputs["attention_mask"].bool()
+
+    expected = reference_fusion(
+        model, outputs.hidden_states[fusion_layer], outputs.hidden_states[-1], mask, training=training
+    )
+    assert_close(outputs.last_hidden_state[mask], expected[mask], atol=1e-4)
+    assert_close(outputs.pooler_output, model.pooler(outputs.last_hidden_state))
+
+
+def test_paper_and_aff_gates_differ():
+    outputs = {}
+    for gate in ("paper", "aff"):
+        model = build(DLFABertModel, TESTER.get_config(aif_gate=gate))
+        randomize_fusion(model)
+        with torch.no_grad():
+            outputs[gate] = model(**TESTER.prepare_inputs()).last_hidden_state
+    assert not torch.allclose(outputs["paper"], outputs["aff"])
+
+
+@pytest.mark.parametrize("bad_layer", [0, -1, TESTER.num_hidden_layers, TESTER.num_hidden_layers + 3])
+def test_invalid_fusion_layer_is_rejected_by_the_model(bad_layer):
+    config = TESTER.get_config()
+    config.fusion_layer = bad_layer  # a config edited after construction is checked again by the model
+    expected = re.escape(f"fusion_layer={bad_layer} is out of range") + ".*" + re.escape(f"1..{TESTER.num_hidden_layers - 1}")
+    with pytest.raises(ValueError, match=expected):
+        DLFABertModel(config)
+
+
+@pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("aif_norm", ["batch", "layer"])
+def test_degenerate_inputs_give_finite_outputs(model_class, training, aif_norm):
+    """An all-padding row, a batch of one and a sequence of one: finite outputs, losses and gradients."""
+    model = build(model_class, TESTER.get_config(aif_norm=aif_norm), eval_mode=not training)
+    full = TESTER.prepare_inputs()
+    all_padding = {key: value.clone() for key, value in full.items()}
+    all_padding["attention_mask"][0] = 0
+    cases = {
+        "all-padding row": all_padding,
+        "batch of one": {key: value[:1] for key, value in full.items()},
+        "sequence of one": {key: value[:, :1] for key, value in full.items()},
+        "one token, batch of one": {key: value[:1, :1] for key, value in full.items()},
+    }
+    for name, inputs in cases.items():
+        labels = TESTER.prepare_labels(model_class, inputs)
+        if labels is not None:
+            if model_class is DLFABertForTokenClassification:
+                labels = torch.zeros_like(inputs["input_ids"])  # every token labelled, so the loss is defined
+            inputs = {**inputs, "labels": labels}
+        outputs = model(**inputs)
+        assert torch.isfinite(first_output(outputs)).all(), name
+        if training and labels is not None:
+            outputs.loss.backward()
+            assert torch.isfinite(outputs.loss), name
+            assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters()), name
+            model.zero_grad()
+
+
+def test_batch_norm_statistics_ignore_padding_and_empty_rows():
+    model = build(DLFABertModel, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
+    inputs = TESTER.prepare_inputs()
+    norm = model.fusion.local_context.reduce_norm
+    observed = {}
+    norm.register_forward_hook(lambda module, args, output: observed.update(values=args[0], mask=args[1]))
+    model(**inputs)
+    real = observed["values"][observed["mask"]]
+    expected_mean = 0.9 * torch.zeros(real.shape[-1]) + 0.1 * real.mean(0)
+    assert_close(norm.running_mean, expected_mean)
+
+    # A batch with no real token leaves the running statistics alone.
+    before = norm.running_mean.clone()
+    model(**{**inputs, "attention_mask": torch.zeros_like(inputs["attention_mask"])})
+    assert torch.equal(norm.running_mean, before)
+
+
+def test_attention_mask_must_be_two_dimensional():
+    model = build(DLFABertModel, TESTER.get_config())
+    inputs = TESTER.prepare_inputs()
+    four_d = inputs["attention_mask"][:, None, None, :]
+    with pytest.raises(ValueError, match=r"shape \(batch_size, sequence_length\) = \(3, 7\), got \(3, 1, 1, 7\)"):
+        model(input_ids=inputs["input_ids"], attention_mask=four_d)
+
+
+def test_exactly_one_of_input_ids_and_inputs_embeds():
+    model = build(DLFABertModel, TESTER.get_config())
+    inputs = TESTER.prepare_inputs()
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        model(attention_mask=inputs["attention_mask"])
+    with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+        model(input_ids=inputs["input_ids"], inputs_embeds=model.get_input_embeddings()(inputs["input_ids"]))
