@@ -248,9 +248,11 @@ class DLFABertModel(DLFABertPreTrainedModel):
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
 
+        # The layers run here rather than through `BertEncoder.forward` so the fusion layer's output is kept without
+        # recording every hidden state; output capture (hidden_states, attentions) still hooks each layer.
         hidden_states = embedding_output
         for layer_number, layer in enumerate(self.encoder.layer, start=1):
-            hidden_states = layer(hidden_states, encoder_attention_mask, **kwargs)
+            hidden_states = layer(hidden_states, encoder_attention_mask, position_ids=position_ids, **kwargs)
             if layer_number == self.config.fusion_layer:
                 lower_hidden_states = hidden_states
 

@@ -425,6 +425,18 @@ def test_batch_norm_statistics_ignore_padding_and_empty_rows():
     assert torch.equal(norm.running_mean, before)
 
 
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_bfloat16_runs_and_stays_close_to_float32(training):
+    model = build(DLFABertForTokenClassification, TESTER.get_config(**NO_DROPOUT), eval_mode=not training)
+    randomize_fusion(model)
+    low_precision = copy.deepcopy(model).to(torch.bfloat16)
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        reference, logits = model(**inputs).logits, low_precision(**inputs).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    assert (logits.float() - reference).abs().max() < 0.1 * reference.abs().max()
+
+
 def test_attention_mask_must_be_two_dimensional():
     model = build(DLFABertModel, TESTER.get_config())
     inputs = TESTER.prepare_inputs()

