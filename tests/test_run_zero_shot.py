@@ -1,0 +1,140 @@
+"""The zero-shot harness end to end on a tiny BERT with the real multilingual tokenizer and real data slices."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, BertConfig, BertModel
+
+from remote_code import run_without_plugin
+from run_zero_shot import main, parse_layers
+
+
+@pytest.fixture(scope="session")
+def tiny_multilingual_bert(tmp_path_factory, offline_tokenizer) -> Path:
+    """A 2-layer, hidden-32 BERT over the real XLM-R vocabulary, saved with the real tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(
+        vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=37, max_position_embeddings=130, pad_token_id=offline_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    offline_tokenizer.save_pretrained(folder)
+    return folder
+
+
+def run(output_dir: Path, backbone: Path, data_dir: Path, *extra: str, task: str = "udpos") -> dict:
+    return main([
+        "--task", task, "--data_dir", str(data_dir), "--model_name_or_path", str(backbone),
+        "--output_dir", str(output_dir), "--max_train_samples", "16", "--max_eval_samples", "8",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3",
+        "--use_cpu", "--seed", "0", "--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "3",
+        *extra,
+    ])  # fmt: skip
+
+
+def test_layer_specs():
+    assert parse_layers("1-3,last,2", 12) == [1, 2, 3, "last"]
+    with pytest.raises(ValueError, match="layer 12 is out of range 1..11"):
+        parse_layers("10-12", 12)
+    with pytest.raises(ValueError, match="'top' is neither a layer"):
+        parse_layers("top", 12)
+
+
+def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    summary = run(
+        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "en,de,zh",
+        "--num_train_epochs", "1",
+    )
+    runs = summary["runs"]
+    assert set(runs) == {"layer-01", "last"} and summary["metric"] == "f1"
+    best = max(runs, key=lambda name: runs[name]["scores"]["selection"]["f1"])
+    assert summary["selected_by_english_dev"] == best
+    for result in runs.values():
+        assert set(result["scores"]) == {"selection", "en", "de", "zh"}
+        for scores in result["scores"].values():
+            assert set(scores) == {"f1", "precision", "recall", "token_accuracy"}
+            assert all(0.0 <= value <= 1.0 for value in scores.values())
+        assert result["target_average"] == pytest.approx((result["scores"]["de"]["f1"] + result["scores"]["zh"]["f1"]) / 2)
+
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    table = (tmp_path / "summary.md").read_text()
+    assert "| run | en dev | en | de | zh | avg (targets) |" in table and f"{best} (selected)" in table
+    assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model_dir = tmp_path / "layer-01" / "model"
+    assert {"modeling_dlfa.py", "configuration_dlfa.py", "tokenizer.json"} <= {p.name for p in model_dir.iterdir()}
+    assert json.loads((model_dir / "config.json").read_text())["fusion_layer"] == 1
+
+
+def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    summary = run(
+        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1", task="pawsx"
+    )
+    result = summary["runs"]["layer-01"]
+    assert summary["metric"] == "accuracy" and set(result["scores"]) == {"selection", "de"}
+    assert result["target_average"] == result["scores"]["de"]["accuracy"]
+
+
+def test_finished_runs_are_not_redone(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    common = ("--eval_languages", "de", "--num_train_epochs", "1")
+    run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", *common)
+    first = tmp_path / "layer-01" / "results.json"
+    written = (first.stat().st_mtime_ns, first.read_text())
+    summary = run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", *common)
+    assert (first.stat().st_mtime_ns, first.read_text()) == written
+    assert set(summary["runs"]) == {"layer-01", "last"}
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    common = ("--fusion_layers", "1", "--eval_languages", "de,zh", "--num_train_epochs", "2")
+    uninterrupted = run(tmp_path, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["layer-01"]["scores"]
+
+    # Interrupt after the first epoch: only the first checkpoint survives.
+    run_dir = tmp_path / "layer-01"
+    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    assert len(checkpoints) == 2
+    for leftover in (checkpoints[-1], run_dir / "model", run_dir / "results.json"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+    resumed = run(tmp_path, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["layer-01"]["scores"]
+    for language, scores in uninterrupted.items():
+        for name, value in scores.items():
+            assert resumed[language][name] == pytest.approx(value, abs=1e-6), (language, name)
+
+
+LOAD_CHECKPOINT = """
+import json, sys
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+checkpoint, model_dir = sys.argv[1], sys.argv[2]
+# The tokenizer is stock, but it reads the config, whose auto_map points at remote code: it needs the flag too.
+tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=True)
+model = AutoModelForTokenClassification.from_pretrained(checkpoint, trust_remote_code=True).eval()
+assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+with torch.no_grad():
+    logits = model(**tokenizer("Der Hund schläft .", return_tensors="pt")).logits
+tagger = pipeline("token-classification", model=model_dir, trust_remote_code=True)
+tags = tagger("Der Hund schläft .")
+print(json.dumps({"logits": logits.tolist(), "tags": [entity["entity"] for entity in tags]}))
+"""
+
+
+def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--eval_languages", "de",
+        "--num_train_epochs", "1")  # fmt: skip
+    checkpoint = next((tmp_path / "layer-01").glob("checkpoint-*"))
+    assert {"modeling_dlfa.py", "configuration_dlfa.py"} <= {path.name for path in checkpoint.iterdir()}
+    stdout = run_without_plugin(LOAD_CHECKPOINT, [str(checkpoint), str(tmp_path / "layer-01" / "model")], tmp_path)
+    result = json.loads(stdout.strip().splitlines()[-1])
+
+    from transformers import AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
+    with torch.no_grad():
+        expected = model(**AutoTokenizer.from_pretrained(checkpoint)("Der Hund schläft .", return_tensors="pt")).logits
+    torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)
+    assert result["tags"] and set(result["tags"]) <= set(model.config.id2label.values())
