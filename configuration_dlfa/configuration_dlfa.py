@@ -79,6 +79,8 @@ class DLFABertConfig(BertConfig):
     aif_norm: str = "batch"
 
     def __post_init__(self, **kwargs: Any) -> None:
+        # A plain BERT config.json carries "model_type": "bert"; kept, it would shadow this class's own type.
+        kwargs.pop("model_type", None)
         if self.fusion_layer is None and isinstance(self.num_hidden_layers, int):
             self.fusion_layer = self.num_hidden_layers - 1
         if kwargs.get("auto_map") is None:

@@ -45,6 +45,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLES.parent), str(EXAMPLES)]
+from model_cards.card import write_model_card  # noqa: E402
 from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
 from offline_backbone import OFFLINE_PREFIX, resolve_backbone  # noqa: E402
 from xtreme_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_pairs, load_task_data  # noqa: E402
@@ -182,6 +183,7 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
             "metric_for_best_model": f"eval_{metric}",
             "greater_is_better": True,
             "report_to": training_args.report_to or "none",
+            "push_to_hub": False,  # main() pushes the run selected on English once the sweep is done
         }
     )
     collator = (
@@ -221,9 +223,26 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         "files": data.files,
     }
     trainer.save_model(str(run_dir / "model"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    write_model_card(
+        run_dir / "model", data.task.name, result, model.config, model_args.model_name_or_path,
+        training_args.hub_model_id,
+    )
     results_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def push_selected_run(output_dir: Path, run_name: str, training_args: TrainingArguments) -> str:
+    """Upload the selected run's model folder (weights, code, tokenizer, card) with the stock Hub client."""
+    from huggingface_hub import create_repo, upload_folder
+
+    repo_id = training_args.hub_model_id or output_dir.name
+    create_repo(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token, exist_ok=True)
+    upload_folder(
+        repo_id=repo_id, folder_path=output_dir / run_name / "model", token=training_args.hub_token,
+        commit_message=f"DLFA zero-shot run {run_name} (selected on English dev)",
+        ignore_patterns=["training_args.bin"],
+    )
+    return repo_id
 
 
 _METRIC_KEYS = {"f1", "precision", "recall", "token_accuracy", "accuracy"}
@@ -314,6 +333,9 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args))
     summary = write_reports(results, list(data.evaluation), data_args.train_language, output_dir)
     print((output_dir / "summary.md").read_text())
+    if training_args.push_to_hub:
+        repo_id = push_selected_run(output_dir, summary["selected_by_english_dev"], training_args)
+        logger.info("pushed %s to the Hub as %s", summary["selected_by_english_dev"], repo_id)
     return summary
 
 

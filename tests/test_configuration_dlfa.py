@@ -70,6 +70,7 @@ def test_from_plain_bert_folder_applies_keywords_before_validating(tmp_path):
     four_layer_bert_config().save_pretrained(tmp_path)
     config = DLFABertConfig.from_pretrained(tmp_path, fusion_layer=2)
     assert (config.num_hidden_layers, config.fusion_layer) == (4, 2)
+    assert config.model_type == "dlfa_bert"  # not the "bert" written in the plain config.json
     # A keyword that changes the depth is judged together with the fusion layer.
     deeper = DLFABertConfig.from_pretrained(tmp_path, num_hidden_layers=12, fusion_layer=8)
     assert (deeper.num_hidden_layers, deeper.fusion_layer) == (12, 8)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForTokenClassification, BertConfig, BertModel
 
 from remote_code import run_without_plugin
@@ -67,6 +68,19 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
     model_dir = tmp_path / "layer-01" / "model"
     assert {"modeling_dlfa.py", "configuration_dlfa.py", "tokenizer.json"} <= {p.name for p in model_dir.iterdir()}
     assert json.loads((model_dir / "config.json").read_text())["fusion_layer"] == 1
+
+    # The model card: YAML metadata whose model-index holds this run's numbers, then usage and the table.
+    card = (model_dir / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---\n")[1])
+    assert metadata["library_name"] == "transformers" and "custom_code" in metadata["tags"]
+    assert metadata["pipeline_tag"] == "token-classification" and set(metadata["language"]) == {"en", "de", "zh"}
+    reported = {
+        entry["metrics"][0]["name"]: entry["metrics"][0]["value"] for entry in metadata["model-index"][0]["results"]
+    }
+    scores = runs["layer-01"]["scores"]
+    assert reported["seqeval F1 (de, zero-shot)"] == round(100 * scores["de"]["f1"], 2)
+    assert reported["seqeval F1 (en)"] == round(100 * scores["en"]["f1"], 2)
+    assert "trust_remote_code=True" in card and "| fusion layer (fused with the last, layer 2) | 1 |" in card
 
 
 def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
@@ -138,3 +152,75 @@ def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_
         expected = model(**AutoTokenizer.from_pretrained(checkpoint)("Der Hund schläft .", return_tensors="pt")).logits
     torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)
     assert result["tags"] and set(result["tags"]) <= set(model.config.id2label.values())
+
+
+INIT_CHECKPOINT_USE = """
+import json, sys
+import torch
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+init = sys.argv[1]
+tagger, info = AutoModelForTokenClassification.from_pretrained(
+    init, num_labels=5, trust_remote_code=True, output_loading_info=True
+)
+classifier = AutoModelForSequenceClassification.from_pretrained(init, num_labels=3, trust_remote_code=True)
+print(json.dumps({
+    "tagger": type(tagger).__name__, "classifier": type(classifier).__name__, "missing": sorted(info["missing_keys"]),
+    "fusion": tagger.bert.fusion.local_context.reduce.weight[0, :4].tolist(),
+}))
+"""
+
+
+def test_init_checkpoint_serves_the_stock_example_scripts(tmp_path, tiny_multilingual_bert):
+    from make_init_checkpoint import make_init_checkpoint
+
+    init = make_init_checkpoint(str(tiny_multilingual_bert), 1, tmp_path / "init")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        make_init_checkpoint(str(tiny_multilingual_bert), 1, init)
+    stdout = run_without_plugin(INIT_CHECKPOINT_USE, [str(init)], tmp_path)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert (result["tagger"], result["classifier"]) == (
+        "DLFABertForTokenClassification", "DLFABertForSequenceClassification"
+    )
+    assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
+
+    from modeling_dlfa import DLFABertModel
+
+    expected = DLFABertModel.from_pretrained(init).fusion.local_context.reduce.weight[0, :4]
+    torch.testing.assert_close(torch.tensor(result["fusion"]), expected)
+
+
+HUB_LOAD = """
+import json, sys
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+model = AutoModelForTokenClassification.from_pretrained("dlfa-org/tiny-tagger", trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained("dlfa-org/tiny-tagger", trust_remote_code=True)
+with torch.no_grad():
+    logits = model(**tokenizer("Hallo Welt", return_tensors="pt")).logits
+print(json.dumps({"module": type(model).__module__, "logits": logits.tolist()}))
+"""
+
+
+def test_checkpoint_resolves_from_the_hub_cache_offline(tmp_path, tiny_multilingual_bert):
+    """A real `from_pretrained("org/name")` resolution through the Hub cache layout, with HF_HUB_OFFLINE=1."""
+    from modeling_dlfa import DLFABertForTokenClassification
+    from transformers import AutoTokenizer
+
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, fusion_layer=1, num_labels=4).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_multilingual_bert)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--dlfa-org--tiny-tagger"
+    snapshot = repo / "snapshots" / commit
+    model.save_pretrained(snapshot)
+    tokenizer.save_pretrained(snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+
+    stdout = run_without_plugin(HUB_LOAD, [], tmp_path, env={"HF_HUB_CACHE": str(tmp_path / "hub")})
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["module"].startswith("transformers_modules.dlfa_hyphen_org.tiny_hyphen_tagger")
+    with torch.no_grad():
+        expected = model(**tokenizer("Hallo Welt", return_tensors="pt")).logits
+    torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)

@@ -1,0 +1,93 @@
+"""Write a Hub model card (README.md with YAML metadata and a `model-index`) into a saved zero-shot run."""
+
+from pathlib import Path
+from string import Template
+
+import yaml
+
+
+TEMPLATE = Path(__file__).with_name("dlfa_model_card.md")
+TASK_CARD = {
+    # task: (title, pipeline tag, task type in model-index, XTREME config name pattern, metric, metric name)
+    "udpos": ("part-of-speech tagging (UDPOS)", "token-classification", "token-classification", "udpos", "f1", "seqeval F1"),
+    "panx": ("named entity recognition (PAN-X)", "token-classification", "token-classification", "PAN-X", "f1", "seqeval F1"),
+    "xnli": ("natural language inference (XNLI)", "text-classification", "text-classification", "XNLI", "accuracy", "accuracy"),
+    "pawsx": ("paraphrase identification (PAWS-X)", "text-classification", "text-classification", "PAWS-X", "accuracy", "accuracy"),
+}
+KNOWN_BASE_MODELS = {"multilingual-e5-small": ("intfloat/multilingual-e5-small", "mit")}
+
+
+def card_metadata(task: str, result: dict, model_name: str, base_model: str, license_name: str) -> dict:
+    title, pipeline_tag, task_type, config, metric, metric_name = TASK_CARD[task]
+    languages = [language for language in result["scores"] if language != "selection"]
+    entries = []
+    for language in languages:
+        entries.append(
+            {
+                "task": {"type": task_type, "name": title},
+                "dataset": {"type": "google/xtreme", "name": f"XTREME {config} ({language})", "config": config},
+                "metrics": [
+                    {
+                        "type": metric,
+                        "value": round(100 * result["scores"][language][metric], 2),
+                        "name": f"{metric_name} ({language}{'' if language == 'en' else ', zero-shot'})",
+                    }
+                ],
+            }
+        )
+    return {
+        "language": sorted(set(languages) | {"en"}),
+        "license": license_name,
+        "library_name": "transformers",
+        "pipeline_tag": pipeline_tag,
+        "base_model": base_model,
+        "datasets": ["google/xtreme"],
+        "metrics": ["seqeval" if metric == "f1" else "accuracy"],
+        "tags": ["dlfa", "cross-lingual", "zero-shot", "xtreme", task, "custom_code"],
+        "model-index": [{"name": model_name, "results": entries}],
+    }
+
+
+def results_table(result: dict, metric: str) -> str:
+    languages = [language for language in result["scores"] if language != "selection"]
+    header = "| " + " | ".join(["en dev (selection)", *languages]) + " |"
+    cells = [result["scores"]["selection"][metric], *(result["scores"][language][metric] for language in languages)]
+    return "\n".join([header, "|" + "---|" * (len(languages) + 1), "| " + " | ".join(f"{100 * v:.2f}" for v in cells) + " |"])
+
+
+def write_model_card(
+    model_dir: Path, task: str, result: dict, config, base_model: str, repo_id: str | None = None
+) -> Path:
+    """Write `model_dir/README.md` for one finished run (`result` as in its results.json)."""
+    model_dir = Path(model_dir)
+    base_name, license_name = KNOWN_BASE_MODELS.get(
+        Path(base_model.removeprefix("offline:")).name, (base_model, "apache-2.0")
+    )
+    repo_id = repo_id or model_dir.parent.name
+    title, pipeline_tag, _, _, metric, metric_name = TASK_CARD[task]
+    is_dlfa = getattr(config, "fusion_layer", None) is not None
+    auto_class = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
+    average = result.get("target_average")
+    body = Template(TEMPLATE.read_text()).substitute(
+        model_name=repo_id,
+        head_description="tagger" if pipeline_tag == "token-classification" else "classifier",
+        task_title=title,
+        base_model=base_name,
+        fusion_layer=config.fusion_layer if is_dlfa else "none (last-layer baseline)",
+        num_layers=config.num_hidden_layers,
+        aif_gate=getattr(config, "aif_gate", "-"),
+        aif_norm=getattr(config, "aif_norm", "-"),
+        aif_reduction=getattr(config, "aif_reduction", "-"),
+        auto_class=auto_class,
+        repo_id=repo_id,
+        pipeline_line=f'predict = pipeline("{pipeline_tag}", model=model, tokenizer=tokenizer)',
+        metric_name=metric_name,
+        results_table=results_table(result, metric),
+        target_average="-" if average is None else f"{100 * average:.2f}",
+        train_files=result.get("files", {}).get("train", "-"),
+        selection_file=result.get("files", {}).get("selection", "-"),
+    )
+    metadata = card_metadata(task, result, repo_id, base_name, license_name)
+    path = model_dir / "README.md"
+    path.write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n\n" + body)
+    return path
