@@ -18,9 +18,9 @@ An interrupted run resumes: finished layers are read back from their `results.js
 from its last Trainer checkpoint. Every checkpoint folder loads on its own with `trust_remote_code=True`.
 """
 
+import hashlib
 import json
 import logging
-import os
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from transformers import (
     DataCollatorWithPadding,
     HfArgumentParser,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 from transformers.trainer_utils import get_last_checkpoint
@@ -162,6 +163,29 @@ class ZeroShotScorer:
         return self.metric.compute(predictions=predicted_tags, references=reference_tags)
 
 
+class ReplicaCheck(TrainerCallback):
+    """
+    Under data-parallel training (`accelerate launch`, torchrun), gather a SHA-256 of every process's parameters at
+    the end of each epoch and stop with an error if the replicas differ. The digests of the last epoch are kept in
+    `digests`. (BatchNorm running statistics are buffers, per process as in `nn.BatchNorm1d`, and not compared.)
+    """
+
+    def __init__(self):
+        self.digests: list[str] | None = None
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        digest = hashlib.sha256()
+        for parameter in model.parameters():
+            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+        gathered = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, digest.hexdigest())
+        if len(set(gathered)) > 1:
+            raise RuntimeError(f"data-parallel replicas diverged at epoch {state.epoch}: parameter digests {gathered}")
+        self.digests = gathered
+
+
 def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args) -> dict:
     """Train and evaluate one configuration in its own folder; read it back if it already finished."""
     run_name = BASELINE if layer == BASELINE else f"layer-{layer:02d}"
@@ -198,6 +222,7 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=scorer,
+        callbacks=[replica_check := ReplicaCheck()],
     )
     checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -221,8 +246,12 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         "scores": per_language,
         "target_average": statistics.mean(per_language[language][metric] for language in targets) if targets else None,
         "files": data.files,
+        "world_size": args.world_size,
+        "replica_parameter_sha256": replica_check.digests,
     }
     trainer.save_model(str(run_dir / "model"))
+    if not trainer.is_world_process_zero():
+        return result
     write_model_card(
         run_dir / "model", data.task.name, result, model.config, model_args.model_name_or_path,
         training_args.hub_model_id,
@@ -325,12 +354,15 @@ def main(argv: list[str] | None = None) -> dict:
     features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(output_dir / "tokenizer")
+    if training_args.should_save:
+        tokenizer.save_pretrained(output_dir / "tokenizer")
 
     results = []
     for layer in layers:
         torch.manual_seed(training_args.seed)
         results.append(run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args))
+    if not training_args.should_save:  # other data-parallel processes: the main one writes the reports
+        return {}
     summary = write_reports(results, list(data.evaluation), data_args.train_language, output_dir)
     print((output_dir / "summary.md").read_text())
     if training_args.push_to_hub:

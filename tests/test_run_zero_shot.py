@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,23 @@ def test_checkpoint_resolves_from_the_hub_cache_offline(tmp_path, tiny_multiling
     with torch.no_grad():
         expected = model(**tokenizer("Hallo Welt", return_tensors="pt")).logits
     torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_launch_keeps_replicas_identical(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    script = Path(__file__).resolve().parent.parent / "examples" / "run_zero_shot.py"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+        "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script),
+        "--task", "udpos", "--data_dir", str(xtreme_lite), "--model_name_or_path", str(tiny_multilingual_bert),
+        "--fusion_layers", "1", "--max_train_samples", "16", "--max_eval_samples", "8", "--eval_languages", "de",
+        "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
+        "--output_dir", str(tmp_path / "ddp"), "--disable_tqdm", "true", "--report_to", "none", "--use_cpu",
+    ]  # fmt: skip
+    completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads((tmp_path / "ddp" / "layer-01" / "results.json").read_text())
+    assert result["world_size"] == 2
+    first, second = result["replica_parameter_sha256"]
+    assert first == second  # gradients were averaged: both ranks end with the same weights
+    assert AutoModelForTokenClassification.from_pretrained(tmp_path / "ddp" / "layer-01" / "model").config.fusion_layer == 1
