@@ -122,7 +122,7 @@ class AIFContextBranch(nn.Module):
 
     def __init__(self, config: DLFABertConfig):
         super().__init__()
-        bottleneck_size = max(config.hidden_size // config.aif_reduction, 1)
+        bottleneck_size = config.hidden_size // config.aif_reduction  # >= 1: the config bounds r by hidden_size
         norm_class = AIF_NORM_CLASSES[config.aif_norm]
         self.reduce = nn.Linear(config.hidden_size, bottleneck_size)
         self.reduce_norm = norm_class(bottleneck_size)

@@ -1,0 +1,33 @@
+"""The README's quickstart runs as written (on a small 12-layer BERT folder with the real multilingual tokenizer)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertModel
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_quickstart_runs_as_written(tmp_path, offline_tokenizer):
+    snippet = re.search(r"## Quickstart\n\n```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    assert "path/to/bert" in snippet
+    bert = tmp_path / "bert"
+    config = BertConfig(
+        vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=12, num_attention_heads=4,
+        intermediate_size=37, pad_token_id=offline_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(bert)
+    offline_tokenizer.save_pretrained(bert)
+
+    script = snippet.replace("path/to/bert", str(bert)) + "\nprint(type(reloaded).__name__, reloaded.config.fusion_layer)\n"
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "DLFABertForTokenClassification 8"
+    assert (tmp_path / "dlfa-tagger" / "modeling_dlfa.py").is_file()
