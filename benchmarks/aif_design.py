@@ -48,7 +48,7 @@ VARIANTS = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", type=Path, required=True)
+    parser.add_argument("--backbone", type=Path)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
     parser.add_argument("--fusion-layer", type=int, default=10)
@@ -62,7 +62,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--output", type=Path)
     parser.add_argument("--work-dir", type=Path, default=Path("runs/aif_design"))
-    return parser.parse_args()
+    parser.add_argument("--summarize", type=Path, help="print the markdown table of a results JSON and exit")
+    args = parser.parse_args()
+    if args.backbone is None and args.summarize is None:
+        parser.error("--backbone is required (a converted backbone folder; see examples/offline_backbone.py)")
+    return args
 
 
 def build_model(variant: str, args: argparse.Namespace, seed: int):
@@ -90,8 +94,27 @@ def token_accuracy(trainer: Trainer, features) -> float:
     return float((predicted[keep] == labels[keep]).mean())
 
 
+def summary_table(report: dict) -> str:
+    """A markdown table of a report: mean (and, with several seeds, min-max) per variant, token accuracy in %."""
+    by_variant: dict[str, list[dict]] = {}
+    for key, scores in report["results"].items():
+        by_variant.setdefault(key.split("/")[0], []).append(scores)
+    rows = ["| variant | seeds | en dev | target average | zh | ja | ko |", "|---|---|---|---|---|---|---|"]
+    for variant, runs in by_variant.items():
+        def cell(name: str) -> str:
+            values = [100 * run[name] for run in runs]
+            mean = f"{statistics.mean(values):.2f}"
+            return mean if len(values) == 1 else f"{mean} [{min(values):.2f}-{max(values):.2f}]"
+
+        rows.append(f"| {variant} | {len(runs)} | " + " | ".join(cell(n) for n in ("en_dev", "target_average", "zh", "ja", "ko")) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     args = parse_args()
+    if args.summarize:
+        print(summary_table(json.loads(args.summarize.read_text())))
+        return
     torch.set_num_threads(torch.get_num_threads())
     tokenizer = AutoTokenizer.from_pretrained(args.backbone)
     label_to_id = {tag: index for index, tag in enumerate(UPOS_TAGS)}
@@ -113,11 +136,14 @@ def main() -> None:
         for language in languages
     }
 
-    results = {}
-    setup = {key: str(value) for key, value in vars(args).items()}
+    # Resumable: results already in --output are kept and their runs skipped.
+    results = json.loads(args.output.read_text())["results"] if args.output and args.output.exists() else {}
+    setup = {key: str(value) for key, value in vars(args).items() if key not in ("seeds", "variants", "summarize")}
     # Seed-major, written after every run: an interrupted measurement still has every variant of the first seeds.
     for seed in map(int, args.seeds.split(",")):
         for variant in args.variants.split(","):
+            if f"{variant}/seed{seed}" in results:
+                continue
             started = time.time()
             model = build_model(variant, args, seed)
             training_args = TrainingArguments(
