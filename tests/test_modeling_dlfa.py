@@ -292,12 +292,15 @@ def test_gradient_checkpointing_gives_the_same_gradients(model_class):
         assert_close(checkpointed[name], plain[name])
 
 
-def test_torch_compile_runs_forward_and_backward():
+@pytest.mark.parametrize(
+    "backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)]  # inductor: ~50 s of C++ codegen
+)
+def test_torch_compile_runs_forward_and_backward(backend):
     model = build(DLFABertForTokenClassification, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
     inputs = TESTER.prepare_inputs()
     inputs["labels"] = TESTER.prepare_labels(DLFABertForTokenClassification, inputs)
     eager = copy.deepcopy(model)
-    compiled = torch.compile(model, backend="aot_eager", fullgraph=False)
+    compiled = torch.compile(model, backend=backend)
 
     compiled_outputs = compiled(**inputs)
     compiled_outputs.loss.backward()
