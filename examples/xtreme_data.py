@@ -137,6 +137,13 @@ TASKS = {
         "udpos", "token", UPOS_TAGS, False, "udpos/xtreme_udpos_train-en.tsv", "train",
         "udpos/xtreme_udpos_dev-en.tsv", "udpos/xtreme_udpos_{split}-{language}.tsv", ("test", "dev"),
     ),
+    # The same task from Universal Dependencies CoNLL-U files: English EWT for training and selection, the GSD
+    # treebanks (de fr es zh ja) and EWT test for evaluation.
+    "udpos_ud": TaskSpec(
+        "udpos_ud", "token", UPOS_TAGS, False, "ud-conllu/en_ewt-ud-train.conllu", "train",
+        "ud-conllu/en_ewt-ud-dev.conllu", "ud-conllu/{language}_gsd-ud-{split}.conllu|ud-conllu/{language}_ewt-ud-{split}.conllu",
+        ("test",),
+    ),
     "panx": TaskSpec(
         "panx", "token", PANX_TAGS, False, "panx/panx_train-en.tsv", "train", "panx/panx_dev-en.tsv",
         "panx/panx_{split}-{language}.tsv", ("dev",),

@@ -1,5 +1,6 @@
 """Write a Hub model card (README.md with YAML metadata and a `model-index`) into a saved zero-shot run."""
 
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -7,30 +8,46 @@ import yaml
 
 
 TEMPLATE = Path(__file__).with_name("dlfa_model_card.md")
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    title: str
+    pipeline_tag: str  # also the model-index task type
+    dataset: str  # Hub id of the data set
+    dataset_config: str
+    metric: str  # key in results.json
+    metric_name: str
+
+
 TASK_CARD = {
-    # task: (title, pipeline tag, task type in model-index, XTREME config name pattern, metric, metric name)
-    "udpos": ("part-of-speech tagging (UDPOS)", "token-classification", "token-classification", "udpos", "f1", "seqeval F1"),
-    "panx": ("named entity recognition (PAN-X)", "token-classification", "token-classification", "PAN-X", "f1", "seqeval F1"),
-    "xnli": ("natural language inference (XNLI)", "text-classification", "text-classification", "XNLI", "accuracy", "accuracy"),
-    "pawsx": ("paraphrase identification (PAWS-X)", "text-classification", "text-classification", "PAWS-X", "accuracy", "accuracy"),
+    "udpos": TaskCard("part-of-speech tagging (UDPOS)", "token-classification", "google/xtreme", "udpos", "f1", "seqeval F1"),
+    "udpos_ud": TaskCard(
+        "part-of-speech tagging (UD)", "token-classification", "universal_dependencies", "gsd", "f1", "seqeval F1"
+    ),
+    "panx": TaskCard("named entity recognition (PAN-X)", "token-classification", "google/xtreme", "PAN-X", "f1", "seqeval F1"),
+    "xnli": TaskCard("natural language inference (XNLI)", "text-classification", "google/xtreme", "XNLI", "accuracy", "accuracy"),
+    "pawsx": TaskCard("paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"),
 }
 KNOWN_BASE_MODELS = {"multilingual-e5-small": ("intfloat/multilingual-e5-small", "mit")}
 
 
 def card_metadata(task: str, result: dict, model_name: str, base_model: str, license_name: str) -> dict:
-    title, pipeline_tag, task_type, config, metric, metric_name = TASK_CARD[task]
+    card = TASK_CARD[task]
     languages = [language for language in result["scores"] if language != "selection"]
     entries = []
     for language in languages:
         entries.append(
             {
-                "task": {"type": task_type, "name": title},
-                "dataset": {"type": "google/xtreme", "name": f"XTREME {config} ({language})", "config": config},
+                "task": {"type": card.pipeline_tag, "name": card.title},
+                "dataset": {
+                    "type": card.dataset, "name": f"{card.title} ({language})", "config": card.dataset_config,
+                },
                 "metrics": [
                     {
-                        "type": metric,
-                        "value": round(100 * result["scores"][language][metric], 2),
-                        "name": f"{metric_name} ({language}{'' if language == 'en' else ', zero-shot'})",
+                        "type": card.metric,
+                        "value": round(100 * result["scores"][language][card.metric], 2),
+                        "name": f"{card.metric_name} ({language}{'' if language == 'en' else ', zero-shot'})",
                     }
                 ],
             }
@@ -39,11 +56,11 @@ def card_metadata(task: str, result: dict, model_name: str, base_model: str, lic
         "language": sorted(set(languages) | {"en"}),
         "license": license_name,
         "library_name": "transformers",
-        "pipeline_tag": pipeline_tag,
+        "pipeline_tag": card.pipeline_tag,
         "base_model": base_model,
-        "datasets": ["google/xtreme"],
-        "metrics": ["seqeval" if metric == "f1" else "accuracy"],
-        "tags": ["dlfa", "cross-lingual", "zero-shot", "xtreme", task, "custom_code"],
+        "datasets": [card.dataset],
+        "metrics": ["seqeval" if card.metric == "f1" else "accuracy"],
+        "tags": ["dlfa", "cross-lingual", "zero-shot", task, "custom_code"],
         "model-index": [{"name": model_name, "results": entries}],
     }
 
@@ -64,14 +81,15 @@ def write_model_card(
         Path(base_model.removeprefix("offline:")).name, (base_model, "apache-2.0")
     )
     repo_id = repo_id or model_dir.parent.name
-    title, pipeline_tag, _, _, metric, metric_name = TASK_CARD[task]
+    card = TASK_CARD[task]
     is_dlfa = getattr(config, "fusion_layer", None) is not None
-    auto_class = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
+    token_task = card.pipeline_tag == "token-classification"
+    auto_class = "AutoModelForTokenClassification" if token_task else "AutoModelForSequenceClassification"
     average = result.get("target_average")
     body = Template(TEMPLATE.read_text()).substitute(
         model_name=repo_id,
-        head_description="tagger" if pipeline_tag == "token-classification" else "classifier",
-        task_title=title,
+        head_description="tagger" if token_task else "classifier",
+        task_title=card.title,
         base_model=base_name,
         fusion_layer=config.fusion_layer if is_dlfa else "none (last-layer baseline)",
         num_layers=config.num_hidden_layers,
@@ -80,9 +98,9 @@ def write_model_card(
         aif_reduction=getattr(config, "aif_reduction", "-"),
         auto_class=auto_class,
         repo_id=repo_id,
-        pipeline_line=f'predict = pipeline("{pipeline_tag}", model=model, tokenizer=tokenizer)',
-        metric_name=metric_name,
-        results_table=results_table(result, metric),
+        pipeline_line=f'predict = pipeline("{card.pipeline_tag}", model=model, tokenizer=tokenizer)',
+        metric_name=card.metric_name,
+        results_table=results_table(result, card.metric),
         target_average="-" if average is None else f"{100 * average:.2f}",
         train_files=result.get("files", {}).get("train", "-"),
         selection_file=result.get("files", {}).get("selection", "-"),

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shared test helpers (`dlfa_tester.py`, `remote_code.py`) live beside the tests; the harness in examples/.
-sys.path[:0] = [str(Path(__file__).parent), str(ROOT / "examples")]
+sys.path[:0] = [str(Path(__file__).parent), str(ROOT / "examples"), str(ROOT)]
 
 XTREME_LITE = ROOT.parent / "shared" / "data" / "xtreme-lite"
 

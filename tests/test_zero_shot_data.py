@@ -83,9 +83,19 @@ def test_malformed_line_error_names_file_and_line(reader, text, line, tmp_path):
 
 def test_languages_found_per_task(xtreme_lite):
     found = {name: available_languages(task, xtreme_lite, task.eval_splits) for name, task in TASKS.items()}
+    assert set(found) == {"udpos", "udpos_ud", "panx", "xnli", "pawsx"}
     assert "de" in found["udpos"] and "ta" in found["udpos"]  # German has only a dev file: dev is the fallback
     assert found["xnli"] == ["ar", "de", "en", "es", "fr", "hi", "ru", "tr", "zh"]
     assert found["pawsx"] == ["de"]
+
+
+def test_udpos_from_universal_dependencies_conllu(xtreme_lite):
+    task = TASKS["udpos_ud"]
+    assert available_languages(task, xtreme_lite, task.eval_splits) == ["de", "en", "es", "fr", "ja", "zh"]
+    data = load_task_data(task, xtreme_lite, ["en", "zh"], max_train_samples=30, max_eval_samples=5)
+    assert (len(data.train), len(data.selection), len(data.evaluation["zh"])) == (30, 5, 5)
+    assert data.files["en"].endswith("en_ewt-ud-test.conllu") and data.files["zh"].endswith("zh_gsd-ud-test.conllu")
+    assert all(set(s.tags) <= set(UPOS_TAGS) for s in data.train + data.evaluation["zh"])
 
 
 def test_parallel_tasks_hold_out_english_for_selection(xtreme_lite):
