@@ -101,12 +101,17 @@ def summary_table(report: dict) -> str:
         by_variant.setdefault(key.split("/")[0], []).append(scores)
     rows = ["| variant | seeds | en dev | target average | zh | ja | ko |", "|---|---|---|---|---|---|---|"]
     for variant, runs in by_variant.items():
+
         def cell(name: str) -> str:
             values = [100 * run[name] for run in runs]
             mean = f"{statistics.mean(values):.2f}"
             return mean if len(values) == 1 else f"{mean} [{min(values):.2f}-{max(values):.2f}]"
 
-        rows.append(f"| {variant} | {len(runs)} | " + " | ".join(cell(n) for n in ("en_dev", "target_average", "zh", "ja", "ko")) + " |")
+        rows.append(
+            f"| {variant} | {len(runs)} | "
+            + " | ".join(cell(n) for n in ("en_dev", "target_average", "zh", "ja", "ko"))
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -129,8 +134,11 @@ def main() -> None:
     # Test sets, or dev where a language has no test set (German): neither is ever used for selection.
     targets = {
         language: features(
-            next(f"xtreme_udpos_{split}-{language}.tsv" for split in ("test", "dev")
-                 if (udpos / f"xtreme_udpos_{split}-{language}.tsv").exists()),
+            next(
+                f"xtreme_udpos_{split}-{language}.tsv"
+                for split in ("test", "dev")
+                if (udpos / f"xtreme_udpos_{split}-{language}.tsv").exists()
+            ),
             args.eval_sentences,
         )
         for language in languages

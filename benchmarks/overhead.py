@@ -66,14 +66,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_models(args: argparse.Namespace):
     """The stock head and the DLFA head, sharing every backbone and classifier weight."""
     shape = dict(
-        vocab_size=args.vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
-        num_attention_heads=args.hidden_size // 64, intermediate_size=4 * args.hidden_size, num_labels=7,
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers,
+        num_attention_heads=args.hidden_size // 64,
+        intermediate_size=4 * args.hidden_size,
+        num_labels=7,
     )
     bert_class, dlfa_class = HEADS[args.head]
     torch.manual_seed(0)
     bert = bert_class(BertConfig(**shape))
     dlfa_config = DLFABertConfig(
-        **shape, fusion_layer=args.fusion_layer, aif_reduction=args.aif_reduction, aif_gate=args.aif_gate,
+        **shape,
+        fusion_layer=args.fusion_layer,
+        aif_reduction=args.aif_reduction,
+        aif_gate=args.aif_gate,
         aif_norm=args.aif_norm,
     )
     dlfa = dlfa_class(dlfa_config)
@@ -215,10 +222,17 @@ def main(argv: list[str] | None = None) -> dict:
     batch = make_batch(args)
     report = {
         "setup": {
-            "head": args.head, "batch_size": args.batch_size, "seq_length": args.seq_length,
-            "num_layers": args.num_layers, "hidden_size": args.hidden_size, "fusion_layer": args.fusion_layer,
-            "aif_reduction": args.aif_reduction, "aif_gate": args.aif_gate, "aif_norm": args.aif_norm,
-            "threads": args.threads, "torch": torch.__version__,
+            "head": args.head,
+            "batch_size": args.batch_size,
+            "seq_length": args.seq_length,
+            "num_layers": args.num_layers,
+            "hidden_size": args.hidden_size,
+            "fusion_layer": args.fusion_layer,
+            "aif_reduction": args.aif_reduction,
+            "aif_gate": args.aif_gate,
+            "aif_norm": args.aif_norm,
+            "threads": args.threads,
+            "torch": torch.__version__,
         },
         "forward_time_ratio": paired_time_ratios(forward, bert, dlfa, batch, args.pairs, args.warmup),
         "forward_backward_time_ratio": paired_time_ratios(

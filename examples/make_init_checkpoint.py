@@ -45,8 +45,13 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
     out = make_init_checkpoint(
-        args.base, args.fusion_layer, args.out, args.overwrite,
-        aif_gate=args.aif_gate, aif_norm=args.aif_norm, aif_reduction=args.aif_reduction,
+        args.base,
+        args.fusion_layer,
+        args.out,
+        args.overwrite,
+        aif_gate=args.aif_gate,
+        aif_norm=args.aif_norm,
+        aif_reduction=args.aif_reduction,
     )
     print(f"wrote {out}")
 

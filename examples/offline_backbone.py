@@ -117,7 +117,8 @@ def read_e5_file(path: Path) -> E5File:
     tensors = {}
     for _ in range(reader.take("i")):
         name = reader.raw(reader.take("H")).decode("ascii")
-        _dtype, count, offset, length = reader.take("B"), reader.take("I"), reader.take("Q"), reader.take("Q")
+        reader.take("B")  # the dtype code; the byte length below tells float32 from Q4_0
+        count, offset, length = reader.take("I"), reader.take("Q"), reader.take("Q")
         raw = data[offset : offset + length]
         if length == 4 * count:
             tensors[name] = np.frombuffer(raw, dtype="<f4").copy()

@@ -8,7 +8,8 @@ the standard `Trainer`; optionally sweep the fusion layer (the paper's Table 1) 
         --model_name_or_path offline:multilingual-e5-small --fusion_layers 10,last --output_dir runs/udpos
 
     # the paper's setting, where the Hub is reachable
-    python examples/run_zero_shot.py --task panx --data_dir data/xtreme --model_name_or_path bert-base-multilingual-cased \
+    python examples/run_zero_shot.py --task panx --data_dir data/xtreme \
+        --model_name_or_path bert-base-multilingual-cased \
         --fusion_layers 1-11,last --num_train_epochs 5 --learning_rate 2e-5 --per_device_train_batch_size 32 \
         --output_dir runs/panx
 
@@ -37,6 +38,8 @@ from transformers import (
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
     HfArgumentParser,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -55,6 +58,7 @@ from xtreme_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_
 logger = logging.getLogger("run_zero_shot")
 BASELINE = "last"
 MAIN_METRIC = {"tagging": "f1", "classification": "accuracy"}
+METRIC_KEYS = {"f1", "precision", "recall", "token_accuracy", "accuracy"}
 
 
 @dataclass
@@ -101,37 +105,52 @@ def parse_layers(spec: str, num_layers: int) -> list[int | str]:
             raise ValueError(f"--fusion_layers: {part!r} is neither a layer, a range like 1-11, nor 'last'")
         for layer in range(int(start), int(end or start) + 1):
             if not 1 <= layer <= num_layers - 1:
-                raise ValueError(f"--fusion_layers: layer {layer} is out of range 1..{num_layers - 1} for this backbone")
+                raise ValueError(
+                    f"--fusion_layers: layer {layer} is out of range 1..{num_layers - 1} for this backbone"
+                )
             layers.append(layer)
     if not layers:
         raise ValueError("--fusion_layers names no layer")
     return list(dict.fromkeys(layers))
 
 
-def build_model(backbone: str, task_kind: str, labels: tuple[str, ...], layer: int | str, model_args: ModelArguments):
+def build_model(
+    backbone: str, task_kind: str, labels: tuple[str, ...], layer: int | str, model_args: ModelArguments
+) -> PreTrainedModel:
     label_maps = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
     if layer == BASELINE:
         model_class = BertForTokenClassification if task_kind == "token" else BertForSequenceClassification
-        model = model_class.from_pretrained(backbone, num_labels=len(labels), **label_maps, cache_dir=model_args.cache_dir)
+        model = model_class.from_pretrained(
+            backbone, num_labels=len(labels), **label_maps, cache_dir=model_args.cache_dir
+        )
     else:
         model_class = DLFABertForTokenClassification if task_kind == "token" else DLFABertForSequenceClassification
         model = model_class.from_pretrained(
-            backbone, num_labels=len(labels), **label_maps, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
-            aif_gate=model_args.aif_gate, aif_norm=model_args.aif_norm, cache_dir=model_args.cache_dir,
+            backbone,
+            num_labels=len(labels),
+            **label_maps,
+            fusion_layer=layer,
+            aif_reduction=model_args.aif_reduction,
+            aif_gate=model_args.aif_gate,
+            aif_norm=model_args.aif_norm,
+            cache_dir=model_args.cache_dir,
         )
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
-def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
+def featurize(data: TaskData, tokenizer: PreTrainedTokenizerBase, data_args: DataArguments) -> dict:
     labels = {label: index for index, label in enumerate(data.task.labels)}
     if data.task.kind == "token":
+
         def encode(examples):
             return align_labels(examples, tokenizer, labels, data_args.max_seq_length, data_args.label_alignment)
     else:
+
         def encode(examples):
             return encode_pairs(examples, tokenizer, labels, data_args.max_seq_length)
+
     return {
         "train": encode(data.train),
         "selection": encode(data.selection),
@@ -186,7 +205,16 @@ class ReplicaCheck(TrainerCallback):
         self.digests = gathered
 
 
-def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args) -> dict:
+def run_layer(
+    layer: int | str,
+    backbone: str,
+    features: dict,
+    data: TaskData,
+    tokenizer: PreTrainedTokenizerBase,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+) -> dict:
     """Train and evaluate one configuration in its own folder; read it back if it already finished."""
     run_name = BASELINE if layer == BASELINE else f"layer-{layer:02d}"
     run_dir = Path(training_args.output_dir) / run_name
@@ -211,9 +239,12 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         }
     )
     collator = (
-        DataCollatorForTokenClassification(tokenizer) if data.task.kind == "token" else DataCollatorWithPadding(tokenizer)
+        DataCollatorForTokenClassification(tokenizer)
+        if data.task.kind == "token"
+        else DataCollatorWithPadding(tokenizer)
     )
     model = build_model(backbone, data.task.kind, data.task.labels, layer, model_args)
+    replica_check = ReplicaCheck()
     trainer = Trainer(
         model=model,
         args=args,
@@ -222,7 +253,7 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=scorer,
-        callbacks=[replica_check := ReplicaCheck()],
+        callbacks=[replica_check],
     )
     checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -234,7 +265,7 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
         language: {
             key.removeprefix(f"{language}_"): value
             for key, value in values.items()
-            if key.removeprefix(f"{language}_") in _METRIC_KEYS
+            if key.removeprefix(f"{language}_") in METRIC_KEYS
         }
         for language, values in scores.items()
     }
@@ -253,7 +284,11 @@ def run_layer(layer, backbone, features, data, tokenizer, model_args, data_args,
     if not trainer.is_world_process_zero():
         return result
     write_model_card(
-        run_dir / "model", data.task.name, result, model.config, model_args.model_name_or_path,
+        run_dir / "model",
+        data.task.name,
+        result,
+        model.config,
+        model_args.model_name_or_path,
         training_args.hub_model_id,
     )
     results_file.write_text(json.dumps(result, indent=2) + "\n")
@@ -267,14 +302,13 @@ def push_selected_run(output_dir: Path, run_name: str, training_args: TrainingAr
     repo_id = training_args.hub_model_id or output_dir.name
     create_repo(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token, exist_ok=True)
     upload_folder(
-        repo_id=repo_id, folder_path=output_dir / run_name / "model", token=training_args.hub_token,
+        repo_id=repo_id,
+        folder_path=output_dir / run_name / "model",
+        token=training_args.hub_token,
         commit_message=f"DLFA zero-shot run {run_name} (selected on English dev)",
         ignore_patterns=["training_args.bin"],
     )
     return repo_id
-
-
-_METRIC_KEYS = {"f1", "precision", "recall", "token_accuracy", "accuracy"}
 
 
 def write_reports(results: list[dict], languages: list[str], train_language: str, output_dir: Path) -> dict:
@@ -291,7 +325,10 @@ def write_reports(results: list[dict], languages: list[str], train_language: str
     header = ["run", "en dev"] + languages + ["avg (targets)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
-        cells = [result["run"] + (" (selected)" if result is best else ""), _percent(result["scores"]["selection"][metric])]
+        cells = [
+            result["run"] + (" (selected)" if result is best else ""),
+            _percent(result["scores"]["selection"][metric]),
+        ]
         cells += [_percent(result["scores"][language][metric]) for language in languages]
         cells.append(_percent(result["target_average"]))
         lines.append("| " + " | ".join(cells) + " |")
@@ -338,7 +375,9 @@ def main(argv: list[str] | None = None) -> dict:
     if data_args.data_dir is None:
         raise ValueError("--data_dir is required: a folder laid out as ../shared/data/xtreme-lite")
     if data_args.train_language != "en":
-        raise ValueError(f"--train_language {data_args.train_language!r}: the local data has English training sets only")
+        raise ValueError(
+            f"--train_language {data_args.train_language!r}: the local data has English training sets only"
+        )
 
     task = TASKS[data_args.task]
     backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
@@ -348,8 +387,13 @@ def main(argv: list[str] | None = None) -> dict:
     eval_languages = data_args.eval_languages.split(",") if data_args.eval_languages else None
     eval_splits = tuple(data_args.eval_split.split(",")) if data_args.eval_split else None
     data = load_task_data(
-        task, Path(data_args.data_dir), eval_languages, eval_splits, data_args.max_train_samples,
-        data_args.max_eval_samples, seed=training_args.seed,
+        task,
+        Path(data_args.data_dir),
+        eval_languages,
+        eval_splits,
+        data_args.max_train_samples,
+        data_args.max_eval_samples,
+        seed=training_args.seed,
     )
     features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)

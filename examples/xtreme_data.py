@@ -12,8 +12,23 @@ from transformers import PreTrainedTokenizerBase
 
 
 UPOS_TAGS = (
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT", "SCONJ",
-    "SYM", "VERB", "X",
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
 )
 PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 LABEL_ALIGNMENTS = ("first_content", "first")
@@ -82,7 +97,9 @@ def read_conllu(path: Path, limit: int | None = None) -> list[TaggedSentence]:
             return None
         fields = line.split("\t")
         if len(fields) != 10:
-            raise ValueError(f"{path}:{line_number}: a CoNLL-U word line has 10 tab-separated fields, got {len(fields)}")
+            raise ValueError(
+                f"{path}:{line_number}: a CoNLL-U word line has 10 tab-separated fields, got {len(fields)}"
+            )
         if "-" in fields[0] or "." in fields[0]:
             return None
         if not fields[0].isdigit():
@@ -104,7 +121,8 @@ def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
             continue
         if len(fields) <= max(columns) or not fields[columns[2]].strip():
             raise ValueError(
-                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields ending in a label, got {line!r}"
+                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields ending in a label, "
+                f"got {line!r}"
             )
         pairs.append(SentencePair(*(fields[column].strip() for column in columns)))
         if limit is not None and len(pairs) >= limit:
@@ -134,29 +152,65 @@ class TaskSpec:
 
 TASKS = {
     "udpos": TaskSpec(
-        "udpos", "token", UPOS_TAGS, False, "udpos/xtreme_udpos_train-en.tsv", "train",
-        "udpos/xtreme_udpos_dev-en.tsv", "udpos/xtreme_udpos_{split}-{language}.tsv", ("test", "dev"),
+        "udpos",
+        "token",
+        UPOS_TAGS,
+        False,
+        "udpos/xtreme_udpos_train-en.tsv",
+        "train",
+        "udpos/xtreme_udpos_dev-en.tsv",
+        "udpos/xtreme_udpos_{split}-{language}.tsv",
+        ("test", "dev"),
     ),
     # The same task from Universal Dependencies CoNLL-U files: English EWT for training and selection, the GSD
     # treebanks (de fr es zh ja) and EWT test for evaluation.
     "udpos_ud": TaskSpec(
-        "udpos_ud", "token", UPOS_TAGS, False, "ud-conllu/en_ewt-ud-train.conllu", "train",
-        "ud-conllu/en_ewt-ud-dev.conllu", "ud-conllu/{language}_gsd-ud-{split}.conllu|ud-conllu/{language}_ewt-ud-{split}.conllu",
+        "udpos_ud",
+        "token",
+        UPOS_TAGS,
+        False,
+        "ud-conllu/en_ewt-ud-train.conllu",
+        "train",
+        "ud-conllu/en_ewt-ud-dev.conllu",
+        "ud-conllu/{language}_gsd-ud-{split}.conllu|ud-conllu/{language}_ewt-ud-{split}.conllu",
         ("test",),
     ),
     "panx": TaskSpec(
-        "panx", "token", PANX_TAGS, False, "panx/panx_train-en.tsv", "train", "panx/panx_dev-en.tsv",
-        "panx/panx_{split}-{language}.tsv", ("dev",),
+        "panx",
+        "token",
+        PANX_TAGS,
+        False,
+        "panx/panx_train-en.tsv",
+        "train",
+        "panx/panx_dev-en.tsv",
+        "panx/panx_{split}-{language}.tsv",
+        ("dev",),
     ),
     "xnli": TaskSpec(
-        "xnli", "pair", ("contradiction", "entailment", "neutral"), True, "xnli/xtreme_xnli_dev-en.tsv", "dev", None,
-        "xnli/xnli_{split}-{language}.labels-propagated.tsv|xnli/xtreme_xnli_{split}-{language}.tsv", ("test",),
-        reader="pair", metric="classification",
+        "xnli",
+        "pair",
+        ("contradiction", "entailment", "neutral"),
+        True,
+        "xnli/xtreme_xnli_dev-en.tsv",
+        "dev",
+        None,
+        "xnli/xnli_{split}-{language}.labels-propagated.tsv|xnli/xtreme_xnli_{split}-{language}.tsv",
+        ("test",),
+        reader="pair",
+        metric="classification",
     ),
     "pawsx": TaskSpec(
-        "pawsx", "pair", ("0", "1"), True, "pawsx/xtreme_pawsx_dev-en.tsv", "dev", None,
-        "pawsx/pawsx_{split}-{language}.labeled.tsv|pawsx/xtreme_pawsx_{split}-{language}.tsv", ("test",),
-        reader="pair", metric="classification",
+        "pawsx",
+        "pair",
+        ("0", "1"),
+        True,
+        "pawsx/xtreme_pawsx_dev-en.tsv",
+        "dev",
+        None,
+        "pawsx/pawsx_{split}-{language}.labeled.tsv|pawsx/xtreme_pawsx_{split}-{language}.tsv",
+        ("test",),
+        reader="pair",
+        metric="classification",
     ),
 }
 
@@ -273,7 +327,8 @@ def align_labels(
     """
     Tokenize pre-split sentences and label one sub-token per word (-100 on the others and on special tokens).
     `"first"`: the first sub-token, as XTREME does. `"first_content"`: the first sub-token that is not a bare "▁";
-    SentencePiece tokenizers often split a word (CJK above all) into "▁" + the real piece, and "▁" carries no content.
+    SentencePiece tokenizers often split a word (CJK above all) into "▁" + the real piece, and "▁" carries no
+    content.
     """
     if alignment not in LABEL_ALIGNMENTS:
         raise ValueError(f"label alignment {alignment!r} is not supported: choose one of {LABEL_ALIGNMENTS}")
@@ -293,7 +348,9 @@ def align_labels(
                 continue
             labels.append(label_to_id[sentence.tags[word]])
             labelled_words.add(word)
-        features.append({"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"], "labels": labels})
+        features.append(
+            {"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"], "labels": labels}
+        )
     return features
 
 

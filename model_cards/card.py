@@ -21,13 +21,21 @@ class TaskCard:
 
 
 TASK_CARD = {
-    "udpos": TaskCard("part-of-speech tagging (UDPOS)", "token-classification", "google/xtreme", "udpos", "f1", "seqeval F1"),
+    "udpos": TaskCard(
+        "part-of-speech tagging (UDPOS)", "token-classification", "google/xtreme", "udpos", "f1", "seqeval F1"
+    ),
     "udpos_ud": TaskCard(
         "part-of-speech tagging (UD)", "token-classification", "universal_dependencies", "gsd", "f1", "seqeval F1"
     ),
-    "panx": TaskCard("named entity recognition (PAN-X)", "token-classification", "google/xtreme", "PAN-X", "f1", "seqeval F1"),
-    "xnli": TaskCard("natural language inference (XNLI)", "text-classification", "google/xtreme", "XNLI", "accuracy", "accuracy"),
-    "pawsx": TaskCard("paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"),
+    "panx": TaskCard(
+        "named entity recognition (PAN-X)", "token-classification", "google/xtreme", "PAN-X", "f1", "seqeval F1"
+    ),
+    "xnli": TaskCard(
+        "natural language inference (XNLI)", "text-classification", "google/xtreme", "XNLI", "accuracy", "accuracy"
+    ),
+    "pawsx": TaskCard(
+        "paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"
+    ),
 }
 KNOWN_BASE_MODELS = {"multilingual-e5-small": ("intfloat/multilingual-e5-small", "mit")}
 
@@ -41,7 +49,9 @@ def card_metadata(task: str, result: dict, model_name: str, base_model: str, lic
             {
                 "task": {"type": card.pipeline_tag, "name": card.title},
                 "dataset": {
-                    "type": card.dataset, "name": f"{card.title} ({language})", "config": card.dataset_config,
+                    "type": card.dataset,
+                    "name": f"{card.title} ({language})",
+                    "config": card.dataset_config,
                 },
                 "metrics": [
                     {
@@ -69,7 +79,9 @@ def results_table(result: dict, metric: str) -> str:
     languages = [language for language in result["scores"] if language != "selection"]
     header = "| " + " | ".join(["en dev (selection)", *languages]) + " |"
     cells = [result["scores"]["selection"][metric], *(result["scores"][language][metric] for language in languages)]
-    return "\n".join([header, "|" + "---|" * (len(languages) + 1), "| " + " | ".join(f"{100 * v:.2f}" for v in cells) + " |"])
+    return "\n".join(
+        [header, "|" + "---|" * (len(languages) + 1), "| " + " | ".join(f"{100 * v:.2f}" for v in cells) + " |"]
+    )
 
 
 def write_model_card(

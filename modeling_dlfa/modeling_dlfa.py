@@ -305,9 +305,7 @@ def sequence_classification_loss(
         targets = labels.view(-1) if num_labels == 1 else labels
         elementwise = nn.functional.mse_loss(predictions.float(), targets.float(), reduction="none")
     elif config.problem_type == "multi_label_classification":
-        elementwise = nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), labels.float(), reduction="none"
-        )
+        elementwise = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
     else:
         raise ValueError(f"problem_type={config.problem_type!r} is not a sequence classification problem type.")
     if num_items_in_batch is None:

@@ -33,7 +33,11 @@ def run_without_plugin(script: str, args: list[str], work_dir: Path, env: dict |
     environment.pop("PYTHONPATH", None)
     completed = subprocess.run(
         [sys.executable, "-c", BLOCK_PLUGIN + textwrap.dedent(script), *args],
-        cwd=work_dir, env=environment, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        cwd=work_dir,
+        env=environment,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "Do you wish to run the custom code" not in completed.stdout, "a load asked for trust_remote_code"

@@ -10,8 +10,15 @@ from configuration_dlfa import DLFABertConfig
 
 def four_layer_bert_config() -> BertConfig:
     return BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,
-        max_position_embeddings=64, hidden_act="gelu_new", layer_norm_eps=1e-7, type_vocab_size=3,
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        hidden_act="gelu_new",
+        layer_norm_eps=1e-7,
+        type_vocab_size=3,
     )
 
 
@@ -48,7 +55,9 @@ def test_invalid_values_raise_value_error_naming_value_and_range(overrides, mess
 
 @pytest.mark.parametrize("field, value", [("fusion_layer", "3"), ("fusion_layer", True), ("aif_reduction", 2.5)])
 def test_wrong_types_are_rejected_by_the_strict_field_check(field, value):
-    with pytest.raises(StrictDataclassFieldValidationError, match=re.escape(f"{field}'") + ".*" + re.escape(repr(value))):
+    with pytest.raises(
+        StrictDataclassFieldValidationError, match=re.escape(f"{field}'") + ".*" + re.escape(repr(value))
+    ):
         DLFABertConfig(**{field: value})
 
 
@@ -63,7 +72,9 @@ def test_every_valid_value_is_accepted():
     for layer in range(1, 4):
         assert DLFABertConfig(num_hidden_layers=4, fusion_layer=layer).fusion_layer == layer
     for reduction in (1, 16, 32):
-        assert DLFABertConfig(hidden_size=32, num_attention_heads=4, aif_reduction=reduction).aif_reduction == reduction
+        assert (
+            DLFABertConfig(hidden_size=32, num_attention_heads=4, aif_reduction=reduction).aif_reduction == reduction
+        )
 
 
 def test_from_plain_bert_folder_applies_keywords_before_validating(tmp_path):

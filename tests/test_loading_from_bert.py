@@ -1,4 +1,4 @@
-"""A plain BERT checkpoint loads into every DLFA class: the backbone is kept, only the fusion block and head are new."""
+"""A plain BERT checkpoint loads into every DLFA class: the backbone is kept, only fusion block and head are new."""
 
 import pytest
 import torch
@@ -9,7 +9,11 @@ from modeling_dlfa import DLFABertForSequenceClassification, DLFABertModel
 
 
 BERT_CONFIG = BertConfig(
-    vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=37,
     max_position_embeddings=64,
 )
 

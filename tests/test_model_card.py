@@ -26,7 +26,9 @@ def test_card_for_every_task(task, tmp_path):
     text = path.read_text()
     metadata = yaml.safe_load(text.split("---\n")[1])
     assert metadata["base_model"] == "intfloat/multilingual-e5-small" and metadata["license"] == "mit"
-    values = {entry["metrics"][0]["name"]: entry["metrics"][0]["value"] for entry in metadata["model-index"][0]["results"]}
+    values = {
+        entry["metrics"][0]["name"]: entry["metrics"][0]["value"] for entry in metadata["model-index"][0]["results"]
+    }
     assert values[f"{TASK_CARD[task].metric_name} (de, zero-shot)"] == 82.34
     assert 'from_pretrained("org/dlfa-run", trust_remote_code=True)' in text
     assert "| fusion layer (fused with the last, layer 12) | 8 |" in text and "**82.34**" in text

@@ -1,4 +1,4 @@
-"""Model-class properties of transformers' common model tests, reproduced for the three DLFA classes, and DLFA's own."""
+"""Model-class properties of transformers' common model tests, for the three DLFA classes; and DLFA's own tests."""
 
 import copy
 import re
@@ -86,7 +86,9 @@ def test_every_missing_weight_is_initialised_by_init_weights(model_class, monkey
     assert not [name for name, param in from_nothing.named_parameters() if param.device.type == "meta"]
     assert list(from_config.state_dict()) == list(from_nothing.state_dict())
     different = [
-        key for key, value in from_config.state_dict().items() if not torch.equal(value, from_nothing.state_dict()[key])
+        key
+        for key, value in from_config.state_dict().items()
+        if not torch.equal(value, from_nothing.state_dict()[key])
     ]
     assert different == []
 
@@ -211,7 +213,9 @@ def test_hidden_states_and_attentions_are_the_encoders(model_class):
     bert.set_attn_implementation("eager")
     with torch.no_grad():
         reference = bert(**inputs, output_hidden_states=True, output_attentions=True)
-    for ours, theirs in zip(outputs.hidden_states + outputs.attentions, reference.hidden_states + reference.attentions):
+    for ours, theirs in zip(
+        outputs.hidden_states + outputs.attentions, reference.hidden_states + reference.attentions
+    ):
         assert_close(ours, theirs)
 
     with torch.no_grad():
@@ -248,7 +252,9 @@ def test_inputs_embeds_match_input_ids(model_class):
     with torch.no_grad():
         from_ids = first_output(model(**inputs))
         from_embeds = first_output(
-            model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], token_type_ids=inputs["token_type_ids"])
+            model(
+                inputs_embeds=embeds, attention_mask=inputs["attention_mask"], token_type_ids=inputs["token_type_ids"]
+            )
         )
     assert_close(from_embeds, from_ids)
 
@@ -293,7 +299,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(model_class):
 
 
 @pytest.mark.parametrize(
-    "backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)]  # inductor: ~50 s of C++ codegen
+    "backend",
+    ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)],  # inductor: ~50 s of C++ codegen
 )
 def test_torch_compile_runs_forward_and_backward(backend):
     model = build(DLFABertForTokenClassification, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
@@ -376,7 +383,9 @@ def test_paper_and_aff_gates_differ():
 def test_invalid_fusion_layer_is_rejected_by_the_model(bad_layer):
     config = TESTER.get_config()
     config.fusion_layer = bad_layer  # a config edited after construction is checked again by the model
-    expected = re.escape(f"fusion_layer={bad_layer} is out of range") + ".*" + re.escape(f"1..{TESTER.num_hidden_layers - 1}")
+    expected = (
+        re.escape(f"fusion_layer={bad_layer} is out of range") + ".*" + re.escape(f"1..{TESTER.num_hidden_layers - 1}")
+    )
     with pytest.raises(ValueError, match=expected):
         DLFABertModel(config)
 

