@@ -1,8 +1,9 @@
 """A tiny DLFA-BERT and its inputs, shared by the test modules (the ModelTester of transformers' model tests)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
+from transformers import BertConfig
 
 from modeling_dlfa import (
     DLFABertConfig,
@@ -27,24 +28,30 @@ class DLFABertModelTester:
     max_position_embeddings: int = 64
     num_labels: int = 3
     fusion_layer: int = 2
-    config_overrides: dict = field(default_factory=dict)
 
-    def get_config(self, **overrides) -> DLFABertConfig:
-        values = dict(
+    def backbone_shape(self) -> dict:
+        return dict(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,
             num_hidden_layers=self.num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
             max_position_embeddings=self.max_position_embeddings,
+        )
+
+    def get_bert_config(self, **overrides) -> BertConfig:
+        """A plain BERT config of the same tiny shape, as in a stock BERT checkpoint."""
+        return BertConfig(**{**self.backbone_shape(), **overrides})
+
+    def get_config(self, **overrides) -> DLFABertConfig:
+        values = dict(
+            self.backbone_shape(),
             num_labels=self.num_labels,
             fusion_layer=self.fusion_layer,
             hidden_dropout_prob=0.1,
             attention_probs_dropout_prob=0.1,
         )
-        values.update(self.config_overrides)
-        values.update(overrides)
-        return DLFABertConfig(**values)
+        return DLFABertConfig(**{**values, **overrides})
 
     def prepare_inputs(self, seed: int = 0) -> dict[str, torch.Tensor]:
         """Ids of real tokens (never the pad id 0), with the later rows right-padded by 1, 2, ... tokens."""

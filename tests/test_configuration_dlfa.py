@@ -6,20 +6,12 @@ from huggingface_hub.errors import StrictDataclassClassValidationError, StrictDa
 from transformers import AutoConfig, BertConfig
 
 from configuration_dlfa import DLFABertConfig
+from dlfa_tester import DLFABertModelTester
 
 
 def four_layer_bert_config() -> BertConfig:
-    return BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_act="gelu_new",
-        layer_norm_eps=1e-7,
-        type_vocab_size=3,
-    )
+    # Non-default activation, epsilon and type vocabulary, to see that they survive into the DLFA config.
+    return DLFABertModelTester().get_bert_config(hidden_act="gelu_new", layer_norm_eps=1e-7, type_vocab_size=3)
 
 
 def test_defaults_fit_bert_base():

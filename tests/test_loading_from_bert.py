@@ -2,20 +2,13 @@
 
 import pytest
 import torch
-from transformers import BertConfig, BertForTokenClassification, BertModel
+from transformers import BertForTokenClassification, BertModel
 
-from dlfa_tester import ALL_MODEL_CLASSES
+from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester
 from modeling_dlfa import DLFABertForSequenceClassification, DLFABertModel
 
 
-BERT_CONFIG = BertConfig(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=64,
-)
+BERT_CONFIG = DLFABertModelTester().get_bert_config()
 
 
 @pytest.fixture(scope="module")
