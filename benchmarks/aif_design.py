@@ -33,7 +33,7 @@ from transformers import (
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from modeling_dlfa import DLFABertForTokenClassification  # noqa: E402
-from xtreme_data import UPOS_TAGS, align_labels, read_tagged_tsv  # noqa: E402
+from zero_shot_data import UPOS_TAGS, align_labels, read_tagged_tsv  # noqa: E402
 
 
 VARIANTS = {

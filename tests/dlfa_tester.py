@@ -1,9 +1,10 @@
 """A tiny DLFA-BERT and its inputs, shared by the test modules (the ModelTester of transformers' model tests)."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from transformers import BertConfig
+from transformers import BertConfig, BertModel, PreTrainedTokenizerBase
 
 from modeling_dlfa import (
     DLFABertConfig,
@@ -84,3 +85,20 @@ def build(model_class, config: DLFABertConfig, seed: int = 0, eval_mode: bool = 
     torch.manual_seed(seed)
     model = model_class(config)
     return model.eval() if eval_mode else model.train()
+
+
+def save_tiny_bert(folder: Path, tokenizer: PreTrainedTokenizerBase, num_hidden_layers: int = 2) -> Path:
+    """A hidden-32 BERT over `tokenizer`'s vocabulary, saved with the tokenizer: a small stand-in checkpoint."""
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -5,7 +5,7 @@ import yaml
 
 from configuration_dlfa import DLFABertConfig
 from model_cards.card import TASK_CARD, write_model_card
-from xtreme_data import TASKS
+from zero_shot_data import TASKS
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -5,8 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from transformers import BertConfig, BertModel
+from dlfa_tester import save_tiny_bert
 
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -15,18 +14,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def test_quickstart_runs_as_written(tmp_path, offline_tokenizer):
     snippet = re.search(r"## Quickstart\n\n```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
     assert "path/to/bert" in snippet
-    bert = tmp_path / "bert"
-    config = BertConfig(
-        vocab_size=len(offline_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=12,
-        num_attention_heads=4,
-        intermediate_size=37,
-        pad_token_id=offline_tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(bert)
-    offline_tokenizer.save_pretrained(bert)
+    bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, num_hidden_layers=12)  # fusion_layer=8 fits
 
     script = (
         snippet.replace("path/to/bert", str(bert)) + "\nprint(type(reloaded).__name__, reloaded.config.fusion_layer)\n"

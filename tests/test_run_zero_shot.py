@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForTokenClassification, BertConfig, BertModel
+from transformers import AutoModelForTokenClassification
 
+from dlfa_tester import save_tiny_bert
 from remote_code import run_without_plugin
 from run_zero_shot import main, parse_layers
 
@@ -18,20 +19,7 @@ from run_zero_shot import main, parse_layers
 @pytest.fixture(scope="session")
 def tiny_multilingual_bert(tmp_path_factory, offline_tokenizer) -> Path:
     """A 2-layer, hidden-32 BERT over the real XLM-R vocabulary, saved with the real tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = BertConfig(
-        vocab_size=len(offline_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=130,
-        pad_token_id=offline_tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    offline_tokenizer.save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), offline_tokenizer)
 
 
 def run(output_dir: Path, backbone: Path, data_dir: Path, *extra: str, task: str = "udpos") -> dict:

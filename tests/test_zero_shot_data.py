@@ -6,7 +6,7 @@ from pathlib import Path
 import evaluate
 import pytest
 
-from xtreme_data import (
+from zero_shot_data import (
     PANX_TAGS,
     TASKS,
     UPOS_TAGS,
