@@ -33,7 +33,7 @@ from transformers import (
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 from modeling_dlfa import DLFABertForTokenClassification  # noqa: E402
-from zero_shot_data import UPOS_TAGS, align_labels, read_tagged_tsv  # noqa: E402
+from zero_shot_data import TASKS, UPOS_TAGS, align_labels, eval_file, read_tagged_tsv  # noqa: E402
 
 
 VARIANTS = {
@@ -120,27 +120,19 @@ def main() -> None:
     if args.summarize:
         print(summary_table(json.loads(args.summarize.read_text())))
         return
-    torch.set_num_threads(torch.get_num_threads())
     tokenizer = AutoTokenizer.from_pretrained(args.backbone)
     label_to_id = {tag: index for index, tag in enumerate(UPOS_TAGS)}
-    udpos = args.data_dir / "udpos"
+    udpos = TASKS["udpos"]
 
-    def features(name: str, limit: int):
-        return align_labels(read_tagged_tsv(udpos / name, limit), tokenizer, label_to_id, args.max_length)
+    def features(path: Path, limit: int):
+        return align_labels(read_tagged_tsv(path, limit), tokenizer, label_to_id, args.max_length)
 
-    train = features("xtreme_udpos_train-en.tsv", args.train_sentences)
-    english_dev = features("xtreme_udpos_dev-en.tsv", args.eval_sentences)
+    train = features(args.data_dir / udpos.train_file, args.train_sentences)
+    english_dev = features(args.data_dir / udpos.selection_file, args.eval_sentences)
     languages = args.languages.split(",")
     # Test sets, or dev where a language has no test set (German): neither is ever used for selection.
     targets = {
-        language: features(
-            next(
-                f"xtreme_udpos_{split}-{language}.tsv"
-                for split in ("test", "dev")
-                if (udpos / f"xtreme_udpos_{split}-{language}.tsv").exists()
-            ),
-            args.eval_sentences,
-        )
+        language: features(eval_file(udpos, args.data_dir, language, udpos.eval_splits)[0], args.eval_sentences)
         for language in languages
     }
 

