@@ -26,6 +26,7 @@ from transformers import BertConfig
 
 AIF_GATES = ("paper", "aff")
 AIF_NORMS = ("batch", "layer")
+FUSION_METHODS = ("aif", "scalar_mix", "concat")
 
 # Written into every saved config, so that a checkpoint of any head loads through every Auto class.
 DLFA_AUTO_MAP = {
@@ -59,6 +60,11 @@ class DLFABertConfig(BertConfig):
             Normalisation inside the AIF branches. `"batch"`: BatchNorm as in the paper, with statistics taken over
             real (non-padding) tokens only; `"layer"`: LayerNorm over channels, independent of the other examples
             in the batch (for per-device batches of 1 or when training and inference must see identical maths).
+        fusion_method (`str`, *optional*, defaults to `"aif"`):
+            `"aif"`: DLFA's Attentional Information Fusion of `fusion_layer` with the last layer. Two peer fusions
+            from the literature sit behind the same interface, for comparison: `"scalar_mix"`, ELMo's softmax-weighted
+            sum of the embeddings and every layer times a learned scale (Peters et al., 2018; `fusion_layer` unused),
+            and `"concat"`, a linear projection of the concatenated `[L1; L2]` back to `hidden_size`.
 
     Example:
 
@@ -77,6 +83,7 @@ class DLFABertConfig(BertConfig):
     aif_reduction: int = 4
     aif_gate: str = "aff"
     aif_norm: str = "batch"
+    fusion_method: str = "aif"
 
     def __post_init__(self, **kwargs: Any) -> None:
         # A plain BERT config.json carries "model_type": "bert"; kept, it would shadow this class's own type.
@@ -120,6 +127,10 @@ class DLFABertConfig(BertConfig):
             raise ValueError(f"aif_gate={self.aif_gate!r} is not supported: choose one of {AIF_GATES}.")
         if self.aif_norm not in AIF_NORMS:
             raise ValueError(f"aif_norm={self.aif_norm!r} is not supported: choose one of {AIF_NORMS}.")
+        if self.fusion_method not in FUSION_METHODS:
+            raise ValueError(
+                f"fusion_method={self.fusion_method!r} is not supported: choose one of {FUSION_METHODS}."
+            )
 
 
 __all__ = ["DLFABertConfig"]

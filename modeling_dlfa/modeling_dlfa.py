@@ -144,11 +144,13 @@ class AttentionalInformationFusion(nn.Module):
     and the output is L1 * A + L2 * (1 - A).
 
     Shapes: `lower_hidden_states`, `last_hidden_state` `(batch, seq_len, hidden_size)`, `padding_mask`
-    `(batch, seq_len)` (bool, True on real tokens) -> `(batch, seq_len, hidden_size)`.
+    `(batch, seq_len)` (bool, True on real tokens) -> `(batch, seq_len, hidden_size)`. Like every fusion module
+    here, it names the `hidden_states` indices it reads in `input_layers` and takes those states in that order.
     """
 
     def __init__(self, config: DLFABertConfig):
         super().__init__()
+        self.input_layers = (config.fusion_layer, config.num_hidden_layers)
         self.gate = config.aif_gate
         self.global_context = AIFContextBranch(config)
         self.local_context = AIFContextBranch(config)
@@ -169,6 +171,53 @@ class AttentionalInformationFusion(nn.Module):
         return last_hidden_state + attention * (lower_hidden_states - last_hidden_state)
 
 
+class ScalarMix(nn.Module):
+    """
+    ELMo's scalar mix (Peters et al., 2018), a peer of AIF for comparison: `gamma * sum_k softmax(s)_k h_k` over the
+    embedding output and every layer's output, with learned `s` (initialised to a uniform mix) and `gamma` (1).
+
+    Shapes: `num_hidden_layers + 1` tensors `(batch, seq_len, hidden_size)` -> `(batch, seq_len, hidden_size)`.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__()
+        self.input_layers = tuple(range(config.num_hidden_layers + 1))
+        self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    def forward(self, *layer_states: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        weights = torch.softmax(self.layer_weights, dim=0).to(layer_states[0].dtype)
+        return self.gamma * torch.einsum("l,lbsh->bsh", weights, torch.stack(layer_states))
+
+
+class ConcatenationFusion(nn.Module):
+    """
+    Concatenation of the two layers, a peer of AIF for comparison: `[L1; L2] W^T + b` with `W` of shape
+    `(hidden_size, 2 * hidden_size)`, so the task heads keep their input size. `W` starts as `[I/2, I/2]` (the average
+    of the two layers, where AIF also starts) rather than at random, which would scramble the pretrained features.
+
+    Shapes: `lower_hidden_states`, `last_hidden_state` `(batch, seq_len, hidden_size)` -> `(batch, seq_len,
+    hidden_size)`.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__()
+        self.input_layers = (config.fusion_layer, config.num_hidden_layers)
+        self.weight = nn.Parameter(torch.empty(config.hidden_size, 2 * config.hidden_size))
+        self.bias = nn.Parameter(torch.empty(config.hidden_size))
+
+    def forward(
+        self,
+        lower_hidden_states: torch.Tensor,
+        last_hidden_state: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return nn.functional.linear(torch.cat([lower_hidden_states, last_hidden_state], dim=-1), self.weight, self.bias)
+
+
+FUSION_CLASSES = {"aif": AttentionalInformationFusion, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
+
+
 class DLFABertPreTrainedModel(BertPreTrainedModel):
     config: DLFABertConfig
     config_class = DLFABertConfig
@@ -185,11 +234,20 @@ class DLFABertPreTrainedModel(BertPreTrainedModel):
             # as the average of the two layers ("aff") instead of a random per-channel mix, and the gate grows
             # from there (the scale still receives gradient).
             init.zeros_(module.weight)
+        elif isinstance(module, ScalarMix):
+            init.zeros_(module.layer_weights)
+            init.ones_(module.gamma)
+        elif isinstance(module, ConcatenationFusion):
+            hidden_size = module.weight.shape[0]
+            identity = torch.eye(hidden_size, dtype=module.weight.dtype, device=module.weight.device)
+            init.copy_(module.weight, torch.cat([identity, identity], dim=1) / 2)
+            init.zeros_(module.bias)
 
 
 class DLFABertModel(DLFABertPreTrainedModel):
     """
-    BERT encoder whose output is the AIF fusion of layer `config.fusion_layer` with the last layer.
+    BERT encoder whose output is the AIF fusion of layer `config.fusion_layer` with the last layer (or, with
+    `config.fusion_method`, one of the peer fusions kept for comparison).
 
     Outputs ([`BaseModelOutputWithPooling`]): `last_hidden_state` `(batch, seq_len, hidden_size)` is the fused
     sequence, `pooler_output` `(batch, hidden_size)` the BERT pooler applied to the fused [CLS] state;
@@ -205,7 +263,7 @@ class DLFABertModel(DLFABertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        self.fusion = AttentionalInformationFusion(config)
+        self.fusion = FUSION_CLASSES[config.fusion_method](config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -248,15 +306,16 @@ class DLFABertModel(DLFABertPreTrainedModel):
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
 
-        # The layers run here rather than through `BertEncoder.forward` so the fusion layer's output is kept without
-        # recording every hidden state; output capture (hidden_states, attentions) still hooks each layer.
+        # The layers run here rather than through `BertEncoder.forward` so that the states the fusion reads are kept
+        # without recording every hidden state; output capture (hidden_states, attentions) still hooks each layer.
         hidden_states = embedding_output
+        kept_states = {0: embedding_output}
         for layer_number, layer in enumerate(self.encoder.layer, start=1):
             hidden_states = layer(hidden_states, encoder_attention_mask, position_ids=position_ids, **kwargs)
-            if layer_number == self.config.fusion_layer:
-                lower_hidden_states = hidden_states
+            if layer_number in self.fusion.input_layers:
+                kept_states[layer_number] = hidden_states
 
-        fused_states = self.fusion(lower_hidden_states, hidden_states, padding_mask)
+        fused_states = self.fusion(*(kept_states[index] for index in self.fusion.input_layers), padding_mask=padding_mask)
         pooled_output = self.pooler(fused_states) if self.pooler is not None else None
         return BaseModelOutputWithPooling(last_hidden_state=fused_states, pooler_output=pooled_output)
 
@@ -429,8 +488,10 @@ class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
 
 __all__ = [
     "AttentionalInformationFusion",
+    "ConcatenationFusion",
     "DLFABertForSequenceClassification",
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
+    "ScalarMix",
 ]

@@ -464,3 +464,50 @@ def test_exactly_one_of_input_ids_and_inputs_embeds():
         model(attention_mask=inputs["attention_mask"])
     with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
         model(input_ids=inputs["input_ids"], inputs_embeds=model.get_input_embeddings()(inputs["input_ids"]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Peer fusions (kept behind the same interface for the benchmarks)
+
+PEER_FUSIONS = ("concat", "scalar_mix")
+
+
+@pytest.mark.parametrize("fusion_method", PEER_FUSIONS)
+def test_peer_fusions_start_from_a_plain_average(fusion_method):
+    """Concatenation starts as the average of the two layers and the scalar mix as the mean of every state."""
+    model = build(DLFABertModel, TESTER.get_config(fusion_method=fusion_method))
+    with torch.no_grad():
+        outputs = model(**TESTER.prepare_inputs(), output_hidden_states=True)
+    states = outputs.hidden_states
+    if fusion_method == "concat":
+        expected = (states[TESTER.fusion_layer] + states[-1]) / 2
+    else:
+        expected = torch.stack(states).mean(0)
+    assert_close(outputs.last_hidden_state, expected)
+
+
+@pytest.mark.parametrize("fusion_method", PEER_FUSIONS)
+def test_peer_fusions_save_load_and_init_from_nothing(fusion_method, tmp_path):
+    config = TESTER.get_config(fusion_method=fusion_method)
+    model = build(DLFABertForTokenClassification, config)
+    initial = {name: value.clone() for name, value in model.bert.fusion.state_dict().items()}
+    from_nothing = DLFABertForTokenClassification.from_pretrained(None, config=config, state_dict={})
+    for name, value in from_nothing.bert.fusion.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+
+    randomize_fusion(model)
+    inputs = TESTER.prepare_inputs()
+    model.save_pretrained(tmp_path)
+    reloaded = DLFABertForTokenClassification.from_pretrained(tmp_path).eval()
+    assert type(reloaded.bert.fusion) is type(model.bert.fusion)
+    with torch.no_grad():
+        assert_close(reloaded(**inputs).logits, model(**inputs).logits, atol=0)
+
+
+@pytest.mark.parametrize("fusion_method", PEER_FUSIONS)
+def test_peer_fusions_receive_gradients(fusion_method):
+    model = build(DLFABertForTokenClassification, TESTER.get_config(fusion_method=fusion_method), eval_mode=False)
+    inputs = TESTER.prepare_inputs()
+    model(**inputs, labels=TESTER.prepare_labels(DLFABertForTokenClassification, inputs)).loss.backward()
+    for name, parameter in model.bert.fusion.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
