@@ -7,8 +7,8 @@ the standard `Trainer`; optionally sweep the fusion layer (the paper's Table 1) 
     python examples/run_zero_shot.py --task udpos --data_dir ../shared/data/xtreme-lite \
         --model_name_or_path offline:multilingual-e5-small --fusion_layers 10,last --output_dir runs/udpos
 
-    # the paper's setting, where the Hub is reachable
-    python examples/run_zero_shot.py --task panx --data_dir data/xtreme \
+    # the paper's setting, where the Hub is reachable: mBERT and XTREME's data from the Hub
+    python examples/run_zero_shot.py --task panx --dataset_name google/xtreme \
         --model_name_or_path bert-base-multilingual-cased \
         --fusion_layers 1-11,last --num_train_epochs 5 --learning_rate 2e-5 --per_device_train_batch_size 32 \
         --output_dir runs/panx
@@ -52,6 +52,7 @@ sys.path[:0] = [str(EXAMPLES.parent), str(EXAMPLES)]
 from model_cards.card import write_model_card  # noqa: E402
 from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
 from offline_backbone import OFFLINE_PREFIX, resolve_backbone  # noqa: E402
+from xtreme_hub import load_hub_task_data  # noqa: E402
 from zero_shot_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_pairs, load_task_data  # noqa: E402
 
 
@@ -74,6 +75,13 @@ class ModelArguments:
     aif_reduction: int = field(default=4, metadata={"help": "AIF bottleneck ratio r"})
     aif_gate: str = field(default="aff", metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid)"})
     aif_norm: str = field(default="batch", metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
+    fusion_method: str = field(
+        default="aif",
+        metadata={"help": "'aif' (DLFA) or a peer fusion for comparison: 'scalar_mix' (ELMo, all layers), 'concat'"},
+    )
+    fusion_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the fusion block (default: --learning_rate)"}
+    )
     freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
     cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
 
@@ -82,6 +90,10 @@ class ModelArguments:
 class DataArguments:
     task: str = field(default="udpos", metadata={"help": f"one of {sorted(TASKS)}"})
     data_dir: str = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "instead of --data_dir: XTREME from the Hub ('google/xtreme') or a local copy of its layout"},
+    )
     train_language: str = field(default="en", metadata={"help": "the one training language (English data here)"})
     eval_languages: str | None = field(default=None, metadata={"help": "comma-separated; default: all found"})
     eval_split: str | None = field(
@@ -133,6 +145,7 @@ def build_model(
             aif_reduction=model_args.aif_reduction,
             aif_gate=model_args.aif_gate,
             aif_norm=model_args.aif_norm,
+            fusion_method=model_args.fusion_method,
             cache_dir=model_args.cache_dir,
         )
     if model_args.freeze_word_embeddings:
@@ -156,6 +169,38 @@ def featurize(data: TaskData, tokenizer: PreTrainedTokenizerBase, data_args: Dat
         "selection": encode(data.selection),
         "evaluation": {language: encode(examples) for language, examples in data.evaluation.items()},
     }
+
+
+def run_name(layer: int | str, fusion_method: str) -> str:
+    """The folder and table name of one configuration: 'last', 'layer-08', 'concat-layer-08', 'scalar_mix'."""
+    if layer == BASELINE:
+        return BASELINE
+    if fusion_method == "scalar_mix":  # mixes every layer: the fusion layer plays no part
+        return fusion_method
+    return f"layer-{layer:02d}" if fusion_method == "aif" else f"{fusion_method}-layer-{layer:02d}"
+
+
+class FusionLearningRateTrainer(Trainer):
+    """`Trainer` whose optimizer gives the fusion block (parameters under `bert.fusion.`) its own learning rate."""
+
+    def __init__(self, *args, fusion_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fusion_learning_rate = fusion_learning_rate
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        if self.fusion_learning_rate is None:
+            return optimizer
+        fusion_ids = {id(parameter) for name, parameter in self.model.named_parameters() if ".fusion." in f".{name}"}
+        groups = []
+        for group in optimizer.param_groups:  # split each (weight-decay) group into its fusion and other parameters
+            for in_fusion in (False, True):
+                parameters = [parameter for parameter in group["params"] if (id(parameter) in fusion_ids) == in_fusion]
+                if parameters:
+                    learning_rate = self.fusion_learning_rate if in_fusion else group["lr"]
+                    groups.append({**group, "params": parameters, "lr": learning_rate})
+        optimizer.param_groups = groups
+        return optimizer
 
 
 class ZeroShotScorer:
@@ -216,11 +261,11 @@ def run_layer(
     training_args: TrainingArguments,
 ) -> dict:
     """Train and evaluate one configuration in its own folder; read it back if it already finished."""
-    run_name = BASELINE if layer == BASELINE else f"layer-{layer:02d}"
-    run_dir = Path(training_args.output_dir) / run_name
+    name = run_name(layer, model_args.fusion_method)
+    run_dir = Path(training_args.output_dir) / name
     results_file = run_dir / "results.json"
     if results_file.exists():
-        logger.info("%s: finished earlier, reading %s", run_name, results_file)
+        logger.info("%s: finished earlier, reading %s", name, results_file)
         return json.loads(results_file.read_text())
 
     scorer = ZeroShotScorer(data.task.kind, data.task.labels)
@@ -245,7 +290,7 @@ def run_layer(
     )
     model = build_model(backbone, data.task.kind, data.task.labels, layer, model_args)
     replica_check = ReplicaCheck()
-    trainer = Trainer(
+    trainer = FusionLearningRateTrainer(
         model=model,
         args=args,
         train_dataset=features["train"],
@@ -254,6 +299,7 @@ def run_layer(
         processing_class=tokenizer,
         compute_metrics=scorer,
         callbacks=[replica_check],
+        fusion_learning_rate=None if layer == BASELINE else model_args.fusion_learning_rate,
     )
     checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -271,8 +317,9 @@ def run_layer(
     }
     targets = [language for language in features["evaluation"] if language != data_args.train_language]
     result = {
-        "run": run_name,
+        "run": name,
         "fusion_layer": layer,
+        "fusion_method": None if layer == BASELINE else model_args.fusion_method,
         "metric": metric,
         "scores": per_language,
         "target_average": statistics.mean(per_language[language][metric] for language in targets) if targets else None,
@@ -372,8 +419,11 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if data_args.task not in TASKS:
         raise ValueError(f"--task {data_args.task!r} is not supported: choose one of {sorted(TASKS)}")
-    if data_args.data_dir is None:
-        raise ValueError("--data_dir is required: a folder laid out as ../shared/data/xtreme-lite")
+    if (data_args.data_dir is None) == (data_args.dataset_name is None):
+        raise ValueError(
+            "give exactly one of --data_dir (a folder laid out as ../shared/data/xtreme-lite) and --dataset_name "
+            "(XTREME on the Hub, 'google/xtreme')"
+        )
     if data_args.train_language != "en":
         raise ValueError(
             f"--train_language {data_args.train_language!r}: the local data has English training sets only"
@@ -386,15 +436,16 @@ def main(argv: list[str] | None = None) -> dict:
     layers = parse_layers(model_args.fusion_layers, num_layers)
     eval_languages = data_args.eval_languages.split(",") if data_args.eval_languages else None
     eval_splits = tuple(data_args.eval_split.split(",")) if data_args.eval_split else None
-    data = load_task_data(
-        task,
-        Path(data_args.data_dir),
-        eval_languages,
-        eval_splits,
-        data_args.max_train_samples,
-        data_args.max_eval_samples,
+    limits = dict(
+        max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
-    )
+    )  # fmt: skip
+    if data_args.dataset_name is not None:
+        data = load_hub_task_data(
+            task, data_args.dataset_name, eval_languages, eval_splits, cache_dir=model_args.cache_dir, **limits
+        )
+    else:
+        data = load_task_data(task, Path(data_args.data_dir), eval_languages, eval_splits, **limits)
     features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

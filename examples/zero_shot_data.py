@@ -264,6 +264,18 @@ def check_zero_shot(task: TaskSpec, train_path: Path, eval_files: dict[str, tupl
             )
 
 
+def hold_out_selection(
+    examples: list, fraction: float, seed: int, max_train: int | None, max_selection: int | None
+) -> tuple[list, list]:
+    """Where the English training data is the only English data: a seeded `fraction` of it, held out for selection."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held_out = max(1, int(len(examples) * fraction))
+    selection = [examples[i] for i in sorted(order[:held_out])][:max_selection]
+    train = [examples[i] for i in sorted(order[held_out:])][:max_train]
+    return train, selection
+
+
 def load_task_data(
     task: TaskSpec,
     data_dir: Path,
@@ -300,13 +312,9 @@ def load_task_data(
         selection = read_examples(task, selection_path, max_eval_samples)
         files = {"train": str(train_path), "selection": str(selection_path)}
     else:
-        # The English training file is the only English data: hold out a seeded slice of it for selection.
-        examples = read_examples(task, train_path)
-        order = list(range(len(examples)))
-        random.Random(seed).shuffle(order)
-        held_out = max(1, int(len(examples) * selection_fraction))
-        selection = [examples[i] for i in sorted(order[:held_out])][:max_eval_samples]
-        train = [examples[i] for i in sorted(order[held_out:])][:max_train_samples]
+        train, selection = hold_out_selection(
+            read_examples(task, train_path), selection_fraction, seed, max_train_samples, max_eval_samples
+        )
         files = {"train": str(train_path), "selection": f"{train_path} (seeded {selection_fraction:.0%} held out)"}
     evaluation = {language: read_examples(task, path, max_eval_samples) for language, (path, _) in eval_files.items()}
     files.update({language: str(path) for language, (path, _) in eval_files.items()})

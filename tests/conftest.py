@@ -35,3 +35,11 @@ def offline_tokenizer(offline_backbone):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(offline_backbone)
+
+
+@pytest.fixture(scope="session")
+def tiny_multilingual_bert(tmp_path_factory, offline_tokenizer) -> Path:
+    """A 2-layer, hidden-32 BERT over the real XLM-R vocabulary, saved with the real tokenizer."""
+    from dlfa_tester import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), offline_tokenizer)

@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForTokenClassification
+from transformers import AutoModelForTokenClassification, TrainingArguments
 
-from dlfa_tester import save_tiny_bert
+from dlfa_tester import DLFABertModelTester, build
+from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
-from run_zero_shot import main, parse_layers
-
-
-@pytest.fixture(scope="session")
-def tiny_multilingual_bert(tmp_path_factory, offline_tokenizer) -> Path:
-    """A 2-layer, hidden-32 BERT over the real XLM-R vocabulary, saved with the real tokenizer."""
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), offline_tokenizer)
+from run_zero_shot import FusionLearningRateTrainer, main, parse_layers, run_name
 
 
 def run(output_dir: Path, backbone: Path, data_dir: Path, *extra: str, task: str = "udpos") -> dict:
+    return run_harness(output_dir, backbone, "--data_dir", str(data_dir), *extra, task=task)
+
+
+def run_harness(output_dir: Path, backbone: Path, *extra: str, task: str = "udpos") -> dict:
+    """The harness on a small slice, quickly: the data source and anything else comes in `extra`."""
     return main([
-        "--task", task, "--data_dir", str(data_dir), "--model_name_or_path", str(backbone),
+        "--task", task, "--model_name_or_path", str(backbone),
         "--output_dir", str(output_dir), "--max_train_samples", "16", "--max_eval_samples", "8",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3",
         "--use_cpu", "--seed", "0", "--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "3",
@@ -85,6 +85,37 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
     assert reported["seqeval F1 (de, zero-shot)"] == round(100 * scores["de"]["f1"], 2)
     assert reported["seqeval F1 (en)"] == round(100 * scores["en"]["f1"], 2)
     assert "trust_remote_code=True" in card and "| fusion layer (fused with the last, layer 2) | 1 |" in card
+
+
+def test_run_names_say_the_fusion_and_its_layer():
+    assert [run_name("last", "aif"), run_name(8, "aif"), run_name(8, "concat"), run_name(8, "scalar_mix")] == [
+        "last", "layer-08", "concat-layer-08", "scalar_mix"
+    ]
+
+
+def test_fusion_block_gets_its_own_learning_rate_and_keeps_weight_decay_groups(tmp_path):
+    model = build(DLFABertForTokenClassification, DLFABertModelTester().get_config())
+    args = TrainingArguments(tmp_path, learning_rate=1e-4, weight_decay=0.01, report_to="none", use_cpu=True)
+    optimizer = FusionLearningRateTrainer(model=model, args=args, fusion_learning_rate=3e-3).create_optimizer()
+
+    group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(group_of)
+    assert len(group_of) == len([p for p in model.parameters() if p.requires_grad])
+    for name, parameter in model.named_parameters():
+        group = group_of[id(parameter)]
+        assert group["lr"] == (3e-3 if name.startswith("bert.fusion.") else 1e-4), name
+        assert group["weight_decay"] == (0.0 if "bias" in name or "norm" in name.lower() else 0.01), name
+
+
+def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    summary = run(
+        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--fusion_method", "concat",
+        "--fusion_learning_rate", "1e-2", "--eval_languages", "de", "--num_train_epochs", "1",
+    )  # fmt: skip
+    result = summary["runs"]["concat-layer-01"]
+    assert result["fusion_method"] == "concat" and result["fusion_layer"] == 1
+    config = json.loads((tmp_path / "concat-layer-01" / "model" / "config.json").read_text())
+    assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
 def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
