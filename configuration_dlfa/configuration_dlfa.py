@@ -56,6 +56,10 @@ class DLFABertConfig(BertConfig):
         aif_gate (`str`, *optional*, defaults to `"aff"`):
             `"paper"`: the attention map is `W * sigmoid(G + Lc)` with `W = (L1 + L2) / 2` (the paper's Eq. 1 as
             printed); `"aff"`: `sigmoid(G + Lc)` alone, a convex weight in [0, 1] as in AFF/MS-CAM.
+        aif_gate_init (`float`, *optional*, defaults to 0.5):
+            The value of `sigmoid(G + Lc)` at initialisation, everywhere (the branches' output norms start with zero
+            scale and this bias). 0.5 starts the fused states at the average of the two layers; a small value starts
+            them close to the last layer alone, i.e. at the last-layer baseline. Valid range: the open interval (0, 1).
         aif_norm (`str`, *optional*, defaults to `"batch"`):
             Normalisation inside the AIF branches. `"batch"`: BatchNorm as in the paper, with statistics taken over
             real (non-padding) tokens only; `"layer"`: LayerNorm over channels, independent of the other examples
@@ -82,6 +86,7 @@ class DLFABertConfig(BertConfig):
     fusion_layer: int | None = None
     aif_reduction: int = 4
     aif_gate: str = "aff"
+    aif_gate_init: float = 0.5
     aif_norm: str = "batch"
     fusion_method: str = "aif"
 
@@ -125,6 +130,10 @@ class DLFABertConfig(BertConfig):
             )
         if self.aif_gate not in AIF_GATES:
             raise ValueError(f"aif_gate={self.aif_gate!r} is not supported: choose one of {AIF_GATES}.")
+        if not 0.0 < self.aif_gate_init < 1.0:
+            raise ValueError(
+                f"aif_gate_init={self.aif_gate_init!r} is out of range: it must be a number in the open interval (0, 1)."
+            )
         if self.aif_norm not in AIF_NORMS:
             raise ValueError(f"aif_norm={self.aif_norm!r} is not supported: choose one of {AIF_NORMS}.")
         if self.fusion_method not in FUSION_METHODS:

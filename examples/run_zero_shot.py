@@ -74,6 +74,9 @@ class ModelArguments:
     )
     aif_reduction: int = field(default=4, metadata={"help": "AIF bottleneck ratio r"})
     aif_gate: str = field(default="aff", metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid)"})
+    aif_gate_init: float = field(
+        default=0.5, metadata={"help": "the gate's starting value in (0, 1); small values start at the last layer"}
+    )
     aif_norm: str = field(default="batch", metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
     fusion_method: str = field(
         default="aif",
@@ -92,7 +95,7 @@ class DataArguments:
     data_dir: str = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "instead of --data_dir: XTREME from the Hub ('google/xtreme') or a local copy of its layout"},
+        metadata={"help": "instead of --data_dir: XTREME on the Hub ('google/xtreme') or a local copy of its layout"},
     )
     train_language: str = field(default="en", metadata={"help": "the one training language (English data here)"})
     eval_languages: str | None = field(default=None, metadata={"help": "comma-separated; default: all found"})
@@ -144,6 +147,7 @@ def build_model(
             fusion_layer=layer,
             aif_reduction=model_args.aif_reduction,
             aif_gate=model_args.aif_gate,
+            aif_gate_init=model_args.aif_gate_init,
             aif_norm=model_args.aif_norm,
             fusion_method=model_args.fusion_method,
             cache_dir=model_args.cache_dir,

@@ -147,7 +147,8 @@ def load_hub_task_data(
             trained_on = "the English training data" if language == "en" else "a translation of the training data"
             raise ValueError(
                 f"{task.name}: {dataset_name} {language} '{chosen}' is {trained_on} (English '{layout.train_split}' "
-                f"is trained on); zero-shot evaluation must use another split, e.g. --eval_split {layout.eval_splits[0]}"
+                f"is trained on); zero-shot evaluation must use another split, e.g. "
+                f"--eval_split {layout.eval_splits[0]}"
             )
         eval_splits_of[language] = chosen
 

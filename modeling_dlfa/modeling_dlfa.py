@@ -28,6 +28,8 @@ This file and `configuration_dlfa.py` are copied into every saved checkpoint, so
 transformers and, relatively, `.configuration_dlfa`.
 """
 
+import math
+
 import torch
 from torch import nn
 from transformers import initialization as init
@@ -54,14 +56,15 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     marked, or one, the output stays finite: the variance falls back to zero and `eps` bounds the scale.
     In eval mode it uses the running statistics, exactly as `nn.BatchNorm1d`.
 
-    `zero_init_scale` makes `_init_weights` start the scale at zero (used for the last norm of an AIF branch).
+    With `initial_output` set, `_init_weights` starts the scale at zero and the shift at that value, so that the
+    norm first outputs that constant (the last norm of an AIF branch: it sets the gate's starting value).
 
     Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` (bool) -> same as input.
     """
 
-    def __init__(self, num_features: int, zero_init_scale: bool = False):
+    def __init__(self, num_features: int, initial_output: float | None = None):
         super().__init__(num_features)
-        self.zero_init_scale = zero_init_scale
+        self.initial_output = initial_output
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.training and self.track_running_stats:
@@ -99,9 +102,9 @@ class MaskedLayerNorm(nn.LayerNorm):
     Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` -> same as input.
     """
 
-    def __init__(self, num_features: int, zero_init_scale: bool = False):
+    def __init__(self, num_features: int, initial_output: float | None = None):
         super().__init__(num_features)
-        self.zero_init_scale = zero_init_scale
+        self.initial_output = initial_output
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return super().forward(hidden_states)
@@ -128,7 +131,9 @@ class AIFContextBranch(nn.Module):
         self.reduce_norm = norm_class(bottleneck_size)
         self.activation = nn.ReLU()
         self.expand = nn.Linear(bottleneck_size, config.hidden_size)
-        self.expand_norm = norm_class(config.hidden_size, zero_init_scale=True)
+        # G + Lc starts at logit(aif_gate_init) everywhere, half from each branch.
+        initial_logit = math.log(config.aif_gate_init / (1 - config.aif_gate_init))
+        self.expand_norm = norm_class(config.hidden_size, initial_output=initial_logit / 2)
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         hidden_states = self.activation(self.reduce_norm(self.reduce(hidden_states), mask))
@@ -212,7 +217,8 @@ class ConcatenationFusion(nn.Module):
         last_hidden_state: torch.Tensor,
         padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return nn.functional.linear(torch.cat([lower_hidden_states, last_hidden_state], dim=-1), self.weight, self.bias)
+        concatenated = torch.cat([lower_hidden_states, last_hidden_state], dim=-1)
+        return nn.functional.linear(concatenated, self.weight, self.bias)
 
 
 FUSION_CLASSES = {"aif": AttentionalInformationFusion, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
@@ -227,13 +233,14 @@ class DLFABertPreTrainedModel(BertPreTrainedModel):
     _can_set_attn_implementation_cached_value = True
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at sigmoid(0)."""
+        """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`."""
         super()._init_weights(module)
-        if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.zero_init_scale:
-            # With the branches' output scale at zero, A = 1/2 everywhere at initialisation: the fused states start
-            # as the average of the two layers ("aff") instead of a random per-channel mix, and the gate grows
-            # from there (the scale still receives gradient).
+        if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.initial_output is not None:
+            # With the branches' output scale at zero, the gate is sigmoid(G + Lc) = aif_gate_init everywhere at
+            # initialisation (by default 1/2: the fused states start as the average of the two layers) instead of a
+            # random per-channel mix, and it grows from there (the scale still receives gradient).
             init.zeros_(module.weight)
+            init.constant_(module.bias, module.initial_output)
         elif isinstance(module, ScalarMix):
             init.zeros_(module.layer_weights)
             init.ones_(module.gamma)
@@ -315,7 +322,8 @@ class DLFABertModel(DLFABertPreTrainedModel):
             if layer_number in self.fusion.input_layers:
                 kept_states[layer_number] = hidden_states
 
-        fused_states = self.fusion(*(kept_states[index] for index in self.fusion.input_layers), padding_mask=padding_mask)
+        fusion_inputs = [kept_states[index] for index in self.fusion.input_layers]
+        fused_states = self.fusion(*fusion_inputs, padding_mask=padding_mask)
         pooled_output = self.pooler(fused_states) if self.pooler is not None else None
         return BaseModelOutputWithPooling(last_hidden_state=fused_states, pooler_output=pooled_output)
 

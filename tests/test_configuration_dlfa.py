@@ -37,7 +37,9 @@ def test_default_fusion_layer_follows_the_depth():
         ({"aif_reduction": 33}, "aif_reduction=33 is out of range: it must be an integer in 1..32"),
         ({"aif_gate": "mscam"}, "aif_gate='mscam' is not supported: choose one of ('paper', 'aff')"),
         ({"aif_norm": "group"}, "aif_norm='group' is not supported: choose one of ('batch', 'layer')"),
-        ({"fusion_method": "sum"}, "fusion_method='sum' is not supported: choose one of ('aif', 'scalar_mix', 'concat')"),
+        ({"aif_gate_init": 0.0}, "aif_gate_init=0.0 is out of range: it must be a number in the open interval (0, 1)"),
+        ({"aif_gate_init": 1.0}, "aif_gate_init=1.0 is out of range: it must be a number in the open interval (0, 1)"),
+        ({"fusion_method": "sum"}, "fusion_method='sum' is not supported: choose one of ('aif', 'scalar_mix',"),
     ],
 )
 def test_invalid_values_raise_value_error_naming_value_and_range(overrides, message):

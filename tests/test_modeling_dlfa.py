@@ -369,6 +369,18 @@ def test_fused_output_follows_the_equations(aif_gate, training, fusion_layer):
     assert_close(outputs.pooler_output, model.pooler(outputs.last_hidden_state))
 
 
+@pytest.mark.parametrize("gate_init", [0.5, 0.1, 0.9])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_gate_starts_at_aif_gate_init(gate_init, training):
+    """At initialisation the fused states are gate_init * L1 + (1 - gate_init) * L2 at every position."""
+    config = TESTER.get_config(aif_gate_init=gate_init, **NO_DROPOUT)
+    for model in (build(DLFABertModel, config, eval_mode=not training),
+                  DLFABertModel.from_pretrained(None, config=config, state_dict={}).train(training)):  # fmt: skip
+        outputs = model(**TESTER.prepare_inputs(), output_hidden_states=True)
+        lower, last = outputs.hidden_states[TESTER.fusion_layer], outputs.hidden_states[-1]
+        assert_close(outputs.last_hidden_state, gate_init * lower + (1 - gate_init) * last)
+
+
 def test_paper_and_aff_gates_differ():
     outputs = {}
     for gate in ("paper", "aff"):

@@ -17,7 +17,10 @@ ROWS = 12
 def tagged(path: Path, tag_column: str, names: tuple[str, ...]) -> datasets.Dataset:
     sentences = read_tagged_tsv(path, ROWS)
     features = datasets.Features(
-        {"tokens": datasets.List(datasets.Value("string")), tag_column: datasets.List(datasets.ClassLabel(names=names))}
+        {
+            "tokens": datasets.List(datasets.Value("string")),
+            tag_column: datasets.List(datasets.ClassLabel(names=names)),
+        }
     )
     return datasets.Dataset.from_dict(
         {"tokens": [s.tokens for s in sentences], tag_column: [s.tags for s in sentences]}, features=features
@@ -26,7 +29,11 @@ def tagged(path: Path, tag_column: str, names: tuple[str, ...]) -> datasets.Data
 
 def pairs(path: Path, label_column: str, language: str | None = None) -> dict:
     rows = read_pair_tsv(path, ROWS)
-    columns = {"sentence1": [r.first for r in rows], "sentence2": [r.second for r in rows], label_column: [r.label for r in rows]}
+    columns = {
+        "sentence1": [r.first for r in rows],
+        "sentence2": [r.second for r in rows],
+        label_column: [r.label for r in rows],
+    }
     return {"language": [language] * len(rows), **columns} if language else columns
 
 
@@ -55,7 +62,9 @@ def hub_copy(tmp_path_factory, xtreme_lite) -> Path:
             ])
             for split in ("validation", "test")
         },
-        "PAWS-X.en": {"train": datasets.Dataset.from_dict(pairs(xtreme_lite / "pawsx/xtreme_pawsx_dev-en.tsv", "label"))},
+        "PAWS-X.en": {
+            "train": datasets.Dataset.from_dict(pairs(xtreme_lite / "pawsx/xtreme_pawsx_dev-en.tsv", "label"))
+        },
     }  # fmt: skip
     configs["PAWS-X.en"]["validation"] = configs["PAWS-X.en"]["train"]
     configs["PAWS-X.de"] = {
@@ -115,7 +124,9 @@ def test_pawsx_refuses_translated_training_split(hub_copy, tmp_path):
 
 
 def test_missing_language_names_the_languages_that_exist(hub_copy, tmp_path):
-    with pytest.raises(ValueError, match=re.escape("no test split for language 'fr'; languages with one: ['en', 'zh']")):
+    with pytest.raises(
+        ValueError, match=re.escape("no test split for language 'fr'; languages with one: ['en', 'zh']")
+    ):
         load_hub_task_data(TASKS["udpos"], str(hub_copy), ["fr"], ("test",), cache_dir=str(tmp_path))
 
 
