@@ -1,0 +1,259 @@
+"""
+Turns the zero-shot benchmark's runs (benchmarks/zero_shot_benchmark.py) into the published report: one JSON file a
+task in benchmarks/results/zero_shot/, the heatmaps in docs/figures/, and the generated part of docs/results.md
+(between its BEGIN/END markers; the hand-written text around them is kept).
+
+    python benchmarks/zero_shot_report.py            # every task with runs under benchmarks/runs/small
+
+Selection follows the zero-shot rule: the DLFA layer is the one with the best mean English dev score over the seeds
+every sweep layer has; its gain over the baseline is the paired difference of target-language averages over the seeds
+both have, with a paired t-test and a 95% t interval. The paper's protocol (the best test average over the layers) is
+reported apart.
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy import stats  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- BEGIN zero_shot_report (generated: edit outside) -->", "<!-- END zero_shot_report -->"
+TASK_TITLES = {"udpos": "UDPOS (POS tagging, seqeval F1)", "panx": "PAN-X (NER, seqeval F1)",
+               "xnli": "XNLI (accuracy)", "pawsx": "PAWS-X (accuracy)"}  # fmt: skip
+# The paper's Table 1 (mBERT-base, XTREME test average over target languages, best of the 11 layers, one seed).
+PAPER = {
+    "udpos": (70.28, 71.81, 10),
+    "panx": (62.17, 63.34, 8),
+    "xnli": (65.40, 66.91, 11),
+    "pawsx": (81.94, 84.37, 6),
+}
+TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
+
+
+def collect(task_dir: Path) -> dict[str, dict[int, dict]]:
+    """experiment -> seed -> the harness's results.json of that run."""
+    runs: dict[str, dict[int, dict]] = {}
+    for results_file in sorted(task_dir.glob("*/seed-*/*/results.json")):
+        experiment, seed = results_file.parts[-4], int(results_file.parts[-3].removeprefix("seed-"))
+        runs.setdefault(experiment, {})[seed] = json.loads(results_file.read_text())
+    return runs
+
+
+def dev_score(result: dict) -> float:
+    return 100 * result["scores"]["selection"][result["metric"]]
+
+
+def target_score(result: dict) -> float:
+    return 100 * result["target_average"]
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values)}  # fmt: skip
+
+
+def paired_gain(runs: dict[int, dict], baseline: dict[int, dict]) -> dict | None:
+    """Target-average gain over the baseline on the seeds both have: mean, std, paired t-test, 95% t interval."""
+    seeds = sorted(set(runs) & set(baseline))
+    if not seeds:
+        return None
+    differences = [target_score(runs[seed]) - target_score(baseline[seed]) for seed in seeds]
+    gain = {"seeds": seeds, "differences": differences, **mean_std(differences)}
+    if len(seeds) > 1 and gain["std"] > 0:
+        half_width = stats.t.ppf(0.975, len(seeds) - 1) * gain["std"] / len(seeds) ** 0.5
+        gain["ci95"] = [gain["mean"] - half_width, gain["mean"] + half_width]
+        gain["t_test_p"] = float(stats.ttest_rel([target_score(runs[s]) for s in seeds],
+                                                 [target_score(baseline[s]) for s in seeds]).pvalue)  # fmt: skip
+    return gain
+
+
+def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
+    """Every statistic the report shows, from the runs alone."""
+    baseline = runs["baseline"]
+    languages = [language for language in next(iter(baseline.values()))["scores"] if language not in ("selection",)]
+    metric = next(iter(baseline.values()))["metric"]
+    experiments = {}
+    for name, by_seed in runs.items():
+        results = list(by_seed.values())
+        experiments[name] = {
+            "seeds": sorted(by_seed),
+            "english_dev": mean_std([dev_score(result) for result in results]),
+            "target_average": mean_std([target_score(result) for result in results]),
+            "languages": {
+                language: statistics.mean(100 * result["scores"][language][metric] for result in results)
+                for language in languages
+            },
+            "gain_over_baseline": None if name == "baseline" else paired_gain(by_seed, baseline),
+            "per_seed": {
+                seed: {"english_dev": dev_score(r), "target_average": target_score(r)} for seed, r in by_seed.items()
+            },
+        }
+
+    sweep = {name: by_seed for name, by_seed in runs.items() if name.startswith("aif-layer-")}
+    summary = {"task": task, "metric": metric, "languages": languages, "experiments": experiments}
+    if sweep:
+        # Compare layers on the seeds every layer has, so that no layer wins by having more seeds.
+        shared = sorted(set.intersection(*(set(by_seed) for by_seed in sweep.values())))
+        on_shared = {name: [by_seed[seed] for seed in shared] for name, by_seed in sweep.items()}
+        by_dev = max(on_shared, key=lambda name: statistics.mean(map(dev_score, on_shared[name])))
+        by_test = max(on_shared, key=lambda name: statistics.mean(map(target_score, on_shared[name])))
+        baseline_shared = statistics.mean(target_score(baseline[seed]) for seed in shared)
+        summary["selection"] = {
+            "seeds_compared": shared,
+            "dev_selected": by_dev,
+            "dev_selected_gain": experiments[by_dev]["gain_over_baseline"],
+            "best_of_layers_paper_protocol": by_test,
+            "best_of_layers_gain_on_compared_seeds": statistics.mean(map(target_score, on_shared[by_test]))
+            - baseline_shared,
+        }
+        gain = experiments[by_dev]["gain_over_baseline"]
+        spread = [experiments[name]["target_average"]["std"] for name in (by_dev, "baseline")]
+        if task in TARGET_GAIN and gain and None not in spread:
+            summary["targets"] = {
+                "gain_at_least": TARGET_GAIN[task],
+                "gain": gain["mean"],
+                "two_std_across_seeds": 2 * max(spread),
+                "met": gain["mean"] >= TARGET_GAIN[task] and gain["mean"] > 2 * max(spread),
+            }
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def _cell(statistic: dict) -> str:
+    if statistic["std"] is None:
+        return f"{statistic['mean']:.2f}"
+    return f"{statistic['mean']:.2f} ± {statistic['std']:.2f}"
+
+
+def _gain_cell(gain: dict | None) -> str:
+    if gain is None:
+        return "—"
+    text = f"{gain['mean']:+.2f}"
+    if "ci95" in gain:
+        text += f" [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}], p={gain['t_test_p']:.2f}"
+    return text + f" (n={gain['n']})"
+
+
+def experiment_order(name: str) -> tuple:
+    return (name != "baseline", not name.startswith("aif-layer-"), name)
+
+
+def markdown(summary: dict, figure_link: str | None) -> str:
+    task, languages = summary["task"], summary["languages"]
+    targets = [language for language in languages if language != "en"]
+    lines = [f"### {TASK_TITLES[task]}", ""]
+    header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | "
+    lines += [header + " | ".join(targets) + " |", "|---" * (5 + len(targets)) + "|"]
+    for name in sorted(summary["experiments"], key=experiment_order):
+        experiment = summary["experiments"][name]
+        row = [name, ",".join(map(str, experiment["seeds"])), _cell(experiment["english_dev"]),
+               _cell(experiment["target_average"]), _gain_cell(experiment["gain_over_baseline"])]  # fmt: skip
+        row += [f"{experiment['languages'][language]:.1f}" for language in targets]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    selection = summary.get("selection")
+    if selection:
+        paper_baseline, paper_dlfa, paper_layer = PAPER[task]
+        dev_gain = selection["dev_selected_gain"]
+        lines += [
+            f"- Layer chosen on English dev (seeds {selection['seeds_compared']}): **{selection['dev_selected']}**; "
+            f"its gain over the baseline: **{_gain_cell(dev_gain)}** F1/accuracy points on the target average.",
+            f"- The paper's protocol (best target average over the layers, same seeds): "
+            f"{selection['best_of_layers_paper_protocol']}, "
+            f"{selection['best_of_layers_gain_on_compared_seeds']:+.2f}.",
+            f"- Paper (mBERT-base, full XTREME, best of 11 layers, one seed): "
+            f"{paper_baseline:.2f} → {paper_dlfa:.2f} "
+            f"({paper_dlfa - paper_baseline:+.2f}) at layer {paper_layer}.",
+        ]
+    if "targets" in summary:
+        target = summary["targets"]
+        verdict = "met" if target["met"] else "**missed**"
+        lines.append(
+            f"- Target (gain ≥ {target['gain_at_least']} and > 2 std across seeds = "
+            f"{target['two_std_across_seeds']:.2f}):"
+            f" {verdict} (gain {target['gain']:+.2f})."
+        )
+    if figure_link is not None:
+        lines += ["", f"![{task}: layer x language, DLFA minus baseline]({figure_link})"]
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(summary: dict, path: Path) -> Path | None:
+    """Target-language score per DLFA layer minus the baseline's (seed means): where each layer helps or hurts."""
+    experiments = summary["experiments"]
+    layers = sorted(name for name in experiments if name.startswith("aif-layer-"))
+    if not layers:
+        return None
+    languages = [language for language in summary["languages"] if language != "en"] + ["avg"]
+
+    def scores(name: str) -> list[float]:
+        experiment = experiments[name]
+        return [experiment["languages"][language] for language in languages[:-1]] + [
+            experiment["target_average"]["mean"]
+        ]
+
+    base = scores("baseline")
+    grid = [[value - reference for value, reference in zip(scores(name), base)] for name in layers]
+    bound = max(abs(value) for row in grid for value in row) or 1.0
+    figure, axes = plt.subplots(figsize=(1 + 0.65 * len(languages), 1 + 0.45 * len(layers)))
+    image = axes.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    axes.set_xticks(range(len(languages)), languages)
+    axes.set_yticks(range(len(layers)), [name.removeprefix("aif-") for name in layers])
+    for row, values in enumerate(grid):
+        for column, value in enumerate(values):
+            axes.text(column, row, f"{value:+.1f}", ha="center", va="center", fontsize=7)
+    axes.set_title(f"{summary['task']}: DLFA minus baseline ({summary['metric']} points, seed means)", fontsize=9)
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def replace_generated(document: Path, generated: str) -> None:
+    """Write `generated` between the markers of `document`, keeping everything outside them."""
+    text = document.read_text() if document.exists() else f"# Results\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{document} lacks the markers {BEGIN!r} ... {END!r}; add them where the tables belong")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    document.write_text(f"{head}{BEGIN}\n{generated}{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "small")
+    parser.add_argument("--results_dir", type=Path, default=ROOT / "benchmarks" / "results" / "zero_shot")
+    parser.add_argument("--document", type=Path, default=ROOT / "docs" / "results.md")
+    args = parser.parse_args()
+
+    sections = []
+    for task in TASK_TITLES:
+        runs = collect(args.runs_dir / task)
+        if "baseline" not in runs:
+            continue
+        summary = summarize(task, runs)
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        (args.results_dir / f"{task}.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
+        figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_{task}_heatmap.png")
+        sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
+        print(sections[-1])
+    if not sections:
+        raise SystemExit(f"no finished runs under {args.runs_dir}")
+    replace_generated(args.document, "\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The benchmark report's statistics and document handling, on results.json files laid out as the benchmark does."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from zero_shot_report import BEGIN, END, collect, replace_generated, summarize  # noqa: E402
+
+
+def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
+    """One run's results.json as the harness writes it (scores as fractions)."""
+    run_dir = task_dir / experiment / f"seed-{seed}" / "run"
+    run_dir.mkdir(parents=True)
+    scores = {"selection": {"f1": dev / 100}, **{language: {"f1": value / 100} for language, value in targets.items()}}
+    result = {"metric": "f1", "scores": scores, "target_average": sum(targets.values()) / len(targets) / 100}
+    (run_dir / "results.json").write_text(json.dumps(result))
+
+
+@pytest.fixture
+def task_dir(tmp_path) -> Path:
+    task_dir = tmp_path / "udpos"
+    for seed, base in ((1, 70.0), (2, 71.0), (3, 69.0)):
+        write_run(task_dir, "baseline", seed, 90.0, {"de": base - 5, "zh": base + 5})
+    # Layer 4 is best on English dev; layer 2 would win on the test languages (the paper's protocol).
+    write_run(task_dir, "aif-layer-02", 1, 89.0, {"de": 80.0, "zh": 80.0})
+    for seed, gain in ((1, 1.5), (2, 2.5), (3, 3.5)):
+        base = {1: 70.0, 2: 71.0, 3: 69.0}[seed]
+        write_run(task_dir, "aif-layer-04", seed, 91.0, {"de": base + gain - 5, "zh": base + gain + 5})
+    return task_dir
+
+
+def test_layer_is_chosen_on_english_dev_and_its_gain_is_paired_over_seeds(task_dir):
+    summary = summarize("udpos", collect(task_dir))
+    selection = summary["selection"]
+    assert selection["seeds_compared"] == [1]  # the only seed every layer has
+    assert selection["dev_selected"] == "aif-layer-04"
+    assert selection["best_of_layers_paper_protocol"] == "aif-layer-02"
+    assert selection["best_of_layers_gain_on_compared_seeds"] == pytest.approx(10.0)
+
+    gain = selection["dev_selected_gain"]
+    assert gain["seeds"] == [1, 2, 3] and gain["differences"] == pytest.approx([1.5, 2.5, 3.5])
+    assert gain["mean"] == pytest.approx(2.5) and gain["std"] == pytest.approx(1.0)
+    half_width = 4.302653 / 3**0.5  # t(0.975, 2 degrees of freedom) * std / sqrt(n)
+    assert gain["ci95"] == pytest.approx([2.5 - half_width, 2.5 + half_width], abs=1e-5)
+    assert gain["t_test_p"] == pytest.approx(0.0495, abs=5e-4)  # t = 2.5 * sqrt(3) = 4.33, 2 degrees of freedom
+
+    # The target: a gain of at least 1.5 that also exceeds two standard deviations of either configuration.
+    assert summary["targets"]["two_std_across_seeds"] == pytest.approx(2.0) and summary["targets"]["met"] is True
+    assert summary["experiments"]["baseline"]["languages"] == {"de": pytest.approx(65.0), "zh": pytest.approx(75.0)}
+
+
+def test_generated_part_is_replaced_and_hand_written_text_kept(tmp_path):
+    document = tmp_path / "results.md"
+    document.write_text(f"# Results\n\nIntro by hand.\n\n{BEGIN}\nold tables\n{END}\n\n## Conclusions by hand\n")
+    replace_generated(document, "new tables\n")
+    replace_generated(document, "newer tables\n")
+    text = document.read_text()
+    assert "Intro by hand." in text and "## Conclusions by hand" in text
+    assert "newer tables" in text and "new tables\n" not in text.replace("newer tables\n", "")
+    assert "old tables" not in text
+
+    document.write_text("# Results without markers\n")
+    with pytest.raises(SystemExit, match=re.escape("lacks the markers")):
+        replace_generated(document, "tables\n")
+    assert document.read_text() == "# Results without markers\n"
