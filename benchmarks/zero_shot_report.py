@@ -13,7 +13,9 @@ reported apart.
 
 import argparse
 import json
+import re
 import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -36,14 +38,19 @@ PAPER = {
     "pawsx": (81.94, 84.37, 6),
 }
 TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
+TRAIN_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
 
 
 def collect(task_dir: Path) -> dict[str, dict[int, dict]]:
-    """experiment -> seed -> the harness's results.json of that run."""
+    """experiment -> seed -> the harness's results.json of that run, with the Trainer's train_runtime from its log."""
     runs: dict[str, dict[int, dict]] = {}
     for results_file in sorted(task_dir.glob("*/seed-*/*/results.json")):
         experiment, seed = results_file.parts[-4], int(results_file.parts[-3].removeprefix("seed-"))
-        runs.setdefault(experiment, {})[seed] = json.loads(results_file.read_text())
+        result = json.loads(results_file.read_text())
+        log = results_file.parent.parent / "log.txt"
+        runtimes = TRAIN_RUNTIME.findall(log.read_text()) if log.exists() else []
+        result["train_runtime_seconds"] = float(runtimes[-1]) if runtimes else None
+        runs.setdefault(experiment, {})[seed] = result
     return runs
 
 
@@ -75,6 +82,23 @@ def paired_gain(runs: dict[int, dict], baseline: dict[int, dict]) -> dict | None
     return gain
 
 
+def language_gains(runs: dict[int, dict], baseline: dict[int, dict], languages: list[str]) -> dict[str, float]:
+    """Per-language score minus the baseline's, averaged over the seeds both have."""
+    seeds = sorted(set(runs) & set(baseline))
+    metric = runs[seeds[0]]["metric"]
+    return {
+        language: statistics.mean(
+            100 * (runs[seed]["scores"][language][metric] - baseline[seed]["scores"][language][metric]) for seed in seeds
+        )
+        for language in languages
+    }
+
+
+def median_runtime(by_seed: dict[int, dict]) -> float | None:
+    runtimes = [result["train_runtime_seconds"] for result in by_seed.values() if result["train_runtime_seconds"]]
+    return statistics.median(runtimes) if runtimes else None
+
+
 def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
     """Every statistic the report shows, from the runs alone."""
     baseline = runs["baseline"]
@@ -92,6 +116,8 @@ def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
                 for language in languages
             },
             "gain_over_baseline": None if name == "baseline" else paired_gain(by_seed, baseline),
+            "language_gains": None if name == "baseline" else language_gains(by_seed, baseline, languages),
+            "train_seconds_median": median_runtime(by_seed),
             "per_seed": {
                 seed: {"english_dev": dev_score(r), "target_average": target_score(r)} for seed, r in by_seed.items()
             },
@@ -145,6 +171,12 @@ def _gain_cell(gain: dict | None) -> str:
     return text + f" (n={gain['n']})"
 
 
+def _time_cell(seconds: float | None, baseline_seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.0f} s" + (f" (×{seconds / baseline_seconds:.2f})" if baseline_seconds else "")
+
+
 def experiment_order(name: str) -> tuple:
     return (name != "baseline", not name.startswith("aif-layer-"), name)
 
@@ -153,12 +185,14 @@ def markdown(summary: dict, figure_link: str | None) -> str:
     task, languages = summary["task"], summary["languages"]
     targets = [language for language in languages if language != "en"]
     lines = [f"### {TASK_TITLES[task]}", ""]
-    header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | "
-    lines += [header + " | ".join(targets) + " |", "|---" * (5 + len(targets)) + "|"]
+    header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | train time | "
+    lines += [header + " | ".join(targets) + " |", "|---" * (6 + len(targets)) + "|"]
+    base_time = summary["experiments"]["baseline"]["train_seconds_median"]
     for name in sorted(summary["experiments"], key=experiment_order):
         experiment = summary["experiments"][name]
         row = [name, ",".join(map(str, experiment["seeds"])), _cell(experiment["english_dev"]),
-               _cell(experiment["target_average"]), _gain_cell(experiment["gain_over_baseline"])]  # fmt: skip
+               _cell(experiment["target_average"]), _gain_cell(experiment["gain_over_baseline"]),
+               _time_cell(experiment["train_seconds_median"], base_time)]  # fmt: skip
         row += [f"{experiment['languages'][language]:.1f}" for language in targets]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
@@ -190,36 +224,63 @@ def markdown(summary: dict, figure_link: str | None) -> str:
 
 
 def heatmap(summary: dict, path: Path) -> Path | None:
-    """Target-language score per DLFA layer minus the baseline's (seed means): where each layer helps or hurts."""
+    """Each configuration's target-language scores minus the baseline's, paired by seed: where it helps or hurts."""
     experiments = summary["experiments"]
-    layers = sorted(name for name in experiments if name.startswith("aif-layer-"))
-    if not layers:
+    names = sorted((name for name in experiments if name != "baseline"), key=experiment_order)
+    if not names:
         return None
-    languages = [language for language in summary["languages"] if language != "en"] + ["avg"]
-
-    def scores(name: str) -> list[float]:
-        experiment = experiments[name]
-        return [experiment["languages"][language] for language in languages[:-1]] + [
-            experiment["target_average"]["mean"]
-        ]
-
-    base = scores("baseline")
-    grid = [[value - reference for value, reference in zip(scores(name), base)] for name in layers]
+    languages = [language for language in summary["languages"] if language != "en"]
+    grid = [
+        [experiments[name]["language_gains"][language] for language in languages]
+        + [experiments[name]["gain_over_baseline"]["mean"]]
+        for name in names
+    ]
+    languages.append("avg")
     bound = max(abs(value) for row in grid for value in row) or 1.0
-    figure, axes = plt.subplots(figsize=(1 + 0.65 * len(languages), 1 + 0.45 * len(layers)))
+    figure, axes = plt.subplots(figsize=(2 + 0.65 * len(languages), 1 + 0.45 * len(names)))
     image = axes.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
     axes.set_xticks(range(len(languages)), languages)
-    axes.set_yticks(range(len(layers)), [name.removeprefix("aif-") for name in layers])
+    axes.set_yticks(range(len(names)), names)
     for row, values in enumerate(grid):
         for column, value in enumerate(values):
             axes.text(column, row, f"{value:+.1f}", ha="center", va="center", fontsize=7)
-    axes.set_title(f"{summary['task']}: DLFA minus baseline ({summary['metric']} points, seed means)", fontsize=9)
+    axes.set_title(f"{summary['task']}: minus the baseline ({summary['metric']} points, paired seeds)", fontsize=9)
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+MBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                    "vocab_size": 119547}  # fmt: skip
+
+
+def parameter_overhead(backbone_config: Path) -> str:
+    """Parameters each fusion adds to a token classifier, for the benchmark's backbone and for mBERT-base."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from modeling_dlfa import DLFABertConfig, DLFABertForTokenClassification
+
+    shapes = {
+        "benchmark backbone": DLFABertConfig.from_json_file(backbone_config).to_dict(),
+        "mBERT-base": MBERT_BASE_SHAPE,
+    }
+    lines = ["| fusion | " + " | ".join(shapes) + " |", "|---" * (1 + len(shapes)) + "|"]
+    for method in ("aif", "concat", "scalar_mix"):
+        cells = []
+        for shape in shapes.values():
+            keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+            config = DLFABertConfig(**{key: shape[key] for key in keys}, fusion_method=method, num_labels=17)
+            with torch.device("meta"):
+                model = DLFABertForTokenClassification(config)
+            fusion = sum(parameter.numel() for parameter in model.bert.fusion.parameters())
+            rest = sum(parameter.numel() for parameter in model.parameters()) - fusion
+            cells.append(f"{fusion:,} (+{100 * fusion / rest:.2f}%)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def replace_generated(document: Path, generated: str) -> None:
@@ -252,6 +313,11 @@ def main() -> None:
         print(sections[-1])
     if not sections:
         raise SystemExit(f"no finished runs under {args.runs_dir}")
+    backbone_configs = sorted(args.runs_dir.glob("*/aif-layer-*/seed-*/*/model/config.json"))
+    if backbone_configs:
+        sections.append(
+            "### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone_configs[0])
+        )
     replace_generated(args.document, "\n".join(sections))
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every run behind docs/results.md (the small CPU protocol of zero_shot_benchmark.py), in the order it was run, then
-# the report. Resumable: finished runs are skipped. About 2 hours on 2 cores.
+# the report. Resumable: finished runs are skipped. About 2.5 hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benchmark="python benchmarks/zero_shot_benchmark.py --jobs 2 $*"
@@ -15,5 +15,10 @@ for task in udpos panx; do
 done
 for task in udpos panx; do
     $benchmark --task $task --phase variants --variants fusion-lr-x10 --seeds 1
+done
+for seeds in 1 2,3; do
+    for task in udpos panx; do
+        $benchmark --task $task --phase variants --variants gate-init-0.1 --seeds $seeds
+    done
 done
 python benchmarks/zero_shot_report.py

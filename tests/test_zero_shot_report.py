@@ -19,6 +19,7 @@ def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: d
     scores = {"selection": {"f1": dev / 100}, **{language: {"f1": value / 100} for language, value in targets.items()}}
     result = {"metric": "f1", "scores": scores, "target_average": sum(targets.values()) / len(targets) / 100}
     (run_dir / "results.json").write_text(json.dumps(result))
+    (run_dir.parent / "log.txt").write_text(f"{{'train_runtime': '{100 + seed}.5', 'train_loss': '0.1'}}\n")
 
 
 @pytest.fixture
@@ -52,6 +53,7 @@ def test_layer_is_chosen_on_english_dev_and_its_gain_is_paired_over_seeds(task_d
     # The target: a gain of at least 1.5 that also exceeds two standard deviations of either configuration.
     assert summary["targets"]["two_std_across_seeds"] == pytest.approx(2.0) and summary["targets"]["met"] is True
     assert summary["experiments"]["baseline"]["languages"] == {"de": pytest.approx(65.0), "zh": pytest.approx(75.0)}
+    assert summary["experiments"]["baseline"]["train_seconds_median"] == 102.5  # from the runs' Trainer logs
 
 
 def test_generated_part_is_replaced_and_hand_written_text_kept(tmp_path):
