@@ -21,7 +21,7 @@ def test_card_for_every_task(task, tmp_path):
         "target_average": 0.8234,
         "files": {"train": "train.tsv", "selection": "dev.tsv"},
     }
-    config = DLFABertConfig(num_hidden_layers=12, fusion_layer=8)
+    config = DLFABertConfig(num_hidden_layers=12, fusion_layer=8, aif_gate_init=0.1)
     path = write_model_card(tmp_path, task, result, config, "offline:multilingual-e5-small", "org/dlfa-run")
     text = path.read_text()
     metadata = yaml.safe_load(text.split("---\n")[1])
@@ -32,3 +32,4 @@ def test_card_for_every_task(task, tmp_path):
     assert values[f"{TASK_CARD[task].metric_name} (de, zero-shot)"] == 82.34
     assert 'from_pretrained("org/dlfa-run", trust_remote_code=True)' in text
     assert "| fusion layer (fused with the last, layer 12) | 8 |" in text and "**82.34**" in text
+    assert "| AIF gate at initialisation | 0.1 |" in text and "peer fusions for comparison) | aif |" in text
