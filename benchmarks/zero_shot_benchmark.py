@@ -25,11 +25,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from zero_shot_report import SWEEP_PREFIX, collect, select_layer
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,19 +111,12 @@ def run_results(run_dir: Path) -> dict | None:
 
 
 def best_sweep_layer(task_dir: Path) -> int:
-    """The DLFA layer of the sweep with the best mean English dev score over its finished seeds."""
-    means = {}
-    for experiment in sorted(task_dir.glob("aif-layer-*")):
-        scores = [
-            result["scores"]["selection"][result["metric"]]
-            for result in map(run_results, experiment.iterdir())
-            if result is not None
-        ]
-        if scores:
-            means[int(experiment.name.rsplit("-", 1)[1])] = statistics.mean(scores)
-    if not means:
+    """The sweep's layer chosen on English dev, by the report's rule (compared on the seeds every layer has)."""
+    runs = collect(task_dir)
+    if not any(name.startswith(SWEEP_PREFIX) for name in runs):
         raise SystemExit(f"no finished sweep runs under {task_dir}: run --phase sweep first")
-    return max(means, key=means.get)
+    _, by_dev, _ = select_layer(runs)
+    return int(by_dev.removeprefix(SWEEP_PREFIX))
 
 
 def launch(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> tuple[Path, int]:

@@ -38,6 +38,7 @@ PAPER = {
     "pawsx": (81.94, 84.37, 6),
 }
 TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
+SWEEP_PREFIX = "aif-layer-"
 TRAIN_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
 
 
@@ -88,10 +89,32 @@ def language_gains(runs: dict[int, dict], baseline: dict[int, dict], languages: 
     metric = runs[seeds[0]]["metric"]
     return {
         language: statistics.mean(
-            100 * (runs[seed]["scores"][language][metric] - baseline[seed]["scores"][language][metric]) for seed in seeds
+            100 * (runs[seed]["scores"][language][metric] - baseline[seed]["scores"][language][metric])
+            for seed in seeds
         )
         for language in languages
     }
+
+
+def select_layer(runs: dict[str, dict[int, dict]]) -> tuple[list[int], str, str]:
+    """
+    The sweep's layer chosen on English dev, and the one the paper's protocol would report (best target average),
+    both compared on the seeds every sweep layer has, so that no layer wins by having more seeds.
+    Returns (those seeds, the dev-selected experiment, the best-of-layers experiment).
+    """
+    sweep = {name: by_seed for name, by_seed in runs.items() if name.startswith(SWEEP_PREFIX)}
+    shared = sorted(set.intersection(*(set(by_seed) for by_seed in sweep.values())))
+    if not shared:
+        raise ValueError(
+            f"the sweep layers share no seed: {[(name, sorted(by_seed)) for name, by_seed in sweep.items()]}"
+        )
+
+    def mean_over_shared(name: str, score) -> float:
+        return statistics.mean(score(sweep[name][seed]) for seed in shared)
+
+    by_dev = max(sweep, key=lambda name: mean_over_shared(name, dev_score))
+    by_test = max(sweep, key=lambda name: mean_over_shared(name, target_score))
+    return shared, by_dev, by_test
 
 
 def median_runtime(by_seed: dict[int, dict]) -> float | None:
@@ -123,14 +146,10 @@ def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
             },
         }
 
-    sweep = {name: by_seed for name, by_seed in runs.items() if name.startswith("aif-layer-")}
     summary = {"task": task, "metric": metric, "languages": languages, "experiments": experiments}
-    if sweep:
-        # Compare layers on the seeds every layer has, so that no layer wins by having more seeds.
-        shared = sorted(set.intersection(*(set(by_seed) for by_seed in sweep.values())))
-        on_shared = {name: [by_seed[seed] for seed in shared] for name, by_seed in sweep.items()}
-        by_dev = max(on_shared, key=lambda name: statistics.mean(map(dev_score, on_shared[name])))
-        by_test = max(on_shared, key=lambda name: statistics.mean(map(target_score, on_shared[name])))
+    if any(name.startswith(SWEEP_PREFIX) for name in runs):
+        shared, by_dev, by_test = select_layer(runs)
+        on_shared = {name: [runs[name][seed] for seed in shared] for name in (by_dev, by_test)}
         baseline_shared = statistics.mean(target_score(baseline[seed]) for seed in shared)
         summary["selection"] = {
             "seeds_compared": shared,
@@ -178,7 +197,7 @@ def _time_cell(seconds: float | None, baseline_seconds: float | None) -> str:
 
 
 def experiment_order(name: str) -> tuple:
-    return (name != "baseline", not name.startswith("aif-layer-"), name)
+    return (name != "baseline", not name.startswith(SWEEP_PREFIX), name)
 
 
 def markdown(summary: dict, figure_link: str | None) -> str:
