@@ -38,6 +38,8 @@ PAPER = {
     "pawsx": (81.94, 84.37, 6),
 }
 TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
+# Figure files are named by what the task is, not by the data set.
+FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 SWEEP_PREFIX = "aif-layer-"
 TRAIN_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
 
@@ -353,7 +355,7 @@ def main() -> None:
         summaries.append(summary)
         args.results_dir.mkdir(parents=True, exist_ok=True)
         (args.results_dir / f"{task}.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
-        figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_{task}_heatmap.png")
+        figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
         print(sections[-1])
     if not sections:

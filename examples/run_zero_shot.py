@@ -52,7 +52,7 @@ sys.path[:0] = [str(EXAMPLES.parent), str(EXAMPLES)]
 from model_cards.card import write_model_card  # noqa: E402
 from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
 from offline_backbone import OFFLINE_PREFIX, resolve_backbone  # noqa: E402
-from xtreme_hub import load_hub_task_data  # noqa: E402
+from hub_data import load_hub_task_data  # noqa: E402
 from zero_shot_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_pairs, load_task_data  # noqa: E402
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from xtreme_hub import UDPOS_LANGUAGE_NAMES, load_hub_task_data
+from hub_data import UDPOS_LANGUAGE_NAMES, load_hub_task_data
 from zero_shot_data import PANX_TAGS, TASKS, UPOS_TAGS, read_pair_tsv, read_tagged_tsv
 
 
