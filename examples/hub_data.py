@@ -68,9 +68,10 @@ class HubTaskReader:
         """language code -> the splits it has."""
         layout = self.layout
         if layout.language_column is not None:
+            languages_in = {split: self._languages_in(split) for split in self._splits(layout.config)}
             return {
-                language: [split for split in self._splits(layout.config) if language in self._languages_in(split)]
-                for language in sorted(set().union(*map(self._languages_in, self._splits(layout.config))))
+                language: [split for split, present in languages_in.items() if language in present]
+                for language in sorted(set().union(*languages_in.values()))
             }
         codes = {name: code for code, name in (layout.language_names or {}).items()}
         prefix = layout.config.split("{language}")[0]

@@ -346,7 +346,7 @@ def run_layer(
     return result
 
 
-def push_selected_run(output_dir: Path, run_name: str, training_args: TrainingArguments) -> str:
+def push_selected_run(output_dir: Path, selected_run: str, training_args: TrainingArguments) -> str:
     """Upload the selected run's model folder (weights, code, tokenizer, card) with the stock Hub client."""
     from huggingface_hub import create_repo, upload_folder
 
@@ -354,9 +354,9 @@ def push_selected_run(output_dir: Path, run_name: str, training_args: TrainingAr
     create_repo(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token, exist_ok=True)
     upload_folder(
         repo_id=repo_id,
-        folder_path=output_dir / run_name / "model",
+        folder_path=output_dir / selected_run / "model",
         token=training_args.hub_token,
-        commit_message=f"DLFA zero-shot run {run_name} (selected on English dev)",
+        commit_message=f"DLFA zero-shot run {selected_run} (selected on English dev)",
         ignore_patterns=["training_args.bin"],
     )
     return repo_id
