@@ -52,9 +52,36 @@ def collect(task_dir: Path) -> dict[str, dict[int, dict]]:
         result = json.loads(results_file.read_text())
         log = results_file.parent.parent / "log.txt"
         runtimes = TRAIN_RUNTIME.findall(log.read_text()) if log.exists() else []
-        result["train_runtime_seconds"] = float(runtimes[-1]) if runtimes else None
+        if runtimes:
+            result["train_runtime_seconds"] = float(runtimes[-1])
+        else:  # a run restored from the archive carries it; any other run without a log has none
+            result.setdefault("train_runtime_seconds", None)
         runs.setdefault(experiment, {})[seed] = result
     return runs
+
+
+def write_results(path: Path, summary: dict, runs: dict[str, dict[int, dict]]) -> None:
+    """The committed archive of a task: its summary and every run's results (what `restore_runs` reads back)."""
+    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
+
+
+def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
+    """
+    Write the runs archived in a committed results JSON back as run folders (results.json only, no weights), so that
+    the report can be regenerated, and the benchmark resumed, on a machine without the original runs. A run folder
+    that already holds a finished run is left alone. Returns the results files written.
+    """
+    written = []
+    for experiment, by_seed in json.loads(results_file.read_text())["runs"].items():
+        for seed, result in by_seed.items():
+            seed_dir = task_dir / experiment / f"seed-{seed}"
+            if any(seed_dir.glob("*/results.json")):
+                continue
+            target = seed_dir / result["run"] / "results.json"
+            target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
+            target.write_text(json.dumps(result, indent=1) + "\n")
+            written.append(target)
+    return written
 
 
 def dev_score(result: dict) -> float:
@@ -344,7 +371,18 @@ def main() -> None:
     parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "small")
     parser.add_argument("--results_dir", type=Path, default=ROOT / "benchmarks" / "results" / "zero_shot")
     parser.add_argument("--document", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument(
+        "--restore",
+        default="",
+        help="comma-separated tasks whose archived runs (in --results_dir) are written back under --runs_dir first",
+    )
     args = parser.parse_args()
+
+    for task in filter(None, args.restore.split(",")):
+        if task not in TASK_TITLES:
+            raise SystemExit(f"--restore {task}: choose among {sorted(TASK_TITLES)}")
+        written = restore_runs(args.results_dir / f"{task}.json", args.runs_dir / task)
+        print(f"{task}: restored {len(written)} archived runs under {args.runs_dir / task}")
 
     sections, summaries = [], []
     for task in TASK_TITLES:
@@ -354,7 +392,7 @@ def main() -> None:
         summary = summarize(task, runs)
         summaries.append(summary)
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        (args.results_dir / f"{task}.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
+        write_results(args.results_dir / f"{task}.json", summary, runs)
         figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
         print(sections[-1])

@@ -9,7 +9,7 @@ import pytest
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from zero_shot_report import BEGIN, END, collect, replace_generated, summarize  # noqa: E402
+from zero_shot_report import BEGIN, END, collect, replace_generated, restore_runs, summarize, write_results  # noqa: E402
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
@@ -17,7 +17,7 @@ def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: d
     run_dir = task_dir / experiment / f"seed-{seed}" / "run"
     run_dir.mkdir(parents=True)
     scores = {"selection": {"f1": dev / 100}, **{language: {"f1": value / 100} for language, value in targets.items()}}
-    result = {"metric": "f1", "scores": scores, "target_average": sum(targets.values()) / len(targets) / 100}
+    result = {"run": "run", "metric": "f1", "scores": scores, "target_average": sum(targets.values()) / len(targets) / 100}
     (run_dir / "results.json").write_text(json.dumps(result))
     (run_dir.parent / "log.txt").write_text(f"{{'train_runtime': '{100 + seed}.5', 'train_loss': '0.1'}}\n")
 
@@ -70,3 +70,20 @@ def test_generated_part_is_replaced_and_hand_written_text_kept(tmp_path):
     with pytest.raises(SystemExit, match=re.escape("lacks the markers")):
         replace_generated(document, "tables\n")
     assert document.read_text() == "# Results without markers\n"
+
+
+def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_dir, tmp_path):
+    """A fresh machine has only the committed JSON: restoring it must give back the same statistics."""
+    runs = collect(task_dir)
+    archive = tmp_path / "udpos.json"
+    write_results(archive, summarize("udpos", runs), runs)
+
+    fresh = tmp_path / "fresh" / "udpos"
+    write_run(fresh, "baseline", 1, 50.0, {"de": 1.0, "zh": 1.0})  # a run already there is not replaced
+    written = restore_runs(archive, fresh)
+    assert len(written) == sum(len(by_seed) for by_seed in runs.values()) - 1
+    assert collect(fresh)["baseline"][1]["target_average"] == pytest.approx(0.01)
+
+    (fresh / "baseline" / "seed-1" / "run" / "results.json").unlink()
+    restore_runs(archive, fresh)
+    assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)  # runtimes too, though no log came back
