@@ -16,9 +16,10 @@ seeds, the paper's layer spread, both gate variants and two peer fusions behind 
 Phases: `sweep` runs the last-layer baseline and DLFA (AIF, "aff" gate) at each of `--layers` (`best`: the layer
 with the best mean English dev score among the sweep runs so far); `variants` runs, at that best layer, the paper's
 literal gate, the concatenation of the same two layers, ELMo's scalar mix of all layers, a fusion block trained
-with a 10x learning rate and one whose gate starts at 0.1 (close to the last layer) instead of 1/2. A run whose `results.json` exists is skipped, so an interrupted benchmark resumes where it
-stopped. Each finished run's weights and checkpoints are deleted (`--keep_models` keeps them): the benchmark keeps
-numbers, not models. `python benchmarks/zero_shot_report.py` turns the runs into the JSON and markdown reports.
+with a 10x learning rate and one whose gate starts at 0.1 (close to the last layer) instead of 1/2. A run whose
+`results.json` exists is skipped, so an interrupted benchmark resumes where it stopped. Each finished run's weights
+and checkpoints are deleted (`--keep_models` keeps them): the benchmark keeps numbers, not models.
+`python benchmarks/zero_shot_report.py` turns the runs into the JSON and markdown reports.
 """
 
 import argparse
@@ -161,7 +162,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="XTREME's recipe on mBERT (a GPU job)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once; CPU threads are shared between them")
     parser.add_argument(
-        "--threads", type=int, help="CPU threads a run (default: the cores over --jobs); to share the cores with others"
+        "--threads", type=int, help="CPU threads a run (default: the cores over --jobs); to share cores with others"
     )
     parser.add_argument("--keep_models", action="store_true")
     args = parser.parse_args()

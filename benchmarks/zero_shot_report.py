@@ -41,6 +41,7 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 # Figure files are named by what the task is, not by the data set.
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 SWEEP_PREFIX = "aif-layer-"
+PEER_PREFIX = "concat-"
 TRAIN_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
 
 
@@ -187,6 +188,12 @@ def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
             "best_of_layers_paper_protocol": by_test,
             "best_of_layers_gain_on_compared_seeds": statistics.mean(map(target_score, on_shared[by_test]))
             - baseline_shared,
+            # DLFA against the peers it is meant to beat: the concatenation of the same two layers, the scalar mix
+            "dlfa_minus_peers": {
+                peer: paired_gain(runs[by_dev], runs[peer])
+                for peer in (PEER_PREFIX + by_dev.removeprefix("aif-"), "scalar-mix")
+                if peer in runs
+            },
         }
         gain = experiments[by_dev]["gain_over_baseline"]
         spread = [experiments[name]["target_average"]["std"] for name in (by_dev, "baseline")]
@@ -251,6 +258,10 @@ def markdown(summary: dict, figure_link: str | None) -> str:
         lines += [
             f"- Layer chosen on English dev (seeds {selection['seeds_compared']}): **{selection['dev_selected']}**; "
             f"its gain over the baseline: **{_gain_cell(dev_gain)}** F1/accuracy points on the target average.",
+            *(
+                f"- DLFA ({selection['dev_selected']}) minus {peer}, paired by seed: {_gain_cell(gain)}."
+                for peer, gain in selection["dlfa_minus_peers"].items()
+            ),
             f"- The paper's protocol (best target average over the layers, same seeds): "
             f"{selection['best_of_layers_paper_protocol']}, "
             f"{selection['best_of_layers_gain_on_compared_seeds']:+.2f}.",

@@ -17,7 +17,8 @@ def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: d
     run_dir = task_dir / experiment / f"seed-{seed}" / "run"
     run_dir.mkdir(parents=True)
     scores = {"selection": {"f1": dev / 100}, **{language: {"f1": value / 100} for language, value in targets.items()}}
-    result = {"run": "run", "metric": "f1", "scores": scores, "target_average": sum(targets.values()) / len(targets) / 100}
+    average = sum(targets.values()) / len(targets) / 100
+    result = {"run": "run", "metric": "f1", "scores": scores, "target_average": average}
     (run_dir / "results.json").write_text(json.dumps(result))
     (run_dir.parent / "log.txt").write_text(f"{{'train_runtime': '{100 + seed}.5', 'train_loss': '0.1'}}\n")
 
@@ -32,6 +33,8 @@ def task_dir(tmp_path) -> Path:
     for seed, gain in ((1, 1.5), (2, 2.5), (3, 3.5)):
         base = {1: 70.0, 2: 71.0, 3: 69.0}[seed]
         write_run(task_dir, "aif-layer-04", seed, 91.0, {"de": base + gain - 5, "zh": base + gain + 5})
+        write_run(task_dir, "concat-layer-04", seed, 91.0, {"de": base + 2 * gain - 5, "zh": base + 2 * gain + 5})
+    write_run(task_dir, "concat-layer-02", 1, 91.0, {"de": 90.0, "zh": 90.0})  # not the chosen layer: no peer of it
     return task_dir
 
 
@@ -49,6 +52,10 @@ def test_layer_is_chosen_on_english_dev_and_its_gain_is_paired_over_seeds(task_d
     half_width = 4.302653 / 3**0.5  # t(0.975, 2 degrees of freedom) * std / sqrt(n)
     assert gain["ci95"] == pytest.approx([2.5 - half_width, 2.5 + half_width], abs=1e-5)
     assert gain["t_test_p"] == pytest.approx(0.0495, abs=5e-4)  # t = 2.5 * sqrt(3) = 4.33, 2 degrees of freedom
+
+    # DLFA against the concatenation of the same two layers, paired by seed
+    assert list(selection["dlfa_minus_peers"]) == ["concat-layer-04"]
+    assert selection["dlfa_minus_peers"]["concat-layer-04"]["differences"] == pytest.approx([-1.5, -2.5, -3.5])
 
     # The target: a gain of at least 1.5 that also exceeds two standard deviations of either configuration.
     assert summary["targets"]["two_std_across_seeds"] == pytest.approx(2.0) and summary["targets"]["met"] is True
