@@ -61,9 +61,12 @@ def collect(task_dir: Path) -> dict[str, dict[int, dict]]:
     return runs
 
 
-def write_results(path: Path, summary: dict, runs: dict[str, dict[int, dict]]) -> None:
-    """The committed archive of a task: its summary and every run's results (what `restore_runs` reads back)."""
-    path.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
+def write_results(path: Path, summary: dict, runs: dict[str, dict[int, dict]], backbone: dict | None) -> None:
+    """
+    The committed archive of a task: its summary, every run's results (what `restore_runs` reads back) and the
+    backbone's shape (for the parameter table, as the runs' model files are not archived).
+    """
+    path.write_text(json.dumps({"summary": summary, "runs": runs, "backbone_shape": backbone}, indent=1) + "\n")
 
 
 def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
@@ -341,23 +344,38 @@ MBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_
                     "vocab_size": 119547}  # fmt: skip
 
 
-def parameter_overhead(backbone_config: Path) -> str:
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+
+
+def backbone_shape(runs_dir: Path, results_dir: Path) -> dict | None:
+    """
+    The benchmark backbone's shape (SHAPE_KEYS): from a run's saved config, or, where the runs were restored from the
+    archive (which keeps no model files), from the shape the archive recorded.
+    """
+    configs = sorted(runs_dir.glob("*/aif-layer-*/seed-*/*/model/config.json"))
+    if configs:
+        config = json.loads(configs[0].read_text())
+        return {key: config[key] for key in SHAPE_KEYS}
+    for archive in sorted(results_dir.glob("*.json")):
+        shape = json.loads(archive.read_text()).get("backbone_shape")
+        if shape:
+            return shape
+    return None
+
+
+def parameter_overhead(backbone: dict) -> str:
     """Parameters each fusion adds to a token classifier, for the benchmark's backbone and for mBERT-base."""
     import torch
 
     sys.path.insert(0, str(ROOT))
     from modeling_dlfa import DLFABertConfig, DLFABertForTokenClassification
 
-    shapes = {
-        "benchmark backbone": DLFABertConfig.from_json_file(backbone_config).to_dict(),
-        "mBERT-base": MBERT_BASE_SHAPE,
-    }
+    shapes = {"benchmark backbone": backbone, "mBERT-base": MBERT_BASE_SHAPE}
     lines = ["| fusion | " + " | ".join(shapes) + " |", "|---" * (1 + len(shapes)) + "|"]
     for method in ("aif", "concat", "scalar_mix"):
         cells = []
         for shape in shapes.values():
-            keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
-            config = DLFABertConfig(**{key: shape[key] for key in keys}, fusion_method=method, num_labels=17)
+            config = DLFABertConfig(**{key: shape[key] for key in SHAPE_KEYS}, fusion_method=method, num_labels=17)
             with torch.device("meta"):
                 model = DLFABertForTokenClassification(config)
             fusion = sum(parameter.numel() for parameter in model.bert.fusion.parameters())
@@ -392,9 +410,14 @@ def main() -> None:
     for task in filter(None, args.restore.split(",")):
         if task not in TASK_TITLES:
             raise SystemExit(f"--restore {task}: choose among {sorted(TASK_TITLES)}")
-        written = restore_runs(args.results_dir / f"{task}.json", args.runs_dir / task)
+        archive = args.results_dir / f"{task}.json"
+        if not archive.is_file():
+            archived = sorted(path.stem for path in args.results_dir.glob("*.json"))
+            raise SystemExit(f"--restore {task}: there is no {archive}; the archived tasks are {archived}")
+        written = restore_runs(archive, args.runs_dir / task)
         print(f"{task}: restored {len(written)} archived runs under {args.runs_dir / task}")
 
+    backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
     sections, summaries = [], []
     for task in TASK_TITLES:
         runs = collect(args.runs_dir / task)
@@ -403,18 +426,15 @@ def main() -> None:
         summary = summarize(task, runs)
         summaries.append(summary)
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        write_results(args.results_dir / f"{task}.json", summary, runs)
+        write_results(args.results_dir / f"{task}.json", summary, runs, backbone)
         figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
         print(sections[-1])
     if not sections:
         raise SystemExit(f"no finished runs under {args.runs_dir}")
     sections.append(paper_comparison(summaries))
-    backbone_configs = sorted(args.runs_dir.glob("*/aif-layer-*/seed-*/*/model/config.json"))
-    if backbone_configs:
-        sections.append(
-            "### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone_configs[0])
-        )
+    if backbone:
+        sections.append("### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone))
     replace_generated(args.document, "\n".join(sections))
 
 

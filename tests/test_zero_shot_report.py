@@ -9,7 +9,16 @@ import pytest
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from zero_shot_report import BEGIN, END, collect, replace_generated, restore_runs, summarize, write_results  # noqa: E402
+from zero_shot_report import (  # noqa: E402
+    BEGIN,
+    END,
+    backbone_shape,
+    collect,
+    replace_generated,
+    restore_runs,
+    summarize,
+    write_results,
+)
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
@@ -83,7 +92,9 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     """A fresh machine has only the committed JSON: restoring it must give back the same statistics."""
     runs = collect(task_dir)
     archive = tmp_path / "udpos.json"
-    write_results(archive, summarize("udpos", runs), runs)
+    shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
+    shape["vocab_size"] = 99
+    write_results(archive, summarize("udpos", runs), runs, shape)
 
     fresh = tmp_path / "fresh" / "udpos"
     write_run(fresh, "baseline", 1, 50.0, {"de": 1.0, "zh": 1.0})  # a run already there is not replaced
@@ -94,3 +105,5 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     (fresh / "baseline" / "seed-1" / "run" / "results.json").unlink()
     restore_runs(archive, fresh)
     assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)  # runtimes too, though no log came back
+    # no model files come back: the parameter table takes the backbone's shape from the archive
+    assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape
