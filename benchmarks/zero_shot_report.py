@@ -41,7 +41,7 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 # Figure files are named by what the task is, not by the data set.
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 SWEEP_PREFIX = "aif-layer-"
-PEER_PREFIX = "concat-"
+CONCAT_PREFIX = "concat-layer-"  # the benchmark names the concatenation variant by its layer, like the sweep
 TRAIN_RUNTIME = re.compile(r"'train_runtime': '([0-9.]+)'")
 
 
@@ -194,7 +194,7 @@ def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
             # DLFA against the peers it is meant to beat: the concatenation of the same two layers, the scalar mix
             "dlfa_minus_peers": {
                 peer: paired_gain(runs[by_dev], runs[peer])
-                for peer in (PEER_PREFIX + by_dev.removeprefix("aif-"), "scalar-mix")
+                for peer in (CONCAT_PREFIX + by_dev.removeprefix(SWEEP_PREFIX), "scalar-mix")
                 if peer in runs
             },
         }
@@ -352,7 +352,7 @@ def backbone_shape(runs_dir: Path, results_dir: Path) -> dict | None:
     The benchmark backbone's shape (SHAPE_KEYS): from a run's saved config, or, where the runs were restored from the
     archive (which keeps no model files), from the shape the archive recorded.
     """
-    configs = sorted(runs_dir.glob("*/aif-layer-*/seed-*/*/model/config.json"))
+    configs = sorted(runs_dir.glob(f"*/{SWEEP_PREFIX}*/seed-*/*/model/config.json"))
     if configs:
         config = json.loads(configs[0].read_text())
         return {key: config[key] for key in SHAPE_KEYS}
