@@ -24,9 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from modeling_dlfa import (  # noqa: E402
+from modeling_dlfa import (
     DLFABertConfig,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,

@@ -1,213 +1,250 @@
 """
-Does DLFA transfer better? Every run here is one `examples/run_zero_shot.py` command (the harness users run), with
-seeds, the paper's layer spread, both gate variants and two peer fusions behind the same interface.
+Does DLFA transfer better? Every run here is one `examples/run_zero_shot.py` command (the harness users run) with a
+protocol's settings, one configuration and one seed; `benchmarks/zero_shot_report.py` turns the runs into the report.
 
-    # what docs/results.md reports (the small CPU protocol below), then the report itself: one command
-    bash benchmarks/zero_shot_small.sh
+    # the study (docs/study-plan.md): learning curve, layer choice on English dev, then the paired comparison
+    python benchmarks/zero_shot_benchmark.py --protocol study --task panx --phase curve
+    python benchmarks/zero_shot_benchmark.py --protocol study --task panx --configs aif-layer-08,aif-layer-10,aif-layer-11 --seeds 1,2
+    python benchmarks/zero_shot_benchmark.py --protocol study --task panx --configs baseline,aif-layer-best,concat-layer-best --seeds 1-5
 
-    # one phase at a time, resumable
-    python benchmarks/zero_shot_benchmark.py --task udpos --phase sweep --seeds 1 --jobs 2
-    python benchmarks/zero_shot_benchmark.py --task udpos --phase sweep --layers best --seeds 2,3 --jobs 2
-    python benchmarks/zero_shot_benchmark.py --task udpos --phase variants --variants paper-gate,concat --jobs 2
+    # the earlier small study (docs/results.md, "Earlier small study"): bash benchmarks/zero_shot_small.sh
+    # the XTREME recipe on mBERT (a GPU and the Hub): --protocol full --dataset_name google/xtreme
 
-    # the XTREME recipe on mBERT (GPU): lr 2e-5, batch 32, length 128, 10 epochs (tagging) / 5 (pairs), all data
-    python benchmarks/zero_shot_benchmark.py --task panx --phase sweep --full --dataset_name google/xtreme
-
-Phases: `sweep` runs the last-layer baseline and DLFA (AIF, "aff" gate) at each of `--layers` (`best`: the layer
-with the best mean English dev score among the sweep runs so far); `variants` runs, at that best layer, the paper's
-literal gate, the concatenation of the same two layers, ELMo's scalar mix of all layers, a fusion block trained
-with a 10x learning rate and one whose gate starts at 0.1 (close to the last layer) instead of 1/2. A run whose
-`results.json` exists is skipped, so an interrupted benchmark resumes where it stopped. Each finished run's weights
-and checkpoints are deleted (`--keep_models` keeps them): the benchmark keeps numbers, not models.
-`python benchmarks/zero_shot_report.py` turns the runs into the JSON and markdown reports.
+`--configs` takes run names (`dlfa_zero_shot.analysis.run_name`: `baseline`, `aif-layer-08`, `concat-layer-08`,
+`scalar-mix`, `paper-gate-layer-08`, `gate-init-0.1-layer-08`, `fusion-lr-x10-layer-08`); `best` in place of a layer
+is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` runs (over the seeds they all have).
+`layer-search` is the one-pass layer search over `--search_layers` (its chosen head kept as `one-pass-aif-layer-NN`),
+to be compared with the separate-run sweep of the same seeds.
+Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped,
+an unfinished one resumes from its last checkpoint. Each finished run's weights and checkpoints are deleted
+(`--keep_models` keeps them): the benchmark keeps numbers and per-item predictions, not models.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from zero_shot_report import SWEEP_PREFIX, collect, select_layer
+from dlfa_zero_shot import analysis
 
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS = ROOT / "benchmarks" / "runs"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "xtreme-lite"
-# The ten target languages of the small protocol: five scripts, six families, available for UDPOS and PAN-X.
+# The ten target languages of the CPU protocols: five scripts, six families, available for UDPOS and PAN-X.
 TAGGING_LANGUAGES = "ar,de,es,fi,fr,hi,ja,ru,tr,zh"
-EVAL_LANGUAGES = {
-    "udpos": TAGGING_LANGUAGES,
-    "panx": TAGGING_LANGUAGES,
-    "xnli": "ar,de,es,fr,hi,ru,tr,zh",
-    "pawsx": "de",
-}
-# The small CPU protocol: frozen word embeddings and identical settings for every configuration of a task.
-SMALL_PROTOCOL = {
+XNLI_LANGUAGES = "ar,de,es,fr,hi,ru,tr,zh"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Harness flags shared by every run of a protocol, and per task: the harness task and its flags."""
+
+    flags: dict[str, str]
+    task_flags: dict[str, dict[str, str]]
+    harness_task: dict[str, str] = field(default_factory=dict)  # benchmark task -> harness --task, where they differ
+
+    def arguments(self, task: str) -> dict[str, str]:
+        if task not in self.task_flags:
+            raise SystemExit(f"this protocol has no task {task!r}: it has {sorted(self.task_flags)}")
+        return {**self.flags, **self.task_flags[task], "--task": self.harness_task.get(task, task)}
+
+
+# The earlier small study (frozen word embeddings, short budgets): what docs/results.md's earlier section reports.
+SMALL_TAGGING = {"--max_train_samples": "1000", "--max_eval_samples": "200", "--num_train_epochs": "2",
+                 "--learning_rate": "1e-4", "--max_seq_length": "64", "--eval_languages": TAGGING_LANGUAGES}  # fmt: skip
+SMALL_PAIRS = {"--max_eval_samples": "500", "--num_train_epochs": "3", "--learning_rate": "3e-5",
+               "--max_seq_length": "128"}  # fmt: skip
+SMALL = Protocol(
+    flags={
+        "--model_name_or_path": "offline:multilingual-e5-small",
+        "--per_device_train_batch_size": "16",
+        "--per_device_eval_batch_size": "32",
+        "--freeze_word_embeddings": "true",
+        "--use_cpu": "true",
+    },  # fmt: skip
+    task_flags={
+        "udpos": SMALL_TAGGING,
+        "panx": SMALL_TAGGING,
+        "xnli": {**SMALL_PAIRS, "--eval_languages": XNLI_LANGUAGES},
+        "pawsx": {**SMALL_PAIRS, "--eval_languages": "de"},
+    },  # fmt: skip
+    harness_task={"xnli": "xnli_dev"},  # that study trained XNLI on the English XNLI dev set
+)
+
+# The study (docs/study-plan.md). `CURVE` is the grid of the baseline's learning curve on English dev
+# (`--phase curve`): training examples, and epochs (English dev is read after each).
+STUDY_COMMON = {
     "--model_name_or_path": "offline:multilingual-e5-small",
-    "--per_device_train_batch_size": "16",
-    "--per_device_eval_batch_size": "32",
-    "--freeze_word_embeddings": "true",
-}
-# Tagging: 2 epochs of 1,000 English sentences (126 steps), about 4 minutes a run on one core.
-SMALL_TAGGING = {
-    "--max_train_samples": "1000",
-    "--max_eval_samples": "200",
-    "--num_train_epochs": "2",
-    "--learning_rate": "1e-4",
-    "--max_seq_length": "64",
-}
-# Sentence pairs did not train on the tagging settings (PAWS-X predicted one class), so they get every English pair
-# (XNLI 2,241, PAWS-X 1,800, after the 10% held out for selection), 3 epochs at 3e-5 and 500 test pairs a language:
-# about 15 minutes an XNLI run on one core.
-SMALL_PAIRS = {
-    "--max_eval_samples": "500",
-    "--num_train_epochs": "3",
-    "--learning_rate": "3e-5",
-    "--max_seq_length": "128",
-}
-SMALL_TASK_PROTOCOL = {"udpos": SMALL_TAGGING, "panx": SMALL_TAGGING, "xnli": SMALL_PAIRS, "pawsx": SMALL_PAIRS}
-# XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
-# sentence pairs; all training data and every evaluation language.
-FULL_PROTOCOL = {
-    "--model_name_or_path": "bert-base-multilingual-cased",
-    "--learning_rate": "2e-5",
     "--per_device_train_batch_size": "32",
     "--per_device_eval_batch_size": "64",
+    "--learning_rate": "5e-5",
+    "--warmup_ratio": "0.1",
     "--max_seq_length": "128",
+    "--max_eval_samples": "1000",
+    "--freeze_word_embeddings": "true",
+    "--group_by_length": "true",
+    "--save_total_limit": "2",  # the best epoch and the last (to resume)
+    "--use_cpu": "true",
 }
-FULL_EPOCHS = {"udpos": "10", "panx": "10", "xnli": "5", "pawsx": "5"}
-FUSION_LR_FACTOR = 10
+CURVE = {"udpos": ((1000, 2000, 4000, 8000), 3), "panx": ((1000, 2000, 4000, 8000), 3),
+         "xnli": ((2500, 5000, 10000, 20000), 2)}  # fmt: skip
+# Each task's budget (training examples, epochs) is not written here: `study_budget` reads it off the task's curve
+# runs by the plan's rule (`analysis.choose_budget`), so it is the same on every machine that has those runs.
+STUDY = Protocol(
+    flags=STUDY_COMMON,
+    task_flags={"udpos": {"--eval_languages": TAGGING_LANGUAGES}, "panx": {"--eval_languages": TAGGING_LANGUAGES},
+                "xnli": {"--eval_languages": XNLI_LANGUAGES}},  # fmt: skip
+)
+
+# XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
+# sentence pairs; all training data and every evaluation language.
+FULL_COMMON = {"--model_name_or_path": "bert-base-multilingual-cased", "--learning_rate": "2e-5",
+               "--per_device_train_batch_size": "32", "--per_device_eval_batch_size": "64", "--max_seq_length": "128"}  # fmt: skip
+FULL = Protocol(
+    flags=FULL_COMMON,
+    task_flags={
+        "udpos": {"--num_train_epochs": "10"},
+        "panx": {"--num_train_epochs": "10"},
+        "xnli": {"--num_train_epochs": "5"},
+        "pawsx": {"--num_train_epochs": "5"},
+    },  # fmt: skip
+)
+PROTOCOLS = {"small": SMALL, "study": STUDY, "full": FULL}
 
 
-GATE_INIT = 0.1
-VARIANTS = ("paper-gate", "concat", "scalar-mix", f"fusion-lr-x{FUSION_LR_FACTOR}", f"gate-init-{GATE_INIT}")
+def parse_seeds(spec: str) -> list[int]:
+    """'1-5' or '1,2,3' -> [1, 2, 3, ...]."""
+    seeds = []
+    for part in spec.split(","):
+        start, _, end = part.partition("-")
+        seeds += list(range(int(start), int(end or start) + 1))
+    return seeds
 
 
-def experiment_arguments(phase: str, layers: list[int], variants: list[str], learning_rate: float) -> dict:
-    """name -> the harness flags that make the configuration (besides the protocol's)."""
-    if phase == "sweep":
-        experiments = {"baseline": {"--fusion_layers": "last"}}
-        experiments.update({f"aif-layer-{layer:02d}": {"--fusion_layers": str(layer)} for layer in layers})
-        return experiments
-    (layer,) = layers
-    flags = {
-        "paper-gate": {"--aif_gate": "paper"},
-        "concat": {"--fusion_method": "concat"},
-        "scalar-mix": {"--fusion_method": "scalar_mix"},
-        f"fusion-lr-x{FUSION_LR_FACTOR}": {"--fusion_learning_rate": str(FUSION_LR_FACTOR * learning_rate)},
-        f"gate-init-{GATE_INIT}": {"--aif_gate_init": str(GATE_INIT)},
-    }
-    return {
-        # the scalar mix reads every layer: its name carries no layer
-        variant if variant == "scalar-mix" else f"{variant}-layer-{layer:02d}": {
-            "--fusion_layers": str(layer),
-            **flags[variant],
-        }
-        for variant in variants
-    }
+def study_budget(task_dir: Path) -> dict[str, str]:
+    """The study's training budget for a task, chosen on its learning curve by the plan's rule."""
+    try:
+        budget = analysis.choose_budget(analysis.load_curve(task_dir / "curve"))
+    except ValueError:
+        raise SystemExit(f"no learning curve under {task_dir / 'curve'}: run --phase curve first") from None
+    print(f"{task_dir.name}: budget {budget['examples']} examples x {budget['epochs']} epochs (English dev "
+          f"{budget['english_dev']:.2f}, curve best {budget['plateau']:.2f})", flush=True)  # fmt: skip
+    return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
 
 
-def protocol_arguments(task: str, full: bool) -> dict:
-    if full:
-        return {**FULL_PROTOCOL, "--num_train_epochs": FULL_EPOCHS[task]}
-    return {**SMALL_PROTOCOL, **SMALL_TASK_PROTOCOL[task], "--eval_languages": EVAL_LANGUAGES[task]}
+def chosen_layer(task_dir: Path) -> int:
+    """The DLFA layer chosen on English dev among the finished `aif-layer-*` runs, over the seeds they all have."""
+    runs = analysis.load_runs(task_dir)
+    layers = [name for name in runs if name.startswith(analysis.AIF_PREFIX)]
+    if not layers:
+        raise SystemExit(f"no finished {analysis.AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
+    seeds, chosen = analysis.select_on_english_dev(runs, layers)
+    print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(layers)} (seeds {seeds})", flush=True)
+    return analysis.layer_of(chosen)
 
 
-def run_results(run_dir: Path) -> dict | None:
-    """The harness's results.json of a finished run folder (one configuration, one seed), or None."""
-    found = sorted(run_dir.glob("*/results.json"))
-    return json.loads(found[0].read_text()) if found else None
+def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[str, str]:
+    """The harness flags that make the configuration `name` (besides the protocol's)."""
+    if name == analysis.LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
+        return {"--layer_search": "one_pass", "--layer_search_then": "keep", "--fusion_layers": f"{search_layers},last"}
+    settings = analysis.configuration_of(name)
+    if settings["fusion_method"] is None:
+        return {"--fusion_layers": "last"}
+    flags = {"--fusion_layers": str(settings["fusion_layer"] or 1), "--fusion_method": settings["fusion_method"],
+             "--aif_gate": settings["aif_gate"], "--aif_gate_init": str(settings["aif_gate_init"])}  # fmt: skip
+    if settings["fusion_lr_factor"]:
+        flags["--fusion_learning_rate"] = str(settings["fusion_lr_factor"] * learning_rate)
+    return flags
 
 
-def best_sweep_layer(task_dir: Path) -> int:
-    """The sweep's layer chosen on English dev, by the report's rule (compared on the seeds every layer has)."""
-    runs = collect(task_dir)
-    if not any(name.startswith(SWEEP_PREFIX) for name in runs):
-        raise SystemExit(f"no finished sweep runs under {task_dir}: run --phase sweep first")
-    _, by_dev, _ = select_layer(runs)
-    return int(by_dev.removeprefix(SWEEP_PREFIX))
-
-
-def launch(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> tuple[Path, int]:
+def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     with open(run_dir / "log.txt", "a") as log:
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
     if returncode == 0 and not keep_models:
-        for folder in run_dir.glob("*/checkpoint-*"):
+        for folder in run_dir.glob("checkpoint-*"):
             shutil.rmtree(folder)
-        for weights in run_dir.glob("*/model/*.safetensors"):
+        for weights in run_dir.glob("model/*.safetensors"):
             weights.unlink()
-    return run_dir, returncode
+    return returncode
+
+
+def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -> list[tuple[Path, dict]]:
+    """(output_dir, harness flags) of every run the command asks for, finished ones included."""
+    base = protocol.arguments(args.task)
+    if args.phase == "curve":
+        if args.protocol != "study":
+            raise SystemExit("--phase curve belongs to the study protocol")
+        sizes, epochs = CURVE[args.task]
+        return [
+            (task_dir / "curve" / f"n-{size}" / "seed-1",
+             {**base, "--max_train_samples": str(size), "--num_train_epochs": str(epochs), "--seed": "1",
+              "--fusion_layers": "last", "--eval_languages": "en"})
+            for size in sizes
+        ]  # fmt: skip
+    if args.protocol == "study":
+        base = {**base, **study_budget(task_dir)}
+    names = args.configs.split(",")
+    if any("-best" in name for name in names):
+        names = [name.replace("-best", f"-{chosen_layer(task_dir):02d}") for name in names]
+    planned = []
+    for seed in parse_seeds(args.seeds):  # seed-major: a partial benchmark has every configuration at equal seeds
+        for name in names:
+            flags = harness_flags(name, float(base["--learning_rate"]), args.search_layers)
+            planned.append((task_dir / f"seed-{seed}", {**base, **flags, "--seed": str(seed), "name": name}))
+    return planned
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", required=True, choices=sorted(EVAL_LANGUAGES))
-    parser.add_argument("--phase", required=True, choices=("sweep", "variants"))
+    parser.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    parser.add_argument("--task", required=True)
     parser.add_argument(
-        "--layers",
-        default="2,4,6,8,10,11",
-        help="DLFA fusion layers of the sweep; 'best' is the sweep's best layer on English dev so far",
+        "--phase", choices=("runs", "curve"), default="runs", help="'curve': the baseline learning curve"
     )
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of the variants phase, some of {VARIANTS}")
-    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--configs", default="baseline", help="comma-separated run names; 'best' for the chosen layer")
+    parser.add_argument("--seeds", default="1", help="'1-5' or '1,2,3'")
+    parser.add_argument(
+        "--search_layers", default="2,4,6,8,10,11", help="the candidate layers of the 'layer-search' configuration"
+    )
     parser.add_argument("--data_dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--dataset_name", help="read XTREME from the Hub (e.g. google/xtreme) instead of --data_dir")
     parser.add_argument("--runs_dir", type=Path, default=DEFAULT_RUNS)
-    parser.add_argument("--full", action="store_true", help="XTREME's recipe on mBERT (a GPU job)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once; CPU threads are shared between them")
-    parser.add_argument(
-        "--threads", type=int, help="CPU threads a run (default: the cores over --jobs); to share cores with others"
-    )
-    parser.add_argument("--keep_models", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads a run")
+    parser.add_argument("--keep_models", action="store_true", help="keep each run's weights and checkpoints")
+    parser.add_argument("--dry_run", action="store_true", help="print the harness commands, run nothing")
     args = parser.parse_args()
-    data_source = {"--dataset_name": args.dataset_name} if args.dataset_name else {"--data_dir": str(args.data_dir)}
+    protocol = PROTOCOLS[args.protocol]
     if not args.dataset_name and not args.data_dir.is_dir():
         raise SystemExit(f"--data_dir {args.data_dir} is not a folder laid out as ../shared/data/xtreme-lite")
+    source = {"--dataset_name": args.dataset_name} if args.dataset_name else {"--data_dir": str(args.data_dir)}
 
-    protocol = protocol_arguments(args.task, args.full)
-    task_dir = args.runs_dir / ("full" if args.full else "small") / args.task
-    if args.phase == "variants":
-        layers = [best_sweep_layer(task_dir)]
-    else:
-        layers = [best_sweep_layer(task_dir) if layer == "best" else int(layer) for layer in args.layers.split(",")]
-    variants = args.variants.split(",")
-    if not set(variants) <= set(VARIANTS):
-        raise SystemExit(f"--variants {args.variants}: choose among {VARIANTS}")
-    experiments = experiment_arguments(args.phase, layers, variants, float(protocol["--learning_rate"]))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-
+    task_dir = args.runs_dir / args.protocol / args.task
     pending = []
-    for seed in args.seeds.split(","):  # seed-major: a partial benchmark has every configuration at equal seeds
-        for name, flags in experiments.items():
-            run_dir = task_dir / name / f"seed-{seed}"
-            if run_results(run_dir) is not None:
-                continue
-            flags = {
-                **protocol,
-                **flags,
-                "--task": args.task,
-                **data_source,
-                "--seed": seed,
-                "--output_dir": str(run_dir),
-                "--disable_tqdm": "true",
-                "--report_to": "none",
-            }
-            command = [sys.executable, str(ROOT / "examples" / "run_zero_shot.py")]
-            command += [part for flag, value in flags.items() for part in (flag, value)]
-            pending.append((command, run_dir))
-    print(f"{args.task} {args.phase}: {len(pending)} runs to do (layers {layers})", flush=True)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(launch, command, run_dir, threads, args.keep_models) for command, run_dir in pending]
-        for future in futures:
-            run_dir, returncode = future.result()
-            status = "done" if returncode == 0 else f"FAILED (exit {returncode}, see {run_dir / 'log.txt'})"
-            print(f"{run_dir.relative_to(args.runs_dir)}: {status}", flush=True)
+    for output_dir, flags in planned_runs(args, protocol, task_dir):
+        name = flags.pop("name", analysis.BASELINE)
+        if (output_dir / name / "results.json").exists():
+            continue
+        flags = {**flags, **source, "--output_dir": str(output_dir), "--do_train": "true", "--do_eval": "true",
+                 "--disable_tqdm": "true", "--report_to": "none"}  # fmt: skip
+        command = [sys.executable, str(ROOT / "examples" / "run_zero_shot.py")]
+        pending.append((command + [part for item in flags.items() for part in item], output_dir / name))
+    print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)
+    failed = 0
+    for command, run_dir in pending:
+        if args.dry_run:
+            print(" ".join(command))
+            continue
+        returncode = run(command, run_dir, args.threads, args.keep_models)
+        status = "done" if returncode == 0 else f"FAILED (exit {returncode}, see {run_dir / 'log.txt'})"
+        failed += returncode != 0
+        print(f"{run_dir.relative_to(args.runs_dir)}: {status}", flush=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

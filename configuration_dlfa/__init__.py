@@ -1,11 +1,12 @@
-"""DLFA-BERT configuration; importing this package registers it with `AutoConfig`."""
+"""
+DLFA-BERT configuration. Importing this package registers `DLFABertConfig` with `AutoConfig`.
 
-from transformers import AutoConfig
+The class itself lives in `modeling_dlfa/configuration_dlfa.py`, beside the modeling file that imports it as
+`.configuration_dlfa` (the flat layout of a checkpoint folder), so that `save_pretrained` copies both files and there
+is exactly one `DLFABertConfig` class at run time.
+"""
 
-from .configuration_dlfa import DLFABertConfig
+from modeling_dlfa.configuration_dlfa import DLFABertConfig
 
-
-AutoConfig.register(DLFABertConfig.model_type, DLFABertConfig, exist_ok=True)
-DLFABertConfig.register_for_auto_class()
 
 __all__ = ["DLFABertConfig"]

@@ -11,16 +11,13 @@ and the code files; the example script adds its own head (new weights, `num_labe
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from modeling_dlfa import DLFABertModel  # noqa: E402
-from offline_backbone import resolve_backbone  # noqa: E402
+from dlfa_zero_shot.offline_backbone import resolve_backbone
+from modeling_dlfa import DLFABertModel
+from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
 
 
 def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: bool = False, **aif) -> Path:
@@ -38,21 +35,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="a BERT on the Hub or on disk, or offline:multilingual-e5-small")
     parser.add_argument("--fusion_layer", type=int, required=True, help="1 .. num_hidden_layers - 1")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--aif_gate", choices=["aff", "paper"], default="aff")
-    parser.add_argument("--aif_norm", choices=["batch", "layer"], default="batch")
-    parser.add_argument("--aif_reduction", type=int, default=4)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to write (must be empty or absent)")
+    parser.add_argument("--fusion_method", choices=FUSION_METHODS, default="aif", help="AIF (DLFA) or a peer fusion")
+    parser.add_argument("--aif_gate", choices=AIF_GATES, default="aff", help="the AIF attention map")
+    parser.add_argument("--aif_gate_init", type=float, default=0.5, help="the gate's starting value in (0, 1)")
+    parser.add_argument("--aif_norm", choices=AIF_NORMS, default="batch", help="normalisation in the AIF branches")
+    parser.add_argument("--aif_reduction", type=int, default=4, help="AIF bottleneck ratio r")
+    parser.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
     args = parser.parse_args()
     out = make_init_checkpoint(
-        args.base,
-        args.fusion_layer,
-        args.out,
-        args.overwrite,
-        aif_gate=args.aif_gate,
-        aif_norm=args.aif_norm,
+        args.base, args.fusion_layer, args.out, args.overwrite, fusion_method=args.fusion_method,
+        aif_gate=args.aif_gate, aif_gate_init=args.aif_gate_init, aif_norm=args.aif_norm,
         aif_reduction=args.aif_reduction,
-    )
+    )  # fmt: skip
     print(f"wrote {out}")
 
 

@@ -1,37 +1,36 @@
 #!/usr/bin/env python
 """
-Fine-tune a DLFA head (or the last-layer baseline) on English and evaluate it zero-shot on every other language, with
-the standard `Trainer`; optionally sweep the fusion layer (the paper's Table 1) in one command.
+Fine-tune a DLFA head (or the last-layer baseline) on English and evaluate it zero-shot on other languages, with the
+standard `Trainer`; `--fusion_layers` sweeps the fusion layer (the paper's Table 1), one model per layer.
 
     # offline, with the embedded multilingual backbone and local XTREME files
-    python examples/run_zero_shot.py --task udpos --data_dir ../shared/data/xtreme-lite \
-        --model_name_or_path offline:multilingual-e5-small --fusion_layers 10,last --output_dir runs/udpos
+    python examples/run_zero_shot.py --task udpos --data_dir ../shared/data/xtreme-lite \\
+        --model_name_or_path offline:multilingual-e5-small --fusion_layers 10,last --do_train --do_eval \\
+        --output_dir runs/udpos
 
-    # the paper's setting, where the Hub is reachable: mBERT and XTREME's data from the Hub
-    python examples/run_zero_shot.py --task panx --dataset_name google/xtreme \
-        --model_name_or_path bert-base-multilingual-cased \
-        --fusion_layers 1-11,last --num_train_epochs 5 --learning_rate 2e-5 --per_device_train_batch_size 32 \
-        --output_dir runs/panx
+    # evaluate (and write predictions of) a saved run or a Hub checkpoint, without training
+    python examples/run_zero_shot.py --task udpos --data_dir ../shared/data/xtreme-lite \\
+        --model_name_or_path runs/udpos/aif-layer-10/model --do_eval --do_predict --output_dir runs/udpos-eval
 
-Protocol: training, checkpoint selection and layer selection use English only (the English dev set, or a seeded
-held-out slice of the English training file where that is the only English data); every other language is zero-shot.
-An interrupted run resumes: finished layers are read back from their `results.json`, and an unfinished one continues
-from its last Trainer checkpoint. Every checkpoint folder loads on its own with `trust_remote_code=True`.
+Protocol: training, checkpoint selection and layer selection use English only; every other language is zero-shot.
+Runs are named by `dlfa_zero_shot.analysis.run_name` (`baseline`, `aif-layer-10`, `concat-layer-10`, ...). A
+finished run is read back from its `results.json`; an unfinished one resumes from its last Trainer checkpoint.
 """
 
-import hashlib
+import argparse
+import dataclasses
 import json
 import logging
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import evaluate
 import numpy as np
-import torch
+import transformers
 from transformers import (
     AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -39,41 +38,66 @@ from transformers import (
     DataCollatorWithPadding,
     HfArgumentParser,
     PreTrainedModel,
-    PreTrainedTokenizerBase,
-    Trainer,
-    TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-
-EXAMPLES = Path(__file__).resolve().parent
-sys.path[:0] = [str(EXAMPLES.parent), str(EXAMPLES)]
-from model_cards.card import write_model_card  # noqa: E402
-from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
-from offline_backbone import OFFLINE_PREFIX, resolve_backbone  # noqa: E402
-from hub_data import load_hub_task_data  # noqa: E402
-from zero_shot_data import LABEL_ALIGNMENTS, TASKS, TaskData, align_labels, encode_pairs, load_task_data  # noqa: E402
+from dlfa_zero_shot import analysis
+from dlfa_zero_shot.data import HubSource, LocalSource, TaskData, load_task_data
+from dlfa_zero_shot.features import (
+    LABEL_ALIGNMENTS,
+    examples_dataset,
+    length_sorted,
+    tokenize_pairs,
+    tokenize_tagging,
+    words_past_limit,
+)
+from dlfa_zero_shot.offline_backbone import OFFLINE_PREFIX, resolve_backbone
+from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
+from dlfa_zero_shot.training import (
+    FusionLearningRateTrainer,
+    HeadLossLogger,
+    LayerSearchScorer,
+    ReplicaCheck,
+    ZeroShotScorer,
+    evaluate_language,
+    predicted_ids,
+    score_predictions,
+    write_predictions,
+)
+from model_cards.card import write_model_card
+from modeling_dlfa import (
+    DLFABertConfig,
+    DLFABertForLayerSearch,
+    DLFABertForSequenceClassification,
+    DLFABertForTokenClassification,
+)
 
 
 logger = logging.getLogger("run_zero_shot")
-BASELINE = "last"
-MAIN_METRIC = {"tagging": "f1", "classification": "accuracy"}
-METRIC_KEYS = {"f1", "precision", "recall", "token_accuracy", "accuracy"}
+BASELINE_LAYER = "last"
 
 
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
         default="bert-base-multilingual-cased",
-        metadata={"help": f"a BERT on the Hub or on disk, or '{OFFLINE_PREFIX}multilingual-e5-small' (no Hub needed)"},
+        metadata={
+            "help": f"the backbone to fine-tune: a BERT on the Hub or on disk, or '{OFFLINE_PREFIX}multilingual-e5-small'"
+            " (no Hub needed); without --do_train, the fine-tuned checkpoint to evaluate (DLFA or a plain BERT head)"
+        },
     )
     fusion_layers: str = field(
         default="8",
-        metadata={"help": "layers to fuse with the last, one run each: '8', '6,8,10', '1-11'; 'last' is the baseline"},
+        metadata={
+            "help": "layers to fuse with the last, one model each: '8', '6,8,10', '1-11'; 'last' is the baseline"
+        },
     )
     aif_reduction: int = field(default=4, metadata={"help": "AIF bottleneck ratio r"})
-    aif_gate: str = field(default="aff", metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid)"})
+    aif_gate: str = field(
+        default="aff", metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid, Eq. 1 as printed)"}
+    )
     aif_gate_init: float = field(
         default=0.5, metadata={"help": "the gate's starting value in (0, 1); small values start at the last layer"}
     )
@@ -83,37 +107,64 @@ class ModelArguments:
         metadata={"help": "'aif' (DLFA) or a peer fusion for comparison: 'scalar_mix' (ELMo, all layers), 'concat'"},
     )
     fusion_learning_rate: float | None = field(
-        default=None, metadata={"help": "learning rate of the fusion block (default: --learning_rate)"}
+        default=None, metadata={"help": "learning rate of the fusion block; unset: --learning_rate"}
     )
     freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
     cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "allow a checkpoint's own code (needed to evaluate a DLFA Hub checkpoint)"}
+    )
+    layer_search: str = field(
+        default="sweep",
+        metadata={
+            "help": "how the --fusion_layers candidates are compared: 'sweep' (one fine-tune each) or 'one_pass' (one "
+            "shared encoder with a head per layer, the layer chosen on English dev)"
+        },
+    )
+    layer_search_then: str = field(
+        default="retrain",
+        metadata={
+            "help": "after a one-pass search: 'retrain' the chosen layer as an ordinary run (default: the model users "
+            "get is then exactly an ordinary DLFA run), or 'keep' the chosen head with the shared encoder as trained"
+        },
+    )
 
 
 @dataclass
 class DataArguments:
     task: str = field(default="udpos", metadata={"help": f"one of {sorted(TASKS)}"})
-    data_dir: str = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
+    data_dir: str | None = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
     dataset_name: str | None = field(
         default=None,
         metadata={"help": "instead of --data_dir: XTREME on the Hub ('google/xtreme') or a local copy of its layout"},
     )
-    train_language: str = field(default="en", metadata={"help": "the one training language (English data here)"})
-    eval_languages: str | None = field(default=None, metadata={"help": "comma-separated; default: all found"})
-    eval_split: str | None = field(
-        default=None, metadata={"help": "evaluation split(s) in order of preference, e.g. 'test' or 'test,dev'"}
+    eval_languages: str | None = field(
+        default=None, metadata={"help": "comma-separated languages to evaluate; unset: every language with data"}
     )
-    max_seq_length: int = field(default=128)
-    max_train_samples: int | None = field(default=None)
-    max_eval_samples: int | None = field(default=None, metadata={"help": "per language, selection set included"})
-    label_alignment: str = field(default="first_content", metadata={"help": f"one of {LABEL_ALIGNMENTS}"})
+    eval_split: str | None = field(
+        default=None,
+        metadata={"help": "evaluation split(s) in order of preference, e.g. 'test,dev'; unset: the task's"},
+    )
+    max_seq_length: int = field(
+        default=128, metadata={"help": "sub-tokens per input; longer tagging sentences are split into windows"}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "use the first N English training examples"})
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "use the first N examples of every evaluation language and of the selection set"},
+    )
+    label_alignment: str = field(
+        default="first_content",
+        metadata={"help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}"},
+    )
 
 
-def parse_layers(spec: str, num_layers: int) -> list[int | str]:
-    """'1-11,last' -> [1, ..., 11, 'last'], each checked against the backbone's depth."""
-    layers: list[int | str] = []
+def parse_layers(spec: str, num_layers: int) -> list[int | None]:
+    """'1-11,last' -> [1, ..., 11, None] (None: the last-layer baseline), each checked against the backbone's depth."""
+    layers: list[int | None] = []
     for part in (piece.strip() for piece in spec.split(",") if piece.strip()):
-        if part == BASELINE:
-            layers.append(BASELINE)
+        if part == BASELINE_LAYER:
+            layers.append(None)
             continue
         start, _, end = part.partition("-")
         if not (start.isdigit() and (not end or end.isdigit())):
@@ -129,220 +180,249 @@ def parse_layers(spec: str, num_layers: int) -> list[int | str]:
     return list(dict.fromkeys(layers))
 
 
-def build_model(
-    backbone: str, task_kind: str, labels: tuple[str, ...], layer: int | str, model_args: ModelArguments
-) -> PreTrainedModel:
-    label_maps = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}}
-    if layer == BASELINE:
-        model_class = BertForTokenClassification if task_kind == "token" else BertForSequenceClassification
-        model = model_class.from_pretrained(
-            backbone, num_labels=len(labels), **label_maps, cache_dir=model_args.cache_dir
-        )
+def configuration_name(layer: int | None, model_args: ModelArguments, learning_rate: float) -> str:
+    factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
+    return analysis.run_name(
+        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor
+    )  # fmt: skip
+
+
+def checkpoint_name(config) -> str:
+    """The run name of a fine-tuned checkpoint, from its config (a plain BERT head is the baseline)."""
+    if getattr(config, "model_type", None) != "dlfa_bert":
+        return analysis.BASELINE
+    return analysis.run_name(config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init)
+
+
+def build_model(backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments) -> PreTrainedModel:
+    """A new head on `backbone`: the stock BERT head for the baseline (layer None), else DLFA at `layer`."""
+    labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
+    token = task.kind == "token"
+    if layer is None:
+        model_class = BertForTokenClassification if token else BertForSequenceClassification
+        model = model_class.from_pretrained(backbone, **labels, cache_dir=model_args.cache_dir)
     else:
-        model_class = DLFABertForTokenClassification if task_kind == "token" else DLFABertForSequenceClassification
+        model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
         model = model_class.from_pretrained(
-            backbone,
-            num_labels=len(labels),
-            **label_maps,
-            fusion_layer=layer,
-            aif_reduction=model_args.aif_reduction,
-            aif_gate=model_args.aif_gate,
-            aif_gate_init=model_args.aif_gate_init,
-            aif_norm=model_args.aif_norm,
-            fusion_method=model_args.fusion_method,
-            cache_dir=model_args.cache_dir,
-        )
+            backbone, **labels, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
+            aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
+            fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
+        )  # fmt: skip
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
-def featurize(data: TaskData, tokenizer: PreTrainedTokenizerBase, data_args: DataArguments) -> dict:
-    labels = {label: index for index, label in enumerate(data.task.labels)}
-    if data.task.kind == "token":
+def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> PreTrainedModel:
+    """A fine-tuned checkpoint to evaluate; its labels must be the task's."""
+    auto_class = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(
+        path, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+    )
+    labels = tuple(model.config.id2label[index] for index in range(model.config.num_labels))
+    if labels != task.labels:
+        raise ValueError(f"{path}: its labels {labels} are not the {task.name} labels {task.labels} in that order")
+    return model
 
-        def encode(examples):
-            return align_labels(examples, tokenizer, labels, data_args.max_seq_length, data_args.label_alignment)
-    else:
 
-        def encode(examples):
-            return encode_pairs(examples, tokenizer, labels, data_args.max_seq_length)
+def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
+    """Every split as length-sorted features (`datasets.map`, batched); evaluation order does not matter."""
+    task = data.task
+
+    def encode(examples: list):
+        dataset = examples_dataset(examples)
+        if task.kind == "token":
+            return tokenize_tagging(
+                dataset, tokenizer, task.label_to_id, data_args.max_seq_length, data_args.label_alignment
+            )
+        return tokenize_pairs(dataset, tokenizer, task.label_to_id, data_args.max_seq_length)
 
     return {
         "train": encode(data.train),
-        "selection": encode(data.selection),
-        "evaluation": {language: encode(examples) for language, examples in data.evaluation.items()},
+        "selection": length_sorted(encode(data.selection)),
+        "evaluation": {language: length_sorted(encode(examples)) for language, examples in data.evaluation.items()},
     }
 
 
-def run_name(layer: int | str, fusion_method: str) -> str:
-    """The folder and table name of one configuration: 'last', 'layer-08', 'concat-layer-08', 'scalar_mix'."""
-    if layer == BASELINE:
-        return BASELINE
-    if fusion_method == "scalar_mix":  # mixes every layer: the fusion layer plays no part
-        return fusion_method
-    return f"layer-{layer:02d}" if fusion_method == "aif" else f"{fusion_method}-layer-{layer:02d}"
-
-
-class FusionLearningRateTrainer(Trainer):
-    """`Trainer` whose optimizer gives the fusion block (parameters under `bert.fusion.`) its own learning rate."""
-
-    def __init__(self, *args, fusion_learning_rate: float | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fusion_learning_rate = fusion_learning_rate
-
-    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        optimizer = super().create_optimizer(model)
-        if self.fusion_learning_rate is None:
-            return optimizer
-        fusion_ids = {id(parameter) for name, parameter in self.model.named_parameters() if ".fusion." in f".{name}"}
-        groups = []
-        for group in optimizer.param_groups:  # split each (weight-decay) group into its fusion and other parameters
-            for in_fusion in (False, True):
-                parameters = [parameter for parameter in group["params"] if (id(parameter) in fusion_ids) == in_fusion]
-                if parameters:
-                    learning_rate = self.fusion_learning_rate if in_fusion else group["lr"]
-                    groups.append({**group, "params": parameters, "lr": learning_rate})
-        optimizer.param_groups = groups
-        return optimizer
-
-
-class ZeroShotScorer:
-    """Turns `Trainer` predictions into XTREME metrics through the `evaluate` module in examples/metrics/xtreme."""
-
-    def __init__(self, task_kind: str, labels: tuple[str, ...]):
-        self.task_kind, self.labels = task_kind, labels
-        self.metric = evaluate.load(str(EXAMPLES / "metrics" / "xtreme"), config_name=self.config_name)
-
-    @property
-    def config_name(self) -> str:
-        return "tagging" if self.task_kind == "token" else "classification"
-
-    def __call__(self, prediction) -> dict[str, float]:
-        logits, label_ids = prediction.predictions, prediction.label_ids
-        predicted = np.argmax(logits, axis=-1)
-        if self.task_kind != "token":
-            return self.metric.compute(predictions=predicted.tolist(), references=label_ids.tolist())
-        predicted_tags, reference_tags = [], []
-        for row_prediction, row_labels in zip(predicted, label_ids):
-            keep = row_labels != -100
-            predicted_tags.append([self.labels[i] for i in row_prediction[keep]])
-            reference_tags.append([self.labels[i] for i in row_labels[keep]])
-        return self.metric.compute(predictions=predicted_tags, references=reference_tags)
-
-
-class ReplicaCheck(TrainerCallback):
-    """
-    Under data-parallel training (`accelerate launch`, torchrun), gather a SHA-256 of every process's parameters at
-    the end of each epoch and stop with an error if the replicas differ. The digests of the last epoch are kept in
-    `digests`. (BatchNorm running statistics are buffers, per process as in `nn.BatchNorm1d`, and not compared.)
-    """
-
-    def __init__(self):
-        self.digests: list[str] | None = None
-
-    def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return
-        digest = hashlib.sha256()
-        for parameter in model.parameters():
-            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
-        gathered = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(gathered, digest.hexdigest())
-        if len(set(gathered)) > 1:
-            raise RuntimeError(f"data-parallel replicas diverged at epoch {state.epoch}: parameter digests {gathered}")
-        self.digests = gathered
-
-
-def run_layer(
-    layer: int | str,
-    backbone: str,
-    features: dict,
+def run_one(
+    name: str,
+    model_factory,
     data: TaskData,
-    tokenizer: PreTrainedTokenizerBase,
+    features: dict,
+    tokenizer,
     model_args: ModelArguments,
-    data_args: DataArguments,
     training_args: TrainingArguments,
+    fusion_learning_rate: float | None,
 ) -> dict:
-    """Train and evaluate one configuration in its own folder; read it back if it already finished."""
-    name = run_name(layer, model_args.fusion_method)
+    """Train (with --do_train) and evaluate one model in its own folder; read it back if it already finished."""
     run_dir = Path(training_args.output_dir) / name
     results_file = run_dir / "results.json"
     if results_file.exists():
         logger.info("%s: finished earlier, reading %s", name, results_file)
         return json.loads(results_file.read_text())
 
-    scorer = ZeroShotScorer(data.task.kind, data.task.labels)
-    metric = MAIN_METRIC[scorer.config_name]
-    args = TrainingArguments(
-        **{
-            **training_args.to_dict(),
-            "output_dir": str(run_dir),
-            "eval_strategy": "epoch",
-            "save_strategy": "epoch",
-            "load_best_model_at_end": True,
-            "metric_for_best_model": f"eval_{metric}",
-            "greater_is_better": True,
-            "report_to": training_args.report_to or "none",
-            "push_to_hub": False,  # main() pushes the run selected on English once the sweep is done
-        }
+    task = data.task
+    scorer = ZeroShotScorer(task)
+    args = dataclasses.replace(
+        training_args,
+        output_dir=str(run_dir),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{task.main_score}",
+        greater_is_better=True,
+        push_to_hub=False,  # main() pushes the run selected on English once the sweep is done
     )
-    collator = (
-        DataCollatorForTokenClassification(tokenizer)
-        if data.task.kind == "token"
-        else DataCollatorWithPadding(tokenizer)
-    )
-    model = build_model(backbone, data.task.kind, data.task.labels, layer, model_args)
+    set_seed(args.seed)
+    model = model_factory()
     replica_check = ReplicaCheck()
+    collator = (
+        DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
+    )
     trainer = FusionLearningRateTrainer(
         model=model,
         args=args,
-        train_dataset=features["train"],
+        train_dataset=features["train"] if args.do_train else None,
         eval_dataset=features["selection"],  # English only: checkpoint selection never sees a target language
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=scorer,
+        preprocess_logits_for_metrics=predicted_ids,
         callbacks=[replica_check],
-        fusion_learning_rate=None if layer == BASELINE else model_args.fusion_learning_rate,
+        fusion_learning_rate=fusion_learning_rate,
     )
-    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-    trainer.train(resume_from_checkpoint=checkpoint)
+    result = {"run": name, "seed": args.seed, "metric": task.main_score, "task": task.name}
+    config = trainer.model.config
+    result["fusion_layer"] = getattr(config, "fusion_layer", None) if config.model_type == "dlfa_bert" else None
+    result["fusion_method"] = getattr(config, "fusion_method", None) if config.model_type == "dlfa_bert" else None
+    if args.do_train:
+        checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+        train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        result["train_runtime_seconds"] = train_output.metrics["train_runtime"]
+        result["selection_by_epoch"] = [
+            {"epoch": entry["epoch"], "step": entry["step"], "score": entry[f"eval_{task.main_score}"]}
+            for entry in trainer.state.log_history
+            if f"eval_{task.main_score}" in entry
+        ]
+        trainer.save_model(str(run_dir / "model"))
 
-    scores = {"selection": trainer.evaluate(features["selection"], metric_key_prefix="selection")}
-    for language, language_features in features["evaluation"].items():
-        scores[language] = trainer.evaluate(language_features, metric_key_prefix=language)
-    per_language = {
-        language: {
-            key.removeprefix(f"{language}_"): value
-            for key, value in values.items()
-            if key.removeprefix(f"{language}_") in METRIC_KEYS
-        }
-        for language, values in scores.items()
-    }
-    targets = [language for language in features["evaluation"] if language != data_args.train_language]
-    result = {
-        "run": name,
-        "fusion_layer": layer,
-        "fusion_method": None if layer == BASELINE else model_args.fusion_method,
-        "metric": metric,
-        "scores": per_language,
-        "target_average": statistics.mean(per_language[language][metric] for language in targets) if targets else None,
-        "files": data.files,
-        "world_size": args.world_size,
-        "replica_parameter_sha256": replica_check.digests,
-    }
-    trainer.save_model(str(run_dir / "model"))
+    records, scores = {}, {}
+    evaluated = {"selection": (features["selection"], data.selection), **{
+        language: (features["evaluation"][language], data.evaluation[language]) for language in data.evaluation
+    }}  # fmt: skip
+    for language, (language_features, examples) in evaluated.items():
+        if not (args.do_eval or args.do_predict):
+            break
+        scores[language], records[language] = evaluate_language(trainer, scorer, language_features, examples)
+        if trainer.is_world_process_zero():
+            logger.info("%s: %s %s = %.2f", name, language, task.main_score, 100 * scores[language][task.main_score])
+            if args.do_predict and language != "selection":
+                suffix = "tsv" if task.kind == "token" else "txt"
+                (run_dir / "predictions").mkdir(parents=True, exist_ok=True)
+                write_predictions(run_dir / "predictions" / f"{language}.{suffix}", task, examples, records[language])
+    targets = [language for language in data.evaluation if language != TRAIN_LANGUAGE]
+    result.update(
+        scores=scores,
+        target_average=statistics.mean(scores[lang][task.main_score] for lang in targets) if targets and scores else None,
+        files=data.files,
+        eval_splits=data.eval_splits,
+        words_past_max_length=(
+            {language: words_past_limit(features["evaluation"][language]) for language in data.evaluation}
+            if task.kind == "token" else None
+        ),
+        world_size=args.world_size,
+        replica_parameter_sha256=replica_check.digests,
+    )  # fmt: skip
     if not trainer.is_world_process_zero():
         return result
-    write_model_card(
-        run_dir / "model",
-        data.task.name,
-        result,
-        model.config,
-        model_args.model_name_or_path,
-        training_args.hub_model_id,
-    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if records:
+        np.savez_compressed(
+            run_dir / "predictions.npz",
+            **{f"{language}.{key}": values.astype(np.int16) for language, record in records.items() for key, values in record.items()},
+        )  # fmt: skip
+    if args.do_train:
+        write_model_card(run_dir / "model", task.name, result, trainer.model.config, model_args.model_name_or_path,
+                         training_args.hub_model_id)  # fmt: skip
     results_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def run_layer_search(
+    layers: list[int],
+    backbone: str,
+    data: TaskData,
+    features: dict,
+    tokenizer,
+    model_args: ModelArguments,
+    training_args: TrainingArguments,
+) -> dict:
+    """
+    Train one `DLFABertForLayerSearch` (a head per candidate layer and the last-layer head on one encoder), score
+    every head on English dev, choose the DLFA layer, and save the chosen head as an ordinary checkpoint in
+    `<output_dir>/layer-search/model`. Read back if it already finished.
+    """
+    name, task = analysis.LAYER_SEARCH, data.task
+    run_dir = Path(training_args.output_dir) / name
+    if (run_dir / "results.json").exists():
+        logger.info("%s: finished earlier, reading %s", name, run_dir / "results.json")
+        return json.loads((run_dir / "results.json").read_text())
+    labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
+    set_seed(training_args.seed)
+    config = DLFABertConfig.from_pretrained(
+        backbone, **labels, aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
+        aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm, fusion_method=model_args.fusion_method,
+        cache_dir=model_args.cache_dir,
+    )  # fmt: skip
+    config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
+    model = DLFABertForLayerSearch.from_pretrained(backbone, config=config, cache_dir=model_args.cache_dir)
+    if model_args.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    heads = {head: analysis.run_name(None if head == "last" else int(head), model_args.fusion_method)
+             for head in model.config.search_heads}  # fmt: skip
+    scorer = ZeroShotScorer(task)
+    args = dataclasses.replace(
+        training_args, output_dir=str(run_dir), eval_strategy="epoch", save_strategy="epoch",
+        load_best_model_at_end=True, metric_for_best_model=f"eval_mean_head_{task.main_score}", greater_is_better=True,
+        push_to_hub=False,
+    )  # fmt: skip
+    collator = (
+        DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
+    )
+    trainer = FusionLearningRateTrainer(
+        model=model, args=args, train_dataset=features["train"], eval_dataset=features["selection"],
+        data_collator=collator, processing_class=tokenizer, compute_metrics=LayerSearchScorer(scorer, list(heads.values())),
+        preprocess_logits_for_metrics=predicted_ids, callbacks=[ReplicaCheck(), HeadLossLogger(heads)],
+        fusion_learning_rate=model_args.fusion_learning_rate,
+    )  # fmt: skip
+    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    dev = {}
+    every_head = trainer.predict(features["selection"], metric_key_prefix="predict").predictions  # one forward pass
+    for index, head_name in enumerate(heads.values()):
+        dev[head_name] = score_predictions(scorer, features["selection"], data.selection, every_head[..., index])[0]
+        logger.info(
+            "%s: head %s, English dev %s = %.2f",
+            name,
+            head_name,
+            task.main_score,
+            100 * dev[head_name][task.main_score],
+        )
+    layer_heads = [head_name for head_name in dev if head_name != analysis.BASELINE]
+    _, chosen = analysis.select_on_english_dev(
+        {head_name: {0: {"metric": task.main_score, "scores": {"selection": dev[head_name]}}} for head_name in layer_heads}
+    )  # fmt: skip
+    result = {
+        "run": name, "seed": args.seed, "metric": task.main_score, "task": task.name, "heads": list(heads.values()),
+        "head_selection_scores": {head_name: scores[task.main_score] for head_name, scores in dev.items()},
+        "chosen": chosen, "train_runtime_seconds": train_output.metrics["train_runtime"],
+    }  # fmt: skip
+    if trainer.is_world_process_zero():
+        chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)
+        trainer.model.export_head(chosen_head).save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+        (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(analysis.search_table(result["head_selection_scores"], chosen, task.main_score))
     return result
 
 
@@ -362,65 +442,23 @@ def push_selected_run(output_dir: Path, selected_run: str, training_args: Traini
     return repo_id
 
 
-def write_reports(results: list[dict], languages: list[str], train_language: str, output_dir: Path) -> dict:
-    metric = results[0]["metric"]
-    best = max(results, key=lambda result: result["scores"]["selection"][metric])
-    targets = [language for language in languages if language != train_language]
-    summary = {
-        "metric": metric,
-        "selected_by_english_dev": best["run"],
-        "runs": {result["run"]: result for result in results},
-    }
+def write_reports(runs: dict[str, dict], output_dir: Path) -> dict:
+    """summary.json, summary.md and heatmap.png of one sweep, through `dlfa_zero_shot.analysis`."""
+    _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
+    summary = {"metric": next(iter(runs.values()))["metric"], "selected_by_english_dev": selected, "runs": runs}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    header = ["run", "en dev"] + languages + ["avg (targets)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for result in results:
-        cells = [
-            result["run"] + (" (selected)" if result is best else ""),
-            _percent(result["scores"]["selection"][metric]),
-        ]
-        cells += [_percent(result["scores"][language][metric]) for language in languages]
-        cells.append(_percent(result["target_average"]))
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    (output_dir / "summary.md").write_text(f"{metric} (%), zero-shot from {train_language}\n\n{table}\n")
-    _write_heatmap(results, targets, metric, output_dir / "heatmap.png")
+    (output_dir / "summary.md").write_text(analysis.sweep_table(runs, selected))
+    analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
     return summary
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _write_heatmap(results: list[dict], languages: list[str], metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = np.array([[100 * result["scores"][language][metric] for language in languages] for result in results])
-    figure, axes = plt.subplots(figsize=(1 + 0.6 * len(languages), 1 + 0.45 * len(results)))
-    image = axes.imshow(values, cmap="viridis", aspect="auto")
-    axes.set_xticks(range(len(languages)), languages)
-    axes.set_yticks(range(len(results)), [result["run"] for result in results])
-    middle = (values.min() + values.max()) / 2
-    for row in range(values.shape[0]):
-        for column in range(values.shape[1]):
-            color = "black" if values[row, column] > middle else "white"  # viridis is light at the top
-            axes.text(column, row, f"{values[row, column]:.1f}", ha="center", va="center", fontsize=7, color=color)
-    axes.set_xlabel("language (zero-shot)")
-    axes.set_ylabel("fusion layer")
-    figure.colorbar(image, ax=axes, label=f"{metric} (%)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if data_args.task not in TASKS:
         raise ValueError(f"--task {data_args.task!r} is not supported: choose one of {sorted(TASKS)}")
     if (data_args.data_dir is None) == (data_args.dataset_name is None):
@@ -428,42 +466,82 @@ def main(argv: list[str] | None = None) -> dict:
             "give exactly one of --data_dir (a folder laid out as ../shared/data/xtreme-lite) and --dataset_name "
             "(XTREME on the Hub, 'google/xtreme')"
         )
-    if data_args.train_language != "en":
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise ValueError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    if model_args.layer_search not in ("sweep", "one_pass") or model_args.layer_search_then not in ("retrain", "keep"):
         raise ValueError(
-            f"--train_language {data_args.train_language!r}: the local data has English training sets only"
+            f"--layer_search {model_args.layer_search!r} --layer_search_then {model_args.layer_search_then!r}: choose "
+            "--layer_search sweep|one_pass and --layer_search_then retrain|keep"
         )
+    return model_args, data_args, training_args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    model_args, data_args, training_args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
 
     task = TASKS[data_args.task]
-    backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
+    with training_args.main_process_first(desc="preparing the backbone"):
+        backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(backbone, cache_dir=model_args.cache_dir)
-    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
-    layers = parse_layers(model_args.fusion_layers, num_layers)
-    eval_languages = data_args.eval_languages.split(",") if data_args.eval_languages else None
-    eval_splits = tuple(data_args.eval_split.split(",")) if data_args.eval_split else None
-    limits = dict(
+    source = (
+        LocalSource(data_args.data_dir)
+        if data_args.data_dir
+        else HubSource(data_args.dataset_name, model_args.cache_dir)
+    )
+    data = load_task_data(
+        task, source,
+        eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
+        eval_splits=tuple(data_args.eval_split.split(",")) if data_args.eval_split else None,
         max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
     )  # fmt: skip
-    if data_args.dataset_name is not None:
-        data = load_hub_task_data(
-            task, data_args.dataset_name, eval_languages, eval_splits, cache_dir=model_args.cache_dir, **limits
-        )
-    else:
-        data = load_task_data(task, Path(data_args.data_dir), eval_languages, eval_splits, **limits)
-    features = featurize(data, tokenizer, data_args)
+    with training_args.main_process_first(desc="tokenizing"):
+        features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if training_args.should_save:
-        tokenizer.save_pretrained(output_dir / "tokenizer")
 
-    results = []
-    for layer in layers:
-        torch.manual_seed(training_args.seed)
-        results.append(run_layer(layer, backbone, features, data, tokenizer, model_args, data_args, training_args))
-    if not training_args.should_save:  # other data-parallel processes: the main one writes the reports
-        return {}
-    summary = write_reports(results, list(data.evaluation), data_args.train_language, output_dir)
-    print((output_dir / "summary.md").read_text())
+    if training_args.do_train:
+        num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
+        layers = parse_layers(model_args.fusion_layers, num_layers)
+        search = None
+        if model_args.layer_search == "one_pass":
+            search = run_layer_search([layer for layer in layers if layer is not None], backbone, data, features,
+                                      tokenizer, model_args, training_args)  # fmt: skip
+            chosen_layer = analysis.layer_of(search["chosen"])
+            layers = [chosen_layer] + ([None] if None in layers else [])
+        plan = {}
+        for layer in layers:
+            name = configuration_name(layer, model_args, training_args.learning_rate)
+            plan[name] = (lambda layer=layer: build_model(backbone, task, layer, model_args), layer)
+        if search is not None and model_args.layer_search_then == "keep":
+            kept = Path(training_args.output_dir) / analysis.LAYER_SEARCH / "model"
+            plan.pop(search["chosen"])
+            plan = {
+                analysis.ONE_PASS_PREFIX + search["chosen"]: (
+                    lambda: load_finetuned(str(kept), task, model_args),
+                    "kept",
+                ),
+                **plan,
+            }
+    else:
+        config = AutoConfig.from_pretrained(
+            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+        )
+        plan = {checkpoint_name(config): (lambda: load_finetuned(backbone, task, model_args), None)}
+    runs = {}
+    for name, (factory, layer) in plan.items():
+        fusion_lr = model_args.fusion_learning_rate if layer is not None else None
+        run_args = dataclasses.replace(training_args, do_train=False) if layer == "kept" else training_args
+        runs[name] = run_one(name, factory, data, features, tokenizer, model_args, run_args, fusion_lr)
+    if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
+        return {"runs": runs}
+    summary = write_reports(runs, output_dir)
+    print(analysis.sweep_table(runs, summary["selected_by_english_dev"]))
+    selected = output_dir / summary["selected_by_english_dev"] / "model"
+    print(f"Wrote {output_dir / 'summary.md'}, {output_dir / 'summary.json'} and {output_dir / 'heatmap.png'}"
+          + (f"; the model selected on English dev is {selected}" if selected.is_dir() else ""))  # fmt: skip
     if training_args.push_to_hub:
         repo_id = push_selected_run(output_dir, summary["selected_by_english_dev"], training_args)
         logger.info("pushed %s to the Hub as %s", summary["selected_by_english_dev"], repo_id)

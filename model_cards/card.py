@@ -33,6 +33,14 @@ TASK_CARD = {
     "xnli": TaskCard(
         "natural language inference (XNLI)", "text-classification", "google/xtreme", "XNLI", "accuracy", "accuracy"
     ),
+    "xnli_dev": TaskCard(
+        "natural language inference (XNLI, trained on its English dev set)",
+        "text-classification",
+        "google/xtreme",
+        "XNLI",
+        "accuracy",
+        "accuracy",
+    ),
     "pawsx": TaskCard(
         "paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"
     ),

@@ -4,27 +4,14 @@ The DLFA plugin. Importing this package registers `DLFABertConfig` and the three
 so that `save_pretrained` copies their code into the checkpoint folder.
 """
 
-import sys
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-import configuration_dlfa.configuration_dlfa as _configuration_module
-
-
-# `modeling_dlfa.py` imports its config as `.configuration_dlfa`, the flat layout of a checkpoint folder (see the
-# README). Inside this package that name is an alias of the one configuration module, so there is a single
-# `DLFABertConfig` class; the file `modeling_dlfa/configuration_dlfa.py` is a symlink that lets `save_pretrained`
-# find and copy the file.
-sys.modules[f"{__name__}.configuration_dlfa"] = _configuration_module
-
-from transformers import (  # noqa: E402
-    AutoModel,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
-
-from configuration_dlfa import DLFABertConfig  # noqa: E402  (registers AutoConfig)
-
-from .modeling_dlfa import (  # noqa: E402
-    AttentionalInformationFusion,
+# Both files are flat modules that are also copied, as they are, into every saved checkpoint folder; they never
+# register anything themselves.
+from .configuration_dlfa import DLFABertConfig
+from .modeling_dlfa import (
+    AIFBlock,
+    DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
@@ -32,6 +19,8 @@ from .modeling_dlfa import (  # noqa: E402
 )
 
 
+AutoConfig.register(DLFABertConfig.model_type, DLFABertConfig, exist_ok=True)
+DLFABertConfig.register_for_auto_class()
 for _auto_class, _model_class in (
     (AutoModel, DLFABertModel),
     (AutoModelForTokenClassification, DLFABertForTokenClassification),
@@ -41,7 +30,8 @@ for _auto_class, _model_class in (
     _model_class.register_for_auto_class(_auto_class.__name__)
 
 __all__ = [
-    "AttentionalInformationFusion",
+    "AIFBlock",
+    "DLFABertForLayerSearch",
     "DLFABertConfig",
     "DLFABertForSequenceClassification",
     "DLFABertForTokenClassification",

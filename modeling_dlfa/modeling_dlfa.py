@@ -29,6 +29,7 @@ transformers and, relatively, `.configuration_dlfa`.
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -40,9 +41,19 @@ from transformers.modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler, BertPreTrainedModel
+from transformers.modeling_utils import PreTrainedModel
+from transformers.models.bert.configuration_bert import BertConfig
+from transformers.models.bert.modeling_bert import (
+    BertEmbeddings,
+    BertEncoder,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    BertPooler,
+    BertPreTrainedModel,
+)
 from transformers.processing_utils import Unpack
-from transformers.utils import TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
@@ -140,7 +151,7 @@ class AIFContextBranch(nn.Module):
         return self.expand_norm(self.expand(hidden_states), mask)
 
 
-class AttentionalInformationFusion(nn.Module):
+class AIFBlock(nn.Module):
     """
     The AIF block of DLFA: fuses a lower layer's hidden states L1 with the last layer's L2.
 
@@ -221,16 +232,12 @@ class ConcatenationFusion(nn.Module):
         return nn.functional.linear(concatenated, self.weight, self.bias)
 
 
-FUSION_CLASSES = {"aif": AttentionalInformationFusion, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
+FUSION_CLASSES = {"aif": AIFBlock, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
 
 
 class DLFABertPreTrainedModel(BertPreTrainedModel):
     config: DLFABertConfig
     config_class = DLFABertConfig
-    # transformers decides whether `set_attn_implementation` works by reading this file's source, and takes the
-    # `AttentionalInformationFusion(nn.Module)` class for a hand-written attention layer. All attention here is
-    # BERT's, which uses the AttentionInterface, so switching eager/SDPA/flash at run time is supported.
-    _can_set_attn_implementation_cached_value = True
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`."""
@@ -494,9 +501,169 @@ class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
         )
 
 
+@dataclass
+class LayerSearchOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*):
+        The mean of the heads' losses, when `labels` are given.
+    logits (`torch.FloatTensor`):
+        Every head's logits, heads in `config.search_heads` order: `(batch_size, sequence_length, num_heads,
+        num_labels)` for tagging, `(batch_size, num_heads, num_labels)` for sequence classification.
+    head_losses (`torch.FloatTensor` of shape `(num_heads,)`, *optional*):
+        Each head's loss, when `labels` are given.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    head_losses: torch.FloatTensor | None = None
+
+
+class DLFABertForLayerSearch(DLFABertPreTrainedModel):
+    """
+    One-pass fusion-layer search: one shared BERT encoder, and a head for every candidate of `config.search_layers`
+    (a DLFA fusion block of that layer with the last, and a classifier) plus the stock last-layer head (`"last"`),
+    trained together on the mean of their losses. Every head is evaluated in one forward pass; `export_head` turns
+    the chosen one into an ordinary [`DLFABertForTokenClassification`] / [`DLFABertForSequenceClassification`] (or the
+    stock BERT head, for `"last"`) with the encoder as trained.
+
+    Config fields (besides [`DLFABertConfig`]'s): `search_layers` (candidate layers, each in `1 ..
+    num_hidden_layers - 1`) and `search_problem` (`"token"` or `"sequence"`). Sequence heads share the encoder's
+    pooler.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        layers = list(getattr(config, "search_layers", None) or [])
+        problem = getattr(config, "search_problem", "token")
+        if not layers or any(not 1 <= layer <= config.num_hidden_layers - 1 for layer in layers):
+            raise ValueError(f"search_layers={layers!r}: give one or more layers in 1..{config.num_hidden_layers - 1}")
+        if problem not in ("token", "sequence"):
+            raise ValueError(f"search_problem={problem!r} is not supported: choose 'token' or 'sequence'.")
+        self.search_problem = problem
+        self.bert = BertModel(config, add_pooling_layer=problem == "sequence")
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.fusions = nn.ModuleDict(
+            {str(layer): FUSION_CLASSES[config.fusion_method](self._head_config(layer)) for layer in layers}
+        )
+        self.classifiers = nn.ModuleDict(
+            {name: nn.Linear(config.hidden_size, config.num_labels) for name in [*map(str, layers), "last"]}
+        )
+        config.search_heads = [*map(str, layers), "last"]
+        self.head_loss_sums, self.head_loss_count = [0.0] * len(config.search_heads), 0  # plain floats: no device
+        self.post_init()
+
+    def _head_config(self, layer: int) -> DLFABertConfig:
+        return DLFABertConfig.from_dict({**self.config.to_dict(), "fusion_layer": layer})
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | LayerSearchOutput:
+        r"""
+        labels, num_items_in_batch: as in [`DLFABertForTokenClassification`] or
+            [`DLFABertForSequenceClassification`]; every head is scored against the same labels.
+
+        Returns [`LayerSearchOutput`].
+        """
+        kwargs.pop("output_hidden_states", None)
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=True,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden_states = outputs.hidden_states
+        padding_mask = DLFABertModel._padding_mask(attention_mask, hidden_states[0])
+        logits = []
+        for name in self.config.search_heads:
+            if name == "last":
+                states = hidden_states[-1]
+            else:
+                fusion = self.fusions[name]
+                states = fusion(*(hidden_states[index] for index in fusion.input_layers), padding_mask=padding_mask)
+            features = self.bert.pooler(states) if self.search_problem == "sequence" else states
+            logits.append(self.classifiers[name](self.dropout(features)))
+        stacked = torch.stack(logits, dim=-2)  # heads before the label axis: batch (and positions) stay in front
+
+        loss = head_losses = None
+        if labels is not None:
+            if self.search_problem == "token":
+                losses = [
+                    ForTokenClassification(head_logits, labels, self.config, num_items_in_batch=num_items_in_batch)
+                    for head_logits in logits
+                ]
+            else:
+                losses = [
+                    sequence_classification_loss(head_logits, labels, self.config, num_items_in_batch)
+                    for head_logits in logits
+                ]
+            head_losses = torch.stack(losses)
+            loss = head_losses.mean()
+            if self.training:  # running sums for logging (`head_loss_means`), as the Trainer logs only `loss`
+                values = head_losses.detach().float().cpu().tolist()
+                self.head_loss_sums = [total + value for total, value in zip(self.head_loss_sums, values)]
+                self.head_loss_count += 1
+        return LayerSearchOutput(loss=loss, logits=stacked, head_losses=head_losses)
+
+    def head_loss_means(self, reset: bool = True) -> dict[str, float]:
+        """Each head's mean training loss since the last call (empty before the first training step)."""
+        if not self.head_loss_count:
+            return {}
+        means = {head: total / self.head_loss_count for head, total in zip(self.config.search_heads, self.head_loss_sums)}
+        if reset:
+            self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
+        return means
+
+    def export_head(self, name: str) -> PreTrainedModel:
+        """
+        The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
+        encoder as trained: a DLFA tagger/classifier, or for `"last"` the stock BERT head.
+        """
+        if name not in self.config.search_heads:
+            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
+        fields = {
+            key: value
+            for key, value in self.config.to_dict().items()
+            if key not in ("search_layers", "search_problem", "search_heads", "architectures", "auto_map")
+        }
+        if name == "last":
+            model_class = (
+                BertForTokenClassification if self.search_problem == "token" else BertForSequenceClassification
+            )
+            config = BertConfig.from_dict({**fields, "model_type": "bert"})
+        else:
+            model_class = (
+                DLFABertForTokenClassification if self.search_problem == "token" else DLFABertForSequenceClassification
+            )
+            config = DLFABertConfig.from_dict({**fields, "fusion_layer": int(name)})
+        exported = model_class(config)
+        state = {f"bert.{key}": value for key, value in self.bert.state_dict().items()}
+        if name != "last":
+            state.update({f"bert.fusion.{key}": value for key, value in self.fusions[name].state_dict().items()})
+        state.update({f"classifier.{key}": value for key, value in self.classifiers[name].state_dict().items()})
+        exported.load_state_dict(state, strict=True)
+        return exported.eval()
+
+
 __all__ = [
-    "AttentionalInformationFusion",
+    "AIFBlock",
     "ConcatenationFusion",
+    "DLFABertForLayerSearch",
     "DLFABertForSequenceClassification",
     "DLFABertForTokenClassification",
     "DLFABertModel",

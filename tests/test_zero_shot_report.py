@@ -2,34 +2,23 @@
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from zero_shot_report import (  # noqa: E402
-    BEGIN,
-    END,
-    backbone_shape,
-    collect,
-    replace_generated,
-    restore_runs,
-    summarize,
-    write_results,
-)
+from dlfa_zero_shot.analysis import load_runs as collect
+from dlfa_zero_shot.report import BEGIN, END, backbone_shape, replace_generated, restore_runs, summarize, write_results
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
-    """One run's results.json as the harness writes it (scores as fractions)."""
-    run_dir = task_dir / experiment / f"seed-{seed}" / "run"
+    """One run's results.json as the harness writes it (scores as fractions), where the benchmark puts it."""
+    run_dir = task_dir / f"seed-{seed}" / experiment
     run_dir.mkdir(parents=True)
     scores = {"selection": {"f1": dev / 100}, **{language: {"f1": value / 100} for language, value in targets.items()}}
     average = sum(targets.values()) / len(targets) / 100
-    result = {"run": "run", "metric": "f1", "scores": scores, "target_average": average}
+    result = {"run": experiment, "seed": seed, "metric": "f1", "scores": scores, "target_average": average,
+              "train_runtime_seconds": 100.5 + seed}  # fmt: skip
     (run_dir / "results.json").write_text(json.dumps(result))
-    (run_dir.parent / "log.txt").write_text(f"{{'train_runtime': '{100 + seed}.5', 'train_loss': '0.1'}}\n")
 
 
 @pytest.fixture
@@ -69,7 +58,7 @@ def test_layer_is_chosen_on_english_dev_and_its_gain_is_paired_over_seeds(task_d
     # The target: a gain of at least 1.5 that also exceeds two standard deviations of either configuration.
     assert summary["targets"]["two_std_across_seeds"] == pytest.approx(2.0) and summary["targets"]["met"] is True
     assert summary["experiments"]["baseline"]["languages"] == {"de": pytest.approx(65.0), "zh": pytest.approx(75.0)}
-    assert summary["experiments"]["baseline"]["train_seconds_median"] == 102.5  # from the runs' Trainer logs
+    assert summary["experiments"]["baseline"]["train_seconds_median"] == 102.5  # the runs' Trainer train_runtime
 
 
 def test_generated_part_is_replaced_and_hand_written_text_kept(tmp_path):
@@ -102,8 +91,8 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     assert len(written) == sum(len(by_seed) for by_seed in runs.values()) - 1
     assert collect(fresh)["baseline"][1]["target_average"] == pytest.approx(0.01)
 
-    (fresh / "baseline" / "seed-1" / "run" / "results.json").unlink()
+    (fresh / "seed-1" / "baseline" / "results.json").unlink()
     restore_runs(archive, fresh)
-    assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)  # runtimes too, though no log came back
+    assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)
     # no model files come back: the parameter table takes the backbone's shape from the archive
     assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape

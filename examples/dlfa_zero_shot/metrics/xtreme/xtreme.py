@@ -1,6 +1,6 @@
 """
-XTREME's zero-shot metrics as an `evaluate` module, loadable offline with `evaluate.load("examples/metrics/xtreme",
-config_name=...)`:
+XTREME's zero-shot metrics as an `evaluate` module, loadable offline with
+`evaluate.load(dlfa_zero_shot.tasks.XTREME_METRIC, config_name=...)`:
 
 - `tagging` (PAN-X, UDPOS): seqeval's micro F1, precision and recall, exactly as XTREME reports them, and token
   accuracy beside them. On UPOS tags seqeval reads the first letter as a B/I prefix (NOUN NOUN is one chunk; SCONJ

@@ -1,0 +1,362 @@
+"""
+Run names, layer selection on English dev, paired statistics, the summary table and the heatmaps: the one module
+the harness's sweep (`examples/run_zero_shot.py`) and the benchmark report (`benchmarks/zero_shot_report.py`) call.
+
+A run is one model: one configuration trained with one seed. Its folder and its name in every table is
+`run_name(...)`: `baseline` (the stock BERT head on the last layer), `aif-layer-NN` (DLFA), `concat-layer-NN` and
+`scalar-mix` (peer fusions), and, for DLFA settings other than the defaults, `paper-gate-layer-NN`,
+`gate-init-X-layer-NN`, `fusion-lr-xF-layer-NN`. A sweep or a benchmark keeps its runs as
+`<output_dir>/seed-<seed>/<run name>/results.json` (the harness alone: `<output_dir>/<run name>/results.json`).
+"""
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+
+BASELINE = "baseline"
+AIF_PREFIX = "aif-layer-"
+CONCAT_PREFIX = "concat-layer-"
+SCALAR_MIX = "scalar-mix"
+LAYER_SEARCH = "layer-search"  # the shared-encoder model of a one-pass layer search
+ONE_PASS_PREFIX = "one-pass-"  # a head kept from it: `one-pass-aif-layer-10`
+DEFAULT_GATE_INIT = 0.5
+
+
+def run_name(
+    fusion_layer: int | None,
+    fusion_method: str | None = "aif",
+    aif_gate: str = "aff",
+    aif_gate_init: float = DEFAULT_GATE_INIT,
+    fusion_lr_factor: float | None = None,
+) -> str:
+    """The name of one configuration; `fusion_layer=None` is the last-layer baseline."""
+    if fusion_method == "scalar_mix":  # mixes every layer: the fusion layer plays no part
+        return SCALAR_MIX
+    if fusion_layer is None or fusion_method is None:
+        return BASELINE
+    layer = f"layer-{fusion_layer:02d}"
+    if fusion_method == "concat":
+        return f"concat-{layer}"
+    if fusion_method != "aif":
+        raise ValueError(f"fusion method {fusion_method!r} has no run name")
+    if aif_gate == "paper":
+        return f"paper-gate-{layer}"
+    if aif_gate_init != DEFAULT_GATE_INIT:
+        return f"gate-init-{aif_gate_init:g}-{layer}"
+    if fusion_lr_factor not in (None, 1):
+        return f"fusion-lr-x{fusion_lr_factor:g}-{layer}"
+    return f"aif-{layer}"
+
+
+def configuration_of(name: str) -> dict:
+    """
+    The inverse of `run_name`: the settings a run name stands for (`fusion_layer` None for the baseline and the
+    scalar mix, `fusion_lr_factor` None for the shared learning rate). Raises ValueError on a name it does not make.
+    """
+    settings = {"fusion_layer": layer_of(name), "fusion_method": "aif", "aif_gate": "aff",
+                "aif_gate_init": DEFAULT_GATE_INIT, "fusion_lr_factor": None}  # fmt: skip
+    stem = name.rsplit("-layer-", 1)[0] if settings["fusion_layer"] is not None else name
+    if settings["fusion_layer"] is None and name not in (BASELINE, SCALAR_MIX):
+        raise ValueError(f"{name!r} is not a run name (e.g. baseline, aif-layer-08, concat-layer-08, scalar-mix)")
+    if name == BASELINE:
+        settings["fusion_method"] = None
+    elif name == SCALAR_MIX:
+        settings["fusion_method"] = "scalar_mix"
+    elif stem == "concat":
+        settings["fusion_method"] = "concat"
+    elif stem == "paper-gate":
+        settings["aif_gate"] = "paper"
+    elif stem.startswith("gate-init-"):
+        settings["aif_gate_init"] = float(stem.removeprefix("gate-init-"))
+    elif stem.startswith("fusion-lr-x"):
+        settings["fusion_lr_factor"] = float(stem.removeprefix("fusion-lr-x"))
+    elif stem != "aif":
+        raise ValueError(f"{name!r} is not a run name (e.g. baseline, aif-layer-08, concat-layer-08, scalar-mix)")
+    made = run_name(**settings) if settings["fusion_method"] else BASELINE
+    if made != name:
+        raise ValueError(f"{name!r} is not a run name; did you mean {made!r}?")
+    return settings
+
+
+def layer_of(name: str) -> int | None:
+    """The fusion layer a run name carries (`aif-layer-08` -> 8), or None (baseline, scalar mix)."""
+    _, found, layer = name.rpartition("layer-")
+    return int(layer) if found and layer.isdigit() else None
+
+
+def order_key(name: str) -> tuple:
+    """Table order: the baseline, the DLFA layers, then the other configurations by name."""
+    return (name != BASELINE, not name.startswith(AIF_PREFIX), name)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Runs
+
+
+def load_runs(folder: Path) -> dict[str, dict[int, dict]]:
+    """
+    run name -> seed -> results.json of every evaluated model, from `folder/seed-<seed>/<run>/results.json` (a
+    benchmark) or, where there are no seed folders, `folder/<run>/results.json` (one harness sweep: its `seed`
+    recorded in each result). A one-pass layer search's own record is not a model's: `load_searches` reads those.
+    """
+    runs: dict[str, dict[int, dict]] = {}
+    for result in _results(folder):
+        if result["run"] != LAYER_SEARCH:
+            runs.setdefault(result["run"], {})[int(result["seed"])] = result
+    return runs
+
+
+def load_searches(folder: Path) -> dict[int, dict]:
+    """seed -> the record of the one-pass layer search run with that seed (per-head English dev, the choice)."""
+    return {int(result["seed"]): result for result in _results(folder) if result["run"] == LAYER_SEARCH}
+
+
+def _results(folder: Path) -> list[dict]:
+    found = sorted(Path(folder).glob("seed-*/*/results.json")) or sorted(Path(folder).glob("*/results.json"))
+    return [json.loads(path.read_text()) for path in found]
+
+
+def dev_score(result: dict) -> float:
+    """English dev (selection) score, in points."""
+    return 100 * result["scores"]["selection"][result["metric"]]
+
+
+def target_score(result: dict) -> float:
+    """Average over the target languages (every evaluated language but English), in points."""
+    return 100 * result["target_average"]
+
+
+def select_on_english_dev(runs: dict[str, dict[int, dict]], candidates: list[str] | None = None) -> tuple[list, str]:
+    """
+    The candidate with the best mean English dev score over the seeds every candidate has (so that none wins by
+    having more seeds); ties go to the first in `order_key` order. Returns (those seeds, the chosen run name).
+    """
+    candidates = sorted(candidates if candidates is not None else runs, key=order_key)
+    if not candidates:
+        raise ValueError("no run to select from")
+    shared = sorted(set.intersection(*(set(runs[name]) for name in candidates)))
+    if not shared:
+        raise ValueError(f"the candidates share no seed: {[(name, sorted(runs[name])) for name in candidates]}")
+    means = {name: statistics.mean(dev_score(runs[name][seed]) for seed in shared) for name in candidates}
+    return shared, max(candidates, key=lambda name: means[name])
+
+
+def best_on_targets(runs: dict[str, dict[int, dict]], candidates: list[str], seeds: list[int]) -> str:
+    """The paper's protocol (for comparison only; it peeks at the test languages): best mean target average."""
+    return max(candidates, key=lambda name: statistics.mean(target_score(runs[name][seed]) for seed in seeds))
+
+
+def load_curve(folder: Path) -> list[dict]:
+    """
+    The learning-curve points under `folder/n-<examples>/seed-1/baseline/results.json`: one point per (examples,
+    epoch), with the English dev score in points, cheapest first.
+    """
+    points = []
+    for path in sorted(Path(folder).glob("n-*/seed-*/baseline/results.json")):
+        result = json.loads(path.read_text())
+        examples = int(path.parts[-4].removeprefix("n-"))
+        for entry in result.get("selection_by_epoch", []):
+            points.append({"examples": examples, "epochs": round(entry["epoch"]), "english_dev": 100 * entry["score"]})
+    return sorted(points, key=lambda point: (point["examples"] * point["epochs"], point["examples"]))
+
+
+def choose_budget(points: list[dict], margin: float = 1.0) -> dict:
+    """The study plan's rule: the cheapest point (examples x epochs) within `margin` points of the curve's best."""
+    if not points:
+        raise ValueError("no learning-curve points: run the curve first")
+    plateau = max(point["english_dev"] for point in points)
+    cheapest = min(
+        (point for point in points if point["english_dev"] >= plateau - margin),
+        key=lambda point: (point["examples"] * point["epochs"], point["examples"]),
+    )
+    return {**cheapest, "plateau": plateau, "margin": margin}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values)}  # fmt: skip
+
+
+def paired_gain(runs: dict[int, dict], reference: dict[int, dict]) -> dict | None:
+    """
+    Target-average difference `runs - reference` on the seeds both have: mean, std, two-sided paired t-test p and
+    95% t interval (with two or more seeds).
+    """
+    from scipy import stats
+
+    seeds = sorted(set(runs) & set(reference))
+    if not seeds:
+        return None
+    differences = [target_score(runs[seed]) - target_score(reference[seed]) for seed in seeds]
+    gain = {"seeds": seeds, "differences": differences, **mean_std(differences)}
+    if len(seeds) > 1 and gain["std"] > 0:
+        half_width = stats.t.ppf(0.975, len(seeds) - 1) * gain["std"] / math.sqrt(len(seeds))
+        gain["ci95"] = [gain["mean"] - half_width, gain["mean"] + half_width]
+        gain["t_test_p"] = float(
+            stats.ttest_rel([target_score(runs[s]) for s in seeds], [target_score(reference[s]) for s in seeds]).pvalue
+        )
+    return gain
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate)."""
+    ordered = sorted(p_values, key=p_values.get)
+    adjusted, running = {}, 0.0
+    for rank, name in enumerate(ordered):
+        running = max(running, min(1.0, (len(ordered) - rank) * p_values[name]))
+        adjusted[name] = running
+    return adjusted
+
+
+def item_counts(record: dict[str, np.ndarray], labels: tuple[str, ...] | None) -> np.ndarray:
+    """
+    Per evaluation item, the counts its language's score is a ratio of sums of: for tagging (`labels` given), each
+    sentence's (correct chunks, predicted chunks, gold chunks) for seqeval's micro F1; for pairs, (correct, 1, 1).
+    `record`: a run's `predictions.npz` entries of one language (`predicted`, `gold`, and `lengths` for tagging).
+    """
+    if labels is None:
+        correct = (record["predicted"] == record["gold"]).astype(float)
+        return np.stack([correct, np.ones_like(correct), np.ones_like(correct)], axis=1)
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    def tags(ids) -> list[str]:
+        return [labels[i] if i >= 0 else "O" for i in ids]
+
+    counts, start = [], 0
+    for length in record["lengths"]:
+        end = start + int(length)
+        predicted = set(get_entities(tags(record["predicted"][start:end])))
+        gold = set(get_entities(tags(record["gold"][start:end])))
+        counts.append((len(predicted & gold), len(predicted), len(gold)))
+        start = end
+    return np.asarray(counts, dtype=float)
+
+
+def score_from_counts(sums: np.ndarray, tagging: bool) -> np.ndarray:
+    """seqeval micro F1 (tagging) or accuracy from summed `item_counts` (`(..., 3)`), in points."""
+    if tagging:
+        denominator = sums[..., 1] + sums[..., 2]
+        return 100 * np.divide(2 * sums[..., 0], denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return 100 * sums[..., 0] / sums[..., 1]
+
+
+def bootstrap_gain(
+    counts: dict[str, dict[int, dict[str, np.ndarray]]], first: str, second: str, tagging: bool,
+    resamples: int = 10_000, seed: int = 0,
+) -> dict:
+    """
+    Paired bootstrap over seeds and items of the target-average gain `first - second` (points): in each resample the
+    seeds both configurations have are drawn with replacement, and in each language the items are drawn with
+    replacement, the same items for both configurations and every drawn seed. `counts[config][seed][language]` are
+    `item_counts`. Returns the mean of the resampled gains and their 2.5% and 97.5% percentiles.
+    """
+    rng = np.random.default_rng(seed)
+    seeds = sorted(set(counts[first]) & set(counts[second]))
+    languages = sorted(counts[first][seeds[0]])
+    seed_draws = rng.integers(0, len(seeds), size=(resamples, len(seeds)))
+    per_seed_gain = np.zeros((resamples, len(seeds)))
+    for language in languages:
+        items = len(counts[first][seeds[0]][language])
+        weights = rng.multinomial(items, np.full(items, 1 / items), size=resamples).astype(float)  # (resamples, items)
+        for index, seed_value in enumerate(seeds):
+            scores = [score_from_counts(weights @ counts[config][seed_value][language], tagging) for config in (first, second)]
+            per_seed_gain[:, index] += (scores[0] - scores[1]) / len(languages)
+    gains = np.take_along_axis(per_seed_gain, seed_draws, axis=1).mean(axis=1)
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return {"mean": float(gains.mean()), "ci95": [float(low), float(high)], "resamples": resamples, "seeds": seeds}
+
+
+def language_gains(runs: dict[int, dict], reference: dict[int, dict], languages: list[str]) -> dict[str, float]:
+    """Per-language score minus the reference's, in points, averaged over the seeds both have."""
+    seeds = sorted(set(runs) & set(reference))
+    metric = runs[seeds[0]]["metric"]
+    return {
+        language: statistics.mean(
+            100 * (runs[seed]["scores"][language][metric] - reference[seed]["scores"][language][metric])
+            for seed in seeds
+        )
+        for language in languages
+    }
+
+
+def target_languages(result: dict) -> list[str]:
+    return [language for language in result["scores"] if language not in ("selection", "en")]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tables and heatmaps
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def sweep_table(runs: dict[str, dict], selected: str) -> str:
+    """One row per run (one seed): English dev, every evaluated language, the target average (markdown)."""
+    results = [runs[name] for name in sorted(runs, key=order_key)]
+    metric, languages = results[0]["metric"], [lang for lang in results[0]["scores"] if lang != "selection"]
+    header = ["run", "en dev", *languages, "avg (targets)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        name = result["run"] + (" (selected on en dev)" if result["run"] == selected else "")
+        cells = [name, percent(result["scores"]["selection"][metric])]
+        cells += [percent(result["scores"][language][metric]) for language in languages]
+        lines.append("| " + " | ".join([*cells, percent(result["target_average"])]) + " |")
+    return f"{metric} (%), zero-shot from English\n\n" + "\n".join(lines) + "\n"
+
+
+def search_table(head_scores: dict[str, float], chosen: str, metric: str) -> str:
+    """English dev score of every head of a one-pass layer search (markdown), the chosen layer marked."""
+    lines = [f"One-pass layer search: English dev {metric} (%) of each head on the shared encoder", "",
+             "| head | en dev |", "|---|---|"]  # fmt: skip
+    for name in sorted(head_scores, key=order_key):
+        lines.append(f"| {name}{' (chosen)' if name == chosen else ''} | {100 * head_scores[name]:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(rows: list[str], columns: list[str], grid: list[list[float]], title: str, path: Path, gains: bool) -> Path:
+    """A rows x columns heatmap with each value written in its cell; `gains`: a diverging map centred on zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(grid, dtype=float)
+    figure, axes = plt.subplots(figsize=(2 + 0.65 * len(columns), 1 + 0.45 * len(rows)))
+    if gains:
+        bound = float(np.abs(values).max()) or 1.0
+        image = axes.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+    else:
+        image = axes.imshow(values, cmap="viridis", aspect="auto")
+    middle = (values.min() + values.max()) / 2
+    axes.set_xticks(range(len(columns)), columns)
+    axes.set_yticks(range(len(rows)), rows)
+    for row in range(values.shape[0]):
+        for column in range(values.shape[1]):
+            value = values[row, column]
+            color = "black" if gains or value > middle else "white"  # viridis is light at the top
+            text = f"{value:+.1f}" if gains else f"{value:.1f}"
+            axes.text(column, row, text, ha="center", va="center", fontsize=7, color=color)
+    axes.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=axes)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def sweep_heatmap(runs: dict[str, dict], path: Path) -> Path:
+    """Run x target language scores of one seed (the harness's sweep)."""
+    names = sorted(runs, key=order_key)
+    metric, languages = runs[names[0]]["metric"], target_languages(runs[names[0]])
+    grid = [[100 * runs[name]["scores"][language][metric] for language in languages] for name in names]
+    return heatmap(names, languages, grid, f"{metric} (%), zero-shot", path, gains=False)

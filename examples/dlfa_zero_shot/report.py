@@ -1,0 +1,469 @@
+"""
+The benchmark report (`benchmarks/zero_shot_report.py` is its command): turns the zero-shot benchmark's runs into one
+JSON archive a task, the heatmaps, and the generated part of docs/results.md (between its BEGIN/END markers; the
+hand-written text around them is kept). Names, selection, statistics and the heatmap drawing come from `analysis`.
+
+Selection follows the zero-shot rule: the DLFA layer is the one with the best mean English dev score over the seeds
+every sweep layer has; its gain over the baseline is the paired difference of target-language averages over the seeds
+both have, with a paired t-test and a 95% t interval. The paper's protocol (the best test average over the layers) is
+reported apart.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+from . import analysis
+from .analysis import (
+    AIF_PREFIX,
+    BASELINE,
+    CONCAT_PREFIX,
+    SCALAR_MIX,
+    dev_score,
+    language_gains,
+    load_runs,
+    mean_std,
+    paired_gain,
+    target_score,
+)
+
+
+BEGIN, END = "<!-- BEGIN zero_shot_report (generated: edit outside) -->", "<!-- END zero_shot_report -->"
+TASK_TITLES = {"udpos": "UDPOS (POS tagging, seqeval F1)", "panx": "PAN-X (NER, seqeval F1)",
+               "xnli": "XNLI (accuracy)", "pawsx": "PAWS-X (accuracy)"}  # fmt: skip
+# The paper's Table 1 (mBERT-base, XTREME test average over target languages, best of the 11 layers, one seed).
+PAPER = {
+    "udpos": (70.28, 71.81, 10),
+    "panx": (62.17, 63.34, 8),
+    "xnli": (65.40, 66.91, 11),
+    "pawsx": (81.94, 84.37, 6),
+}
+TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
+# Figure files are named by what the task is, not by the data set.
+FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
+
+
+def write_results(path: Path, summary: dict, runs: dict[str, dict[int, dict]], backbone: dict | None) -> None:
+    """
+    The committed archive of a task: its summary, every run's results (what `restore_runs` reads back) and the
+    backbone's shape (for the parameter table, as the runs' model files are not archived).
+    """
+    path.write_text(json.dumps({"summary": summary, "runs": runs, "backbone_shape": backbone}, indent=1) + "\n")
+
+
+def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
+    """
+    Write the runs archived in a committed results JSON back as run folders (`seed-N/<run>/results.json`, no
+    weights), so that the report can be regenerated, and the benchmark resumed, on a machine without the original
+    runs. A run that already has a results.json is left alone. Returns the results files written.
+    """
+    written = []
+    for name, by_seed in json.loads(results_file.read_text())["runs"].items():
+        for seed, result in by_seed.items():
+            target = task_dir / f"seed-{seed}" / name / "results.json"
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
+            target.write_text(json.dumps(result, indent=1) + "\n")
+            written.append(target)
+    return written
+
+
+def median_runtime(by_seed: dict[int, dict]) -> float | None:
+    runtimes = [result["train_runtime_seconds"] for result in by_seed.values() if result.get("train_runtime_seconds")]
+    return statistics.median(runtimes) if runtimes else None
+
+
+def summarize(task: str, runs: dict[str, dict[int, dict]]) -> dict:
+    """Every statistic the report shows, from the runs alone."""
+    baseline = runs[BASELINE]
+    languages = [language for language in next(iter(baseline.values()))["scores"] if language not in ("selection",)]
+    metric = next(iter(baseline.values()))["metric"]
+    experiments = {}
+    for name, by_seed in runs.items():
+        results = list(by_seed.values())
+        experiments[name] = {
+            "seeds": sorted(by_seed),
+            "english_dev": mean_std([dev_score(result) for result in results]),
+            "target_average": mean_std([target_score(result) for result in results]),
+            "languages": {
+                language: statistics.mean(100 * result["scores"][language][metric] for result in results)
+                for language in languages
+            },
+            "gain_over_baseline": None if name == BASELINE else paired_gain(by_seed, baseline),
+            "language_gains": None if name == BASELINE else language_gains(by_seed, baseline, languages),
+            "train_seconds_median": median_runtime(by_seed),
+            "per_seed": {
+                seed: {"english_dev": dev_score(r), "target_average": target_score(r)} for seed, r in by_seed.items()
+            },
+        }
+
+    summary = {"task": task, "metric": metric, "languages": languages, "experiments": experiments}
+    layers = [name for name in runs if name.startswith(AIF_PREFIX)]
+    if layers:
+        shared, by_dev = analysis.select_on_english_dev(runs, layers)
+        by_test = analysis.best_on_targets(runs, layers, shared)
+        on_shared = {name: [runs[name][seed] for seed in shared] for name in (by_dev, by_test)}
+        baseline_shared = statistics.mean(target_score(baseline[seed]) for seed in shared)
+        summary["selection"] = {
+            "seeds_compared": shared,
+            "dev_selected": by_dev,
+            "dev_selected_gain": experiments[by_dev]["gain_over_baseline"],
+            "best_of_layers_paper_protocol": by_test,
+            "best_of_layers_gain_on_compared_seeds": statistics.mean(map(target_score, on_shared[by_test]))
+            - baseline_shared,
+            # DLFA against the peers it is meant to beat: the concatenation of the same two layers, the scalar mix
+            "dlfa_minus_peers": {
+                peer: paired_gain(runs[by_dev], runs[peer])
+                for peer in (CONCAT_PREFIX + by_dev.removeprefix(AIF_PREFIX), SCALAR_MIX)
+                if peer in runs
+            },
+        }
+        gain = experiments[by_dev]["gain_over_baseline"]
+        spread = [experiments[name]["target_average"]["std"] for name in (by_dev, BASELINE)]
+        if task in TARGET_GAIN and gain and None not in spread:
+            summary["targets"] = {
+                "gain_at_least": TARGET_GAIN[task],
+                "gain": gain["mean"],
+                "two_std_across_seeds": 2 * max(spread),
+                "met": gain["mean"] >= TARGET_GAIN[task] and gain["mean"] > 2 * max(spread),
+            }
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def _cell(statistic: dict) -> str:
+    if statistic["std"] is None:
+        return f"{statistic['mean']:.2f}"
+    return f"{statistic['mean']:.2f} ± {statistic['std']:.2f}"
+
+
+def _gain_cell(gain: dict | None) -> str:
+    if gain is None:
+        return "—"
+    text = f"{gain['mean']:+.2f}"
+    if "ci95" in gain:
+        text += f" [{gain['ci95'][0]:+.2f}, {gain['ci95'][1]:+.2f}], p={gain['t_test_p']:.2f}"
+    return text + f" (n={gain['n']})"
+
+
+def _time_cell(seconds: float | None, baseline_seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.0f} s" + (f" (×{seconds / baseline_seconds:.2f})" if baseline_seconds else "")
+
+
+def markdown(summary: dict, figure_link: str | None) -> str:
+    task, languages = summary["task"], summary["languages"]
+    targets = [language for language in languages if language != "en"]
+    lines = [f"### {TASK_TITLES[task]}", ""]
+    header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | train time | "
+    lines += [header + " | ".join(targets) + " |", "|---" * (6 + len(targets)) + "|"]
+    base_time = summary["experiments"]["baseline"]["train_seconds_median"]
+    for name in sorted(summary["experiments"], key=analysis.order_key):
+        experiment = summary["experiments"][name]
+        row = [name, ",".join(map(str, experiment["seeds"])), _cell(experiment["english_dev"]),
+               _cell(experiment["target_average"]), _gain_cell(experiment["gain_over_baseline"]),
+               _time_cell(experiment["train_seconds_median"], base_time)]  # fmt: skip
+        row += [f"{experiment['languages'][language]:.1f}" for language in targets]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    selection = summary.get("selection")
+    if selection:
+        paper_baseline, paper_dlfa, paper_layer = PAPER[task]
+        dev_gain = selection["dev_selected_gain"]
+        lines += [
+            f"- Layer chosen on English dev (seeds {selection['seeds_compared']}): **{selection['dev_selected']}**; "
+            f"its gain over the baseline: **{_gain_cell(dev_gain)}** F1/accuracy points on the target average.",
+            *(
+                f"- DLFA ({selection['dev_selected']}) minus {peer}, paired by seed: {_gain_cell(gain)}."
+                for peer, gain in selection["dlfa_minus_peers"].items()
+            ),
+            f"- The paper's protocol (best target average over the layers, same seeds): "
+            f"{selection['best_of_layers_paper_protocol']}, "
+            f"{selection['best_of_layers_gain_on_compared_seeds']:+.2f}.",
+            f"- Paper (mBERT-base, full XTREME, best of 11 layers, one seed): "
+            f"{paper_baseline:.2f} → {paper_dlfa:.2f} "
+            f"({paper_dlfa - paper_baseline:+.2f}) at layer {paper_layer}.",
+        ]
+    if "targets" in summary:
+        target = summary["targets"]
+        verdict = "met" if target["met"] else "**missed**"
+        lines.append(
+            f"- Target (gain ≥ {target['gain_at_least']} and > 2 std across seeds = "
+            f"{target['two_std_across_seeds']:.2f}):"
+            f" {verdict} (gain {target['gain']:+.2f})."
+        )
+    if figure_link is not None:
+        lines += ["", f"![{task}: layer x language, DLFA minus baseline]({figure_link})"]
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(summary: dict, path: Path) -> Path | None:
+    """Each configuration's target-language scores minus the baseline's, paired by seed: where it helps or hurts."""
+    experiments = summary["experiments"]
+    names = sorted((name for name in experiments if name != BASELINE), key=analysis.order_key)
+    if not names:
+        return None
+    languages = [language for language in summary["languages"] if language != "en"]
+    grid = [
+        [experiments[name]["language_gains"][language] for language in languages]
+        + [experiments[name]["gain_over_baseline"]["mean"]]
+        for name in names
+    ]
+    title = f"{summary['task']}: minus the baseline ({summary['metric']} points, paired seeds)"
+    return analysis.heatmap(names, [*languages, "avg"], grid, title, path, gains=True)
+
+
+def paper_comparison(summaries: list[dict]) -> str:
+    """The paper's gains beside the ones measured here, per task."""
+    lines = [
+        "### The paper side by side",
+        "",
+        "| task | paper: baseline → DLFA (best of 11 layers, 1 seed) | here: gain at the layer chosen on English dev "
+        "| here: best of the swept layers (the paper's protocol) |",
+        "|---|---|---|---|",
+    ]
+    for summary in summaries:
+        paper_baseline, paper_dlfa, paper_layer = PAPER[summary["task"]]
+        selection = summary.get("selection")
+        if selection is None:
+            continue
+        chosen = f"{_gain_cell(selection['dev_selected_gain'])} at {selection['dev_selected']}"
+        seeds = ",".join(map(str, selection["seeds_compared"]))
+        best = (
+            f"{selection['best_of_layers_gain_on_compared_seeds']:+.2f} at "
+            f"{selection['best_of_layers_paper_protocol']} (seeds {seeds})"
+        )
+        paper = f"{paper_baseline:.2f} → {paper_dlfa:.2f} ({paper_dlfa - paper_baseline:+.2f}) at layer {paper_layer}"
+        lines.append(f"| {summary['task']} | {paper} | {chosen} | {best} |")
+    return "\n".join(lines) + "\n"
+
+
+MBERT_BASE_SHAPE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                    "vocab_size": 119547}  # fmt: skip
+
+
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+
+
+def backbone_shape(runs_dir: Path, results_dir: Path) -> dict | None:
+    """
+    The benchmark backbone's shape (SHAPE_KEYS): from a run's saved config, or, where the runs were restored from the
+    archive (which keeps no model files), from the shape the archive recorded.
+    """
+    configs = sorted(runs_dir.glob(f"*/seed-*/{AIF_PREFIX}*/model/config.json"))
+    if configs:
+        config = json.loads(configs[0].read_text())
+        return {key: config[key] for key in SHAPE_KEYS}
+    for archive in sorted(results_dir.glob("*.json")):
+        shape = json.loads(archive.read_text()).get("backbone_shape")
+        if shape:
+            return shape
+    return None
+
+
+def parameter_overhead(backbone: dict) -> str:
+    """Parameters each fusion adds to a token classifier, for the benchmark's backbone and for mBERT-base."""
+    import torch
+
+    from modeling_dlfa import DLFABertConfig, DLFABertForTokenClassification
+
+    shapes = {"benchmark backbone": backbone, "mBERT-base": MBERT_BASE_SHAPE}
+    lines = ["| fusion | " + " | ".join(shapes) + " |", "|---" * (1 + len(shapes)) + "|"]
+    for method in ("aif", "concat", "scalar_mix"):
+        cells = []
+        for shape in shapes.values():
+            config = DLFABertConfig(**{key: shape[key] for key in SHAPE_KEYS}, fusion_method=method, num_labels=17)
+            with torch.device("meta"):
+                model = DLFABertForTokenClassification(config)
+            fusion = sum(parameter.numel() for parameter in model.bert.fusion.parameters())
+            rest = sum(parameter.numel() for parameter in model.parameters()) - fusion
+            cells.append(f"{fusion:,} (+{100 * fusion / rest:.2f}%)")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def learning_curve_figure(curves: dict[str, list[dict]], budgets: dict[str, dict], path: Path) -> Path:
+    """English dev against training examples, one line per epoch count, one panel per task; the chosen budget ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
+    for axis, (task, points) in zip(axes[0], curves.items()):
+        for epochs in sorted({point["epochs"] for point in points}):
+            line = sorted((p["examples"], p["english_dev"]) for p in points if p["epochs"] == epochs)
+            axis.plot(*zip(*line), marker="o", label=f"{epochs} epoch{'s' if epochs > 1 else ''}")
+        if task in budgets:
+            chosen = budgets[task]
+            axis.scatter([chosen["examples"]], [chosen["english_dev"]], s=160, facecolors="none", edgecolors="red",
+                         label="chosen budget")  # fmt: skip
+            axis.axhline(chosen["plateau"] - chosen["margin"], color="grey", linestyle=":", linewidth=1)
+        axis.set_xscale("log")
+        axis.set_title(f"{task}: baseline, English dev", fontsize=9)
+        axis.set_xlabel("English training examples")
+        axis.legend(fontsize=7)
+    axes[0][0].set_ylabel("English dev (points)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def replace_generated(document: Path, generated: str, begin: str = BEGIN, end: str = END) -> None:
+    """Write `generated` between the markers of `document`, keeping everything outside them."""
+    text = document.read_text() if document.exists() else f"# Results\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{document} lacks the markers {begin!r} ... {end!r}; add them where the tables belong")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    document.write_text(f"{head}{begin}\n{generated}{end}{tail}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The study (docs/study-plan.md): every run archived as it lands, predictions included
+
+
+STUDY_TASKS = ("udpos", "panx", "xnli")
+STUDY_BEGIN, STUDY_END = "<!-- BEGIN study_report (generated: edit outside) -->", "<!-- END study_report -->"
+
+
+def archive_study_task(task_dir: Path, results_dir: Path) -> Path:
+    """
+    `results_dir/<task>.json`: every results.json under `task_dir`, keyed by its run folder relative to `task_dir`
+    (`curve/n-1000/seed-1/baseline`, `seed-3/aif-layer-10`), and each run's `predictions.npz` copied to
+    `results_dir/predictions/<task>/<run folder>.npz`.
+    """
+    task = task_dir.name
+    archive = {"task": task, "runs": {}}
+    for results_file in sorted(task_dir.rglob("results.json")):
+        key = results_file.parent.relative_to(task_dir).as_posix()
+        archive["runs"][key] = json.loads(results_file.read_text())
+        predictions = results_file.parent / "predictions.npz"
+        if predictions.exists():
+            target = results_dir / "predictions" / task / f"{key}.npz"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(predictions, target)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{task}.json"
+    path.write_text(json.dumps(archive, indent=1) + "\n")
+    return path
+
+
+def restore_study_task(archive: Path, task_dir: Path) -> list[Path]:
+    """Write an archived study task's runs (results.json, predictions.npz) back; runs already there are kept."""
+    data, written = json.loads(archive.read_text()), []
+    for key, result in data["runs"].items():
+        target = task_dir / key / "results.json"
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result, indent=1) + "\n")
+        predictions = archive.parent / "predictions" / data["task"] / f"{key}.npz"
+        if predictions.exists():
+            shutil.copyfile(predictions, target.parent / "predictions.npz")
+        written.append(target)
+    return written
+
+
+def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
+    """The study's generated block as far as its runs go: budgets from the curve, the layer choice, runs so far."""
+    curves, budgets = {}, {}
+    for task in STUDY_TASKS:
+        points = analysis.load_curve(runs_dir / task / "curve")
+        if points:
+            curves[task] = points
+            budgets[task] = analysis.choose_budget(points)
+    lines = ["### Budgets (learning curve of the baseline, English dev, seed 1)", ""]
+    if not curves:
+        return "\n".join(lines + ["No curve runs yet.", ""])
+    learning_curve_figure(curves, budgets, figure)
+    lines += ["| task | points so far (examples x epochs: English dev) | curve best | chosen budget |", "|---|---|---|---|"]
+    for task, points in curves.items():
+        cells = ", ".join(f"{p['examples']}x{p['epochs']}: {p['english_dev']:.2f}" for p in points)
+        chosen = budgets[task]
+        lines.append(f"| {task} | {cells} | {chosen['plateau']:.2f} | {chosen['examples']} x {chosen['epochs']} "
+                     f"({chosen['english_dev']:.2f}) |")  # fmt: skip
+    lines += ["", f"![learning curves]({figure.relative_to(document_dir).as_posix()})", ""]
+    for task in STUDY_TASKS:
+        runs = load_runs(runs_dir / task)
+        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
+        if layers:
+            seeds, chosen = analysis.select_on_english_dev(runs, layers)
+            dev = ", ".join(f"{name} {statistics.mean(dev_score(runs[name][s]) for s in seeds):.2f}" for name in sorted(layers))
+            lines.append(f"- {task}: layer choice on English dev (seeds {seeds}): {dev}; chosen **{chosen}**.")
+        if runs:
+            lines.append(f"- {task}: finished runs: " + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=analysis.order_key)))
+    return "\n".join(lines) + "\n"
+
+
+def study_main(args: argparse.Namespace) -> None:
+    for task in filter(None, args.restore.split(",")):
+        archive = args.results_dir / f"{task}.json"
+        if task not in STUDY_TASKS or not archive.is_file():
+            raise SystemExit(f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}")
+        print(f"{task}: restored {len(restore_study_task(archive, args.runs_dir / task))} archived runs")
+    for task in STUDY_TASKS:
+        if (args.runs_dir / task).is_dir():
+            print(f"archived {archive_study_task(args.runs_dir / task, args.results_dir)}")
+    figure = args.document.parent / "figures" / "study_learning_curve.png"
+    block = study_progress(args.runs_dir, figure, args.document.parent)
+    print(block)
+    replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
+
+
+def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
+    """The report's command line; `root` is the repository root the default folders are under."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", choices=("small", "study"), default="small", help="which study to report")
+    parser.add_argument("--runs_dir", type=Path, help="default: benchmarks/runs/<study>")
+    parser.add_argument("--results_dir", type=Path, help="default: benchmarks/results/zero_shot (small), .../study")
+    parser.add_argument("--document", type=Path, default=root / "docs" / "results.md")
+    parser.add_argument(
+        "--restore",
+        default="",
+        help="comma-separated tasks whose archived runs (in --results_dir) are written back under --runs_dir first",
+    )
+    args = parser.parse_args(argv)
+    args.runs_dir = args.runs_dir or root / "benchmarks" / "runs" / args.study
+    args.results_dir = args.results_dir or root / "benchmarks" / "results" / ("zero_shot" if args.study == "small" else "study")
+    if args.study == "study":
+        return study_main(args)
+
+    for task in filter(None, args.restore.split(",")):
+        if task not in TASK_TITLES:
+            raise SystemExit(f"--restore {task}: choose among {sorted(TASK_TITLES)}")
+        archive = args.results_dir / f"{task}.json"
+        if not archive.is_file():
+            archived = sorted(path.stem for path in args.results_dir.glob("*.json"))
+            raise SystemExit(f"--restore {task}: there is no {archive}; the archived tasks are {archived}")
+        written = restore_runs(archive, args.runs_dir / task)
+        print(f"{task}: restored {len(written)} archived runs under {args.runs_dir / task}")
+
+    backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
+    sections, summaries = [], []
+    for task in TASK_TITLES:
+        runs = load_runs(args.runs_dir / task)
+        if BASELINE not in runs:
+            continue
+        summary = summarize(task, runs)
+        summaries.append(summary)
+        args.results_dir.mkdir(parents=True, exist_ok=True)
+        write_results(args.results_dir / f"{task}.json", summary, runs, backbone)
+        figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
+        sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
+        print(sections[-1])
+    if not sections:
+        raise SystemExit(f"no finished runs under {args.runs_dir}")
+    sections.append(paper_comparison(summaries))
+    if backbone:
+        sections.append("### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone))
+    replace_generated(args.document, "\n".join(sections))

@@ -1,0 +1,172 @@
+"""
+The one table of task facts: for each task its kind, label set, metric, which splits train, select and evaluate,
+whether its other-language files are translations (the parallel-task rule), and where each split lives in a local
+folder laid out as `../shared/data/xtreme-lite` and in XTREME on the Hub. Readers (`data.py`) and the script read
+these facts from here and nowhere else.
+
+Splits are named logically: `train`, `dev`, `test`. The Hub calls `dev` "validation" (`HubLayout.split_names`).
+"""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+UPOS_TAGS = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM",
+    "VERB", "X",
+)  # fmt: skip
+PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+NLI_LABELS = ("contradiction", "entailment", "neutral")
+TRAIN_LANGUAGE = "en"
+# XTREME's metrics as a local `evaluate` module (no metric hub needed).
+XTREME_METRIC = str(Path(__file__).with_name("metrics") / "xtreme")
+
+# Metric family -> the score that selects checkpoints and layers (a key of the metric's output).
+MAIN_SCORE = {"tagging": "f1", "classification": "accuracy"}
+
+# XTREME's UDPOS configs on the Hub are named by language; the Hub spells Afrikaans "Afrikans".
+UDPOS_LANGUAGE_NAMES = {
+    "af": "Afrikans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
+    "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese",
+    "kk": "Kazakh", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
+    "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HubLayout:
+    """Where a task's splits are in a Hub data set laid out as `google/xtreme`."""
+
+    config: str  # one language's config ("{language}" in it), or every language's (with `language_column`)
+    columns: tuple[str, ...]  # (tokens, tags) or (first sentence, second sentence, label)
+    language_column: str | None = None
+    language_names: dict[str, str] | None = None  # language code -> its name in the config
+    split_names: dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"}
+    )
+    # The English training data where it is another data set (XNLI trains on MultiNLI): (dataset, config, columns).
+    train_dataset: tuple[str, str | None, tuple[str, ...]] | None = None
+
+    def config_name(self, language: str) -> str:
+        return self.config.format(language=(self.language_names or {}).get(language, language))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: str  # "token" (one label per word) or "pair" (one label per sentence pair)
+    labels: tuple[str, ...]
+    metric: str  # the config of the `evaluate` module `XTREME_METRIC`: "tagging" (seqeval F1, as XTREME) or "classification"
+    # Other languages' files are translations of the English ones: never evaluate on the split trained on.
+    parallel: bool
+    train_split: str  # the English split trained on
+    selection_split: str | None  # the English split that selects checkpoints and layers; None: a seeded hold-out
+    eval_splits: tuple[str, ...]  # preference order of the evaluation split, per language
+    local_files: dict[str, str]  # split -> file pattern under the data folder, "{language}" in it; "|": alternatives
+    hub: HubLayout | None = None
+
+    @property
+    def main_score(self) -> str:
+        return MAIN_SCORE[self.metric]
+
+    @property
+    def label_to_id(self) -> dict[str, int]:
+        return {label: index for index, label in enumerate(self.labels)}
+
+
+# As XTREME does it: train on English MultiNLI, select on English XNLI dev, evaluate on the XNLI test sets.
+XNLI = TaskSpec(
+    "xnli",
+    "pair",
+    NLI_LABELS,
+    "classification",
+    parallel=True,
+    train_split="train",
+    selection_split="dev",
+    eval_splits=("test",),
+    local_files={
+        "train": "mnli/mnli_train-{language}.20k.tsv",
+        "dev": "xnli/xtreme_xnli_dev-{language}.tsv",
+        "test": "xnli/xnli_test-{language}.labels-propagated.tsv|xnli/xtreme_xnli_test-{language}.tsv",
+    },
+    hub=HubLayout(
+        "XNLI",
+        ("sentence1", "sentence2", "gold_label"),
+        language_column="language",
+        train_dataset=("nyu-mll/multi_nli", None, ("premise", "hypothesis", "label")),
+    ),
+)
+
+TASKS = {
+    "udpos": TaskSpec(
+        "udpos",
+        "token",
+        UPOS_TAGS,
+        "tagging",
+        parallel=False,
+        train_split="train",
+        selection_split="dev",
+        eval_splits=("test", "dev"),  # German has dev only
+        local_files={split: f"udpos/xtreme_udpos_{split}-{{language}}.tsv" for split in ("train", "dev", "test")},
+        hub=HubLayout("udpos.{language}", ("tokens", "pos_tags"), language_names=UDPOS_LANGUAGE_NAMES),
+    ),
+    # POS tagging from Universal Dependencies CoNLL-U files: English EWT trains and selects; the GSD treebanks
+    # (de fr es zh ja) and EWT test evaluate.
+    "udpos_ud": TaskSpec(
+        "udpos_ud",
+        "token",
+        UPOS_TAGS,
+        "tagging",
+        parallel=False,
+        train_split="train",
+        selection_split="dev",
+        eval_splits=("test",),
+        local_files={
+            split: f"ud-conllu/{{language}}_gsd-ud-{split}.conllu|ud-conllu/{{language}}_ewt-ud-{split}.conllu"
+            for split in ("train", "dev", "test")
+        },
+    ),
+    # PAN-X's test labels are private in XTREME's release, so dev is the evaluation split from either source.
+    "panx": TaskSpec(
+        "panx",
+        "token",
+        PANX_TAGS,
+        "tagging",
+        parallel=False,
+        train_split="train",
+        selection_split="dev",
+        eval_splits=("dev",),
+        local_files={split: f"panx/panx_{split}-{{language}}.tsv" for split in ("train", "dev")},
+        hub=HubLayout("PAN-X.{language}", ("tokens", "ner_tags")),
+    ),
+    "xnli": XNLI,
+    # The earlier small study's XNLI: the 2,490-pair English XNLI dev set is the training data, with a seeded 10%
+    # held out for selection (kept so that study's archived runs stay reproducible).
+    "xnli_dev": replace(
+        XNLI,
+        name="xnli_dev",
+        train_split="dev",
+        selection_split=None,
+        local_files={split: XNLI.local_files[split] for split in ("dev", "test")},
+        hub=replace(XNLI.hub, train_dataset=None),
+    ),
+    # PAWS-X: the Hub has the English training set; the local folder only the English dev set, which is then trained
+    # on with a seeded hold-out for selection (`data.english_splits`).
+    "pawsx": TaskSpec(
+        "pawsx",
+        "pair",
+        ("0", "1"),
+        "classification",
+        parallel=True,
+        train_split="train",
+        selection_split="dev",
+        eval_splits=("test",),
+        local_files={
+            "dev": "pawsx/xtreme_pawsx_dev-{language}.tsv",
+            "test": "pawsx/pawsx_test-{language}.labeled.tsv|pawsx/xtreme_pawsx_test-{language}.tsv",
+        },
+        hub=HubLayout("PAWS-X.{language}", ("sentence1", "sentence2", "label")),
+    ),
+}

@@ -1,0 +1,178 @@
+"""
+The parts of a zero-shot run that `examples/run_zero_shot.py` puts together: the `Trainer` with a learning rate of
+its own for the fusion block, the data-parallel replica check, XTREME scoring of every word or pair, and prediction
+files.
+"""
+
+import hashlib
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+from transformers import EvalPrediction, Trainer, TrainerCallback
+
+from .features import IGNORE_INDEX, word_predictions
+from .tasks import XTREME_METRIC, TaskSpec
+
+
+METRIC_KEYS = ("f1", "precision", "recall", "token_accuracy", "accuracy")
+
+
+def predicted_ids(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
+    """`preprocess_logits_for_metrics`: keep the argmax, not the logits."""
+    return (logits[0] if isinstance(logits, tuple) else logits).argmax(dim=-1)
+
+
+class ZeroShotScorer:
+    """XTREME metrics through the `evaluate` module: on Trainer predictions (selection) or on word-level ids."""
+
+    def __init__(self, task: TaskSpec):
+        self.task = task
+        self.metric = evaluate.load(XTREME_METRIC, config_name=task.metric)
+
+    def __call__(self, prediction) -> dict[str, float]:
+        """`compute_metrics` during training: the labelled positions of each window (every word has one)."""
+        predicted, label_ids = prediction.predictions, prediction.label_ids
+        if self.task.kind != "token":
+            return self.metric.compute(predictions=predicted.tolist(), references=label_ids.tolist())
+        keep = label_ids != IGNORE_INDEX
+        return self.score_words(
+            [row[mask] for row, mask in zip(predicted, keep)], [row[mask] for row, mask in zip(label_ids, keep)]
+        )
+
+    def score_words(self, predicted: list, gold: list) -> dict[str, float]:
+        """Tagging: one array of label ids per sentence (-1: no prediction, scored as wrong)."""
+        names = self.task.labels
+
+        def tags(ids):
+            return [names[i] if i >= 0 else "O" for i in ids]
+
+        return self.metric.compute(
+            predictions=[tags(row) for row in predicted], references=[tags(row) for row in gold]
+        )
+
+
+class FusionLearningRateTrainer(Trainer):
+    """`Trainer` whose optimizer gives the fusion block (parameters under `bert.fusion.`) its own learning rate."""
+
+    def __init__(self, *args, fusion_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fusion_learning_rate = fusion_learning_rate
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        model = self.model if model is None else model
+        if self.optimizer is None and self.fusion_learning_rate is not None:
+            decay = set(self.get_decay_parameter_names(model))
+            groups = {}
+            for name, parameter in model.named_parameters():
+                if parameter.requires_grad:
+                    key = (".fusion." in f".{name}", name in decay)
+                    groups.setdefault(key, []).append(parameter)
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            self.optimizer = optimizer_class(
+                [
+                    {
+                        "params": parameters,
+                        "lr": self.fusion_learning_rate if in_fusion else self.args.learning_rate,
+                        "weight_decay": self.args.weight_decay if decayed else 0.0,
+                    }
+                    for (in_fusion, decayed), parameters in groups.items()
+                ],
+                **optimizer_kwargs,
+            )
+        return super().create_optimizer(model)
+
+
+class ReplicaCheck(TrainerCallback):
+    """
+    Under data-parallel training (`accelerate launch`, torchrun), gather a SHA-256 of every process's parameters at
+    the end of each epoch and stop with an error if the replicas differ. The digests of the last epoch are kept.
+    """
+
+    def __init__(self):
+        self.digests: list[str] | None = None
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        digest = hashlib.sha256()
+        for parameter in model.parameters():
+            digest.update(parameter.detach().cpu().contiguous().numpy().tobytes())
+        gathered = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, digest.hexdigest())
+        if len(set(gathered)) > 1:
+            raise RuntimeError(f"data-parallel replicas diverged at epoch {state.epoch}: parameter digests {gathered}")
+        self.digests = gathered
+
+
+def evaluate_language(
+    trainer: Trainer, scorer: ZeroShotScorer, features, examples: list, head: int | None = None
+) -> tuple[dict, dict]:
+    """
+    Predict one language (length-sorted batches) and score every word (tagging) or pair. `head`: the head of a
+    `DLFABertForLayerSearch` to score. Returns the scores and the compact per-item record: predicted and gold label
+    ids, and for tagging each sentence's word count.
+    """
+    output = trainer.predict(features, metric_key_prefix="predict")
+    predictions = output.predictions if head is None else output.predictions[..., head]
+    return score_predictions(scorer, features, examples, predictions)
+
+
+def score_predictions(scorer: ZeroShotScorer, features, examples: list, predictions: np.ndarray) -> tuple[dict, dict]:
+    """`evaluate_language` on predicted label ids already made: one row per feature row (tagging: padded)."""
+    task = scorer.task
+    if task.kind == "token":
+        lengths = [len(example.tokens) for example in examples]
+        predicted = word_predictions(features, [np.asarray(row) for row in predictions], lengths)
+        gold = [np.array([task.label_to_id.get(tag, -1) for tag in example.tags]) for example in examples]
+        scores = scorer.score_words(predicted, gold)
+        record = {"predicted": np.concatenate(predicted), "gold": np.concatenate(gold), "lengths": np.array(lengths)}
+    else:
+        predicted = np.empty(len(examples), dtype=np.int64)
+        predicted[np.asarray(features["sentence_index"])] = np.asarray(predictions).reshape(-1)
+        gold = np.array([task.label_to_id.get(example.label, -1) for example in examples])
+        scores = scorer.metric.compute(predictions=predicted.tolist(), references=gold.tolist())
+        record = {"predicted": predicted, "gold": gold}
+    return {key: float(value) for key, value in scores.items() if key in METRIC_KEYS}, record
+
+
+def write_predictions(path: Path, task: TaskSpec, examples: list, record: dict) -> None:
+    """Tagging: `token<TAB>tag`, a blank line between sentences; pairs: one label per line."""
+    names = [*task.labels]
+    with open(path, "w", encoding="utf-8") as handle:
+        if task.kind != "token":
+            handle.writelines(f"{names[i]}\n" for i in record["predicted"])
+            return
+        start = 0
+        for example in examples:
+            ids = record["predicted"][start : start + len(example.tokens)]
+            start += len(example.tokens)
+            handle.writelines(f"{token}\t{names[i] if i >= 0 else 'O'}\n" for token, i in zip(example.tokens, ids))
+            handle.write("\n")
+
+
+class LayerSearchScorer:
+    """`compute_metrics` for a `DLFABertForLayerSearch`: every head scored; `mean_head_<score>` selects checkpoints."""
+
+    def __init__(self, scorer: ZeroShotScorer, head_names: list[str]):
+        self.scorer, self.head_names = scorer, head_names
+
+    def __call__(self, prediction) -> dict[str, float]:
+        metrics, main = {}, self.scorer.task.main_score
+        for index, name in enumerate(self.head_names):
+            head = EvalPrediction(predictions=prediction.predictions[..., index], label_ids=prediction.label_ids)
+            metrics.update({f"{name}_{key}": value for key, value in self.scorer(head).items()})
+        metrics[f"mean_head_{main}"] = float(np.mean([metrics[f"{name}_{main}"] for name in self.head_names]))
+        return metrics
+
+
+class HeadLossLogger(TrainerCallback):
+    """Adds each head's mean training loss since the last log to the Trainer's logs (`loss_<head>`)."""
+
+    def __init__(self, head_names: dict[str, str]):
+        self.head_names = head_names  # the model's head keys -> run names
+
+    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        if logs is not None and "loss" in logs and hasattr(model, "head_loss_means"):
+            logs.update({f"loss_{self.head_names[head]}": value for head, value in model.head_loss_means().items()})

@@ -1,0 +1,100 @@
+"""Run names, layer selection on English dev and the statistics every report uses (`dlfa_zero_shot.analysis`)."""
+
+import numpy as np
+import pytest
+
+from dlfa_zero_shot.analysis import (
+    BASELINE,
+    configuration_of,
+    holm,
+    layer_of,
+    paired_gain,
+    run_name,
+    select_on_english_dev,
+)
+
+
+NAMES = ["baseline", "aif-layer-08", "concat-layer-11", "scalar-mix", "paper-gate-layer-10", "gate-init-0.1-layer-10",
+         "fusion-lr-x10-layer-11"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_run_name_and_its_settings_round_trip(name):
+    assert run_name(**configuration_of(name)) == name
+
+
+def test_run_names_say_the_fusion_and_its_layer():
+    assert run_name(None) == BASELINE and run_name(8) == "aif-layer-08" and layer_of("aif-layer-08") == 8
+    assert run_name(8, "concat") == "concat-layer-08" and run_name(3, "scalar_mix") == "scalar-mix"
+    assert run_name(8, aif_gate="paper") == "paper-gate-layer-08" and layer_of("scalar-mix") is None
+    assert run_name(8, fusion_lr_factor=10.000000000000002) == "fusion-lr-x10-layer-08"
+
+
+@pytest.mark.parametrize("bad, hint", [("aif-layer-8", "did you mean 'aif-layer-08'"), ("last", "is not a run name"),
+                                       ("concat", "is not a run name"), ("layer-08", "is not a run name")])  # fmt: skip
+def test_names_the_benchmark_cannot_make_are_refused(bad, hint):
+    with pytest.raises(ValueError, match=hint):
+        configuration_of(bad)
+
+
+def result(dev: float, target: float) -> dict:
+    return {"metric": "f1", "scores": {"selection": {"f1": dev / 100}}, "target_average": target / 100}
+
+
+def test_selection_compares_layers_on_the_seeds_they_all_have():
+    runs = {
+        "aif-layer-08": {1: result(90, 70), 2: result(99, 70)},  # best mean only thanks to seed 2
+        "aif-layer-10": {1: result(91, 60)},
+    }
+    assert select_on_english_dev(runs) == ([1], "aif-layer-10")
+    runs["aif-layer-10"][2] = result(90, 60)
+    assert select_on_english_dev(runs) == ([1, 2], "aif-layer-08")
+    with pytest.raises(ValueError, match="share no seed"):
+        select_on_english_dev({"aif-layer-08": {1: result(1, 1)}, "aif-layer-10": {2: result(1, 1)}})
+
+
+def test_paired_gain_and_holm_adjustment():
+    gain = paired_gain({1: result(0, 71.5), 2: result(0, 73.5), 3: result(0, 72.5)},
+                       {1: result(0, 70), 2: result(0, 71), 3: result(0, 69)})  # fmt: skip
+    assert gain["differences"] == pytest.approx([1.5, 2.5, 3.5]) and gain["mean"] == pytest.approx(2.5)
+    assert gain["t_test_p"] == pytest.approx(0.0495, abs=5e-4)  # t = 2.5 * sqrt(3) = 4.33, 2 degrees of freedom
+    # Holm: the smallest p times 3, the next times 2 (never below the one before), the largest as is
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm({"a": 0.6, "b": 0.5}) == pytest.approx({"b": 1.0, "a": 1.0})
+
+
+def test_item_counts_give_back_seqeval_f1_and_accuracy():
+    import evaluate
+
+    from dlfa_zero_shot.analysis import item_counts, score_from_counts
+    from dlfa_zero_shot.tasks import PANX_TAGS, XTREME_METRIC
+
+    gold = [["B-PER", "I-PER", "O"], ["B-LOC", "O"], ["O", "B-ORG", "I-ORG", "O"]]
+    predicted = [["B-PER", "I-PER", "O"], ["B-ORG", "O"], ["O", "B-ORG", "O", "O"]]
+    ids = {tag: index for index, tag in enumerate(PANX_TAGS)}
+    record = {
+        "predicted": np.array([ids[t] for sentence in predicted for t in sentence]),
+        "gold": np.array([ids[t] for sentence in gold for t in sentence]),
+        "lengths": np.array([len(sentence) for sentence in gold]),
+    }
+    counts = item_counts(record, PANX_TAGS)
+    expected = evaluate.load(XTREME_METRIC, config_name="tagging").compute(predictions=predicted, references=gold)["f1"]
+    assert score_from_counts(counts.sum(axis=0), tagging=True) == pytest.approx(100 * expected)
+    pairs = item_counts({"predicted": np.array([0, 1, 2, 2]), "gold": np.array([0, 1, 1, 2])}, None)
+    assert score_from_counts(pairs.sum(axis=0), tagging=False) == pytest.approx(75.0)
+
+
+def test_bootstrap_of_a_configuration_against_itself_is_exactly_zero_and_centres_on_the_gain():
+    from dlfa_zero_shot.analysis import bootstrap_gain
+
+    rng = np.random.default_rng(0)
+    base = {seed: {lang: np.stack([rng.integers(0, 2, 200), np.ones(200), np.ones(200)], 1).astype(float)
+                   for lang in ("de", "zh")} for seed in (1, 2, 3)}  # fmt: skip
+    same = bootstrap_gain({"a": base, "b": base}, "a", "b", tagging=False, resamples=500)
+    assert same["mean"] == 0.0 and same["ci95"] == [0.0, 0.0]
+    better = {seed: {lang: np.maximum(values, np.array([[1, 1, 1]] * 20 + [[0, 1, 1]] * 180)) for lang, values in
+                     by_language.items()} for seed, by_language in base.items()}  # fmt: skip
+    observed = np.mean([100 * (better[s][lang][:, 0].mean() - base[s][lang][:, 0].mean())
+                        for s in base for lang in ("de", "zh")])  # fmt: skip
+    gain = bootstrap_gain({"a": better, "b": base}, "a", "b", tagging=False, resamples=2000)
+    assert gain["ci95"][0] < observed < gain["ci95"][1] and gain["mean"] == pytest.approx(observed, abs=0.5)

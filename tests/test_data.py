@@ -1,0 +1,212 @@
+"""Readers, the task table, the local data source and the zero-shot rule, windows and label alignment, the metrics."""
+
+import re
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import pytest
+
+from dlfa_zero_shot.data import LocalSource, load_task_data
+from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions, word_windows
+from dlfa_zero_shot.readers import TaggedSentence, read_conllu, read_pair_tsv, read_tagged_tsv
+from dlfa_zero_shot.tasks import PANX_TAGS, TASKS, UPOS_TAGS, XTREME_METRIC
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Readers on the real files
+
+
+def test_tagged_tsv_reader_on_udpos_and_panx(xtreme_lite):
+    sentences = read_tagged_tsv(xtreme_lite / "udpos" / "xtreme_udpos_dev-de.tsv", limit=50)
+    assert len(sentences) == 50
+    assert sentences[0].tokens[:3] == ["Manasse", "ist", "ein"] and sentences[0].tags[:3] == ["PROPN", "AUX", "DET"]
+    assert all(len(s.tokens) == len(s.tags) and set(s.tags) <= set(UPOS_TAGS) for s in sentences)
+    panx = read_tagged_tsv(xtreme_lite / "panx" / "panx_dev-zh.tsv", limit=50)
+    assert all(set(s.tags) <= set(PANX_TAGS) for s in panx)
+
+
+def test_conllu_reader_skips_comments_ranges_and_empty_nodes(xtreme_lite, tmp_path):
+    english = read_conllu(xtreme_lite / "ud-conllu" / "en_ewt-ud-dev.conllu")
+    assert len(english) == 2001
+    assert english[0].tokens[:3] == ["From", "the", "AP"] and english[0].tags[:3] == ["ADP", "DET", "PROPN"]
+    path = write(
+        tmp_path / "x.conllu",
+        "# text = Im Haus\n1-2\tIm\t_\t_\t_\t_\t_\t_\t_\t_\n1\tIn\tin\tADP\t_\t_\t3\tcase\t_\t_\n"
+        "2\tdem\tder\tDET\t_\t_\t3\tdet\t_\t_\n2.1\tx\tx\tX\t_\t_\t_\t_\t_\t_\n"
+        "3\tHaus\tHaus\tNOUN\t_\t_\t0\troot\t_\t_\n\n",
+    )
+    assert read_conllu(path) == [TaggedSentence(["In", "dem", "Haus"], ["ADP", "DET", "NOUN"])]
+
+
+def test_pair_reader_with_and_without_header(xtreme_lite):
+    xnli = read_pair_tsv(xtreme_lite / "xnli" / "xtreme_xnli_dev-en.tsv")
+    assert len(xnli) == 2490 and {pair.label for pair in xnli} == {"contradiction", "entailment", "neutral"}
+    paws_de = read_pair_tsv(xtreme_lite / "pawsx" / "pawsx_test-de.labeled.tsv")
+    assert len(paws_de) == 2000 and {pair.label for pair in paws_de} == {"0", "1"}
+    assert paws_de[0].first.startswith("Die Ausnahme war")
+
+
+@pytest.mark.parametrize(
+    "reader, text, line",
+    [
+        (read_tagged_tsv, "Haus\tNOUN\nkaputt\n", 2),
+        (read_tagged_tsv, "Haus\tNOUN\n\nein\tDET\tzu viel\n", 3),
+        (read_conllu, "# c\n1\tHaus\tHaus\tNOUN\n", 2),
+        (read_pair_tsv, "a\tb\tentailment\nnur ein Satz\n", 2),
+    ],
+)
+def test_malformed_line_error_names_file_and_line(reader, text, line, tmp_path):
+    path = write(tmp_path / "broken.txt", text)
+    with pytest.raises(ValueError, match=re.escape(f"{path}:{line}:")):
+        reader(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Tasks, the local source and the zero-shot rule
+
+
+def test_languages_found_per_task(xtreme_lite):
+    source = LocalSource(xtreme_lite)
+    found = {name: source.splits_by_language(task) for name, task in TASKS.items()}
+    assert "de" in found["udpos"] and found["udpos"]["de"] == ["dev"]  # German has only dev: the fallback
+    assert [lang for lang, splits in found["xnli"].items() if "test" in splits] == [
+        "ar", "de", "en", "es", "fr", "hi", "ru", "tr", "zh"
+    ]  # fmt: skip
+    assert found["xnli"]["en"] == ["train", "dev", "test"]  # MultiNLI trains, English XNLI dev selects
+    assert found["pawsx"] == {"de": ["test"], "en": ["dev"]}
+
+
+def test_udpos_from_universal_dependencies_conllu(xtreme_lite):
+    data = load_task_data(TASKS["udpos_ud"], LocalSource(xtreme_lite), ["en", "zh"], max_train_samples=30,
+                          max_eval_samples=5)  # fmt: skip
+    assert (len(data.train), len(data.selection), len(data.evaluation["zh"])) == (30, 5, 5)
+    assert (
+        data.files["en"] == "ud-conllu/en_ewt-ud-test.conllu" and data.files["zh"] == "ud-conllu/zh_gsd-ud-test.conllu"
+    )
+    assert all(set(s.tags) <= set(UPOS_TAGS) for s in data.train + data.evaluation["zh"])
+
+
+def test_xnli_trains_on_multinli_and_selects_on_english_xnli_dev(xtreme_lite):
+    data = load_task_data(TASKS["xnli"], LocalSource(xtreme_lite), ["en", "de"], max_eval_samples=10)
+    assert len(data.train) == 20000 and data.files["train"] == "mnli/mnli_train-en.20k.tsv"
+    assert data.files["selection"] == "xnli/xtreme_xnli_dev-en.tsv" and len(data.selection) == 10
+    assert data.eval_splits == {"en": "test", "de": "test"}
+    assert data.train[0].first.startswith("and now that was in fifty one")  # the header line is not a pair
+
+
+def test_a_source_without_english_training_data_trains_on_dev_with_a_seeded_hold_out(xtreme_lite):
+    data = load_task_data(TASKS["xnli_dev"], LocalSource(xtreme_lite), ["de"], max_eval_samples=10)
+    assert len(data.train) + 249 == 2490  # a seeded 10% of the English file selects, the rest trains
+    assert data.files["selection"] == "xnli/xtreme_xnli_dev-en.tsv (seeded 10% held out)"
+    assert (
+        load_task_data(TASKS["xnli_dev"], LocalSource(xtreme_lite), ["de"], max_eval_samples=10).selection
+        == data.selection
+    )
+    paws = load_task_data(TASKS["pawsx"], LocalSource(xtreme_lite), ["de"])
+    assert paws.files["train"] == "pawsx/xtreme_pawsx_dev-en.tsv" and len(paws.train) == 1800
+
+
+def test_panx_is_evaluated_on_dev_by_default(xtreme_lite):
+    assert TASKS["panx"].eval_splits == ("dev",)
+    data = load_task_data(TASKS["panx"], LocalSource(xtreme_lite), ["de"], max_train_samples=2, max_eval_samples=2)
+    assert data.eval_splits == {"de": "dev"}
+
+
+@pytest.mark.parametrize("task", ["xnli_dev", "pawsx"])
+def test_evaluating_on_translations_of_the_training_data_is_refused(task, tmp_path):
+    spec = TASKS[task]
+    for language in ("en", "fr"):
+        write(tmp_path / spec.local_files["dev"].format(language=language), "a\tb\t" + spec.labels[0] + "\n")
+    with pytest.raises(ValueError, match="fr 'dev' is a translation of the training data"):
+        load_task_data(spec, LocalSource(tmp_path), ["fr"], eval_splits=("dev",))
+    with pytest.raises(ValueError, match="en 'dev' is the English training data"):
+        load_task_data(spec, LocalSource(tmp_path), ["en"], eval_splits=("dev",))
+
+
+def test_unknown_language_names_what_exists(xtreme_lite):
+    with pytest.raises(ValueError, match="no test data for language 'xx'; languages with some: \\['ar', 'de', 'en'"):
+        load_task_data(TASKS["xnli"], LocalSource(xtreme_lite), ["xx"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Windows and label alignment
+
+
+def test_word_windows_cover_every_word_once_within_the_budget():
+    assert word_windows([3, 3, 3], 6) == [(0, 2), (2, 3)]
+    assert word_windows([9, 1], 4) == [(0, 1), (1, 2)]  # a word over the budget gets a window of its own
+    assert word_windows([], 4) == [(0, 0)]
+
+
+def test_long_sentences_are_windowed_and_every_word_is_scored(xtreme_lite, offline_tokenizer):
+    task = TASKS["udpos"]
+    sentences = read_tagged_tsv(xtreme_lite / "udpos" / "xtreme_udpos_test-fi.tsv", limit=40)
+    features = tokenize_tagging(examples_dataset(sentences), offline_tokenizer, task.label_to_id, 16)
+    assert len(features) > len(sentences)  # at 16 sub-tokens most sentences need several windows
+    assert max(len(ids) for ids in features["input_ids"]) <= 16
+    words = {}
+    for sentence, word_index, labels in zip(features["sentence_index"], features["word_index"], features["labels"]):
+        assert len(word_index) == sum(label != -100 for label in labels)
+        words.setdefault(sentence, []).extend(word_index)
+    assert all(words[i] == list(range(len(s.tokens))) for i, s in enumerate(sentences))
+    # Gold labels as "predictions" come back as each sentence's own tags, word for word.
+    gold_rows = [np.where(np.asarray(labels) == -100, 0, np.asarray(labels)) for labels in features["labels"]]
+    back = word_predictions(features, gold_rows, [len(s.tokens) for s in sentences])
+    assert [list(row) for row in back] == [[task.label_to_id[tag] for tag in s.tags] for s in sentences]
+
+
+def test_first_content_alignment_moves_the_label_off_a_bare_marker(xtreme_lite, offline_tokenizer):
+    task = TASKS["udpos"]
+    sentences = read_tagged_tsv(xtreme_lite / "udpos" / "xtreme_udpos_test-zh.tsv", limit=20)
+    dataset = examples_dataset(sentences)
+    first = tokenize_tagging(dataset, offline_tokenizer, task.label_to_id, 512, alignment="first")
+    content = tokenize_tagging(dataset, offline_tokenizer, task.label_to_id, 512, alignment="first_content")
+    bare = 0
+    for ids_first, labels_first, labels_content, sentence in zip(
+        first["input_ids"], first["labels"], content["labels"], sentences
+    ):
+        pieces = offline_tokenizer.convert_ids_to_tokens(ids_first)
+        labelled_first = [piece for piece, label in zip(pieces, labels_first) if label != -100]
+        labelled_content = [piece for piece, label in zip(pieces, labels_content) if label != -100]
+        assert len(labelled_first) == len(labelled_content) == len(sentence.tokens)  # one label per word
+        bare += labelled_first.count("▁")
+        assert labelled_content.count("▁") == sum(word == "▁" for word in sentence.tokens)
+    assert bare > 0  # XTREME's rule does label bare markers in Chinese
+
+
+def test_unknown_alignment_is_rejected(offline_tokenizer):
+    with pytest.raises(ValueError, match="label alignment 'last' is not supported"):
+        tokenize_tagging(examples_dataset([TaggedSentence(["a"], ["X"])]), offline_tokenizer, {"X": 0}, 8, "last")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_tagging_metric_is_seqeval_with_the_upos_quirk_and_token_accuracy():
+    metric = evaluate.load(XTREME_METRIC, config_name="tagging")
+    scores = metric.compute(
+        predictions=[["B-PER", "I-PER", "O", "B-LOC"]], references=[["B-PER", "I-PER", "O", "B-ORG"]]
+    )
+    assert scores["f1"] == pytest.approx(0.5) and scores["token_accuracy"] == pytest.approx(0.75)
+    # seqeval reads UPOS tags' first letter as B/I: SCONJ and CCONJ are the same "CONJ" chunk, NOUN NOUN is one chunk.
+    quirk = metric.compute(predictions=[["SCONJ", "NOUN", "NOUN"]], references=[["CCONJ", "NOUN", "NOUN"]])
+    assert quirk["token_accuracy"] == pytest.approx(2 / 3)
+    assert quirk["f1"] == pytest.approx(1.0)
+    merged = metric.compute(predictions=[["NOUN", "NOUN"]], references=[["NOUN", "ADJ"]])
+    assert merged["f1"] == pytest.approx(0.0)  # one predicted NOUN chunk over two words matches no reference chunk
+
+
+def test_classification_metric_is_accuracy_and_bad_shapes_are_refused():
+    assert evaluate.load(XTREME_METRIC, config_name="classification").compute(
+        predictions=[0, 2, 1, 1], references=[0, 2, 2, 1]
+    ) == {"accuracy": 0.75}
+    with pytest.raises(ValueError, match="sentence 0: 1 predicted tags for 2 reference tags"):
+        evaluate.load(XTREME_METRIC, config_name="tagging").compute(predictions=[["O"]], references=[["O", "O"]])

@@ -1,0 +1,103 @@
+"""The repository as a user gets it: no symlinks, a clone made without symlink support installs, saves and reloads a
+self-contained checkpoint, and the sdist carries its tests."""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlfa_tester import DLFABertModelTester, build
+from modeling_dlfa import DLFABertForTokenClassification
+from remote_code import run_without_plugin
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A clone of this repository's HEAD as Windows (or `core.symlinks=false`) checks it out."""
+    if not (ROOT / ".git").exists():
+        pytest.skip(f"SKIPPED LOUDLY: {ROOT} is not a git checkout, so there is nothing to clone")
+    target = tmp_path_factory.mktemp("clone") / "dlfa"
+    subprocess.run(["git", "-c", "core.symlinks=false", "clone", "--quiet", str(ROOT), str(target)], check=True)
+    return target
+
+
+def test_no_symlinks_are_tracked():
+    if not (ROOT / ".git").exists():
+        pytest.skip(f"SKIPPED LOUDLY: {ROOT} is not a git checkout")
+    staged = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [line for line in staged.splitlines() if line.startswith("120000")] == []
+
+
+SAVE = """
+import sys
+import modeling_dlfa
+from modeling_dlfa import DLFABertConfig, DLFABertForTokenClassification
+import configuration_dlfa
+assert configuration_dlfa.DLFABertConfig is DLFABertConfig  # one config class at run time
+config = DLFABertConfig(**__import__("json").loads(sys.argv[2]))
+model = DLFABertForTokenClassification(config).eval()
+model.save_pretrained(sys.argv[1])
+print(modeling_dlfa.__file__)
+"""
+
+RELOAD = """
+import json, sys
+import torch
+from transformers import AutoModelForTokenClassification
+model = AutoModelForTokenClassification.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+with torch.no_grad():
+    print(json.dumps(model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits.tolist()))
+"""
+
+
+def test_a_clone_without_symlinks_installs_saves_and_reloads(clone, tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(clone)], check=True, capture_output=True)  # fmt: skip
+    config = DLFABertModelTester().get_config().to_dict()
+    keep = (
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "fusion_layer",
+    )
+    shape = {key: config[key] for key in keep}
+    environment = {**os.environ, "PYTHONPATH": str(site)}
+    saved = subprocess.run([sys.executable, "-c", SAVE, str(tmp_path / "ckpt"), json.dumps(shape)], cwd=tmp_path,
+                           env=environment, capture_output=True, text=True)  # fmt: skip
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    assert saved.stdout.strip().startswith(str(site))  # the installed copy, not this checkout
+    files = sorted(path.name for path in (tmp_path / "ckpt").iterdir())
+    assert files == ["config.json", "configuration_dlfa.py", "model.safetensors", "modeling_dlfa.py"]
+    assert "class DLFABertConfig" in (tmp_path / "ckpt" / "configuration_dlfa.py").read_text()
+
+    logits = json.loads(run_without_plugin(RELOAD, [str(tmp_path / "ckpt")], tmp_path).strip().splitlines()[-1])
+    model = DLFABertForTokenClassification.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        expected = model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+    torch.testing.assert_close(torch.tensor(logits), expected)
+
+
+def test_the_sdist_carries_the_tests_and_the_licence(clone, tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_sdist({str(tmp_path)!r}))"],
+        cwd=clone, capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    with tarfile.open(tmp_path / built.stdout.strip().splitlines()[-1]) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    tracked = subprocess.run(
+        ["git", "ls-files", "tests", "examples"], cwd=clone, capture_output=True, text=True
+    ).stdout
+    assert {"LICENSE", "setup.cfg", "modeling_dlfa/configuration_dlfa.py"} <= names
+    assert set(tracked.split()) <= names
