@@ -80,7 +80,9 @@ def markdown_table(report: dict) -> str:
         for model in table:
             entry, reference = table[model][setting], table[model]["dynamic"]["sentences_per_second_median"]
             ratio = entry["sentences_per_second_median"] / reference
-            cells.append(f"{entry['sentences_per_second_median']:.1f} [{entry['min']:.1f}-{entry['max']:.1f}] (x{ratio:.2f})")
+            cells.append(
+                f"{entry['sentences_per_second_median']:.1f} [{entry['min']:.1f}-{entry['max']:.1f}] (x{ratio:.2f})"
+            )
         lines.append(f"| {setting} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

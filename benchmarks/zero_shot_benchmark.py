@@ -96,8 +96,11 @@ CURVE = {"udpos": ((1000, 2000, 4000, 8000), 3), "panx": ((1000, 2000, 4000, 800
 # runs by the plan's rule (`analysis.choose_budget`), so it is the same on every machine that has those runs.
 STUDY = Protocol(
     flags=STUDY_COMMON,
-    task_flags={"udpos": {"--eval_languages": TAGGING_LANGUAGES}, "panx": {"--eval_languages": TAGGING_LANGUAGES},
-                "xnli": {"--eval_languages": XNLI_LANGUAGES}},  # fmt: skip
+    task_flags={
+        "udpos": {"--eval_languages": TAGGING_LANGUAGES},
+        "panx": {"--eval_languages": TAGGING_LANGUAGES},
+        "xnli": {"--eval_languages": XNLI_LANGUAGES},
+    },  # fmt: skip
 )
 
 # XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
@@ -150,7 +153,11 @@ def chosen_layer(task_dir: Path) -> int:
 def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[str, str]:
     """The harness flags that make the configuration `name` (besides the protocol's)."""
     if name == analysis.LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
-        return {"--layer_search": "one_pass", "--layer_search_then": "keep", "--fusion_layers": f"{search_layers},last"}
+        return {
+            "--layer_search": "one_pass",
+            "--layer_search_then": "keep",
+            "--fusion_layers": f"{search_layers},last",
+        }
     settings = analysis.configuration_of(name)
     if settings["fusion_method"] is None:
         return {"--fusion_layers": "last"}

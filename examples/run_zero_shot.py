@@ -44,7 +44,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from dlfa_zero_shot import analysis
-from dlfa_zero_shot.data import HubSource, LocalSource, TaskData, load_task_data
+from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import (
     LABEL_ALIGNMENTS,
     examples_dataset,
@@ -54,7 +54,8 @@ from dlfa_zero_shot.features import (
     words_past_limit,
 )
 from dlfa_zero_shot.offline_backbone import OFFLINE_PREFIX, resolve_backbone
-from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
+from dlfa_zero_shot.readers import read_examples
+from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
 from dlfa_zero_shot.training import (
     FusionLearningRateTrainer,
     HeadLossLogger,
@@ -62,6 +63,7 @@ from dlfa_zero_shot.training import (
     ReplicaCheck,
     ZeroShotScorer,
     evaluate_language,
+    loading_a_new_head,
     predicted_ids,
     score_predictions,
     write_predictions,
@@ -138,6 +140,20 @@ class DataArguments:
         default=None,
         metadata={"help": "instead of --data_dir: XTREME on the Hub ('google/xtreme') or a local copy of its layout"},
     )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "your own English training file instead of --data_dir: json/jsonl/csv (tokens + ner_tags/pos_tags/"
+            "tags/labels; premise/hypothesis/label or sentence1/sentence2/label) or CoNLL/TSV; its labels are the model's"
+        },
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "your own English selection file (unset: 10%% of --train_file, seeded)"}
+    )
+    test_files: str | None = field(
+        default=None,
+        metadata={"help": "your own evaluation files per language, 'de=PATH,sw=PATH' (unlabelled: predictions only)"},
+    )
     eval_languages: str | None = field(
         default=None, metadata={"help": "comma-separated languages to evaluate; unset: every language with data"}
     )
@@ -194,20 +210,25 @@ def checkpoint_name(config) -> str:
     return analysis.run_name(config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init)
 
 
-def build_model(backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments) -> PreTrainedModel:
+def build_model(
+    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer
+) -> PreTrainedModel:
     """A new head on `backbone`: the stock BERT head for the baseline (layer None), else DLFA at `layer`."""
     labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
+    # The tokenizer's special tokens, so that Trainer has nothing to align (and nothing to warn about).
+    special = {f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")}
     token = task.kind == "token"
-    if layer is None:
-        model_class = BertForTokenClassification if token else BertForSequenceClassification
-        model = model_class.from_pretrained(backbone, **labels, cache_dir=model_args.cache_dir)
-    else:
-        model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
-        model = model_class.from_pretrained(
-            backbone, **labels, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
-            aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
-            fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
-        )  # fmt: skip
+    with loading_a_new_head():
+        if layer is None:
+            model_class = BertForTokenClassification if token else BertForSequenceClassification
+            model = model_class.from_pretrained(backbone, **labels, **special, cache_dir=model_args.cache_dir)
+        else:
+            model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
+            model = model_class.from_pretrained(
+                backbone, **labels, **special, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
+                aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
+                fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
+            )  # fmt: skip
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
@@ -230,6 +251,8 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
     task = data.task
 
     def encode(examples: list):
+        if not examples:
+            return None
         dataset = examples_dataset(examples)
         if task.kind == "token":
             return tokenize_tagging(
@@ -239,7 +262,7 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
 
     return {
         "train": encode(data.train),
-        "selection": length_sorted(encode(data.selection)),
+        "selection": length_sorted(encode(data.selection)) if data.selection else None,
         "evaluation": {language: length_sorted(encode(examples)) for language, examples in data.evaluation.items()},
     }
 
@@ -263,12 +286,13 @@ def run_one(
 
     task = data.task
     scorer = ZeroShotScorer(task)
+    selects = training_args.do_train  # checkpoints chosen per epoch on English dev while training
     args = dataclasses.replace(
         training_args,
         output_dir=str(run_dir),
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        load_best_model_at_end=True,
+        eval_strategy="epoch" if selects else "no",
+        save_strategy="epoch" if selects else "no",
+        load_best_model_at_end=selects,
         metric_for_best_model=f"eval_{task.main_score}",
         greater_is_better=True,
         push_to_hub=False,  # main() pushes the run selected on English once the sweep is done
@@ -283,7 +307,7 @@ def run_one(
         model=model,
         args=args,
         train_dataset=features["train"] if args.do_train else None,
-        eval_dataset=features["selection"],  # English only: checkpoint selection never sees a target language
+        eval_dataset=features["selection"] if selects else None,  # English only: never a target language
         data_collator=collator,
         processing_class=tokenizer,
         compute_metrics=scorer,
@@ -313,14 +337,22 @@ def run_one(
     for language, (language_features, examples) in evaluated.items():
         if not (args.do_eval or args.do_predict):
             break
-        scores[language], records[language] = evaluate_language(trainer, scorer, language_features, examples)
+        if not examples:  # evaluation only, without English dev data
+            continue
+        language_scores, records[language] = evaluate_language(trainer, scorer, language_features, examples)
+        labelled = all((e.tags if task.kind == "token" else e.label) is not None for e in examples)
+        if labelled and (args.do_eval or language == "selection"):
+            scores[language] = language_scores
         if trainer.is_world_process_zero():
-            logger.info("%s: %s %s = %.2f", name, language, task.main_score, 100 * scores[language][task.main_score])
+            if language in scores:
+                logger.info(
+                    "%s: %s %s = %.2f", name, language, task.main_score, 100 * scores[language][task.main_score]
+                )
             if args.do_predict and language != "selection":
                 suffix = "tsv" if task.kind == "token" else "txt"
                 (run_dir / "predictions").mkdir(parents=True, exist_ok=True)
                 write_predictions(run_dir / "predictions" / f"{language}.{suffix}", task, examples, records[language])
-    targets = [language for language in data.evaluation if language != TRAIN_LANGUAGE]
+    targets = [language for language in data.evaluation if language != TRAIN_LANGUAGE and language in scores]
     result.update(
         scores=scores,
         target_average=statistics.mean(scores[lang][task.main_score] for lang in targets) if targets and scores else None,
@@ -369,13 +401,15 @@ def run_layer_search(
         return json.loads((run_dir / "results.json").read_text())
     labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
     set_seed(training_args.seed)
-    config = DLFABertConfig.from_pretrained(
-        backbone, **labels, aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
-        aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm, fusion_method=model_args.fusion_method,
-        cache_dir=model_args.cache_dir,
-    )  # fmt: skip
-    config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = DLFABertForLayerSearch.from_pretrained(backbone, config=config, cache_dir=model_args.cache_dir)
+    special = {f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")}
+    with loading_a_new_head():
+        config = DLFABertConfig.from_pretrained(
+            backbone, **labels, **special, aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
+            aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
+            fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
+        )  # fmt: skip
+        config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
+        model = DLFABertForLayerSearch.from_pretrained(backbone, config=config, cache_dir=model_args.cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     heads = {head: analysis.run_name(None if head == "last" else int(head), model_args.fusion_method)
@@ -444,11 +478,14 @@ def push_selected_run(output_dir: Path, selected_run: str, training_args: Traini
 
 def write_reports(runs: dict[str, dict], output_dir: Path) -> dict:
     """summary.json, summary.md and heatmap.png of one sweep, through `dlfa_zero_shot.analysis`."""
-    _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
+    selected = None  # evaluation only, without English dev data: nothing to select on
+    if all("selection" in result["scores"] for result in runs.values()):
+        _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
     summary = {"metric": next(iter(runs.values()))["metric"], "selected_by_english_dev": selected, "runs": runs}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (output_dir / "summary.md").write_text(analysis.sweep_table(runs, selected))
-    analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
+    if any(analysis.target_languages(result) for result in runs.values()):
+        analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
     return summary
 
 
@@ -459,13 +496,19 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    if data_args.task not in TASKS:
-        raise ValueError(f"--task {data_args.task!r} is not supported: choose one of {sorted(TASKS)}")
-    if (data_args.data_dir is None) == (data_args.dataset_name is None):
+    own_files = bool(data_args.train_file or data_args.validation_file or data_args.test_files)
+    if data_args.task not in TASKS and not (own_files and data_args.task in CUSTOM_KINDS):
         raise ValueError(
-            "give exactly one of --data_dir (a folder laid out as ../shared/data/xtreme-lite) and --dataset_name "
-            "(XTREME on the Hub, 'google/xtreme')"
+            f"--task {data_args.task!r} is not supported: choose one of {sorted(TASKS)}, or with your own files "
+            f"one of {sorted(CUSTOM_KINDS)}"
         )
+    if sum(map(bool, (data_args.data_dir, data_args.dataset_name, own_files))) != 1:
+        raise ValueError(
+            "give exactly one data source: --data_dir (a folder laid out as ../shared/data/xtreme-lite), --dataset_name "
+            "(XTREME on the Hub, 'google/xtreme'), or your own --train_file/--validation_file/--test_files"
+        )
+    if own_files and training_args.do_train and not data_args.train_file:
+        raise ValueError("--do_train with your own files needs --train_file")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise ValueError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     if model_args.layer_search not in ("sweep", "one_pass") or model_args.layer_search_then not in ("retrain", "keep"):
@@ -476,26 +519,45 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
     return model_args, data_args, training_args
 
 
+def data_source(data_args: DataArguments, model_args: ModelArguments, training_args: TrainingArguments, backbone: str):
+    """The task and where its data comes from: local XTREME files, the Hub, or the user's own files."""
+    if data_args.data_dir:
+        return TASKS[data_args.task], LocalSource(data_args.data_dir)
+    if data_args.dataset_name:
+        return TASKS[data_args.task], HubSource(data_args.dataset_name, model_args.cache_dir)
+    tests = {}
+    for item in filter(None, (data_args.test_files or "").split(",")):
+        language, separator, path = item.partition("=")
+        if not separator or not language or not path:
+            raise ValueError(f"--test_files: {item!r} is not LANGUAGE=PATH")
+        tests[language.strip()] = path.strip()
+    source = FileSource(data_args.train_file, data_args.validation_file, tests)
+    kind = TASKS[data_args.task].kind if data_args.task in TASKS else CUSTOM_KINDS[data_args.task]
+    if data_args.train_file:
+        labels = labels_of(kind, read_examples(kind, Path(data_args.train_file)))
+    else:  # evaluation only: the checkpoint's labels
+        config = AutoConfig.from_pretrained(
+            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+        )
+        labels = tuple(config.id2label[index] for index in range(config.num_labels))
+    return custom_task(data_args.task, kind, labels), source
+
+
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
 
-    task = TASKS[data_args.task]
     with training_args.main_process_first(desc="preparing the backbone"):
         backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(backbone, cache_dir=model_args.cache_dir)
-    source = (
-        LocalSource(data_args.data_dir)
-        if data_args.data_dir
-        else HubSource(data_args.dataset_name, model_args.cache_dir)
-    )
+    task, source = data_source(data_args, model_args, training_args, backbone)
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
         eval_splits=tuple(data_args.eval_split.split(",")) if data_args.eval_split else None,
         max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
-        seed=training_args.seed,
+        seed=training_args.seed, need_training=training_args.do_train,
     )  # fmt: skip
     with training_args.main_process_first(desc="tokenizing"):
         features = featurize(data, tokenizer, data_args)
@@ -514,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict:
         plan = {}
         for layer in layers:
             name = configuration_name(layer, model_args, training_args.learning_rate)
-            plan[name] = (lambda layer=layer: build_model(backbone, task, layer, model_args), layer)
+            plan[name] = (lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer), layer)
         if search is not None and model_args.layer_search_then == "keep":
             kept = Path(training_args.output_dir) / analysis.LAYER_SEARCH / "model"
             plan.pop(search["chosen"])
@@ -539,7 +601,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {"runs": runs}
     summary = write_reports(runs, output_dir)
     print(analysis.sweep_table(runs, summary["selected_by_english_dev"]))
-    selected = output_dir / summary["selected_by_english_dev"] / "model"
+    selected = output_dir / str(summary["selected_by_english_dev"]) / "model"
     print(f"Wrote {output_dir / 'summary.md'}, {output_dir / 'summary.json'} and {output_dir / 'heatmap.png'}"
           + (f"; the model selected on English dev is {selected}" if selected.is_dir() else ""))  # fmt: skip
     if training_args.push_to_hub:

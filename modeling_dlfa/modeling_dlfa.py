@@ -624,7 +624,9 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
         """Each head's mean training loss since the last call (empty before the first training step)."""
         if not self.head_loss_count:
             return {}
-        means = {head: total / self.head_loss_count for head, total in zip(self.config.search_heads, self.head_loss_sums)}
+        means = {
+            head: total / self.head_loss_count for head, total in zip(self.config.search_heads, self.head_loss_sums)
+        }
         if reset:
             self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
         return means

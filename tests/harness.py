@@ -29,7 +29,8 @@ def run_script(*args: str, cwd: Path, check: bool = True) -> subprocess.Complete
 def run_harness(output_dir: Path, backbone: Path, *extra: str, task: str = "udpos", quick: bool = True) -> dict:
     """Train and evaluate on a small slice (`extra` gives the data source and the rest); the sweep's summary.json."""
     actions = () if {"--do_train", "--do_eval", "--do_predict"} & set(extra) else ("--do_train", "--do_eval")
-    args = ("--task", task, "--model_name_or_path", str(backbone), "--output_dir", str(output_dir))
+    args = ("--model_name_or_path", str(backbone), "--output_dir", str(output_dir))
+    args = args if "--task" in extra else ("--task", task, *args)
     run_script(*args, *(QUICK if quick else ()), *actions, *extra, cwd=output_dir.parent)
     summary = output_dir / "summary.json"
     return json.loads(summary.read_text()) if summary.exists() else {}

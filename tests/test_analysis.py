@@ -78,7 +78,9 @@ def test_item_counts_give_back_seqeval_f1_and_accuracy():
         "lengths": np.array([len(sentence) for sentence in gold]),
     }
     counts = item_counts(record, PANX_TAGS)
-    expected = evaluate.load(XTREME_METRIC, config_name="tagging").compute(predictions=predicted, references=gold)["f1"]
+    expected = evaluate.load(XTREME_METRIC, config_name="tagging").compute(predictions=predicted, references=gold)[
+        "f1"
+    ]
     assert score_from_counts(counts.sum(axis=0), tagging=True) == pytest.approx(100 * expected)
     pairs = item_counts({"predicted": np.array([0, 1, 2, 2]), "gold": np.array([0, 1, 1, 2])}, None)
     assert score_from_counts(pairs.sum(axis=0), tagging=False) == pytest.approx(75.0)

@@ -1,5 +1,6 @@
 """Readers, the task table, the local data source and the zero-shot rule, windows and label alignment, the metrics."""
 
+import json
 import re
 from pathlib import Path
 
@@ -210,3 +211,66 @@ def test_classification_metric_is_accuracy_and_bad_shapes_are_refused():
     ) == {"accuracy": 0.75}
     with pytest.raises(ValueError, match="sentence 0: 1 predicted tags for 2 reference tags"):
         evaluate.load(XTREME_METRIC, config_name="tagging").compute(predictions=[["O"]], references=[["O", "O"]])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A user's own files
+
+
+def test_own_files_in_the_stock_scripts_formats(tmp_path):
+    from dlfa_zero_shot.data import FileSource, labels_of
+    from dlfa_zero_shot.readers import read_examples
+    from dlfa_zero_shot.tasks import custom_task
+
+    rows = [{"tokens": ["Anna", "lebt", "in", "Berlin"], "ner_tags": ["B-PER", "O", "O", "B-LOC"]},
+            {"tokens": ["Hallo"], "ner_tags": ["O"]}]  # fmt: skip
+    jsonl = write(tmp_path / "train.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    as_json = write(tmp_path / "train.json", json.dumps(rows))
+    as_csv = write(tmp_path / "train.csv", "tokens,ner_tags\n" + "".join(
+        f'"{json.dumps(row["tokens"]).replace(chr(34), chr(34) * 2)}","{json.dumps(row["ner_tags"]).replace(chr(34), chr(34) * 2)}"\n'
+        for row in rows))  # fmt: skip
+    conll = write(tmp_path / "test.conll", "-DOCSTART- -X- O O\n\nAnna NNP B-NP B-PER\nlebt VBZ B-VP O\n\n")
+    for path in (jsonl, as_json, as_csv):
+        examples = read_examples("token", path)
+        assert [(e.tokens, e.tags) for e in examples] == [(r["tokens"], r["ner_tags"]) for r in rows], path
+    assert [(e.tokens, e.tags) for e in read_examples("token", conll)] == [(["Anna", "lebt"], ["B-PER", "O"])]
+    assert labels_of("token", read_examples("token", jsonl)) == ("B-LOC", "B-PER", "O")  # from the training file
+
+    pairs = write(
+        tmp_path / "pairs.jsonl", json.dumps({"premise": "a", "hypothesis": "b", "label": "entailment"}) + "\n"
+    )
+    assert read_examples("pair", pairs)[0].label == "entailment"
+
+    task = custom_task("tagging", "token", ("B-LOC", "B-PER", "O"))
+    data = load_task_data(task, FileSource(str(jsonl), None, {"de": str(conll)}), max_eval_samples=10)
+    assert data.files == {"train": str(jsonl), "selection": f"{jsonl} (seeded 10% held out)", "de": str(conll)}
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("rows.jsonl", '{"tokens": ["a", "b"], "ner_tags": ["O"]}\n', r"rows.jsonl:1: 2 tokens but 1 ner_tags"),
+        ("rows.jsonl", '{"tokens": ["a"], "ner_tags": ["O"]}\nnot json\n', r"rows.jsonl:2: not a JSON object"),
+        ("rows.csv", 'tokens,ner_tags\n"[""a""]","[""O""]",extra\n', r"rows.csv:2: more fields than the header"),
+        ("empty.jsonl", "\n", r"empty.jsonl: the file holds no examples"),
+        ("rows.jsonl", '{"words": ["a"]}\n', r"rows.jsonl:1: a tagging row needs a 'tokens' column"),
+    ],
+)
+def test_bad_own_files_name_the_file_line_and_problem(name, text, message, tmp_path):
+    from dlfa_zero_shot.readers import read_examples
+
+    with pytest.raises(ValueError, match=message):
+        read_examples("token", write(tmp_path / name, text))
+
+
+def test_a_tag_training_never_saw_is_refused_with_file_and_line(tmp_path):
+    from dlfa_zero_shot.data import FileSource
+    from dlfa_zero_shot.tasks import custom_task
+
+    train = write(tmp_path / "train.tsv", "Anna\tB-PER\n\nBerlin\tB-LOC\n")
+    test = write(tmp_path / "test-de.tsv", "Anna\tB-PER\n\nSiemens\tB-ORG\n")
+    task = custom_task("tagging", "token", ("B-LOC", "B-PER"))
+    with pytest.raises(ValueError, match=re.escape(f"{test}:3: label(s) ['B-ORG'] were never seen in training")):
+        load_task_data(task, FileSource(str(train), None, {"de": str(test)}))
+    with pytest.raises(ValueError, match="is the training file"):
+        FileSource(str(train), None, {"en": str(train)})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlfa_tester import DLFABertModelTester, build
+from dlfa_tester import DLFABertModelTester
 from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
 

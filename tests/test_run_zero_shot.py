@@ -295,7 +295,9 @@ def test_two_process_accelerate_launch_keeps_replicas_identical(tmp_path, tiny_m
     assert model.config.fusion_layer == 1
 
 
-def test_one_pass_layer_search_chooses_on_english_dev_and_keeps_or_retrains(tmp_path, tiny_multilingual_bert, xtreme_lite):
+def test_one_pass_layer_search_chooses_on_english_dev_and_keeps_or_retrains(
+    tmp_path, tiny_multilingual_bert, xtreme_lite
+):
     common = ("--fusion_layers", "1,last", "--layer_search", "one_pass", "--eval_languages", "de",
               "--num_train_epochs", "1", "--logging_steps", "1")  # fmt: skip
     kept = run(tmp_path / "keep", tiny_multilingual_bert, xtreme_lite, *common, "--layer_search_then", "keep")
@@ -314,3 +316,37 @@ def test_one_pass_layer_search_chooses_on_english_dev_and_keeps_or_retrains(tmp_
     retrained = run(tmp_path / "retrain", tiny_multilingual_bert, xtreme_lite, *common)
     assert set(retrained["runs"]) == {"aif-layer-01", "baseline"}  # the chosen layer trained as an ordinary run
     assert (tmp_path / "retrain" / "aif-layer-01" / "model" / "model.safetensors").is_file()
+
+
+def test_own_files_train_evaluate_and_predict_unlabelled_text(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    """--train_file / --validation_file / --test_files in the stock scripts' formats; the labels come from training."""
+    sentences = (xtreme_lite / "panx" / "panx_train-en.tsv").read_text().split("\n\n")[:24]
+    rows = [[line.split("\t") for line in sentence.splitlines()] for sentence in sentences]
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "".join(json.dumps({"tokens": [t for t, _ in r], "ner_tags": [g for _, g in r]}) + "\n" for r in rows[:16])
+    )
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("\n\n".join("\n".join("\t".join(pair) for pair in r) for r in rows[16:20]) + "\n")
+    unlabelled = tmp_path / "sw.txt"  # text to tag: one token a line
+    unlabelled.write_text("Nairobi\nni\nmji\n.\n\nAmina\nanaishi\nMombasa\n")
+    labelled = tmp_path / "de.jsonl"
+    labelled.write_text(
+        "".join(json.dumps({"tokens": [t for t, _ in r], "ner_tags": [g for _, g in r]}) + "\n" for r in rows[20:])
+    )
+    summary = run_harness(
+        tmp_path / "own", tiny_multilingual_bert, "--task", "tagging", "--train_file", str(train),
+        "--validation_file", str(dev), "--test_files", f"de={labelled},sw={unlabelled}", "--fusion_layers", "1",
+        "--num_train_epochs", "1", "--do_train", "--do_eval", "--do_predict", task="tagging",
+    )  # fmt: skip
+    result = summary["runs"]["aif-layer-01"]
+    assert set(result["scores"]) == {"selection", "de"}  # sw has no labels: predictions only
+    config = json.loads((tmp_path / "own" / "aif-layer-01" / "model" / "config.json").read_text())
+    seen = sorted({tag for r in rows[:16] for _, tag in r})
+    assert [config["id2label"][str(i)] for i in range(len(seen))] == seen  # the training file's labels, sorted
+    tagged = (tmp_path / "own" / "aif-layer-01" / "predictions" / "sw.tsv").read_text().strip().split("\n\n")
+    assert [[line.split("\t")[0] for line in block.splitlines()] for block in tagged] == [
+        ["Nairobi", "ni", "mji", "."],
+        ["Amina", "anaishi", "Mombasa"],
+    ]
+    assert all(line.split("\t")[1] in seen for block in tagged for line in block.splitlines())

@@ -249,8 +249,12 @@ def score_from_counts(sums: np.ndarray, tagging: bool) -> np.ndarray:
 
 
 def bootstrap_gain(
-    counts: dict[str, dict[int, dict[str, np.ndarray]]], first: str, second: str, tagging: bool,
-    resamples: int = 10_000, seed: int = 0,
+    counts: dict[str, dict[int, dict[str, np.ndarray]]],
+    first: str,
+    second: str,
+    tagging: bool,
+    resamples: int = 10_000,
+    seed: int = 0,
 ) -> dict:
     """
     Paired bootstrap over seeds and items of the target-average gain `first - second` (points): in each resample the
@@ -267,7 +271,10 @@ def bootstrap_gain(
         items = len(counts[first][seeds[0]][language])
         weights = rng.multinomial(items, np.full(items, 1 / items), size=resamples).astype(float)  # (resamples, items)
         for index, seed_value in enumerate(seeds):
-            scores = [score_from_counts(weights @ counts[config][seed_value][language], tagging) for config in (first, second)]
+            scores = [
+                score_from_counts(weights @ counts[config][seed_value][language], tagging)
+                for config in (first, second)
+            ]
             per_seed_gain[:, index] += (scores[0] - scores[1]) / len(languages)
     gains = np.take_along_axis(per_seed_gain, seed_draws, axis=1).mean(axis=1)
     low, high = np.percentile(gains, [2.5, 97.5])
@@ -299,16 +306,17 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def sweep_table(runs: dict[str, dict], selected: str) -> str:
+def sweep_table(runs: dict[str, dict], selected: str | None) -> str:
     """One row per run (one seed): English dev, every evaluated language, the target average (markdown)."""
     results = [runs[name] for name in sorted(runs, key=order_key)]
-    metric, languages = results[0]["metric"], [lang for lang in results[0]["scores"] if lang != "selection"]
+    metric = results[0]["metric"]
+    languages = list(dict.fromkeys(lang for result in results for lang in result["scores"] if lang != "selection"))
     header = ["run", "en dev", *languages, "avg (targets)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
         name = result["run"] + (" (selected on en dev)" if result["run"] == selected else "")
-        cells = [name, percent(result["scores"]["selection"][metric])]
-        cells += [percent(result["scores"][language][metric]) for language in languages]
+        cells = [name, percent(result["scores"].get("selection", {}).get(metric))]
+        cells += [percent(result["scores"].get(language, {}).get(metric)) for language in languages]
         lines.append("| " + " | ".join([*cells, percent(result["target_average"])]) + " |")
     return f"{metric} (%), zero-shot from English\n\n" + "\n".join(lines) + "\n"
 

@@ -142,6 +142,60 @@ class HubSource:
         return datasets.load_dataset(dataset or self.dataset_name, config, split=split, cache_dir=self.cache_dir)
 
 
+class FileSource:
+    """
+    A user's own files (the stock scripts' formats, or CoNLL/TSV): English `train` and `dev` files, and a `test` file
+    per language. Files are described by their path as given.
+    """
+
+    def __init__(self, train_file: str | None, validation_file: str | None, test_files: dict[str, str]):
+        self.files = {(TRAIN_LANGUAGE, "train"): train_file, (TRAIN_LANGUAGE, "dev"): validation_file}
+        self.files.update({(language, "test"): path for language, path in test_files.items()})
+        self.files = {key: Path(path) for key, path in self.files.items() if path}
+        for path in self.files.values():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+        trained = self.files.get((TRAIN_LANGUAGE, "train"))
+        for (language, split), path in self.files.items():
+            if split == "test" and trained is not None and path.resolve() == trained.resolve():
+                raise ValueError(f"--test_files {language}={path} is the training file; evaluate on other data")
+
+    def splits_by_language(self, task: TaskSpec) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for language, split in self.files:
+            found.setdefault(language, []).append(split)
+        return dict(sorted(found.items()))
+
+    def read(self, task: TaskSpec, language: str, split: str, limit: int | None = None) -> list:
+        return read_examples(task.kind, self.files[language, split], limit)
+
+    def describe(self, task: TaskSpec, language: str, split: str) -> str:
+        return str(self.files[language, split])
+
+
+def labels_of(kind: str, examples: list) -> tuple[str, ...]:
+    """The label set of training examples, sorted (tagging: every tag; pairs: every label)."""
+    if kind == "token":
+        found = {tag for example in examples if example.tags for tag in example.tags}
+    else:
+        found = {example.label for example in examples if example.label is not None}
+    if not found:
+        raise ValueError("the training file has no labels")
+    return tuple(sorted(found))
+
+
+def check_labels(task: TaskSpec, examples: list, where: str) -> None:
+    """Every label of `examples` must be one the model knows; the error names the file, line and label."""
+    known = set(task.labels)
+    for example in examples:
+        labels = (example.tags or []) if task.kind == "token" else [example.label] if example.label is not None else []
+        unknown = sorted(set(labels) - known)
+        if unknown:
+            raise ValueError(
+                f"{where}:{example.line}: label(s) {unknown} were never seen in training; the labels are {list(task.labels)}"
+            )
+
+
 def label_names(feature, value: int | str | list) -> str | list[str]:
     """One row's labels as names: `ClassLabel` ids (or sequences of them) become their names; strings stay."""
     import datasets
@@ -207,11 +261,30 @@ def load_task_data(
     max_eval_samples: int | None = None,
     selection_fraction: float = 0.1,
     seed: int = 0,
+    need_training: bool = True,
 ) -> TaskData:
-    """A task's English training and selection data and its per-language evaluation data, by the zero-shot rule."""
+    """
+    A task's English training and selection data and its per-language evaluation data, by the zero-shot rule.
+    `need_training=False` (evaluation only): a source without English training data gives no training examples, and
+    the English dev data, where there is some, for selection.
+    """
     splits = tuple(eval_splits or task.eval_splits)
     available = source.splits_by_language(task)
-    trained_split, selection_split = english_splits(task, available.get(TRAIN_LANGUAGE, []))
+    english = available.get(TRAIN_LANGUAGE, [])
+    if not need_training and task.train_split not in english:
+        split_of = {language: next(split for split in splits if split in have) for language, have in available.items()
+                    if set(have) & set(splits) and (not eval_languages or language in eval_languages)}  # fmt: skip
+        selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
+        evaluation = {
+            language: source.read(task, language, split, max_eval_samples) for language, split in split_of.items()
+        }
+        files = {language: source.describe(task, language, split) for language, split in split_of.items()}
+        if selection:
+            files["selection"] = source.describe(task, TRAIN_LANGUAGE, "dev")
+        for language, examples in [("selection", selection), *evaluation.items()]:
+            check_labels(task, examples, files.get(language, language))
+        return TaskData(task, [], selection, evaluation, split_of, files)
+    trained_split, selection_split = english_splits(task, english)
     with_eval = [language for language, have in available.items() if set(have) & set(splits)]
     if not with_eval:
         raise FileNotFoundError(f"{task.name}: no {'/'.join(splits)} data for any language in this source")
@@ -240,4 +313,8 @@ def load_task_data(
         language: source.read(task, language, split, max_eval_samples) for language, split in split_of.items()
     }
     files.update({language: source.describe(task, language, split) for language, split in split_of.items()})
+    for where, examples in [(files["train"], train), (files["selection"], selection)] + [
+        (files[language], examples) for language, examples in evaluation.items()
+    ]:
+        check_labels(task, examples, where)
     return TaskData(task, train, selection, evaluation, split_of, files)

@@ -1,25 +1,35 @@
 """
 Readers for the file formats of `../shared/data/xtreme-lite` and the stock transformers example scripts: token/tag
-TSV and CoNLL (`token<TAB>tag`, blank line between sentences), CoNLL-U, sentence-pair TSV. Every malformed line
-raises a `ValueError` that names the file and the line.
+TSV and CoNLL (`token<TAB>tag` or `token ... tag` separated by spaces, a blank line between sentences), CoNLL-U,
+sentence-pair TSV, and json / jsonl / csv files with a `tokens` column and a tag column (`ner_tags`, `pos_tags`,
+`tags` or `labels`) or with `premise`/`hypothesis`/`label` or `sentence1`/`sentence2`/`label` columns. Every
+malformed line raises a `ValueError` that names the file and the line.
 """
 
+import csv
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass
 class TaggedSentence:
     tokens: list[str]
-    tags: list[str]
+    tags: list[str] | None  # None: unlabelled text (predictions only)
+    line: int = field(default=0, compare=False)  # where the sentence starts in its file, for error messages
 
 
 @dataclass
 class SentencePair:
     first: str
     second: str
-    label: str
+    label: str | None  # None: unlabelled
+    line: int = field(default=0, compare=False)
+
+
+TAG_COLUMNS = ("ner_tags", "pos_tags", "tags", "labels")
+PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"))
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -30,21 +40,22 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 def _read_sentences(path: Path, limit: int | None, parse_line) -> list[TaggedSentence]:
     """Blank-line separated sentences; `parse_line(line, line_number)` gives `(token, tag)`, or None to skip."""
-    sentences, tokens, tags = [], [], []
+    sentences, tokens, tags, start = [], [], [], 0
     for line_number, line in _lines(path):
         if line.strip():
             parsed = parse_line(line, line_number)
             if parsed is not None:
+                start = start or line_number
                 tokens.append(parsed[0])
                 tags.append(parsed[1])
             continue
         if tokens:
-            sentences.append(TaggedSentence(tokens, tags))
-            tokens, tags = [], []
+            sentences.append(TaggedSentence(tokens, tags, start))
+            tokens, tags, start = [], [], 0
         if limit is not None and len(sentences) >= limit:
             return sentences
     if tokens:
-        sentences.append(TaggedSentence(tokens, tags))
+        sentences.append(TaggedSentence(tokens, tags, start))
     return sentences[:limit] if limit is not None else sentences
 
 
@@ -95,14 +106,117 @@ def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
                 f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields ending in a label, "
                 f"got {line!r}"
             )
-        pairs.append(SentencePair(*(fields[column].strip() for column in columns)))
+        pairs.append(SentencePair(*(fields[column].strip() for column in columns), line_number))
         if limit is not None and len(pairs) >= limit:
             break
     return pairs
 
 
+def read_conll(path: Path, limit: int | None = None) -> list[TaggedSentence]:
+    """
+    CoNLL-style files: a word per line, its tag in the last whitespace-separated field (CoNLL-2003 `token POS chunk
+    tag`, `token<TAB>tag`), a blank line between sentences, `-DOCSTART-` lines skipped. A file of bare tokens (one
+    field a line) is unlabelled text, to predict.
+    """
+
+    def parse(line: str, line_number: int) -> tuple[str, str | None] | None:
+        if line.startswith("-DOCSTART-"):
+            return None
+        fields = line.split("\t") if "\t" in line else line.split()
+        return (fields[0], fields[-1]) if len(fields) > 1 else (fields[0], None)
+
+    sentences = _read_sentences(path, limit, parse)
+    for sentence in sentences:
+        missing = [tag is None for tag in sentence.tags]
+        if all(missing):
+            sentence.tags = None
+        elif any(missing):
+            line = sentence.line + missing.index(True)
+            raise ValueError(f"{path}:{line}: a word without a tag in a tagged sentence")
+    return sentences
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line, row) of a json (a list of objects, or one object per line), jsonl or csv file."""
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                if None in row:
+                    raise ValueError(f"{path}:{reader.line_num}: more fields than the header's {reader.fieldnames}")
+                yield reader.line_num, row
+        return
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        for index, row in enumerate(json.loads(text)):
+            yield index + 1, row
+        return
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                yield line_number, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{line_number}: not a JSON object ({error.msg})") from None
+
+
+def read_records(kind: str, path: Path, limit: int | None = None) -> list:
+    """
+    A json / jsonl / csv file as the stock example scripts read it: tagging rows have `tokens` and a tag column
+    (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label`.
+    A row without its labels is unlabelled text (predictions only).
+    """
+    examples = []
+    for line, row in _records(path):
+
+        def cell(column: str):
+            value = row.get(column)
+            if path.suffix == ".csv" and kind == "token" and isinstance(value, str) and value.startswith("["):
+                return json.loads(value)
+            return value
+
+        if kind == "token":
+            if "tokens" not in row:
+                raise ValueError(f"{path}:{line}: a tagging row needs a 'tokens' column; it has {sorted(row)}")
+            tokens = cell("tokens")
+            tag_column = next((column for column in TAG_COLUMNS if column in row), None)
+            tags = cell(tag_column) if tag_column else None
+            if not isinstance(tokens, list) or (tags is not None and not isinstance(tags, list)):
+                raise ValueError(f"{path}:{line}: 'tokens' and '{tag_column}' must be lists")
+            if tags is not None and len(tags) != len(tokens):
+                raise ValueError(f"{path}:{line}: {len(tokens)} tokens but {len(tags)} {tag_column}")
+            examples.append(
+                TaggedSentence([str(t) for t in tokens], None if tags is None else [str(t) for t in tags], line)
+            )
+        else:
+            columns = next((pair for pair in PAIR_COLUMNS if set(pair) <= set(row)), None)
+            if columns is None:
+                raise ValueError(
+                    f"{path}:{line}: a pair row needs premise/hypothesis or sentence1/sentence2; it has {sorted(row)}"
+                )
+            label = row.get("label")
+            examples.append(
+                SentencePair(
+                    str(row[columns[0]]), str(row[columns[1]]), None if label in (None, "") else str(label), line
+                )
+            )
+        if limit is not None and len(examples) >= limit:
+            break
+    return examples
+
+
 def read_examples(kind: str, path: Path, limit: int | None = None) -> list:
     """The examples of one file, by the task's kind ("token" or "pair") and the file's suffix."""
-    if kind == "pair":
-        return read_pair_tsv(path, limit)
-    return read_conllu(path, limit) if path.suffix == ".conllu" else read_tagged_tsv(path, limit)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix in (".json", ".jsonl", ".csv"):
+        examples = read_records(kind, path, limit)
+    elif kind == "pair":
+        examples = read_pair_tsv(path, limit)
+    elif path.suffix == ".conllu":
+        examples = read_conllu(path, limit)
+    else:
+        examples = read_conll(path, limit) if path.suffix in (".conll", ".txt") else read_tagged_tsv(path, limit)
+    if not examples:
+        raise ValueError(f"{path}: the file holds no examples")
+    return examples

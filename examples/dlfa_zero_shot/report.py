@@ -386,7 +386,10 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
     if not curves:
         return "\n".join(lines + ["No curve runs yet.", ""])
     learning_curve_figure(curves, budgets, figure)
-    lines += ["| task | points so far (examples x epochs: English dev) | curve best | chosen budget |", "|---|---|---|---|"]
+    lines += [
+        "| task | points so far (examples x epochs: English dev) | curve best | chosen budget |",
+        "|---|---|---|---|",
+    ]
     for task, points in curves.items():
         cells = ", ".join(f"{p['examples']}x{p['epochs']}: {p['english_dev']:.2f}" for p in points)
         chosen = budgets[task]
@@ -398,10 +401,15 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
         layers = [name for name in runs if name.startswith(AIF_PREFIX)]
         if layers:
             seeds, chosen = analysis.select_on_english_dev(runs, layers)
-            dev = ", ".join(f"{name} {statistics.mean(dev_score(runs[name][s]) for s in seeds):.2f}" for name in sorted(layers))
+            dev = ", ".join(
+                f"{name} {statistics.mean(dev_score(runs[name][s]) for s in seeds):.2f}" for name in sorted(layers)
+            )
             lines.append(f"- {task}: layer choice on English dev (seeds {seeds}): {dev}; chosen **{chosen}**.")
         if runs:
-            lines.append(f"- {task}: finished runs: " + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=analysis.order_key)))
+            lines.append(
+                f"- {task}: finished runs: "
+                + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=analysis.order_key))
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -409,7 +417,9 @@ def study_main(args: argparse.Namespace) -> None:
     for task in filter(None, args.restore.split(",")):
         archive = args.results_dir / f"{task}.json"
         if task not in STUDY_TASKS or not archive.is_file():
-            raise SystemExit(f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}")
+            raise SystemExit(
+                f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}"
+            )
         print(f"{task}: restored {len(restore_study_task(archive, args.runs_dir / task))} archived runs")
     for task in STUDY_TASKS:
         if (args.runs_dir / task).is_dir():
@@ -434,7 +444,9 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     )
     args = parser.parse_args(argv)
     args.runs_dir = args.runs_dir or root / "benchmarks" / "runs" / args.study
-    args.results_dir = args.results_dir or root / "benchmarks" / "results" / ("zero_shot" if args.study == "small" else "study")
+    args.results_dir = args.results_dir or root / "benchmarks" / "results" / (
+        "zero_shot" if args.study == "small" else "study"
+    )
     if args.study == "study":
         return study_main(args)
 

@@ -170,3 +170,19 @@ TASKS = {
         hub=HubLayout("PAWS-X.{language}", ("sentence1", "sentence2", "label")),
     ),
 }
+
+
+def custom_task(name: str, kind: str, labels: tuple[str, ...]) -> TaskSpec:
+    """
+    A task over a user's own files (`data.FileSource`): its kind ("token" or "pair") and its label set, from the
+    training file (or the checkpoint evaluated); English `train` and `dev` files, a `test` file per language.
+    """
+    if kind not in ("token", "pair"):
+        raise ValueError(f"task kind {kind!r}: choose 'token' (tagging) or 'pair' (sentence pairs)")
+    metric = "tagging" if kind == "token" else "classification"
+    return TaskSpec(name, kind, tuple(labels), metric, parallel=False, train_split="train", selection_split="dev",
+                    eval_splits=("test",), local_files={})  # fmt: skip
+
+
+# `--task` names for a user's own files, by kind (a built-in task's name also works: its kind is used)
+CUSTOM_KINDS = {"tagging": "token", "pairs": "pair"}

@@ -5,18 +5,46 @@ files.
 """
 
 import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import evaluate
 import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
+from transformers.utils import logging as transformers_logging
 
 from .features import IGNORE_INDEX, word_predictions
 from .tasks import XTREME_METRIC, TaskSpec
 
 
 METRIC_KEYS = ("f1", "precision", "recall", "token_accuracy", "accuracy")
+logger = logging.getLogger(__name__)
+_explained = False
+
+
+@contextmanager
+def loading_a_new_head() -> Iterator[None]:
+    """
+    Loading a plain BERT backbone into a model with a new head: transformers then reports the new weights (the
+    fusion block, the classifier) as MISSING and warns that a `bert` config builds a `dlfa_bert` model. Both are
+    expected; they are silenced here and explained in one line, once per process.
+    """
+    global _explained
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    if not _explained:
+        logger.info(
+            "loading the backbone into a new head: its encoder weights are kept; the fusion block and classifier "
+            "are new (initialised as the model defines), as expected before fine-tuning"
+        )
+        _explained = True
 
 
 def predicted_ids(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
@@ -175,4 +203,7 @@ class HeadLossLogger(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
         if logs is not None and "loss" in logs and hasattr(model, "head_loss_means"):
-            logs.update({f"loss_{self.head_names[head]}": value for head, value in model.head_loss_means().items()})
+            means = {f"loss_{self.head_names[head]}": value for head, value in model.head_loss_means().items()}
+            logs.update(means)
+            if state.log_history and state.log_history[-1].get("loss") == logs["loss"]:
+                state.log_history[-1].update(means)  # Trainer recorded this log before calling back
