@@ -82,11 +82,11 @@ STUDY_COMMON = {
     "--per_device_train_batch_size": "32",
     "--per_device_eval_batch_size": "64",
     "--learning_rate": "5e-5",
-    "--warmup_ratio": "0.1",
+    "--warmup_steps": "0.1",  # a fraction below 1: the share of the steps (transformers 5.2x)
     "--max_seq_length": "128",
     "--max_eval_samples": "1000",
     "--freeze_word_embeddings": "true",
-    "--group_by_length": "true",
+    "--train_sampling_strategy": "group_by_length",
     "--save_total_limit": "2",  # the best epoch and the last (to resume)
     "--use_cpu": "true",
 }
