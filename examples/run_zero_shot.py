@@ -59,6 +59,7 @@ from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, 
 from dlfa_zero_shot.training import (
     FusionLearningRateTrainer,
     HeadLossLogger,
+    apply_lora,
     LayerSearchScorer,
     ReplicaCheck,
     ZeroShotScorer,
@@ -115,6 +116,15 @@ class ModelArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow a checkpoint's own code (needed to evaluate a DLFA Hub checkpoint)"}
+    )
+    lora_r: int = field(
+        default=0,
+        metadata={"help": "LoRA rank on the encoder (0: full fine-tuning); fusion block and head train in full"},
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout"})
+    lora_target_modules: str = field(
+        default="query,value", metadata={"help": "comma-separated encoder modules that get LoRA adapters"}
     )
     layer_search: str = field(
         default="sweep",
@@ -299,6 +309,10 @@ def run_one(
     )
     set_seed(args.seed)
     model = model_factory()
+    lora = args.do_train and model_args.lora_r > 0
+    if lora:
+        model = apply_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
+                           model_args.lora_target_modules.split(","))  # fmt: skip
     replica_check = ReplicaCheck()
     collator = (
         DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
@@ -316,6 +330,7 @@ def run_one(
         fusion_learning_rate=fusion_learning_rate,
     )
     result = {"run": name, "seed": args.seed, "metric": task.main_score, "task": task.name}
+    result["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     config = trainer.model.config
     result["fusion_layer"] = getattr(config, "fusion_layer", None) if config.model_type == "dlfa_bert" else None
     result["fusion_method"] = getattr(config, "fusion_method", None) if config.model_type == "dlfa_bert" else None
@@ -323,12 +338,14 @@ def run_one(
         checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
         train_output = trainer.train(resume_from_checkpoint=checkpoint)
         result["train_runtime_seconds"] = train_output.metrics["train_runtime"]
+        result["train_seconds_per_step"] = train_output.metrics["train_runtime"] / max(1, trainer.state.global_step)
         result["selection_by_epoch"] = [
             {"epoch": entry["epoch"], "step": entry["step"], "score": entry[f"eval_{task.main_score}"]}
             for entry in trainer.state.log_history
             if f"eval_{task.main_score}" in entry
         ]
-        trainer.save_model(str(run_dir / "model"))
+        if not lora:
+            trainer.save_model(str(run_dir / "model"))
 
     records, scores = {}, {}
     evaluated = {"selection": (features["selection"], data.selection), **{
@@ -368,13 +385,19 @@ def run_one(
     if not trainer.is_world_process_zero():
         return result
     run_dir.mkdir(parents=True, exist_ok=True)
+    if lora:  # the adapter, and the merged model: an ordinary checkpoint of the model class
+        trainer.model.save_pretrained(run_dir / "adapter")
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(run_dir / "model")
+        tokenizer.save_pretrained(run_dir / "model")
+        config = merged.config
     if records:
         np.savez_compressed(
             run_dir / "predictions.npz",
             **{f"{language}.{key}": values.astype(np.int16) for language, record in records.items() for key, values in record.items()},
         )  # fmt: skip
     if args.do_train:
-        write_model_card(run_dir / "model", task.name, result, trainer.model.config, model_args.model_name_or_path,
+        write_model_card(run_dir / "model", task.name, result, config, model_args.model_name_or_path,
                          training_args.hub_model_id)  # fmt: skip
     results_file.write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -350,3 +350,23 @@ def test_own_files_train_evaluate_and_predict_unlabelled_text(tmp_path, tiny_mul
         ["Amina", "anaishi", "Mombasa"],
     ]
     assert all(line.split("\t")[1] in seen for block in tagged for line in block.splitlines())
+
+
+def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    pytest.importorskip("peft", reason="SKIPPED LOUDLY: LoRA needs the peft package (pip install -e '.[examples]')")
+    common = ("--fusion_layers", "1", "--eval_languages", "de", "--num_train_epochs", "1")
+    full = run(tmp_path / "full", tiny_multilingual_bert, xtreme_lite, *common)["runs"]["aif-layer-01"]
+    lora = run(tmp_path / "lora", tiny_multilingual_bert, xtreme_lite, *common, "--lora_r", "4")["runs"][
+        "aif-layer-01"
+    ]
+    assert lora["trainable_parameters"] < full["trainable_parameters"] / 2
+    run_dir = tmp_path / "lora" / "aif-layer-01"
+    adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and set(adapter["modules_to_save"]) == {"fusion", "classifier"}
+    # The merged checkpoint is an ordinary DLFA tagger: evaluating it reproduces the LoRA run's scores.
+    evaluated = run_harness(tmp_path / "eval", run_dir / "model", "--data_dir", str(xtreme_lite), "--eval_languages",
+                            "de", "--do_eval")["runs"]["aif-layer-01"]  # fmt: skip
+    for language, scores in lora["scores"].items():
+        assert evaluated["scores"][language] == pytest.approx(scores, abs=1e-6), language
+    stdout = run_without_plugin(LOAD_CHECKPOINT, [str(run_dir / "model"), str(run_dir / "model")], tmp_path)
+    assert json.loads(stdout.strip().splitlines()[-1])["tags"]

@@ -207,3 +207,23 @@ class HeadLossLogger(TrainerCallback):
             logs.update(means)
             if state.log_history and state.log_history[-1].get("loss") == logs["loss"]:
                 state.log_history[-1].update(means)  # Trainer recorded this log before calling back
+
+
+def apply_lora(model, rank: int, alpha: int, dropout: float, target_modules: list[str]):
+    """
+    LoRA (`peft`) on the encoder's `target_modules`, while the fusion block, the pooler (where the head has one) and
+    the classifier train in full (`modules_to_save`). Returns the `PeftModel`; `merge_and_unload()` gives back the
+    plain model class, which saves and loads as any checkpoint of it.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    in_full = [
+        name
+        for name in ("fusion", "pooler", "classifier")
+        if name in names and getattr(model.base_model, name, 1) is not None
+    ]
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, modules_to_save=in_full
+    )
+    return get_peft_model(model, config)
