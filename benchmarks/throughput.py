@@ -151,7 +151,8 @@ def main() -> None:
         for model in models
     }
     warmup = {f"{model}/{setting}": statistics.median(values) for (model, setting), values in first_step.items()}
-    report = {"setup": {key: str(value) for key, value in vars(args).items()}, "throughput": table,
+    setup = {key: str(value) for key, value in vars(args).items() if key not in ("data_dir", "output", "table")}
+    report = {"setup": setup, "throughput": table,
               "first_step_seconds_median": warmup}  # fmt: skip
     print(markdown_table(report))
     if args.output:
