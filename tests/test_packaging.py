@@ -3,6 +3,7 @@ self-contained checkpoint, and the sdist carries its tests."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -101,3 +102,13 @@ def test_the_sdist_carries_the_tests_and_the_licence(clone, tmp_path):
     ).stdout
     assert {"LICENSE", "setup.cfg", "modeling_dlfa/configuration_dlfa.py"} <= names
     assert set(tracked.split()) <= names
+
+
+def test_committed_results_hold_no_machine_paths():
+    """Archived runs name their data relative to the data folder, so they mean the same on every machine."""
+    if not (ROOT / ".git").exists():
+        pytest.skip(f"SKIPPED LOUDLY: {ROOT} is not a git checkout")
+    listed = subprocess.run(["git", "ls-files", "*.json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    pattern = re.compile(r'"(/(home|root|tmp|work|Users|var)/|[A-Z]:\\\\)')
+    offending = [path for path in listed.stdout.split() if pattern.search((ROOT / path).read_text(encoding="utf-8"))]
+    assert offending == []
