@@ -69,7 +69,7 @@ from dlfa_zero_shot.training import (
     score_predictions,
     write_predictions,
 )
-from model_cards.card import write_model_card
+from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_cache
 from modeling_dlfa import (
     DLFABertConfig,
     DLFABertForLayerSearch,
@@ -116,6 +116,13 @@ class ModelArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow a checkpoint's own code (needed to evaluate a DLFA Hub checkpoint)"}
+    )
+    hub_dry_run: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --push_to_hub: write the folder that would be uploaded into this Hub cache folder (as "
+            "--hub_model_id) instead of uploading; it then loads with HF_HUB_CACHE=<folder> HF_HUB_OFFLINE=1"
+        },
     )
     lora_r: int = field(
         default=0,
@@ -483,19 +490,26 @@ def run_layer_search(
     return result
 
 
-def push_selected_run(output_dir: Path, selected_run: str, training_args: TrainingArguments) -> str:
-    """Upload the selected run's model folder (weights, code, tokenizer, card) with the stock Hub client."""
+def push_selected_run(
+    output_dir: Path, selected_run: str, training_args: TrainingArguments, dry_run: str | None
+) -> str:
+    """
+    Build the folder to upload (the selected run's weights, code, tokenizer and checked model card), then upload it
+    with the stock Hub client, or, with `dry_run`, write it into that Hub cache as the repository's `main`.
+    """
+    repo_id = training_args.hub_model_id or output_dir.name
+    folder = stage_hub_folder(output_dir / selected_run / "model", output_dir / "hub-upload")
+    if dry_run:
+        snapshot = write_to_hub_cache(folder, Path(dry_run), repo_id)
+        logger.info("dry run: %s written as %s into the Hub cache %s (%s)", selected_run, repo_id, dry_run, snapshot)
+        return repo_id
     from huggingface_hub import create_repo, upload_folder
 
-    repo_id = training_args.hub_model_id or output_dir.name
     create_repo(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token, exist_ok=True)
     upload_folder(
-        repo_id=repo_id,
-        folder_path=output_dir / selected_run / "model",
-        token=training_args.hub_token,
+        repo_id=repo_id, folder_path=folder, token=training_args.hub_token,
         commit_message=f"DLFA zero-shot run {selected_run} (selected on English dev)",
-        ignore_patterns=["training_args.bin"],
-    )
+    )  # fmt: skip
     return repo_id
 
 
@@ -628,7 +642,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"Wrote {output_dir / 'summary.md'}, {output_dir / 'summary.json'} and {output_dir / 'heatmap.png'}"
           + (f"; the model selected on English dev is {selected}" if selected.is_dir() else ""))  # fmt: skip
     if training_args.push_to_hub:
-        repo_id = push_selected_run(output_dir, summary["selected_by_english_dev"], training_args)
+        repo_id = push_selected_run(
+            output_dir, summary["selected_by_english_dev"], training_args, model_args.hub_dry_run
+        )
         logger.info("pushed %s to the Hub as %s", summary["selected_by_english_dev"], repo_id)
     return summary
 

@@ -1,5 +1,7 @@
 """Write a Hub model card (README.md with YAML metadata and a `model-index`) into a saved zero-shot run."""
 
+import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -131,3 +133,38 @@ def write_model_card(
     path = model_dir / "README.md"
     path.write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n\n" + body)
     return path
+
+
+def stage_hub_folder(model_dir: Path, target: Path) -> Path:
+    """
+    The folder `--push_to_hub` uploads, built first: the run's model folder without its training arguments, its card
+    checked by `huggingface_hub`'s own offline parsing of the metadata (`ModelCard.load`: the YAML, the model-index
+    as evaluation results). Raises ValueError if the card's metadata does not parse.
+    """
+    from huggingface_hub import ModelCard
+
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("training_args.bin"))
+    card = ModelCard.load(target / "README.md", ignore_metadata_errors=False)
+    if not card.data.eval_results:
+        raise ValueError(f"{target / 'README.md'}: the model card has no model-index results")
+    return target
+
+
+def write_to_hub_cache(folder: Path, cache: Path, repo_id: str) -> Path:
+    """Write `folder` into a Hub cache (`HF_HUB_CACHE` layout) as `repo_id`'s `main`; returns the snapshot folder."""
+    digest = hashlib.sha1()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    commit = digest.hexdigest()
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot

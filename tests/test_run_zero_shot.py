@@ -370,3 +370,32 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
         assert evaluated["scores"][language] == pytest.approx(scores, abs=1e-6), language
     stdout = run_without_plugin(LOAD_CHECKPOINT, [str(run_dir / "model"), str(run_dir / "model")], tmp_path)
     assert json.loads(stdout.strip().splitlines()[-1])["tags"]
+
+
+HUB_PIPELINE = """
+import json
+from transformers import AutoModelForTokenClassification, pipeline
+
+model = AutoModelForTokenClassification.from_pretrained("dlfa-org/tiny-tagger", trust_remote_code=True)
+tagger = pipeline("token-classification", model="dlfa-org/tiny-tagger", trust_remote_code=True)
+print(json.dumps({"module": type(model).__module__, "tags": [entity["entity"] for entity in tagger("Der Hund schläft .")]}))
+"""
+
+
+def test_push_to_hub_dry_run_builds_a_folder_that_loads_offline(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    """--push_to_hub builds exactly what it uploads; --hub_dry_run puts it in a Hub cache, loaded with HF_HUB_OFFLINE."""
+    from huggingface_hub import ModelCard
+
+    cache = tmp_path / "hub-cache"
+    run(tmp_path / "push", tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--eval_languages", "de",
+        "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "dlfa-org/tiny-tagger", "--hub_dry_run",
+        str(cache))  # fmt: skip
+    staged = tmp_path / "push" / "hub-upload"
+    assert {"config.json", "model.safetensors", "modeling_dlfa.py", "configuration_dlfa.py", "tokenizer.json",
+            "README.md"} <= {path.name for path in staged.iterdir()}  # fmt: skip
+    assert not (staged / "training_args.bin").exists()
+    card = ModelCard.load(staged / "README.md", ignore_metadata_errors=False)
+    assert card.data.eval_results and 'from_pretrained("dlfa-org/tiny-tagger", trust_remote_code=True)' in card.text
+    stdout = run_without_plugin(HUB_PIPELINE, [], tmp_path, env={"HF_HUB_CACHE": str(cache)})
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["module"].startswith("transformers_modules.dlfa_hyphen_org.tiny_hyphen_tagger") and result["tags"]
