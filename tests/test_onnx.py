@@ -1,0 +1,59 @@
+"""ONNX export for CPU inference: ONNX Runtime gives PyTorch's logits, padding and unseen shapes included."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import BertForSequenceClassification, BertForTokenClassification
+
+
+if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+    pytest.skip(
+        "SKIPPED LOUDLY: ONNX export needs onnx and onnxruntime (pip install -e '.[onnx]')", allow_module_level=True
+    )
+
+from dlfa_zero_shot.onnx_export import export_onnx, max_difference  # noqa: E402
+from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = [
+    "Der Hund schläft .",
+    "我 喜欢 在 北京 学习 中文 。",
+    "DLFA fuses the last layer with a lower one , twice .",
+]
+
+
+@pytest.mark.parametrize(
+    "model_class",
+    [
+        DLFABertForTokenClassification,
+        DLFABertForSequenceClassification,
+        BertForTokenClassification,
+        BertForSequenceClassification,
+    ],  # fmt: skip
+)
+def test_onnx_runtime_matches_pytorch_with_padding(model_class, tiny_multilingual_bert, offline_tokenizer, tmp_path):
+    extra = {"fusion_layer": 1} if model_class.__name__.startswith("DLFA") else {}
+    model = model_class.from_pretrained(tiny_multilingual_bert, num_labels=5, **extra).eval()
+    path = export_onnx(model, tmp_path / "model.onnx")
+    inputs = dict(offline_tokenizer(SENTENCES, padding=True, return_tensors="pt"))  # 3 rows, unlike the traced 2
+    assert inputs["attention_mask"].min() == 0  # the batch is padded
+    assert max_difference(model, path, inputs) <= 1e-4
+    single = dict(offline_tokenizer(SENTENCES[:1], return_tensors="pt"))  # batch 1, another length
+    assert max_difference(model, path, single) <= 1e-4
+
+
+def test_export_script_checks_and_refuses_to_overwrite(tiny_multilingual_bert, offline_tokenizer, tmp_path):
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, num_labels=5, fusion_layer=1)
+    model.save_pretrained(tmp_path / "run")
+    offline_tokenizer.save_pretrained(tmp_path / "run")
+    command = [sys.executable, str(ROOT / "examples" / "export_onnx.py"), "--model", str(tmp_path / "run"), "--out",
+               str(tmp_path / "tagger.onnx")]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "max |difference|" in first.stdout and (tmp_path / "tagger.onnx").stat().st_size > 0
+    again = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert again.returncode != 0 and "nothing is overwritten" in again.stderr
