@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlfa_zero_shot.analysis import load_runs as collect
@@ -96,3 +97,58 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)
     # no model files come back: the parameter table takes the backbone's shape from the archive
     assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape
+
+
+def write_study_run(runs_dir: Path, name: str, seed: int, dev: float, correct: dict[str, np.ndarray]) -> None:
+    """An XNLI run as the harness writes it: results.json and predictions.npz (gold all 0, predicted 0 if correct)."""
+    run_dir = runs_dir / "xnli" / f"seed-{seed}" / name
+    run_dir.mkdir(parents=True)
+    scores = {"selection": {"accuracy": dev}, **{lang: {"accuracy": float(c.mean())} for lang, c in correct.items()}}
+    result = {"run": name, "seed": seed, "metric": "accuracy", "scores": scores,
+              "target_average": float(np.mean([c.mean() for c in correct.values()]))}  # fmt: skip
+    (run_dir / "results.json").write_text(json.dumps(result))
+    arrays = {}
+    for language, c in correct.items():
+        arrays[f"{language}.predicted"] = np.where(c, 0, 1).astype(np.int16)
+        arrays[f"{language}.gold"] = np.zeros(len(c), dtype=np.int16)
+    np.savez_compressed(run_dir / "predictions.npz", **arrays)
+
+
+def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test(tmp_path):
+    from dlfa_zero_shot.report import comparison_table, study_comparisons
+
+    rng = np.random.default_rng(0)
+    for seed in (1, 2, 3):
+        base = {lang: rng.random(300) < 0.6 for lang in ("de", "zh")}
+        better = {lang: values | (rng.random(300) < 0.15) for lang, values in base.items()}  # DLFA adds right answers
+        write_study_run(tmp_path, "baseline", seed, 0.70, base)
+        write_study_run(tmp_path, "aif-layer-10", seed, 0.72, better)
+        write_study_run(tmp_path, "aif-layer-08", seed, 0.60, base)
+        peer = {lang: values & (rng.random(300) > 0.01 * seed) for lang, values in better.items()}  # a little worse
+        write_study_run(tmp_path, "concat-layer-10", seed, 0.71, peer)
+    found = study_comparisons(tmp_path, resamples=300)["xnli"]
+    primary, secondary = found["primary"], found["secondary"]
+    assert primary["configuration"] == "aif-layer-10" and primary["reference"] == "baseline"
+    assert secondary["reference"] == "concat-layer-10" and 0 < secondary["mean"] < 3
+    assert primary["mean"] > 5 and primary["bootstrap"]["ci95"][0] < primary["mean"] < primary["bootstrap"]["ci95"][1]
+    ordered = sorted([primary, secondary], key=lambda c: c["t_test_p"])  # two tests printed: Holm x2, then x1
+    assert ordered[0]["holm_p"] == pytest.approx(min(1.0, 2 * ordered[0]["t_test_p"]))
+    assert ordered[1]["holm_p"] == pytest.approx(max(ordered[0]["holm_p"], ordered[1]["t_test_p"]))
+    assert primary["verdict"].startswith("aif-layer-10 helps")
+    table = comparison_table({"xnli": found})
+    assert "| xnli | primary: aif-layer-10 - baseline | 3 |" in table
+
+
+@pytest.mark.parametrize(
+    "mean, interval, holm_p, expected",
+    [
+        (2.0, [1.0, 3.0], 0.01, "aif-layer-10 helps (+2.00 points)"),
+        (-2.0, [-3.0, -1.0], 0.01, "aif-layer-10 is worse (-2.00 points)"),
+        (0.1, [-0.5, 0.7], 0.6, "aif-layer-10 does not help, by at most 0.70 points"),
+        (0.9, [-0.5, 2.3], 0.2, "too close to call at this budget"),
+    ],
+)
+def test_verdicts_follow_the_plan(mean, interval, holm_p, expected):
+    from dlfa_zero_shot.report import verdict
+
+    assert verdict({"configuration": "aif-layer-10", "mean": mean, "ci95": interval, "holm_p": holm_p}) == expected

@@ -15,6 +15,8 @@ import shutil
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from . import analysis
 from .analysis import (
     AIF_PREFIX,
@@ -413,6 +415,101 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+EQUIVALENCE_MARGIN = 1.0  # the plan's "does not help" bound, in points: below every gain the paper reports
+
+
+def load_counts(
+    task_dir: Path, name: str, seeds: list[int], labels: tuple[str, ...] | None, languages: list[str]
+) -> dict:
+    """seed -> target language -> `analysis.item_counts` of a run, from its `predictions.npz`."""
+    counts = {}
+    for seed in seeds:
+        stored = np.load(task_dir / f"seed-{seed}" / name / "predictions.npz")
+        counts[seed] = {
+            language: analysis.item_counts(
+                {
+                    key: stored[f"{language}.{key}"]
+                    for key in ("predicted", "gold", "lengths")
+                    if f"{language}.{key}" in stored
+                },
+                labels,
+            )
+            for language in languages
+        }
+    return counts
+
+
+def study_comparisons(runs_dir: Path, resamples: int = 10_000) -> dict[str, dict]:
+    """
+    The plan's primary (DLFA at the chosen layer minus the baseline) and secondary (DLFA minus the concatenation of
+    the same layers) comparisons of every task that has them, with seed intervals, the item-and-seed bootstrap,
+    raw and Holm-adjusted p (over every test printed) and the verdict.
+    """
+    from .tasks import TASKS
+
+    found = {}
+    for task in STUDY_TASKS:
+        task_dir = runs_dir / task
+        runs = load_runs(task_dir)
+        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
+        if BASELINE not in runs or not layers:
+            continue
+        _, chosen = analysis.select_on_english_dev(runs, layers)
+        peer = CONCAT_PREFIX + chosen.removeprefix(AIF_PREFIX)
+        spec = TASKS[task]
+        labels = spec.labels if spec.kind == "token" else None
+        first = next(iter(runs[BASELINE].values()))
+        languages = analysis.target_languages(first)
+        comparisons = {}
+        for kind, reference in (("primary", BASELINE), ("secondary", peer)):
+            if reference not in runs or len(set(runs[chosen]) & set(runs[reference])) < 2:
+                continue
+            gain = paired_gain(runs[chosen], runs[reference])
+            seeds = gain["seeds"]
+            counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
+            gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
+            gain["means"] = {
+                name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
+            }
+            comparisons[kind] = {"configuration": chosen, "reference": reference, **gain}
+        if comparisons:
+            found[task] = comparisons
+    adjusted = analysis.holm({f"{task}/{kind}": c["t_test_p"] for task, by_kind in found.items()
+                              for kind, c in by_kind.items() if "t_test_p" in c})  # fmt: skip
+    for task, by_kind in found.items():
+        for kind, comparison in by_kind.items():
+            comparison["holm_p"] = adjusted.get(f"{task}/{kind}")
+            comparison["verdict"] = verdict(comparison)
+    return found
+
+
+def verdict(comparison: dict) -> str:
+    """The plan's verdict sentence for one comparison."""
+    mean, p = comparison["mean"], comparison.get("holm_p")
+    upper = comparison.get("ci95", [None, None])[1]
+    name = comparison["configuration"]
+    if p is not None and p < 0.05:
+        return f"{name} helps ({mean:+.2f} points)" if mean > 0 else f"{name} is worse ({mean:+.2f} points)"
+    if upper is not None and upper < EQUIVALENCE_MARGIN:
+        return f"{name} does not help, by at most {max(upper, 0):.2f} points"
+    return "too close to call at this budget"
+
+
+def comparison_table(found: dict[str, dict]) -> str:
+    """The study's headline table (markdown)."""
+    lines = ["| task | comparison | n | means (configuration / reference) | paired gain [95% t interval] | "
+             "bootstrap 95% (seeds and items) | p (raw / Holm) | verdict |", "|---" * 8 + "|"]  # fmt: skip
+    for task, by_kind in found.items():
+        for kind, c in by_kind.items():
+            means = " / ".join(f"{value:.2f}" for value in c["means"].values())
+            interval = f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if "ci95" in c else "-"
+            boot = c["bootstrap"]["ci95"]
+            p = f"{c['t_test_p']:.3f} / {c['holm_p']:.3f}" if "t_test_p" in c else "-"
+            lines.append(f"| {task} | {kind}: {c['configuration']} - {c['reference']} | {c['n']} | {means} | "
+                         f"{c['mean']:+.2f} {interval} | [{boot[0]:+.2f}, {boot[1]:+.2f}] | {p} | {c['verdict']} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def study_main(args: argparse.Namespace) -> None:
     for task in filter(None, args.restore.split(",")):
         archive = args.results_dir / f"{task}.json"
@@ -426,6 +523,10 @@ def study_main(args: argparse.Namespace) -> None:
             print(f"archived {archive_study_task(args.runs_dir / task, args.results_dir)}")
     figure = args.document.parent / "figures" / "study_learning_curve.png"
     block = study_progress(args.runs_dir, figure, args.document.parent)
+    found = study_comparisons(args.runs_dir)
+    if found:
+        block += "\n### Comparisons (docs/study-plan.md)\n\n" + comparison_table(found)
+        (args.results_dir / "comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
 
