@@ -43,6 +43,13 @@ TASK_CARD = {
         "accuracy",
         "accuracy",
     ),
+    # a user's own files (--task tagging / pairs)
+    "tagging": TaskCard(
+        "token classification (your data)", "token-classification", "custom", "custom", "f1", "seqeval F1"
+    ),
+    "pairs": TaskCard(
+        "sentence-pair classification (your data)", "text-classification", "custom", "custom", "accuracy", "accuracy"
+    ),  # fmt: skip
     "pawsx": TaskCard(
         "paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"
     ),

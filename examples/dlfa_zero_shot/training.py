@@ -153,7 +153,9 @@ def score_predictions(scorer: ZeroShotScorer, features, examples: list, predicti
     if task.kind == "token":
         lengths = [len(example.tokens) for example in examples]
         predicted = word_predictions(features, [np.asarray(row) for row in predictions], lengths)
-        gold = [np.array([task.label_to_id.get(tag, -1) for tag in example.tags]) for example in examples]
+        # -1 where there is no gold tag (unlabelled text): such a language is predicted, not scored
+        gold = [np.array([task.label_to_id.get(tag, -1) for tag in example.tags or [None] * len(example.tokens)])
+                for example in examples]  # fmt: skip
         scores = scorer.score_words(predicted, gold)
         record = {"predicted": np.concatenate(predicted), "gold": np.concatenate(gold), "lengths": np.array(lengths)}
     else:
