@@ -389,7 +389,10 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
         return "\n".join(lines + ["No curve runs yet.", ""])
     learning_curve_figure(curves, budgets, figure)
     lines += [
-        "| task | points so far (examples x epochs: English dev) | curve best | chosen budget |",
+        "A task's budget is fixed once its curve (`CURVE` in benchmarks/zero_shot_benchmark.py) is complete; until "
+        "then the last column is provisional.",
+        "",
+        "| task | points so far (examples x epochs: English dev) | best so far | cheapest within 1 point |",
         "|---|---|---|---|",
     ]
     for task, points in curves.items():
