@@ -100,3 +100,27 @@ def test_bootstrap_of_a_configuration_against_itself_is_exactly_zero_and_centres
                         for s in base for lang in ("de", "zh")])  # fmt: skip
     gain = bootstrap_gain({"a": better, "b": base}, "a", "b", tagging=False, resamples=2000)
     assert gain["ci95"][0] < observed < gain["ci95"][1] and gain["mean"] == pytest.approx(observed, abs=0.5)
+
+
+def test_layer_search_validation_compares_rankings_picks_and_the_cost_of_a_mismatch():
+    from dlfa_zero_shot.analysis import layer_search_validation
+
+    runs = {"aif-layer-08": {1: result(90, 60), 2: result(90, 60)}, "aif-layer-10": {1: result(92, 63), 2: result(91, 61)},
+            "aif-layer-11": {1: result(91, 64), 2: result(93, 65)}}  # fmt: skip
+    searches = {
+        1: {
+            "head_selection_scores": {
+                "aif-layer-08": 0.80,
+                "aif-layer-10": 0.85,
+                "aif-layer-11": 0.84,
+                "baseline": 0.9,
+            }
+        },
+        2: {"head_selection_scores": {"aif-layer-08": 0.80, "aif-layer-10": 0.86, "aif-layer-11": 0.84}},
+    }
+    found = layer_search_validation(runs, searches)
+    assert found["seeds"][1]["spearman_dev"] == pytest.approx(1.0)  # same order as the separate runs' English dev
+    assert found["seeds"][1]["one_pass_pick"] == found["seeds"][1]["sweep_pick"] == "aif-layer-10"
+    assert found["seeds"][2]["one_pass_pick"] == "aif-layer-10" and found["seeds"][2]["sweep_pick"] == "aif-layer-11"
+    assert found["seeds"][2]["mismatch_cost"] == pytest.approx(4.0)  # 65 - 61 on the target average
+    assert found["picks_agree"] == 1 and found["mismatch_cost_mean"] == pytest.approx(2.0)

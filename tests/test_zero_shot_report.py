@@ -152,3 +152,17 @@ def test_verdicts_follow_the_plan(mean, interval, holm_p, expected):
     from dlfa_zero_shot.report import verdict
 
     assert verdict({"configuration": "aif-layer-10", "mean": mean, "ci95": interval, "holm_p": holm_p}) == expected
+
+
+def test_layer_search_records_are_archived_and_restored(task_dir, tmp_path):
+    from dlfa_zero_shot.analysis import load_searches
+
+    record = {"run": "layer-search", "seed": 1, "head_selection_scores": {"aif-layer-04": 0.9, "aif-layer-02": 0.8}}
+    (task_dir / "seed-1" / "layer-search").mkdir()
+    (task_dir / "seed-1" / "layer-search" / "results.json").write_text(json.dumps(record))
+    runs = collect(task_dir)
+    assert "layer-search" not in runs  # a search record is not a model's run
+    archive = tmp_path / "udpos.json"
+    write_results(archive, summarize("udpos", runs), runs, None, load_searches(task_dir))
+    restore_runs(archive, tmp_path / "fresh")
+    assert load_searches(tmp_path / "fresh") == {1: record}

@@ -176,6 +176,45 @@ def choose_budget(points: list[dict], margin: float = 1.0) -> dict:
     return {**cheapest, "plateau": plateau, "margin": margin}
 
 
+def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int, dict]) -> dict:
+    """
+    The one-pass layer search against the separate-run sweep of the same seeds: per seed, Spearman's rho between the
+    one-pass English dev scores of the DLFA heads and the separate runs' English dev scores, and their target
+    averages; whether the two picks (best English dev) agree; and what a mismatch costs on the target average (the
+    separate runs' score at the sweep's pick minus at the one-pass pick, points). Only layers both have count.
+    """
+    from scipy import stats
+
+    per_seed = {}
+    for seed, search in sorted(searches.items()):
+        heads = {name: score for name, score in search["head_selection_scores"].items() if name.startswith(AIF_PREFIX)}
+        layers = sorted(name for name in heads if seed in runs.get(name, {}))
+        if len(layers) < 2:
+            continue
+        one_pass = [heads[name] for name in layers]
+        dev = [dev_score(runs[name][seed]) for name in layers]
+        target = [target_score(runs[name][seed]) for name in layers]
+        one_pass_pick, sweep_pick = layers[int(np.argmax(one_pass))], layers[int(np.argmax(dev))]
+        per_seed[seed] = {
+            "layers": layers,
+            "spearman_dev": float(stats.spearmanr(one_pass, dev).statistic),
+            "spearman_target": float(stats.spearmanr(one_pass, target).statistic),
+            "one_pass_pick": one_pass_pick,
+            "sweep_pick": sweep_pick,
+            "mismatch_cost": target_score(runs[sweep_pick][seed]) - target_score(runs[one_pass_pick][seed]),
+        }
+    if not per_seed:
+        return {"seeds": {}}
+    values = list(per_seed.values())
+    return {
+        "seeds": per_seed,
+        "picks_agree": sum(v["one_pass_pick"] == v["sweep_pick"] for v in values),
+        "spearman_dev_mean": statistics.mean(v["spearman_dev"] for v in values),
+        "spearman_target_mean": statistics.mean(v["spearman_target"] for v in values),
+        "mismatch_cost_mean": statistics.mean(v["mismatch_cost"] for v in values),
+    }
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Statistics
 

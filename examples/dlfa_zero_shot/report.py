@@ -47,12 +47,18 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 
 
-def write_results(path: Path, summary: dict, runs: dict[str, dict[int, dict]], backbone: dict | None) -> None:
+def write_results(
+    path: Path, summary: dict, runs: dict[str, dict[int, dict]], backbone: dict | None, searches: dict | None = None
+) -> None:
     """
-    The committed archive of a task: its summary, every run's results (what `restore_runs` reads back) and the
-    backbone's shape (for the parameter table, as the runs' model files are not archived).
+    The committed archive of a task: its summary, every run's results (what `restore_runs` reads back), the
+    backbone's shape (for the parameter table, as the runs' model files are not archived) and, where there are some,
+    the one-pass layer searches' records.
     """
-    path.write_text(json.dumps({"summary": summary, "runs": runs, "backbone_shape": backbone}, indent=1) + "\n")
+    archive = {"summary": summary, "runs": runs, "backbone_shape": backbone}
+    if searches:
+        archive["searches"] = searches
+    path.write_text(json.dumps(archive, indent=1) + "\n")
 
 
 def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
@@ -61,8 +67,14 @@ def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
     weights), so that the report can be regenerated, and the benchmark resumed, on a machine without the original
     runs. A run that already has a results.json is left alone. Returns the results files written.
     """
-    written = []
-    for name, by_seed in json.loads(results_file.read_text())["runs"].items():
+    written, archive = [], json.loads(results_file.read_text())
+    for seed, search in archive.get("searches", {}).items():
+        target = task_dir / f"seed-{seed}" / analysis.LAYER_SEARCH / "results.json"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(search, indent=1) + "\n")
+            written.append(target)
+    for name, by_seed in archive["runs"].items():
         for seed, result in by_seed.items():
             target = task_dir / f"seed-{seed}" / name / "results.json"
             if target.exists():
@@ -220,6 +232,22 @@ def heatmap(summary: dict, path: Path) -> Path | None:
     ]
     title = f"{summary['task']}: minus the baseline ({summary['metric']} points, paired seeds)"
     return analysis.heatmap(names, [*languages, "avg"], grid, title, path, gains=True)
+
+
+def search_section(task: str, validation: dict) -> str:
+    """The one-pass layer search against the separate-run sweep of the same seeds (issue 12)."""
+    lines = [f"#### {task}: one-pass layer search against the sweep", "",
+             "| seed | layers | Spearman, English dev | Spearman, target avg | one-pass pick | sweep pick | "
+             "cost of the one-pass pick (target avg) |", "|---" * 7 + "|"]  # fmt: skip
+    for seed, row in validation["seeds"].items():
+        lines.append(f"| {seed} | {', '.join(name.removeprefix(AIF_PREFIX) for name in row['layers'])} | "
+                     f"{row['spearman_dev']:+.2f} | {row['spearman_target']:+.2f} | {row['one_pass_pick']} | "
+                     f"{row['sweep_pick']} | {row['mismatch_cost']:+.2f} |")  # fmt: skip
+    if validation["seeds"]:
+        lines += ["", f"Picks agree on {validation['picks_agree']} of {len(validation['seeds'])} seeds; mean Spearman "
+                  f"{validation['spearman_dev_mean']:+.2f} (English dev), {validation['spearman_target_mean']:+.2f} "
+                  f"(target average); mean cost {validation['mismatch_cost_mean']:+.2f} points."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def paper_comparison(summaries: list[dict]) -> str:
@@ -573,9 +601,12 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
         summary = summarize(task, runs)
         summaries.append(summary)
         args.results_dir.mkdir(parents=True, exist_ok=True)
-        write_results(args.results_dir / f"{task}.json", summary, runs, backbone)
+        searches = analysis.load_searches(args.runs_dir / task)
+        write_results(args.results_dir / f"{task}.json", summary, runs, backbone, searches)
         figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
+        if searches:
+            sections.append(search_section(task, analysis.layer_search_validation(runs, searches)))
         print(sections[-1])
     if not sections:
         raise SystemExit(f"no finished runs under {args.runs_dir}")
