@@ -337,6 +337,9 @@ def learning_curve_figure(curves: dict[str, list[dict]], budgets: dict[str, dict
                          label="chosen budget")  # fmt: skip
             axis.axhline(chosen["plateau"] - chosen["margin"], color="grey", linestyle=":", linewidth=1)
         axis.set_xscale("log")
+        sizes = sorted({point["examples"] for point in points})
+        axis.set_xticks(sizes, [f"{size:,}" for size in sizes])
+        axis.minorticks_off()
         axis.set_title(f"{task}: baseline, English dev", fontsize=9)
         axis.set_xlabel("English training examples")
         axis.legend(fontsize=7)
