@@ -1,14 +1,21 @@
 """
-Cost of the DLFA fusion: a DLFA head against the stock BERT head on the same mBERT-base-shaped backbone, on the CPU.
+Cost of a model against its reference on the same backbone, on the CPU. Two comparisons (`--compare`):
 
-Both models live in one process and run alternately (which one goes first alternates too); each ratio is DLFA time
-over BERT time within one pair, and the report gives the median, min and max over the pairs, with the exact FLOP
-ratio from `torch.utils.flop_counter.FlopCounterMode` beside it as the noise-free figure. Peak memory of a training
-step is measured in fresh subprocesses (peak resident set size above the size after building the model), again
-alternating, and the exact ratio of the bytes autograd saves for backward is given beside it.
+- `dlfa` (default): a DLFA head against the stock BERT head, on an mBERT-base-shaped backbone;
+- `layer-search`: the one-pass layer search (`DLFABertForLayerSearch`, one head per `--search-layers` plus the
+  last-layer head) against one ordinary DLFA run at `--fusion-layer`, i.e. the extra cost of searching over training
+  one model.
+
+Both models live in one process and run alternately (which one goes first alternates too); each ratio is the
+candidate's time over the reference's within one pair, and the report gives the median, min and max over the pairs,
+with the exact FLOP ratio from `torch.utils.flop_counter.FlopCounterMode` beside it as the noise-free figure, and both
+parameter counts. Peak memory of a training step is measured in fresh subprocesses (peak resident set size above the
+size after building the model), again alternating, and the exact ratio of the bytes autograd saves for backward is
+given beside it.
 
     python benchmarks/overhead.py                      # batch 8 x 128, token classification, 10 pairs
     python benchmarks/overhead.py --head sequence --batch-size 16 --seq-length 64 --pairs 20
+    python benchmarks/overhead.py --compare layer-search --hidden-size 384 --batch-size 32 --pairs 10
 """
 
 import argparse
@@ -26,11 +33,13 @@ from transformers import BertConfig, BertForSequenceClassification, BertForToken
 
 from modeling_dlfa import (
     DLFABertConfig,
+    DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
 )
 
 
+COMPARISONS = {"dlfa": ("bert", "dlfa"), "layer-search": ("dlfa", "layer_search")}  # --compare: (reference, candidate)
 HEADS = {
     "token": (BertForTokenClassification, DLFABertForTokenClassification),
     "sequence": (BertForSequenceClassification, DLFABertForSequenceClassification),
@@ -39,6 +48,7 @@ HEADS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="dlfa", help="candidate vs reference")
     parser.add_argument("--head", choices=sorted(HEADS), default="token")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-length", type=int, default=128)
@@ -46,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden-size", type=int, default=768)
     parser.add_argument("--vocab-size", type=int, default=8000, help="small: the embedding lookup costs no time")
     parser.add_argument("--fusion-layer", type=int, default=8)
+    parser.add_argument("--search-layers", default="2,4,6,8,10,11", help="the layer search's candidates")
     parser.add_argument("--aif-reduction", type=int, default=4)
     parser.add_argument("--aif-gate", choices=["aff", "paper"], default="aff")
     parser.add_argument("--aif-norm", choices=["batch", "layer"], default="batch")
@@ -54,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-pairs", type=int, default=3, help="subprocess pairs for peak memory (0: skip)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
-    parser.add_argument("--memory-probe", choices=["bert", "dlfa"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-probe", choices=["reference", "candidate"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pairs < 10:
         parser.error(f"--pairs must be at least 10 for a meaningful median, got {args.pairs}")
@@ -62,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_models(args: argparse.Namespace):
-    """The stock head and the DLFA head, sharing every backbone and classifier weight."""
+    """The reference and the candidate of `args.compare`, sharing every weight they have in common."""
     shape = dict(
         vocab_size=args.vocab_size,
         hidden_size=args.hidden_size,
@@ -84,7 +95,19 @@ def build_models(args: argparse.Namespace):
     dlfa = dlfa_class(dlfa_config)
     missing, unexpected = dlfa.load_state_dict(bert.state_dict(), strict=False)
     assert not unexpected and all(".fusion." in key for key in missing), (missing, unexpected)
-    return bert, dlfa
+    if args.compare == "dlfa":
+        return bert, dlfa
+    search_config = DLFABertConfig.from_dict(
+        {**dlfa_config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
+         "search_problem": args.head}
+    )  # fmt: skip
+    search = DLFABertForLayerSearch(search_config)
+    missing, unexpected = search.load_state_dict(
+        {key: value for key, value in dlfa.state_dict().items() if key.startswith("bert.") and ".fusion." not in key},
+        strict=False,
+    )
+    assert not unexpected and all(key.startswith(("fusions.", "classifiers.")) for key in missing), missing
+    return dlfa, search
 
 
 def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:
@@ -119,30 +142,30 @@ def timed(step, model, batch) -> float:
     return time.perf_counter() - start
 
 
-def paired_time_ratios(step, bert, dlfa, batch, pairs: int, warmup: int) -> dict:
+def paired_time_ratios(step, reference, candidate, batch, pairs: int, warmup: int, reference_name: str) -> dict:
     for _ in range(warmup):
-        step(bert, batch)
-        step(dlfa, batch)
-    ratios, bert_seconds = [], []
+        step(reference, batch)
+        step(candidate, batch)
+    ratios, reference_seconds = [], []
     for pair in range(pairs):
         if pair % 2 == 0:
-            bert_time, dlfa_time = timed(step, bert, batch), timed(step, dlfa, batch)
+            reference_time, candidate_time = timed(step, reference, batch), timed(step, candidate, batch)
         else:
-            dlfa_time, bert_time = timed(step, dlfa, batch), timed(step, bert, batch)
-        ratios.append(dlfa_time / bert_time)
-        bert_seconds.append(bert_time)
+            candidate_time, reference_time = timed(step, candidate, batch), timed(step, reference, batch)
+        ratios.append(candidate_time / reference_time)
+        reference_seconds.append(reference_time)
     return {
         "median": round(statistics.median(ratios), 4),
         "min": round(min(ratios), 4),
         "max": round(max(ratios), 4),
         "pairs": pairs,
-        "bert_median_seconds": round(statistics.median(bert_seconds), 3),
+        f"{reference_name}_median_seconds": round(statistics.median(reference_seconds), 3),
     }
 
 
-def flop_ratio(step, bert, dlfa, batch) -> float:
+def flop_ratio(step, reference, candidate, batch) -> float:
     totals = []
-    for model in (bert, dlfa):
+    for model in (reference, candidate):
         counter = FlopCounterMode(display=False)
         with counter:
             step(model, batch)
@@ -176,9 +199,9 @@ def current_rss_bytes() -> int:
 
 def memory_probe(args: argparse.Namespace) -> None:
     """Child process: build one model, run one training step, print the peak RSS growth during the step."""
-    bert, dlfa = build_models(args)
-    model = dlfa if args.memory_probe == "dlfa" else bert
-    del bert, dlfa
+    reference, candidate = build_models(args)
+    model = candidate if args.memory_probe == "candidate" else reference
+    del reference, candidate
     batch = make_batch(args)
     baseline = current_rss_bytes()
     forward_backward(model, batch)
@@ -194,11 +217,11 @@ def peak_memory_ratios(args: argparse.Namespace, argv: list[str]) -> dict:
 
     step_ratios, total_ratios = [], []
     for pair in range(args.memory_pairs):
-        order = ("bert", "dlfa") if pair % 2 == 0 else ("dlfa", "bert")
+        order = ("reference", "candidate") if pair % 2 == 0 else ("candidate", "reference")
         results = {which: probe(which) for which in order}
         growth = {which: result["peak"] - result["baseline"] for which, result in results.items()}
-        step_ratios.append(growth["dlfa"] / growth["bert"])
-        total_ratios.append(results["dlfa"]["peak"] / results["bert"]["peak"])
+        step_ratios.append(growth["candidate"] / growth["reference"])
+        total_ratios.append(results["candidate"]["peak"] / results["reference"]["peak"])
     return {
         "step_growth_median": round(statistics.median(step_ratios), 4),
         "step_growth_min": round(min(step_ratios), 4),
@@ -216,30 +239,39 @@ def main(argv: list[str] | None = None) -> dict:
         memory_probe(args)
         return {}
 
-    bert, dlfa = build_models(args)
+    reference, candidate = build_models(args)
+    reference_name, candidate_name = COMPARISONS[args.compare]
     batch = make_batch(args)
     report = {
         "setup": {
+            "compare": f"{candidate_name} vs {reference_name}",
             "head": args.head,
             "batch_size": args.batch_size,
             "seq_length": args.seq_length,
             "num_layers": args.num_layers,
             "hidden_size": args.hidden_size,
             "fusion_layer": args.fusion_layer,
+            **({"search_layers": args.search_layers} if args.compare == "layer-search" else {}),
             "aif_reduction": args.aif_reduction,
             "aif_gate": args.aif_gate,
             "aif_norm": args.aif_norm,
             "threads": args.threads,
             "torch": torch.__version__,
         },
-        "forward_time_ratio": paired_time_ratios(forward, bert, dlfa, batch, args.pairs, args.warmup),
-        "forward_backward_time_ratio": paired_time_ratios(
-            forward_backward, bert, dlfa, batch, args.pairs, args.warmup
+        "parameters": {
+            reference_name: sum(param.numel() for param in reference.parameters()),
+            candidate_name: sum(param.numel() for param in candidate.parameters()),
+        },
+        "forward_time_ratio": paired_time_ratios(
+            forward, reference, candidate, batch, args.pairs, args.warmup, reference_name
         ),
-        "forward_flop_ratio": flop_ratio(forward, bert, dlfa, batch),
-        "forward_backward_flop_ratio": flop_ratio(forward_backward, bert, dlfa, batch),
+        "forward_backward_time_ratio": paired_time_ratios(
+            forward_backward, reference, candidate, batch, args.pairs, args.warmup, reference_name
+        ),
+        "forward_flop_ratio": flop_ratio(forward, reference, candidate, batch),
+        "forward_backward_flop_ratio": flop_ratio(forward_backward, reference, candidate, batch),
         "saved_activation_bytes_ratio": round(
-            saved_activation_bytes(dlfa, batch) / saved_activation_bytes(bert, batch), 4
+            saved_activation_bytes(candidate, batch) / saved_activation_bytes(reference, batch), 4
         ),
     }
     if args.memory_pairs:
