@@ -58,8 +58,8 @@ from dlfa_zero_shot.readers import read_examples
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
 from dlfa_zero_shot.training import (
     FusionLearningRateTrainer,
-    HeadLossLogger,
     LayerSearchScorer,
+    LayerSearchTrainer,
     ReplicaCheck,
     ZeroShotScorer,
     apply_lora,
@@ -75,6 +75,7 @@ from modeling_dlfa import (
     DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
+    add_word_pipeline,
 )
 
 
@@ -227,22 +228,38 @@ def checkpoint_name(config) -> str:
     return analysis.run_name(config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init)
 
 
+def new_head_fields(task: TaskSpec, tokenizer) -> dict:
+    """
+    Config fields of every new head: the task's labels, and the tokenizer's special tokens (so that Trainer has
+    nothing to align, and nothing to warn about).
+    """
+    return {
+        "num_labels": len(task.labels),
+        "id2label": dict(enumerate(task.labels)),
+        "label2id": task.label_to_id,
+        **{f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")},
+    }
+
+
+def checkpoint_labels(config) -> tuple[str, ...]:
+    """A fine-tuned checkpoint's labels, in id order."""
+    return tuple(config.id2label[index] for index in range(config.num_labels))
+
+
 def build_model(
     backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer
 ) -> PreTrainedModel:
     """A new head on `backbone`: the stock BERT head for the baseline (layer None), else DLFA at `layer`."""
-    labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
-    # The tokenizer's special tokens, so that Trainer has nothing to align (and nothing to warn about).
-    special = {f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")}
+    fields = new_head_fields(task, tokenizer)
     token = task.kind == "token"
     with loading_a_new_head():
         if layer is None:
             model_class = BertForTokenClassification if token else BertForSequenceClassification
-            model = model_class.from_pretrained(backbone, **labels, **special, cache_dir=model_args.cache_dir)
+            model = model_class.from_pretrained(backbone, **fields, cache_dir=model_args.cache_dir)
         else:
             model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
             model = model_class.from_pretrained(
-                backbone, **labels, **special, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
+                backbone, **fields, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
                 aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
                 fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
             )  # fmt: skip
@@ -257,7 +274,7 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
     model = auto_class.from_pretrained(
         path, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
     )
-    labels = tuple(model.config.id2label[index] for index in range(model.config.num_labels))
+    labels = checkpoint_labels(model.config)
     if labels != task.labels:
         raise ValueError(f"{path}: its labels {labels} are not the {task.name} labels {task.labels} in that order")
     return model
@@ -281,7 +298,71 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
         "train": encode(data.train),
         "selection": length_sorted(encode(data.selection)) if data.selection else None,
         "evaluation": {language: length_sorted(encode(examples)) for language, examples in data.evaluation.items()},
+        "label_alignment": data_args.label_alignment if task.kind == "token" else None,
     }
+
+
+def make_trainer(
+    model: PreTrainedModel,
+    run_dir: Path,
+    features: dict,
+    tokenizer,
+    training_args: TrainingArguments,
+    task: TaskSpec,
+    compute_metrics,
+    best_metric: str,
+    callbacks: list,
+    fusion_learning_rate: float | None,
+    trainer_class: type[FusionLearningRateTrainer] = FusionLearningRateTrainer,
+    **trainer_kwargs,
+) -> FusionLearningRateTrainer:
+    """
+    The Trainer of one run in `run_dir`: with --do_train, the checkpoint is chosen per epoch on English dev by
+    `best_metric` (never on a target language); no Hub push (main() pushes the run selected once the sweep is done).
+    """
+    selects = training_args.do_train
+    args = dataclasses.replace(
+        training_args,
+        output_dir=str(run_dir),
+        eval_strategy="epoch" if selects else "no",
+        save_strategy="epoch" if selects else "no",
+        load_best_model_at_end=selects,
+        metric_for_best_model=f"eval_{best_metric}",
+        greater_is_better=True,
+        push_to_hub=False,
+    )
+    collator = (
+        DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
+    )
+    return trainer_class(
+        model=model,
+        args=args,
+        train_dataset=features["train"] if selects else None,
+        eval_dataset=features["selection"] if selects else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=predicted_ids,
+        callbacks=callbacks,
+        fusion_learning_rate=fusion_learning_rate,
+        **trainer_kwargs,
+    )
+
+
+def train_resuming(trainer: FusionLearningRateTrainer):
+    """`trainer.train()`, from the run folder's last checkpoint where an interrupted run left one."""
+    run_dir = Path(trainer.args.output_dir)
+    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    return trainer.train(resume_from_checkpoint=checkpoint)
+
+
+def finish_model_folder(folder: Path, features: dict) -> None:
+    """
+    A saved tagger's folder also names the word-level pipeline (`modeling_dlfa.add_word_pipeline`), with the label
+    alignment it was trained on, so that `pipeline(..., trust_remote_code=True)` tags the words the harness scores.
+    """
+    if features["label_alignment"]:
+        add_word_pipeline(folder, features["label_alignment"])
 
 
 def run_one(
@@ -303,47 +384,23 @@ def run_one(
 
     task = data.task
     scorer = ZeroShotScorer(task)
-    selects = training_args.do_train  # checkpoints chosen per epoch on English dev while training
-    args = dataclasses.replace(
-        training_args,
-        output_dir=str(run_dir),
-        eval_strategy="epoch" if selects else "no",
-        save_strategy="epoch" if selects else "no",
-        load_best_model_at_end=selects,
-        metric_for_best_model=f"eval_{task.main_score}",
-        greater_is_better=True,
-        push_to_hub=False,  # main() pushes the run selected on English once the sweep is done
-    )
-    set_seed(args.seed)
+    set_seed(training_args.seed)
     model = model_factory()
-    lora = args.do_train and model_args.lora_r > 0
+    lora = training_args.do_train and model_args.lora_r > 0
     if lora:
         model = apply_lora(model, model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
                            model_args.lora_target_modules.split(","))  # fmt: skip
     replica_check = ReplicaCheck()
-    collator = (
-        DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
-    )
-    trainer = FusionLearningRateTrainer(
-        model=model,
-        args=args,
-        train_dataset=features["train"] if args.do_train else None,
-        eval_dataset=features["selection"] if selects else None,  # English only: never a target language
-        data_collator=collator,
-        processing_class=tokenizer,
-        compute_metrics=scorer,
-        preprocess_logits_for_metrics=predicted_ids,
-        callbacks=[replica_check],
-        fusion_learning_rate=fusion_learning_rate,
-    )
+    trainer = make_trainer(model, run_dir, features, tokenizer, training_args, task, scorer, task.main_score,
+                           [replica_check], fusion_learning_rate)  # fmt: skip
+    args = trainer.args
     result = {"run": name, "seed": args.seed, "metric": task.main_score, "task": task.name}
     result["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     config = trainer.model.config
     result["fusion_layer"] = getattr(config, "fusion_layer", None) if config.model_type == "dlfa_bert" else None
     result["fusion_method"] = getattr(config, "fusion_method", None) if config.model_type == "dlfa_bert" else None
     if args.do_train:
-        checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-        train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        train_output = train_resuming(trainer)
         result["train_runtime_seconds"] = train_output.metrics["train_runtime"]
         result["train_seconds_per_step"] = train_output.metrics["train_runtime"] / max(1, trainer.state.global_step)
         result["selection_by_epoch"] = [
@@ -353,6 +410,8 @@ def run_one(
         ]
         if not lora:
             trainer.save_model(str(run_dir / "model"))
+            if trainer.is_world_process_zero():
+                finish_model_folder(run_dir / "model", features)
 
     records, scores = {}, {}
     evaluated = {"selection": (features["selection"], data.selection), **{
@@ -397,6 +456,7 @@ def run_one(
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
+        finish_model_folder(run_dir / "model", features)
         config = merged.config
     if records:
         np.savez_compressed(
@@ -429,12 +489,10 @@ def run_layer_search(
     if (run_dir / "results.json").exists():
         logger.info("%s: finished earlier, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
-    labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)), "label2id": task.label_to_id}
     set_seed(training_args.seed)
-    special = {f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")}
     with loading_a_new_head():
         config = DLFABertConfig.from_pretrained(
-            backbone, **labels, **special, aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
+            backbone, **new_head_fields(task, tokenizer), aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
             aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
             fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
         )  # fmt: skip
@@ -445,22 +503,13 @@ def run_layer_search(
     heads = {head: analysis.run_name(None if head == "last" else int(head), model_args.fusion_method)
              for head in model.config.search_heads}  # fmt: skip
     scorer = ZeroShotScorer(task)
-    args = dataclasses.replace(
-        training_args, output_dir=str(run_dir), eval_strategy="epoch", save_strategy="epoch",
-        load_best_model_at_end=True, metric_for_best_model=f"eval_mean_head_{task.main_score}", greater_is_better=True,
-        push_to_hub=False,
+    trainer = make_trainer(
+        model, run_dir, features, tokenizer, training_args, task, LayerSearchScorer(scorer, list(heads.values())),
+        f"mean_head_{task.main_score}", [ReplicaCheck()], model_args.fusion_learning_rate,
+        trainer_class=LayerSearchTrainer, head_names=heads,
     )  # fmt: skip
-    collator = (
-        DataCollatorForTokenClassification(tokenizer) if task.kind == "token" else DataCollatorWithPadding(tokenizer)
-    )
-    trainer = FusionLearningRateTrainer(
-        model=model, args=args, train_dataset=features["train"], eval_dataset=features["selection"],
-        data_collator=collator, processing_class=tokenizer, compute_metrics=LayerSearchScorer(scorer, list(heads.values())),
-        preprocess_logits_for_metrics=predicted_ids, callbacks=[ReplicaCheck(), HeadLossLogger(heads)],
-        fusion_learning_rate=model_args.fusion_learning_rate,
-    )  # fmt: skip
-    checkpoint = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    args = trainer.args
+    train_output = train_resuming(trainer)
     dev = {}
     every_head = trainer.predict(features["selection"], metric_key_prefix="predict").predictions  # one forward pass
     for index, head_name in enumerate(heads.values()):
@@ -485,6 +534,7 @@ def run_layer_search(
         chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)
         trainer.model.export_head(chosen_head).save_pretrained(run_dir / "model")
         tokenizer.save_pretrained(run_dir / "model")
+        finish_model_folder(run_dir / "model", features)
         (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         print(analysis.search_table(result["head_selection_scores"], chosen, task.main_score))
     return result
@@ -576,7 +626,7 @@ def data_source(data_args: DataArguments, model_args: ModelArguments, training_a
         config = AutoConfig.from_pretrained(
             backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
         )
-        labels = tuple(config.id2label[index] for index in range(config.num_labels))
+        labels = checkpoint_labels(config)
     return custom_task(data_args.task, kind, labels), source
 
 

@@ -129,7 +129,13 @@ def write_model_card(
         aif_reduction=getattr(config, "aif_reduction", "-"),
         auto_class=auto_class,
         repo_id=repo_id,
-        pipeline_line=f'predict = pipeline("{card.pipeline_tag}", model=model, tokenizer=tokenizer)',
+        pipeline_line=(
+            # the folder's own pipeline (pipeline_dlfa.py): one tag per word, read as the harness scored it
+            f'tag = pipeline("token-classification", model="{repo_id}", trust_remote_code=True)\n'
+            'tag(["Der", "Hund", "schläft", "."], is_split_into_words=True, word_level=True)  # one tag per word'
+            if token_task
+            else f'predict = pipeline("{card.pipeline_tag}", model=model, tokenizer=tokenizer)'
+        ),
         metric_name=card.metric_name,
         results_table=results_table(result, card.metric),
         target_average="-" if average is None else f"{100 * average:.2f}",

@@ -6,7 +6,7 @@ so that `save_pretrained` copies their code into the checkpoint folder.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-# Both files are flat modules that are also copied, as they are, into every saved checkpoint folder; they never
+# The three files are flat modules that are also copied, as they are, into every saved checkpoint folder; they never
 # register anything themselves.
 from .configuration_dlfa import DLFABertConfig
 from .modeling_dlfa import (
@@ -17,6 +17,7 @@ from .modeling_dlfa import (
     DLFABertModel,
     DLFABertPreTrainedModel,
 )
+from .pipeline_dlfa import WordTokenClassificationPipeline, add_word_pipeline
 
 
 AutoConfig.register(DLFABertConfig.model_type, DLFABertConfig, exist_ok=True)
@@ -37,4 +38,6 @@ __all__ = [
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
+    "WordTokenClassificationPipeline",
+    "add_word_pipeline",
 ]

@@ -23,9 +23,9 @@ The last encoder layer L2 is fused with a lower layer L1 by Attentional Informat
 
 and the fused states L feed the usual BERT task heads.
 
-This file and `configuration_dlfa.py` are copied into every saved checkpoint, so that it loads with
-`trust_remote_code=True` where this plugin is not installed: import only from the standard library, torch,
-transformers and, relatively, `.configuration_dlfa`.
+This file, `configuration_dlfa.py` and `pipeline_dlfa.py` are copied into every saved checkpoint, so that it loads
+with `trust_remote_code=True` where this plugin is not installed: import only from the standard library, torch,
+transformers and, relatively, `.configuration_dlfa` and `.pipeline_dlfa`.
 """
 
 import math
@@ -58,6 +58,7 @@ from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_dlfa import DLFABertConfig
+from .pipeline_dlfa import WORD_PIPELINES
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -400,6 +401,15 @@ class DLFABertForTokenClassification(DLFABertPreTrainedModel):
         self.dropout = nn.Dropout(classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
+
+    def save_pretrained(self, *args, **kwargs):
+        """
+        As [`PreTrainedModel.save_pretrained`]; the folder's config also names `pipeline_dlfa.py` (copied with this
+        file) as its token-classification pipeline, so that `pipeline("token-classification", model=<folder>,
+        trust_remote_code=True)` tags whole words, read from the piece `config.label_alignment` says was trained.
+        """
+        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **WORD_PIPELINES}
+        return super().save_pretrained(*args, **kwargs)
 
     @can_return_tuple
     def forward(

@@ -30,5 +30,8 @@ def test_card_for_every_task(task, tmp_path):
     }
     assert values[f"{TASK_CARD[task].metric_name} (de, zero-shot)"] == 82.34
     assert 'from_pretrained("org/dlfa-run", trust_remote_code=True)' in text
+    if TASK_CARD[task].pipeline_tag == "token-classification":  # the word-level pipeline the folder ships
+        assert 'pipeline("token-classification", model="org/dlfa-run", trust_remote_code=True)' in text
+        assert "is_split_into_words=True, word_level=True" in text
     assert "| fusion layer (fused with the last, layer 12) | 8 |" in text and "**82.34**" in text
     assert "| AIF gate at initialisation | 0.1 |" in text and "peer fusions for comparison) | aif |" in text

@@ -202,6 +202,81 @@ def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_
     assert result["tags"] and set(result["tags"]) <= set(model.config.id2label.values())
 
 
+WORD_PIPELINE = """
+import json, sys, warnings
+from transformers import AutoTokenizer, pipeline
+
+model_dir, sentences = sys.argv[1], json.loads(sys.argv[2])
+tagger = pipeline("token-classification", model=model_dir, trust_remote_code=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    split = tagger(sentences, is_split_into_words=True, word_level=True)
+    joined = tagger([" ".join(words) for words in sentences], word_level=True)
+    grouped = tagger(sentences, is_split_into_words=True, aggregation_strategy="first")
+print(json.dumps({
+    "class": type(tagger).__name__,
+    "split": [[entity["entity"] for entity in words] for words in split],
+    "joined": [[entity["entity"] for entity in words] for words in joined],
+    "words": [[entity["word"] for entity in words] for words in split],
+    "spans": [[[entity["start"], entity["end"]] for entity in words] for words in joined],
+    "score_types": sorted({type(entity["score"]).__name__ for words in split + grouped for entity in words}),
+    "empty_grouped_words": sum(entity["word"] == "" for words in grouped for entity in words),
+    "warnings": [str(warning.message) for warning in caught],
+}))
+"""
+
+
+def read_tagged(path: Path) -> list[list[tuple[str, str]]]:
+    """A `--do_predict` tagging file: `token<TAB>tag` lines, a blank line between sentences."""
+    sentences = [[]]
+    for line in path.read_text().splitlines():
+        if line:
+            sentences[-1].append(tuple(line.split("\t")))
+        elif sentences[-1]:
+            sentences.append([])
+    return [sentence for sentence in sentences if sentence]
+
+
+@pytest.mark.parametrize("run_name", ["aif-layer-01", "baseline"])
+def test_stock_pipeline_tags_the_words_the_harness_scored(run_name, tmp_path, tiny_multilingual_bert, xtreme_lite,
+                                                          offline_tokenizer):  # fmt: skip
+    """
+    `pipeline("token-classification", model=<run>/model, trust_remote_code=True)` where the plugin is not installed:
+    one tag per word, the tag `--do_predict` wrote for it (German, Chinese, Japanese: CJK words are where the
+    tokenizer splits off a bare "▁"), for pre-split words and for the same words as one string; plain floats.
+    """
+    out = tmp_path / "words"
+    layers = "1" if run_name != "baseline" else "last"
+    run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", layers, "--eval_languages", "de,zh,ja",
+        "--num_train_epochs", "1", "--do_train", "--do_eval", "--do_predict")  # fmt: skip
+    model_dir = out / run_name / "model"
+    assert (model_dir / "pipeline_dlfa.py").is_file()
+    expected, sentences = [], []
+    for language in ("de", "zh", "ja"):
+        for sentence in read_tagged(out / run_name / "predictions" / f"{language}.tsv"):
+            words = [word for word, _ in sentence]
+            # the tiny backbone has 130 positions: only sentences the harness saw in one window
+            if len(offline_tokenizer(words, is_split_into_words=True)["input_ids"]) <= 128:
+                sentences.append(words)
+                expected.append([tag for _, tag in sentence])
+    assert len(sentences) >= 12 and any(len(set(tags)) > 1 for tags in expected)  # a test that can fail
+    bare_pieces = sum(offline_tokenizer(words, is_split_into_words=True).tokens().count("▁") for words in sentences)
+    assert bare_pieces > 0  # the case the stock heuristic gets wrong is in the data
+
+    stdout = run_without_plugin(WORD_PIPELINE, [str(model_dir), json.dumps(sentences)], tmp_path)
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["class"] == "WordTokenClassificationPipeline"
+    assert result["split"] == expected
+    assert result["joined"] == expected
+    assert result["words"] == sentences
+    for words, spans in zip(sentences, result["spans"]):  # character spans of the words in the joined string
+        text = " ".join(words)
+        assert [text[start:end] for start, end in spans] == words
+    assert result["score_types"] == ["float"]
+    assert result["empty_grouped_words"] == 0
+    assert not any("does not support real words" in message for message in result["warnings"])
+
+
 INIT_CHECKPOINT_USE = """
 import json, sys
 import torch
@@ -391,8 +466,8 @@ def test_push_to_hub_dry_run_builds_a_folder_that_loads_offline(tmp_path, tiny_m
         "--num_train_epochs", "1", "--push_to_hub", "--hub_model_id", "dlfa-org/tiny-tagger", "--hub_dry_run",
         str(cache))  # fmt: skip
     staged = tmp_path / "push" / "hub-upload"
-    assert {"config.json", "model.safetensors", "modeling_dlfa.py", "configuration_dlfa.py", "tokenizer.json",
-            "README.md"} <= {path.name for path in staged.iterdir()}  # fmt: skip
+    assert {"config.json", "model.safetensors", "modeling_dlfa.py", "configuration_dlfa.py", "pipeline_dlfa.py",
+            "tokenizer.json", "README.md"} <= {path.name for path in staged.iterdir()}  # fmt: skip
     assert not (staged / "training_args.bin").exists()
     card = ModelCard.load(staged / "README.md", ignore_metadata_errors=False)
     assert card.data.eval_results and 'from_pretrained("dlfa-org/tiny-tagger", trust_remote_code=True)' in card.text

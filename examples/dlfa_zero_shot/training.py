@@ -197,18 +197,22 @@ class LayerSearchScorer:
         return metrics
 
 
-class HeadLossLogger(TrainerCallback):
-    """Adds each head's mean training loss since the last log to the Trainer's logs (`loss_<head>`)."""
+class LayerSearchTrainer(FusionLearningRateTrainer):
+    """
+    The Trainer of a `DLFABertForLayerSearch`: every training log also carries each head's mean loss since the last
+    log, as `loss_<run name>` (`head_names`: the model's head keys -> run names), in the history and in every
+    logger.
+    """
 
-    def __init__(self, head_names: dict[str, str]):
-        self.head_names = head_names  # the model's head keys -> run names
+    def __init__(self, *args, head_names: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_names = head_names
 
-    def on_log(self, args, state, control, logs=None, model=None, **kwargs):
-        if logs is not None and "loss" in logs and hasattr(model, "head_loss_means"):
-            means = {f"loss_{self.head_names[head]}": value for head, value in model.head_loss_means().items()}
-            logs.update(means)
-            if state.log_history and state.log_history[-1].get("loss") == logs["loss"]:
-                state.log_history[-1].update(means)  # Trainer recorded this log before calling back
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            means = self.model.head_loss_means()
+            logs = {**logs, **{f"loss_{self.head_names[head]}": value for head, value in means.items()}}
+        super().log(logs, start_time)
 
 
 def apply_lora(model, rank: int, alpha: int, dropout: float, target_modules: list[str]):
