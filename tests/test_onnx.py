@@ -9,9 +9,10 @@ import pytest
 from transformers import BertForSequenceClassification, BertForTokenClassification
 
 
-if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime", "onnxscript")):
     pytest.skip(
-        "SKIPPED LOUDLY: ONNX export needs onnx and onnxruntime (pip install -e '.[onnx]')", allow_module_level=True
+        "SKIPPED LOUDLY: ONNX export needs onnx, onnxscript and onnxruntime (pip install -e '.[onnx]')",
+        allow_module_level=True,
     )
 
 from dlfa_zero_shot.onnx_export import export_onnx, max_difference  # noqa: E402

@@ -4,6 +4,8 @@ Runtime: dynamic batch and sequence axes, inputs `input_ids`, `attention_mask` (
 tokenizer makes them), output `logits`.
 """
 
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +13,34 @@ import torch
 from transformers import PreTrainedModel
 
 
-def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = 17) -> Path:
-    """Export `model` (put in eval mode) to `path` with TorchScript tracing; dynamic `batch` and `sequence` axes."""
+def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = 18) -> Path:
+    """
+    Export `model` (put in eval mode) to `path` with PyTorch's `torch.export`-based exporter (`dynamo=True`, which
+    needs `onnxscript`); dynamic `batch` and `sequence` axes.
+    """
     model = model.eval()
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_type_ids else [])
     example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
-    example["attention_mask"][1, 5:] = 0  # padding in the traced example, so its masking is part of the graph
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in names}
-    logits_axes = {0: "batch", 1: "sequence"} if "TokenClassification" in type(model).__name__ else {0: "batch"}
+    example["attention_mask"][1, 5:] = 0  # padding in the example, so that the masked path is the one exported
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        torch.onnx.export(
-            model, (), str(path), kwargs=example, input_names=names, output_names=["logits"],
-            dynamic_axes={**dynamic, "logits": logits_axes}, opset_version=opset, dynamo=False,
-        )  # fmt: skip
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)  # "torchvision is not installed": this model uses none of its operators
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Known, harmless notices: the two inputs share their axes on purpose; a deprecation inside torch's
+            # own pytree code.
+            warnings.filterwarnings("ignore", message="# The axis name")
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+            program = torch.onnx.export(
+                model, (), kwargs=example, output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
+                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+            )  # fmt: skip
+    finally:
+        registration.setLevel(level)
+    program.save(str(path))
     return path
 
 
