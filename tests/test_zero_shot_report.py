@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlfa_zero_shot.analysis import load_runs as collect
-from dlfa_zero_shot.report import BEGIN, END, backbone_shape, replace_generated, restore_runs, summarize, write_results
+from dlfa_zero_shot.report import BEGIN, END, backbone_shape, replace_generated, restore_archive, summarize, write_archive
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
@@ -84,16 +84,17 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     archive = tmp_path / "udpos.json"
     shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
     shape["vocab_size"] = 99
-    write_results(archive, summarize("udpos", runs), runs, shape)
+    write_archive(archive, task_dir, shape, summarize("udpos", runs))
+    assert json.loads(archive.read_text())["runs"]["baseline"]["1"]["target_average"] == runs["baseline"][1]["target_average"]
 
     fresh = tmp_path / "fresh" / "udpos"
     write_run(fresh, "baseline", 1, 50.0, {"de": 1.0, "zh": 1.0})  # a run already there is not replaced
-    written = restore_runs(archive, fresh)
+    written = restore_archive(archive, fresh)
     assert len(written) == sum(len(by_seed) for by_seed in runs.values()) - 1
     assert collect(fresh)["baseline"][1]["target_average"] == pytest.approx(0.01)
 
     (fresh / "seed-1" / "baseline" / "results.json").unlink()
-    restore_runs(archive, fresh)
+    restore_archive(archive, fresh)
     assert summarize("udpos", collect(fresh)) == summarize("udpos", runs)
     # no model files come back: the parameter table takes the backbone's shape from the archive
     assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape
@@ -163,6 +164,34 @@ def test_layer_search_records_are_archived_and_restored(task_dir, tmp_path):
     runs = collect(task_dir)
     assert "layer-search" not in runs  # a search record is not a model's run
     archive = tmp_path / "udpos.json"
-    write_results(archive, summarize("udpos", runs), runs, None, load_searches(task_dir))
-    restore_runs(archive, tmp_path / "fresh")
+    write_archive(archive, task_dir, None, summarize("udpos", runs))
+    restore_archive(archive, tmp_path / "fresh")
     assert load_searches(tmp_path / "fresh") == {1: record}
+
+
+def test_study_archive_keeps_runs_by_name_and_seed_with_curve_and_predictions(tmp_path):
+    """The study's archive: runs -> name -> seed (the small study's schema), its learning curve, every predictions
+    file; restored into an empty folder it gives back the same runs, curve points and predictions."""
+    from dlfa_zero_shot.analysis import load_curve, load_runs
+
+    runs_dir = tmp_path / "runs"
+    correct = {"de": np.array([1, 0, 1, 1]), "zh": np.array([0, 1, 1, 0])}
+    write_study_run(runs_dir, "baseline", 1, 0.70, correct)
+    write_study_run(runs_dir, "aif-layer-10", 1, 0.72, correct)
+    curve_run = runs_dir / "xnli" / "curve" / "n-2500" / "seed-1" / "baseline"
+    curve_run.mkdir(parents=True)
+    point = {"run": "baseline", "seed": 1, "selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.61}]}
+    (curve_run / "results.json").write_text(json.dumps(point))
+    archive = write_archive(tmp_path / "results" / "xnli.json", runs_dir / "xnli", None)
+
+    stored = json.loads(archive.read_text())
+    assert set(stored["runs"]) == {"baseline", "aif-layer-10"} and set(stored["runs"]["baseline"]) == {"1"}
+    assert stored["curve"] == {"n-2500": point}
+    fresh = tmp_path / "fresh" / "xnli"
+    restore_archive(archive, fresh)
+    assert load_runs(fresh) == load_runs(runs_dir / "xnli")
+    assert load_curve(fresh / "curve") == load_curve(runs_dir / "xnli" / "curve")
+    restored = np.load(fresh / "seed-1" / "aif-layer-10" / "predictions.npz")
+    original = np.load(runs_dir / "xnli" / "seed-1" / "aif-layer-10" / "predictions.npz")
+    assert set(restored.files) == set(original.files)
+    assert all((restored[key] == original[key]).all() for key in original.files)

@@ -150,13 +150,16 @@ def best_on_targets(runs: dict[str, dict[int, dict]], candidates: list[str], see
     return max(candidates, key=lambda name: statistics.mean(target_score(runs[name][seed]) for seed in seeds))
 
 
+CURVE_RESULTS = "n-*/seed-*/baseline/results.json"  # a learning curve's runs, under its `curve` folder
+
+
 def load_curve(folder: Path) -> list[dict]:
     """
     The learning-curve points under `folder/n-<examples>/seed-1/baseline/results.json`: one point per (examples,
     epoch), with the English dev score in points, cheapest first.
     """
     points = []
-    for path in sorted(Path(folder).glob("n-*/seed-*/baseline/results.json")):
+    for path in sorted(Path(folder).glob(CURVE_RESULTS)):
         result = json.loads(path.read_text())
         examples = int(path.parts[-4].removeprefix("n-"))
         for entry in result.get("selection_by_epoch", []):

@@ -47,41 +47,58 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 
 
-def write_results(
-    path: Path, summary: dict, runs: dict[str, dict[int, dict]], backbone: dict | None, searches: dict | None = None
-) -> None:
+def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: dict | None = None) -> Path:
     """
-    The committed archive of a task: its summary, every run's results (what `restore_runs` reads back), the
-    backbone's shape (for the parameter table, as the runs' model files are not archived) and, where there are some,
-    the one-pass layer searches' records.
+    The committed archive of one task (both studies), what `restore_archive` writes back: the small study's
+    `summary`, `runs` (run name -> seed -> results.json), the backbone's shape (for the parameter table, as no model
+    files are archived) and, where there are some, the one-pass layer searches (seed -> record) and the learning
+    curve (`n-<examples>` -> results.json). Each run's `predictions.npz` is copied to
+    `<path's folder>/predictions/<task>/<run folder>.npz`. File paths in the results are already relative to the
+    data folder (the harness records them so).
     """
-    archive = {"summary": summary, "runs": runs, "backbone_shape": backbone}
+    archive = {"summary": summary} if summary is not None else {}
+    archive.update(runs=load_runs(task_dir), backbone_shape=backbone)
+    searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
+    curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
+    curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
+    if curve:
+        archive["curve"] = curve
+    for predictions in sorted(task_dir.rglob("predictions.npz")):
+        run_folder = predictions.parent.relative_to(task_dir).as_posix()
+        target = path.parent / "predictions" / task_dir.name / f"{run_folder}.npz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(predictions, target)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(archive, indent=1) + "\n")
+    return path
 
 
-def restore_runs(results_file: Path, task_dir: Path) -> list[Path]:
+def restore_archive(path: Path, task_dir: Path) -> list[Path]:
     """
-    Write the runs archived in a committed results JSON back as run folders (`seed-N/<run>/results.json`, no
-    weights), so that the report can be regenerated, and the benchmark resumed, on a machine without the original
-    runs. A run that already has a results.json is left alone. Returns the results files written.
+    Write the runs of a committed archive back as run folders (`seed-N/<run>/results.json`, the searches' records,
+    `curve/n-<examples>/seed-1/baseline/results.json`, and each run's archived `predictions.npz`; no weights), so that
+    the report can be regenerated, and the benchmark resumed, on a machine without the original runs. A run that
+    already has a results.json is left alone. Returns the results files written.
     """
-    written, archive = [], json.loads(results_file.read_text())
-    for seed, search in archive.get("searches", {}).items():
-        target = task_dir / f"seed-{seed}" / analysis.LAYER_SEARCH / "results.json"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(search, indent=1) + "\n")
-            written.append(target)
+    archive = json.loads(path.read_text())
+    folders = {f"seed-{seed}/{analysis.LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
     for name, by_seed in archive["runs"].items():
-        for seed, result in by_seed.items():
-            target = task_dir / f"seed-{seed}" / name / "results.json"
-            if target.exists():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
-            target.write_text(json.dumps(result, indent=1) + "\n")
-            written.append(target)
+        folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
+    for point, result in archive.get("curve", {}).items():
+        folders[f"curve/{point}/seed-{result['seed']}/{result['run']}"] = result
+    written = []
+    for folder, result in folders.items():
+        target = task_dir / folder / "results.json"
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
+        target.write_text(json.dumps(result, indent=1) + "\n")
+        predictions = path.parent / "predictions" / task_dir.name / f"{folder}.npz"
+        if predictions.exists():
+            shutil.copyfile(predictions, target.parent / "predictions.npz")
+        written.append(target)
     return written
 
 
@@ -369,44 +386,6 @@ STUDY_TASKS = ("udpos", "panx", "xnli")
 STUDY_BEGIN, STUDY_END = "<!-- BEGIN study_report (generated: edit outside) -->", "<!-- END study_report -->"
 
 
-def archive_study_task(task_dir: Path, results_dir: Path) -> Path:
-    """
-    `results_dir/<task>.json`: every results.json under `task_dir`, keyed by its run folder relative to `task_dir`
-    (`curve/n-1000/seed-1/baseline`, `seed-3/aif-layer-10`), and each run's `predictions.npz` copied to
-    `results_dir/predictions/<task>/<run folder>.npz`.
-    """
-    task = task_dir.name
-    archive = {"task": task, "runs": {}}
-    for results_file in sorted(task_dir.rglob("results.json")):
-        key = results_file.parent.relative_to(task_dir).as_posix()
-        archive["runs"][key] = json.loads(results_file.read_text())
-        predictions = results_file.parent / "predictions.npz"
-        if predictions.exists():
-            target = results_dir / "predictions" / task / f"{key}.npz"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(predictions, target)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{task}.json"
-    path.write_text(json.dumps(archive, indent=1) + "\n")
-    return path
-
-
-def restore_study_task(archive: Path, task_dir: Path) -> list[Path]:
-    """Write an archived study task's runs (results.json, predictions.npz) back; runs already there are kept."""
-    data, written = json.loads(archive.read_text()), []
-    for key, result in data["runs"].items():
-        target = task_dir / key / "results.json"
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(result, indent=1) + "\n")
-        predictions = archive.parent / "predictions" / data["task"] / f"{key}.npz"
-        if predictions.exists():
-            shutil.copyfile(predictions, target.parent / "predictions.npz")
-        written.append(target)
-    return written
-
-
 def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
     """The study's generated block as far as its runs go: budgets from the curve, the layer choice, runs so far."""
     curves, budgets = {}, {}
@@ -551,10 +530,11 @@ def study_main(args: argparse.Namespace) -> None:
             raise SystemExit(
                 f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}"
             )
-        print(f"{task}: restored {len(restore_study_task(archive, args.runs_dir / task))} archived runs")
+        print(f"{task}: restored {len(restore_archive(archive, args.runs_dir / task))} archived runs")
+    backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
     for task in STUDY_TASKS:
         if (args.runs_dir / task).is_dir():
-            print(f"archived {archive_study_task(args.runs_dir / task, args.results_dir)}")
+            print(f"archived {write_archive(args.results_dir / f'{task}.json', args.runs_dir / task, backbone)}")
     figure = args.document.parent / "figures" / "study_learning_curve.png"
     block = study_progress(args.runs_dir, figure, args.document.parent)
     found = study_comparisons(args.runs_dir)
@@ -592,7 +572,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
         if not archive.is_file():
             archived = sorted(path.stem for path in args.results_dir.glob("*.json"))
             raise SystemExit(f"--restore {task}: there is no {archive}; the archived tasks are {archived}")
-        written = restore_runs(archive, args.runs_dir / task)
+        written = restore_archive(archive, args.runs_dir / task)
         print(f"{task}: restored {len(written)} archived runs under {args.runs_dir / task}")
 
     backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
@@ -603,9 +583,8 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
             continue
         summary = summarize(task, runs)
         summaries.append(summary)
-        args.results_dir.mkdir(parents=True, exist_ok=True)
+        write_archive(args.results_dir / f"{task}.json", args.runs_dir / task, backbone, summary)
         searches = analysis.load_searches(args.runs_dir / task)
-        write_results(args.results_dir / f"{task}.json", summary, runs, backbone, searches)
         figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
         if searches:
