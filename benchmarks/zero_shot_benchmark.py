@@ -21,10 +21,12 @@ an unfinished one resumes from its last checkpoint. Each finished run's weights 
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,10 +171,15 @@ def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[s
 
 
 def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> int:
+    """One harness process; its wall time (start to exit, evaluation included) goes to `run_dir/wall_time.json`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    start = time.perf_counter()
     with open(run_dir / "log.txt", "a") as log:
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
+    seconds = time.perf_counter() - start
+    if returncode == 0:  # a resumed run records only its last stretch
+        (run_dir / "wall_time.json").write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
     if returncode == 0 and not keep_models:
         for folder in run_dir.glob("checkpoint-*"):
             shutil.rmtree(folder)
@@ -248,7 +255,11 @@ def main() -> None:
             print(" ".join(command))
             continue
         returncode = run(command, run_dir, args.threads, args.keep_models)
-        status = "done" if returncode == 0 else f"FAILED (exit {returncode}, see {run_dir / 'log.txt'})"
+        status = (
+            f"done ({json.loads((run_dir / 'wall_time.json').read_text())['seconds']:.0f} s)"
+            if returncode == 0
+            else f"FAILED (exit {returncode}, see {run_dir / 'log.txt'})"
+        )
         failed += returncode != 0
         print(f"{run_dir.relative_to(args.runs_dir)}: {status}", flush=True)
     sys.exit(1 if failed else 0)
