@@ -195,3 +195,30 @@ def test_study_archive_keeps_runs_by_name_and_seed_with_curve_and_predictions(tm
     original = np.load(runs_dir / "xnli" / "seed-1" / "aif-layer-10" / "predictions.npz")
     assert set(restored.files) == set(original.files)
     assert all((restored[key] == original[key]).all() for key in original.files)
+
+
+def test_study_details_give_every_language_with_english_apart_and_draw_the_gains(tmp_path):
+    from dlfa_zero_shot.report import study_comparisons, study_task_section
+
+    rng = np.random.default_rng(1)
+    runs_dir = tmp_path / "runs"
+    for seed in (1, 2):
+        base = {lang: rng.random(200) < 0.6 for lang in ("de", "zh", "en")}
+        write_study_run(runs_dir, "baseline", seed, 0.70, base)
+        write_study_run(runs_dir, "aif-layer-10", seed, 0.72, {k: v | (rng.random(200) < 0.1) for k, v in base.items()})
+        write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base)
+    found = study_comparisons(runs_dir, resamples=50)["xnli"]
+    runs = collect(runs_dir / "xnli")
+    text = study_task_section("xnli", runs, found, tmp_path / "docs" / "figures" / "gains.png", tmp_path / "docs")
+
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("|").split(" | ") for line in text.splitlines()
+            if line.startswith("| ") and " | " in line}  # fmt: skip
+    assert {"de", "zh", "en (apart)"} <= set(rows)
+    header = rows["language"]
+    column = {name.strip(): index for index, name in enumerate(header)}
+    for language in ("de", "zh", "en (apart)"):
+        row = [cell.strip() for cell in rows[language]]
+        dlfa, baseline = float(row[column["aif-layer-10"]]), float(row[column["baseline"]])
+        assert float(row[column["aif-layer-10 − baseline"]]) == pytest.approx(dlfa - baseline, abs=0.011)
+    assert (tmp_path / "docs" / "figures" / "gains.png").stat().st_size > 0
+    assert "](figures/gains.png)" in text

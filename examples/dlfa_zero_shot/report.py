@@ -484,6 +484,9 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000) -> dict[str, dict
             gain["means"] = {
                 name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
             }
+            gain["english_dev"] = {
+                name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
+            }
             comparisons[kind] = {"configuration": chosen, "reference": reference, **gain}
         if comparisons:
             found[task] = comparisons
@@ -510,17 +513,66 @@ def verdict(comparison: dict) -> str:
 
 def comparison_table(found: dict[str, dict]) -> str:
     """The study's headline table (markdown)."""
-    lines = ["| task | comparison | n | means (configuration / reference) | paired gain [95% t interval] | "
-             "bootstrap 95% (seeds and items) | p (raw / Holm) | verdict |", "|---" * 8 + "|"]  # fmt: skip
+    lines = ["| task | comparison | n | English dev (configuration / reference) | target means (configuration / "
+             "reference) | paired gain [95% t interval] | bootstrap 95% (seeds and items) | p (raw / Holm) | verdict |",
+             "|---" * 9 + "|"]  # fmt: skip
     for task, by_kind in found.items():
         for kind, c in by_kind.items():
+            dev = " / ".join(f"{value:.2f}" for value in c["english_dev"].values())
             means = " / ".join(f"{value:.2f}" for value in c["means"].values())
             interval = f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if "ci95" in c else "-"
             boot = c["bootstrap"]["ci95"]
             p = f"{c['t_test_p']:.3f} / {c['holm_p']:.3f}" if "t_test_p" in c else "-"
-            lines.append(f"| {task} | {kind}: {c['configuration']} - {c['reference']} | {c['n']} | {means} | "
+            lines.append(f"| {task} | {kind}: {c['configuration']} - {c['reference']} | {c['n']} | {dev} | {means} | "
                          f"{c['mean']:+.2f} {interval} | [{boot[0]:+.2f}, {boot[1]:+.2f}] | {p} | {c['verdict']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def study_task_section(
+    task: str, runs: dict[str, dict[int, dict]], by_kind: dict, figure: Path, document_dir: Path
+) -> str:
+    """
+    One task's details beside its headline: English dev, target average and training time of each compared
+    configuration; per-language means and paired gains (English test, where evaluated, apart from the targets);
+    the heatmap of per-language gains; how many words lay past the length limit (scored in later windows).
+    """
+    names = list(dict.fromkeys(name for c in by_kind.values() for name in (c["reference"], c["configuration"])))
+    names = [BASELINE] + [name for name in names if name != BASELINE] if BASELINE in names else names
+    seeds = sorted(set.intersection(*(set(runs[name]) for name in names)))
+    first = runs[names[0]][seeds[0]]
+    metric, targets = first["metric"], analysis.target_languages(first)
+    apart = [language for language in ("en",) if language in first["scores"]]
+    chosen = by_kind["primary"]["configuration"] if "primary" in by_kind else names[-1]
+    base_seconds = median_runtime({seed: runs[names[0]][seed] for seed in seeds})
+    lines = [f"#### {task}: the compared configurations (seeds {seeds})", "",
+             "| configuration | English dev | target average | training time per run |", "|---|---|---|---|"]  # fmt: skip
+    for name in names:
+        by_seed = {seed: runs[name][seed] for seed in seeds}
+        dev = mean_std([dev_score(result) for result in by_seed.values()])
+        target = mean_std([target_score(result) for result in by_seed.values()])
+        lines.append(f"| {name} | {_cell(dev)} | {_cell(target)} | "
+                     f"{_time_cell(median_runtime(by_seed), base_seconds if name != names[0] else None)} |")  # fmt: skip
+    pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
+    gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
+    past = first.get("words_past_max_length") or {}
+    header = " | ".join([*names, *(f"{a} − {b}" for a, b in pairs)])
+    lines += [
+        "",
+        f"| language | {header} | words past the length limit |",
+        "|---" * (len(names) + len(pairs) + 2) + "|",
+    ]
+    for language in targets + apart:
+        means = [
+            statistics.mean(100 * runs[name][seed]["scores"][language][metric] for seed in seeds) for name in names
+        ]
+        label = language if language in targets else f"{language} (apart)"
+        cells = [f"{value:.2f}" for value in means] + [f"{gains[pair][language]:+.2f}" for pair in pairs]
+        lines.append(f"| {label} | {' | '.join(cells)} | {past.get(language, '-')} |")
+    grid = [[gains[pair][language] for language in targets] for pair in pairs]
+    path = analysis.heatmap([f"{a} − {b}" for a, b in pairs], targets, grid,
+                            f"{task}: paired gain per language ({metric} points, mean over seeds)", figure, gains=True)  # fmt: skip
+    lines += ["", f"![{task}: per-language gains of {chosen}]({path.relative_to(document_dir).as_posix()})", ""]
+    return "\n".join(lines)
 
 
 def study_main(args: argparse.Namespace) -> None:
@@ -539,7 +591,15 @@ def study_main(args: argparse.Namespace) -> None:
     block = study_progress(args.runs_dir, figure, args.document.parent)
     found = study_comparisons(args.runs_dir)
     if found:
-        block += "\n### Comparisons (docs/study-plan.md)\n\n" + comparison_table(found)
+        block += "\n### Comparisons (docs/study-plan.md)\n\n" + comparison_table(found) + "\n"
+        block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
+                         if "primary" in by_kind)  # fmt: skip
+        for task, by_kind in found.items():
+            figure = args.document.parent / "figures" / f"study_gains_{task}.png"
+            block += "\n" + study_task_section(task, load_runs(args.runs_dir / task), by_kind, figure,
+                                                args.document.parent)  # fmt: skip
+        if backbone:
+            block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
         (args.results_dir / "comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
