@@ -208,6 +208,8 @@ from transformers import AutoTokenizer, pipeline
 
 model_dir, sentences = sys.argv[1], json.loads(sys.argv[2])
 tagger = pipeline("token-classification", model=model_dir, trust_remote_code=True)
+# the stock tokenizer, without running the folder's code and without the "run custom code?" question
+plain_tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     split = tagger(sentences, is_split_into_words=True, word_level=True)
@@ -215,6 +217,7 @@ with warnings.catch_warnings(record=True) as caught:
     grouped = tagger(sentences, is_split_into_words=True, aggregation_strategy="first")
 print(json.dumps({
     "class": type(tagger).__name__,
+    "plain_tokenizer_ids": [plain_tokenizer(words, is_split_into_words=True)["input_ids"] for words in sentences],
     "split": [[entity["entity"] for entity in words] for words in split],
     "joined": [[entity["entity"] for entity in words] for words in joined],
     "words": [[entity["word"] for entity in words] for words in split],
@@ -266,6 +269,9 @@ def test_stock_pipeline_tags_the_words_the_harness_scored(run_name, tmp_path, ti
     stdout = run_without_plugin(WORD_PIPELINE, [str(model_dir), json.dumps(sentences)], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["class"] == "WordTokenClassificationPipeline"
+    assert result["plain_tokenizer_ids"] == [
+        offline_tokenizer(words, is_split_into_words=True)["input_ids"] for words in sentences
+    ]
     assert result["split"] == expected
     assert result["joined"] == expected
     assert result["words"] == sentences
