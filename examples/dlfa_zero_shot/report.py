@@ -51,8 +51,8 @@ def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: di
     """
     The committed archive of one task (both studies), what `restore_archive` writes back: the small study's
     `summary`, `runs` (run name -> seed -> results.json), the backbone's shape (for the parameter table, as no model
-    files are archived) and, where there are some, the one-pass layer searches (seed -> record) and the learning
-    curve (`n-<examples>` -> results.json). Each run's `predictions.npz` is copied to
+    files are archived) and, where there are some, the one-pass layer searches (seed -> record), the learning
+    curve (`n-<examples>` -> results.json) and the benchmark's wall time of each run (run folder -> seconds). Each run's `predictions.npz` is copied to
     `<path's folder>/predictions/<task>/<run folder>.npz`. File paths in the results are already relative to the
     data folder (the harness records them so).
     """
@@ -61,6 +61,10 @@ def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: di
     searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
+    wall_times = {path.parent.relative_to(task_dir).as_posix(): json.loads(path.read_text())["seconds"]
+                  for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
+    if wall_times:  # the benchmark's process wall times (evaluation included)
+        archive["wall_times"] = wall_times
     curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
     curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
     if curve:
