@@ -5,8 +5,9 @@ per training step, the process's peak resident memory (`/usr/bin/time`), English
 
     python benchmarks/lora_vs_full.py --output benchmarks/results/lora_vs_full.json
 
-One seed and untuned LoRA settings (the main job's learning rate; rank 8, alpha 16, query and value): a cost
-measurement with the scores beside it, not a comparison of the two methods' best results.
+One seed, LoRA rank 8, alpha 16 on query and value, at the main job's learning rate unless `--lora_learning_rate`
+says otherwise (a later call adds its runs to `--output`): a cost measurement with the scores beside it, not a
+comparison of the two methods' best results.
 """
 
 import argparse
@@ -32,11 +33,23 @@ def main() -> None:
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "lora")
     parser.add_argument("--lora_r", type=int, default=8)
-    parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--lora_learning_rate", type=float, help="the LoRA run's learning rate (default: the main job's, 1e-4)"
+    )
+    parser.add_argument("--note", help="a remark kept with the runs measured by this call (e.g. the machine's load)")
+    parser.add_argument("--output", type=Path, help="the JSON report; runs it already holds are kept, not redone")
     args = parser.parse_args()
-    report = {"setup": {"command": " ".join(MAIN_JOB), "lora_r": args.lora_r}, "runs": {}}
+    report = {"setup": {"command": " ".join(MAIN_JOB)}, "runs": {}}
+    if args.output and args.output.exists():
+        report = json.loads(args.output.read_text())
     args.runs_dir.mkdir(parents=True, exist_ok=True)
-    for name, extra in (("full", ()), (f"lora-r{args.lora_r}", ("--lora_r", str(args.lora_r)))):
+    lora_name, lora_flags = f"lora-r{args.lora_r}", ("--lora_r", str(args.lora_r))
+    if args.lora_learning_rate is not None:
+        lora_name += f"-lr{args.lora_learning_rate:g}"
+        lora_flags += ("--learning_rate", str(args.lora_learning_rate))
+    for name, extra in (("full", ()), (lora_name, lora_flags)):
+        if name in report["runs"]:
+            continue
         output_dir = args.runs_dir / name
         with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
             command = ["/usr/bin/time", "-f", "%M", "-o", rss.name, sys.executable,
@@ -53,6 +66,8 @@ def main() -> None:
             "peak_rss_mib": round(peak_kib / 1024),
             "english_dev_f1": round(100 * result["scores"]["selection"]["f1"], 2),
             "target_average_f1": round(100 * result["target_average"], 2),
+            "flags": " ".join(extra),
+            **({"note": args.note} if args.note else {}),
         }
     lines = ["| run | trainable parameters | s / step | peak RSS (MiB) | English dev F1 | target average F1 |",
              "|---|---|---|---|---|---|"]  # fmt: skip
