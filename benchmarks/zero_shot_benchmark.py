@@ -232,6 +232,12 @@ def main() -> None:
     parser.add_argument("--runs_dir", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads a run")
     parser.add_argument("--keep_models", action="store_true", help="keep each run's weights and checkpoints")
+    parser.add_argument(
+        "--use_cpu",
+        choices=("true", "false"),
+        help="override the protocol's device: 'false' lets the Trainer take a GPU (the small and study protocols pin "
+        "the CPU, so that runs compared with each other ran on one kind of device)",
+    )
     parser.add_argument("--dry_run", action="store_true", help="print the harness commands, run nothing")
     args = parser.parse_args()
     protocol = PROTOCOLS[args.protocol]
@@ -247,6 +253,8 @@ def main() -> None:
             continue
         flags = {**flags, **source, "--output_dir": str(output_dir), "--do_train": "true", "--do_eval": "true",
                  "--disable_tqdm": "true", "--report_to": "none"}  # fmt: skip
+        if args.use_cpu:
+            flags["--use_cpu"] = args.use_cpu
         command = [sys.executable, str(ROOT / "examples" / "run_zero_shot.py")]
         pending.append((command + [part for item in flags.items() for part in item], output_dir / name))
     print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)

@@ -63,6 +63,7 @@ from dlfa_zero_shot.training import (
     ReplicaCheck,
     ZeroShotScorer,
     apply_lora,
+    device_name,
     evaluate_language,
     loading_a_new_head,
     predicted_ids,
@@ -394,7 +395,8 @@ def run_one(
     trainer = make_trainer(model, run_dir, features, tokenizer, training_args, task, scorer, task.main_score,
                            [replica_check], fusion_learning_rate)  # fmt: skip
     args = trainer.args
-    result = {"run": name, "seed": args.seed, "metric": task.main_score, "task": task.name}
+    result = {"run": name, "seed": args.seed, "metric": task.main_score, "task": task.name,
+              "device": device_name(args.device)}  # fmt: skip
     result["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     config = trainer.model.config
     result["fusion_layer"] = getattr(config, "fusion_layer", None) if config.model_type == "dlfa_bert" else None
@@ -529,6 +531,7 @@ def run_layer_search(
         "run": name, "seed": args.seed, "metric": task.main_score, "task": task.name, "heads": list(heads.values()),
         "head_selection_scores": {head_name: scores[task.main_score] for head_name, scores in dev.items()},
         "chosen": chosen, "train_runtime_seconds": train_output.metrics["train_runtime"],
+        "device": device_name(args.device),
     }  # fmt: skip
     if trainer.is_world_process_zero():
         chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)

@@ -124,3 +124,5 @@ def test_layer_search_validation_compares_rankings_picks_and_the_cost_of_a_misma
     assert found["seeds"][2]["one_pass_pick"] == "aif-layer-10" and found["seeds"][2]["sweep_pick"] == "aif-layer-11"
     assert found["seeds"][2]["mismatch_cost"] == pytest.approx(4.0)  # 65 - 61 on the target average
     assert found["picks_agree"] == 1 and found["mismatch_cost_mean"] == pytest.approx(2.0)
+    # the sweep's own English dev ranks 10 > 11 > 8 on seed 1 and 11 > 10 > 8 on seed 2: rho 0.5 between the seeds
+    assert found["sweep_seed_spearman_dev_mean"] == pytest.approx(0.5)

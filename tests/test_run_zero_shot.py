@@ -141,6 +141,8 @@ def test_finished_runs_are_not_redone(tmp_path, tiny_multilingual_bert, xtreme_l
     run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", *common)
     first = out / "aif-layer-01" / "results.json"
     written = (first.stat().st_mtime_ns, first.read_text())
+    if not torch.cuda.is_available():
+        assert json.loads(written[1])["device"] == "cpu"  # what the run trained on goes with its numbers
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", *common)
     assert (first.stat().st_mtime_ns, first.read_text()) == written
     assert set(summary["runs"]) == {"aif-layer-01", "baseline"}

@@ -185,7 +185,13 @@ def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int
     one-pass English dev scores of the DLFA heads and the separate runs' English dev scores, and their target
     averages; whether the two picks (best English dev) agree; and what a mismatch costs on the target average (the
     separate runs' score at the sweep's pick minus at the one-pass pick, points). Only layers both have count.
+
+    The reference is the sweep against itself: the mean Spearman's rho between its English-dev rankings on every pair
+    of seeds (`sweep_seed_spearman_dev_mean`). Where that is near zero, the layers do not differ reproducibly at this
+    budget and no one-pass ranking can match the sweep's.
     """
+    from itertools import combinations
+
     from scipy import stats
 
     per_seed = {}
@@ -209,8 +215,16 @@ def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int
     if not per_seed:
         return {"seeds": {}}
     values = list(per_seed.values())
+    common = sorted(set.intersection(*(set(v["layers"]) for v in values)))
+    seed_pairs = [
+        stats.spearmanr([dev_score(runs[name][a]) for name in common], [dev_score(runs[name][b]) for name in common])
+        for a, b in combinations(per_seed, 2)
+    ] if len(common) > 1 else []  # fmt: skip
     return {
         "seeds": per_seed,
+        "sweep_seed_spearman_dev_mean": (
+            statistics.mean(float(pair.statistic) for pair in seed_pairs) if seed_pairs else None
+        ),
         "picks_agree": sum(v["one_pass_pick"] == v["sweep_pick"] for v in values),
         "spearman_dev_mean": statistics.mean(v["spearman_dev"] for v in values),
         "spearman_target_mean": statistics.mean(v["spearman_target"] for v in values),

@@ -269,6 +269,10 @@ def search_section(task: str, validation: dict) -> str:
                   f"{validation['spearman_dev_mean']:+.2f} (English dev), {validation['spearman_target_mean']:+.2f} "
                   f"(target average); mean cost {validation['mismatch_cost_mean']:+.2f} points (negative: the one-pass "
                   "pick scored higher on the targets than the sweep's English-dev pick)."]  # fmt: skip
+        if validation["sweep_seed_spearman_dev_mean"] is not None:
+            lines[-1] += (f" The sweep against itself: its English-dev rankings on two seeds correlate at "
+                          f"{validation['sweep_seed_spearman_dev_mean']:+.2f} on average (how reproducible the "
+                          "ranking to be matched is).")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

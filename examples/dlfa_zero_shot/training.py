@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 _explained = False
 
 
+def device_name(device: torch.device) -> str:
+    """What a run trained on, for its results: "cpu", or the accelerator's name (e.g. "cuda: NVIDIA H200")."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
 @contextmanager
 def loading_a_new_head() -> Iterator[None]:
     """

@@ -1,0 +1,46 @@
+"""The zero-shot benchmark's command line: which harness commands it plans, as a subprocess with --dry_run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def planned(tmp_path: Path, *arguments: str) -> list[list[str]]:
+    """The harness commands the benchmark would run (each a list of arguments after run_zero_shot.py)."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "zero_shot_benchmark.py"), "--protocol", "small", "--task", "xnli",
+         "--data_dir", str(data), "--runs_dir", str(tmp_path / "runs"), "--dry_run", *arguments],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    commands = [line.split()[2:] for line in completed.stdout.splitlines() if "run_zero_shot.py" in line]
+    assert f"small/xnli: {len(commands)} runs to do" in completed.stdout
+    return commands
+
+
+def flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skipped(tmp_path):
+    commands = planned(tmp_path, "--configs", "baseline,aif-layer-11", "--seeds", "1-2")
+    assert sorted((flag(c, "--seed"), flag(c, "--fusion_layers")) for c in commands) == [
+        ("1", "11"), ("1", "last"), ("2", "11"), ("2", "last")
+    ]  # fmt: skip
+    assert all(flag(c, "--use_cpu") == "true" for c in commands)  # the protocol pins the CPU
+
+    finished = tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline"
+    finished.mkdir(parents=True)
+    (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1}))
+    again = planned(tmp_path, "--configs", "baseline,aif-layer-11", "--seeds", "1-2")
+    assert ("1", "last") not in [(flag(c, "--seed"), flag(c, "--fusion_layers")) for c in again] and len(again) == 3
+
+
+def test_use_cpu_false_lets_the_trainer_take_a_gpu(tmp_path):
+    commands = planned(tmp_path, "--configs", "baseline", "--use_cpu", "false")
+    assert commands and all(flag(c, "--use_cpu") == "false" and c.count("--use_cpu") == 1 for c in commands)
