@@ -111,6 +111,11 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
             kept_words.append(word)
         return kept
 
+    def aggregate(self, pre_entities: list[dict], aggregation_strategy: AggregationStrategy) -> list[dict]:
+        if getattr(self, "_word_level", False):  # one entry per word: the words, not grouped into entities
+            return self.aggregate_words(pre_entities, aggregation_strategy)
+        return super().aggregate(pre_entities, aggregation_strategy)
+
     def postprocess(
         self,
         all_outputs,
@@ -119,36 +124,21 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
         word_level: bool = False,
     ) -> list[dict]:
         if not word_level:
-            return [
-                plain_python(entity)
-                for entity in super().postprocess(all_outputs, aggregation_strategy, ignore_labels)
-            ]
+            entities = super().postprocess(all_outputs, aggregation_strategy, ignore_labels)
+            return [plain_python(entity) for entity in entities]
         if aggregation_strategy in (AggregationStrategy.NONE, AggregationStrategy.SIMPLE):
             aggregation_strategy = AggregationStrategy.FIRST
-        word_to_chars_map = all_outputs[0].get("word_to_chars_map")
+        self._word_level = True
+        try:
+            entities = super().postprocess(all_outputs, aggregation_strategy, ignore_labels=[])
+        finally:
+            self._word_level = False
         sentence = all_outputs[0]["sentence"]
-        entities = []
-        for outputs in all_outputs:
-            logits = outputs["logits"][0].float().numpy()
-            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            pieces = self.gather_pre_entities(
-                sentence,
-                outputs["input_ids"][0],
-                shifted / shifted.sum(axis=-1, keepdims=True),
-                outputs["offset_mapping"][0] if outputs["offset_mapping"] is not None else None,
-                outputs["special_tokens_mask"][0].numpy(),
-                aggregation_strategy,
-                word_ids=outputs.get("word_ids"),
-                word_to_chars_map=word_to_chars_map,
-            )
-            for entity in self.aggregate_words(pieces, aggregation_strategy):
-                # a word's first piece may start at the space before it ("▁" stands for that space)
-                while entity["start"] < entity["end"] and sentence[entity["start"]].isspace():
-                    entity["start"] += 1
-                entity["word"] = sentence[entity["start"] : entity["end"]]  # as written, not as normalised
-                entities.append(entity)
-        if len(all_outputs) > 1:  # overlapping windows of a long input (`stride`)
-            entities = self.aggregate_overlapping_entities(entities)
+        for entity in entities:
+            # a word's first piece may start at the space before it ("▁" stands for that space)
+            while entity["start"] < entity["end"] and sentence[entity["start"]].isspace():
+                entity["start"] += 1
+            entity["word"] = sentence[entity["start"] : entity["end"]]  # as written, not as normalised
         return [plain_python(entity) for entity in entities]
 
 
