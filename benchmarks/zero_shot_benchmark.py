@@ -156,11 +156,9 @@ def chosen_layer(task_dir: Path) -> int:
 def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[str, str]:
     """The harness flags that make the configuration `name` (besides the protocol's)."""
     if name == analysis.LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
-        return {
-            "--layer_search": "one_pass",
-            "--layer_search_then": "keep",
-            "--fusion_layers": f"{search_layers},last",
-        }
+        # No `last` among the layers: the shared model always has the stock head, and `last` would also train the
+        # baseline in this process (the `baseline` configuration's job), as the runs archived before 2026-11-26 did.
+        return {"--layer_search": "one_pass", "--layer_search_then": "keep", "--fusion_layers": search_layers}
     settings = analysis.configuration_of(name)
     if settings["fusion_method"] is None:
         return {"--fusion_layers": "last"}

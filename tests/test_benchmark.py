@@ -44,3 +44,9 @@ def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skip
 def test_use_cpu_false_lets_the_trainer_take_a_gpu(tmp_path):
     commands = planned(tmp_path, "--configs", "baseline", "--use_cpu", "false")
     assert commands and all(flag(c, "--use_cpu") == "false" and c.count("--use_cpu") == 1 for c in commands)
+
+
+def test_the_layer_search_configuration_trains_the_search_alone(tmp_path):
+    (command,) = planned(tmp_path, "--configs", "layer-search", "--search_layers", "8,10,11")
+    assert flag(command, "--layer_search") == "one_pass" and flag(command, "--layer_search_then") == "keep"
+    assert flag(command, "--fusion_layers") == "8,10,11"  # no `last`: the baseline is a configuration of its own
