@@ -100,12 +100,14 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape
 
 
-def write_study_run(runs_dir: Path, name: str, seed: int, dev: float, correct: dict[str, np.ndarray]) -> None:
+def write_study_run(
+    runs_dir: Path, name: str, seed: int, dev: float, correct: dict[str, np.ndarray], device: str = "cpu"
+) -> None:
     """An XNLI run as the harness writes it: results.json and predictions.npz (gold all 0, predicted 0 if correct)."""
     run_dir = runs_dir / "xnli" / f"seed-{seed}" / name
     run_dir.mkdir(parents=True)
     scores = {"selection": {"accuracy": dev}, **{lang: {"accuracy": float(c.mean())} for lang, c in correct.items()}}
-    result = {"run": name, "seed": seed, "metric": "accuracy", "scores": scores,
+    result = {"run": name, "seed": seed, "metric": "accuracy", "scores": scores, "device": device,
               "target_average": float(np.mean([c.mean() for c in correct.values()]))}  # fmt: skip
     (run_dir / "results.json").write_text(json.dumps(result))
     arrays = {}
@@ -206,7 +208,7 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
         base = {lang: rng.random(200) < 0.6 for lang in ("de", "zh", "en")}
         write_study_run(runs_dir, "baseline", seed, 0.70, base)
         write_study_run(runs_dir, "aif-layer-10", seed, 0.72, {k: v | (rng.random(200) < 0.1) for k, v in base.items()})
-        write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base)
+        write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base, device="cuda: NVIDIA H200")
     found = study_comparisons(runs_dir, resamples=50)["xnli"]
     runs = collect(runs_dir / "xnli")
     text = study_task_section("xnli", runs, found, tmp_path / "docs" / "figures" / "gains.png", tmp_path / "docs")
@@ -222,3 +224,4 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
         assert float(row[column["aif-layer-10 − baseline"]]) == pytest.approx(dlfa - baseline, abs=0.011)
     assert (tmp_path / "docs" / "figures" / "gains.png").stat().st_size > 0
     assert "](figures/gains.png)" in text
+    assert "Trained on: cpu (4 runs), cuda: NVIDIA H200 (2 runs)." in text  # a reader sees a mixed task at once

@@ -13,6 +13,7 @@ import argparse
 import json
 import shutil
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -543,7 +544,8 @@ def study_task_section(
     """
     One task's details beside its headline: English dev, target average and training time of each compared
     configuration; per-language means and paired gains (English test, where evaluated, apart from the targets);
-    the heatmap of per-language gains; how many words lay past the length limit (scored in later windows).
+    the heatmap of per-language gains; how many words lay past the length limit (scored in later windows); the
+    devices the runs trained on.
     """
     names = list(dict.fromkeys(name for c in by_kind.values() for name in (c["reference"], c["configuration"])))
     names = [BASELINE] + [name for name in names if name != BASELINE] if BASELINE in names else names
@@ -561,6 +563,9 @@ def study_task_section(
         target = mean_std([target_score(result) for result in by_seed.values()])
         lines.append(f"| {name} | {_cell(dev)} | {_cell(target)} | "
                      f"{_time_cell(median_runtime(by_seed), base_seconds if name != names[0] else None)} |")  # fmt: skip
+    devices = Counter(runs[name][seed].get("device", "not recorded") for name in names for seed in seeds)
+    lines += ["", "Trained on: " + ", ".join(f"{device} ({count} runs)" for device, count in sorted(devices.items()))
+              + "."]  # fmt: skip
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
     gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
