@@ -141,6 +141,8 @@ def write_model_card(
         target_average="-" if average is None else f"{100 * average:.2f}",
         train_files=result.get("files", {}).get("train", "-"),
         selection_file=result.get("files", {}).get("selection", "-"),
+        seed=result.get("seed", "-"),
+        device=result.get("device", "-"),
     )
     metadata = card_metadata(task, result, repo_id, base_name, license_name)
     path = model_dir / "README.md"

@@ -19,6 +19,8 @@ def test_card_for_every_task(task, tmp_path):
         },
         "target_average": 0.8234,
         "files": {"train": "train.tsv", "selection": "dev.tsv"},
+        "seed": 3,
+        "device": "cuda: NVIDIA H200",
     }
     config = DLFABertConfig(num_hidden_layers=12, fusion_layer=8, aif_gate_init=0.1)
     path = write_model_card(tmp_path, task, result, config, "offline:multilingual-e5-small", "org/dlfa-run")
@@ -35,3 +37,4 @@ def test_card_for_every_task(task, tmp_path):
         assert "is_split_into_words=True, word_level=True" in text
     assert "| fusion layer (fused with the last, layer 12) | 8 |" in text and "**82.34**" in text
     assert "| AIF gate at initialisation | 0.1 |" in text and "peer fusions for comparison) | aif |" in text
+    assert "Seed 3, trained on cuda: NVIDIA H200." in text  # what a reader needs to rerun it
