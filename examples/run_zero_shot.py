@@ -66,6 +66,7 @@ from dlfa_zero_shot.training import (
     device_name,
     evaluate_language,
     loading_a_new_head,
+    predict_in_order,
     predicted_ids,
     score_predictions,
     write_predictions,
@@ -513,7 +514,7 @@ def run_layer_search(
     args = trainer.args
     train_output = train_resuming(trainer)
     dev = {}
-    every_head = trainer.predict(features["selection"], metric_key_prefix="predict").predictions  # one forward pass
+    every_head = predict_in_order(trainer, features["selection"])  # one forward pass
     for index, head_name in enumerate(heads.values()):
         dev[head_name] = score_predictions(scorer, features["selection"], data.selection, every_head[..., index])[0]
         logger.info(

@@ -83,3 +83,24 @@ def test_multi_label_and_regression_losses_honour_num_items_in_batch():
             for part in (slice(0, 2), slice(2, 4))
         )
         torch.testing.assert_close(halves, mean)
+
+
+def test_predictions_come_back_in_dataset_order_under_length_grouped_training(tmp_path):
+    """The harness scores `predict` rows by position; transformers batches evaluation by length too under
+    `train_sampling_strategy="group_by_length"` (the study's setting), which permutes them."""
+    from dlfa_zero_shot.training import predict_in_order
+
+    torch.manual_seed(0)
+    model = build(DLFABertForSequenceClassification, TESTER.get_config()).eval()
+    rows = [{"input_ids": torch.randint(5, TESTER.vocab_size, (TESTER.seq_length,))} for _ in range(48)]
+
+    def trainer(strategy: str) -> Trainer:
+        args = TrainingArguments(output_dir=str(tmp_path / strategy), per_device_eval_batch_size=4, use_cpu=True,
+                                 train_sampling_strategy=strategy, report_to="none", disable_tqdm=True)  # fmt: skip
+        return Trainer(model=model, args=args)
+
+    expected = trainer("random").predict(rows).predictions
+    grouped = trainer("group_by_length")
+    assert not torch.allclose(torch.as_tensor(grouped.predict(rows).predictions), torch.as_tensor(expected))
+    assert torch.allclose(torch.as_tensor(predict_in_order(grouped, rows)), torch.as_tensor(expected), atol=1e-6)
+    assert grouped.args.train_sampling_strategy == "group_by_length"  # training keeps its batches

@@ -149,9 +149,24 @@ def evaluate_language(
     `DLFABertForLayerSearch` to score. Returns the scores and the compact per-item record: predicted and gold label
     ids, and for tagging each sentence's word count.
     """
-    output = trainer.predict(features, metric_key_prefix="predict")
-    predictions = output.predictions if head is None else output.predictions[..., head]
+    predictions = predict_in_order(trainer, features)
+    predictions = predictions if head is None else predictions[..., head]
     return score_predictions(scorer, features, examples, predictions)
+
+
+def predict_in_order(trainer: Trainer, dataset) -> np.ndarray:
+    """
+    `trainer.predict(dataset).predictions`, one row per dataset row, in the dataset's order. Since
+    huggingface/transformers#33514 the Trainer batches evaluation by length too under
+    `train_sampling_strategy="group_by_length"`, which permutes the rows `predict` returns; the scoring here maps rows
+    back to words and pairs by position, so prediction runs in order (the training strategy is restored after).
+    """
+    strategy = trainer.args.train_sampling_strategy
+    trainer.args.train_sampling_strategy = "random" if strategy == "group_by_length" else strategy
+    try:
+        return trainer.predict(dataset, metric_key_prefix="predict").predictions
+    finally:
+        trainer.args.train_sampling_strategy = strategy
 
 
 def score_predictions(scorer: ZeroShotScorer, features, examples: list, predictions: np.ndarray) -> tuple[dict, dict]:
