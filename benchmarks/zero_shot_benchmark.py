@@ -142,9 +142,19 @@ def study_budget(task_dir: Path) -> dict[str, str]:
     return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
 
 
-def chosen_layer(task_dir: Path) -> int:
-    """The DLFA layer chosen on English dev among the finished `aif-layer-*` runs, over the seeds they all have."""
+def chosen_layer(task_dir: Path, study: bool) -> int:
+    """
+    The DLFA layer chosen on English dev: the study plan's choice (its layers and seeds, all finished) under the study
+    protocol, else among the finished `aif-layer-*` runs over the seeds they all have.
+    """
     runs = analysis.load_runs(task_dir)
+    if study:
+        chosen, missing = analysis.study_layer_choice(runs)
+        if missing:
+            raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
+                             "run it before any '-best' configuration")  # fmt: skip
+        print(f"{task_dir.name}: the study's layer choice on English dev is {chosen}", flush=True)
+        return analysis.layer_of(chosen)
     layers = [name for name in runs if name.startswith(analysis.AIF_PREFIX)]
     if not layers:
         raise SystemExit(f"no finished {analysis.AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
@@ -204,7 +214,8 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
         base = {**base, **study_budget(task_dir)}
     names = args.configs.split(",")
     if any("-best" in name for name in names):
-        names = [name.replace("-best", f"-{chosen_layer(task_dir):02d}") for name in names]
+        layer = chosen_layer(task_dir, study=args.protocol == "study")
+        names = [name.replace("-best", f"-{layer:02d}") for name in names]
     planned = []
     for seed in parse_seeds(args.seeds):  # seed-major: a partial benchmark has every configuration at equal seeds
         for name in names:

@@ -11,6 +11,7 @@ from dlfa_zero_shot.analysis import (
     paired_gain,
     run_name,
     select_on_english_dev,
+    study_layer_choice,
 )
 
 
@@ -51,6 +52,17 @@ def test_selection_compares_layers_on_the_seeds_they_all_have():
     assert select_on_english_dev(runs) == ([1, 2], "aif-layer-08")
     with pytest.raises(ValueError, match="share no seed"):
         select_on_english_dev({"aif-layer-08": {1: result(1, 1)}, "aif-layer-10": {2: result(1, 1)}})
+
+
+def test_the_study_layer_choice_waits_for_all_its_runs_and_ignores_others():
+    runs = {"aif-layer-08": {1: result(90, 0), 2: result(90, 0)}, "aif-layer-10": {1: result(95, 0)},
+            "aif-layer-06": {1: result(99, 0), 2: result(99, 0)}}  # fmt: skip
+    chosen, missing = study_layer_choice(runs)
+    assert chosen is None
+    assert missing == ["aif-layer-10 seed 2", "aif-layer-11 seed 1", "aif-layer-11 seed 2"]
+    runs["aif-layer-10"][2] = result(80, 0)  # mean 87.5
+    runs["aif-layer-11"] = {1: result(86, 0), 2: result(89, 0), 3: result(100, 0)}  # 87.5; with seed 3, 91.7
+    assert study_layer_choice(runs) == ("aif-layer-08", [])  # neither layer 6 nor seed 3 is the plan's
 
 
 def test_paired_gain_and_holm_adjustment():

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,9 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
         write_study_run(tmp_path, "aif-layer-08", seed, 0.60, base)
         peer = {lang: values & (rng.random(300) > 0.01 * seed) for lang, values in better.items()}  # a little worse
         write_study_run(tmp_path, "concat-layer-10", seed, 0.71, peer)
+        if seed < 3:  # the plan's layer choice: layers 8, 10, 11 on seeds 1 and 2
+            write_study_run(tmp_path, "aif-layer-11", seed, 0.65, base)
+    write_study_run(tmp_path, "aif-layer-06", 1, 0.99, base)  # not a candidate of the plan: plays no part
     found = study_comparisons(tmp_path, resamples=300)["xnli"]
     primary, secondary = found["primary"], found["secondary"]
     assert primary["configuration"] == "aif-layer-10" and primary["reference"] == "baseline"
@@ -140,6 +144,9 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
     assert primary["verdict"].startswith("aif-layer-10 helps")
     table = comparison_table({"xnli": found})
     assert "| xnli | primary: aif-layer-10 - baseline | 3 |" in table
+
+    shutil.rmtree(tmp_path / "xnli" / "seed-2" / "aif-layer-11")  # no comparison before the layer choice is complete
+    assert study_comparisons(tmp_path, resamples=10) == {}
 
 
 @pytest.mark.parametrize(
@@ -209,6 +216,8 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
         write_study_run(runs_dir, "baseline", seed, 0.70, base)
         write_study_run(runs_dir, "aif-layer-10", seed, 0.72, {k: v | (rng.random(200) < 0.1) for k, v in base.items()})
         write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base, device="cuda: NVIDIA H200")
+        for layer in (8, 11):
+            write_study_run(runs_dir, f"aif-layer-{layer:02d}", seed, 0.60, base)
     found = study_comparisons(runs_dir, resamples=50)["xnli"]
     runs = collect(runs_dir / "xnli")
     text = study_task_section("xnli", runs, found, tmp_path / "docs" / "figures" / "gains.png", tmp_path / "docs")

@@ -145,6 +145,25 @@ def select_on_english_dev(runs: dict[str, dict[int, dict]], candidates: list[str
     return shared, max(candidates, key=lambda name: means[name])
 
 
+# The study's layer choice (docs/study-plan.md): DLFA at these layers on these seeds, chosen on English dev alone.
+STUDY_CHOICE_LAYERS = (8, 10, 11)
+STUDY_CHOICE_SEEDS = (1, 2)
+
+
+def study_layer_choice(runs: dict[str, dict[int, dict]]) -> tuple[str | None, list[str]]:
+    """
+    The study plan's layer choice among `runs` (name -> seed -> result): (the chosen run name, or None while any of
+    its runs is missing; the missing runs, as "aif-layer-08 seed 2"). Runs of other layers or seeds play no part.
+    """
+    candidates = [run_name(layer, "aif") for layer in STUDY_CHOICE_LAYERS]
+    missing = [f"{name} seed {seed}" for name in candidates for seed in STUDY_CHOICE_SEEDS
+               if seed not in runs.get(name, {})]  # fmt: skip
+    if missing:
+        return None, missing
+    choice = {name: {seed: runs[name][seed] for seed in STUDY_CHOICE_SEEDS} for name in candidates}
+    return select_on_english_dev(choice)[1], []
+
+
 def best_on_targets(runs: dict[str, dict[int, dict]], candidates: list[str], seeds: list[int]) -> str:
     """The paper's protocol (for comparison only; it peeks at the test languages): best mean target average."""
     return max(candidates, key=lambda name: statistics.mean(target_score(runs[name][seed]) for seed in seeds))

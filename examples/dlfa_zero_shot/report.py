@@ -423,13 +423,17 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
     lines += ["", f"![learning curves]({figure.relative_to(document_dir).as_posix()})", ""]
     for task in STUDY_TASKS:
         runs = load_runs(runs_dir / task)
-        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
-        if layers:
-            seeds, chosen = analysis.select_on_english_dev(runs, layers)
-            dev = ", ".join(
-                f"{name} {statistics.mean(dev_score(runs[name][s]) for s in seeds):.2f}" for name in sorted(layers)
-            )
-            lines.append(f"- {task}: layer choice on English dev (seeds {seeds}): {dev}; chosen **{chosen}**.")
+        layers = [analysis.run_name(layer) for layer in analysis.STUDY_CHOICE_LAYERS]
+        if any(name in runs for name in layers):
+            chosen, missing = analysis.study_layer_choice(runs)
+            cells = []
+            for name in layers:
+                seeds = [seed for seed in analysis.STUDY_CHOICE_SEEDS if seed in runs.get(name, {})]
+                if seeds:
+                    dev = statistics.mean(dev_score(runs[name][seed]) for seed in seeds)
+                    cells.append(f"{name} {dev:.2f} (seeds {seeds})")
+            outcome = f"chosen **{chosen}**" if chosen else f"not finished (missing {', '.join(missing)})"
+            lines.append(f"- {task}: layer choice on English dev: {', '.join(cells)}; {outcome}.")
         if runs:
             lines.append(
                 f"- {task}: finished runs: "
@@ -439,6 +443,8 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
 
 
 EQUIVALENCE_MARGIN = 1.0  # the plan's "does not help" bound, in points: below every gain the paper reports
+SEQUENTIAL_HALF_WIDTH = 0.5  # the plan's sequential rule: wider primary intervals at 5 seeds call for seeds 6-10 ...
+SEEDS_UPPER_BOUND = 5  # ... up to this bound, set by the plan's CPU rule (docs/results.md, decisions of 2026-11-26)
 
 
 def load_counts(
@@ -474,10 +480,9 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000) -> dict[str, dict
     for task in STUDY_TASKS:
         task_dir = runs_dir / task
         runs = load_runs(task_dir)
-        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
-        if BASELINE not in runs or not layers:
+        chosen, _ = analysis.study_layer_choice(runs)
+        if BASELINE not in runs or chosen is None:
             continue
-        _, chosen = analysis.select_on_english_dev(runs, layers)
         peer = CONCAT_PREFIX + chosen.removeprefix(AIF_PREFIX)
         spec = TASKS[task]
         labels = spec.labels if spec.kind == "token" else None
@@ -519,6 +524,26 @@ def verdict(comparison: dict) -> str:
     if upper is not None and upper < EQUIVALENCE_MARGIN:
         return f"{name} does not help, by at most {max(upper, 0):.2f} points"
     return "too close to call at this budget"
+
+
+def sequential_rule(found: dict[str, dict]) -> str:
+    """What the plan's sequential rule says of each task's primary interval (one markdown line)."""
+    widths = {task: (c["ci95"][1] - c["ci95"][0]) / 2 for task, by_kind in found.items()
+              if "ci95" in (c := by_kind.get("primary", {}))}  # fmt: skip
+    if not widths:
+        return ""
+    wide = [task for task, width in widths.items() if width > SEQUENTIAL_HALF_WIDTH]
+    cells = ", ".join(f"{task} {width:.2f}" for task, width in widths.items())
+    line = f"- Sequential rule (plan): half-width of the primary 95% interval: {cells} (points). "
+    if wide and SEEDS_UPPER_BOUND <= 5:
+        line += (f"Above {SEQUENTIAL_HALF_WIDTH} ({', '.join(wide)}) the plan would add seeds 6-10, but the seeds' "
+                 f"upper bound is {SEEDS_UPPER_BOUND} (the CPU rule, decided before any comparison run): those tasks "
+                 "stop here, and their intervals are reported as they are.")  # fmt: skip
+    elif wide:
+        line += f"Above {SEQUENTIAL_HALF_WIDTH} ({', '.join(wide)}): seeds 6 to {SEEDS_UPPER_BOUND} are due."
+    else:
+        line += f"All at most {SEQUENTIAL_HALF_WIDTH}: every task stops at its seeds."
+    return line + "\n"
 
 
 def comparison_table(found: dict[str, dict]) -> str:
@@ -608,6 +633,7 @@ def study_main(args: argparse.Namespace) -> None:
         block += "\n### Comparisons (docs/study-plan.md)\n\n" + comparison_table(found) + "\n"
         block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
                          if "primary" in by_kind)  # fmt: skip
+        block += sequential_rule(found)
         for task, by_kind in found.items():
             figure = args.document.parent / "figures" / f"study_gains_{task}.png"
             block += "\n" + study_task_section(task, load_runs(args.runs_dir / task), by_kind, figure,
