@@ -138,3 +138,11 @@ def test_layer_search_validation_compares_rankings_picks_and_the_cost_of_a_misma
     assert found["picks_agree"] == 1 and found["mismatch_cost_mean"] == pytest.approx(2.0)
     # the sweep's own English dev ranks 10 > 11 > 8 on seed 1 and 11 > 10 > 8 on seed 2: rho 0.5 between the seeds
     assert found["sweep_seed_spearman_dev_mean"] == pytest.approx(0.5)
+
+    # every head scored alike on a seed (a tiny English dev): no ranking, so no rho, and the means leave that seed out
+    for name, score in zip(runs, (0.7, 0.8, 0.9)):
+        runs[name][3] = result(100 * score, 60)
+    searches[3] = {"head_selection_scores": dict.fromkeys(runs, 0.5)}
+    tied = layer_search_validation(runs, searches)
+    assert tied["seeds"][3]["spearman_dev"] is None and tied["seeds"][3]["spearman_target"] is None
+    assert tied["spearman_dev_mean"] == pytest.approx(found["spearman_dev_mean"])

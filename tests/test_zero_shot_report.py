@@ -180,7 +180,8 @@ def test_layer_search_records_are_archived_and_restored(task_dir, tmp_path):
 
 def test_study_archive_keeps_runs_by_name_and_seed_with_curve_and_predictions(tmp_path):
     """The study's archive: runs -> name -> seed (the small study's schema), its learning curve, every predictions
-    file; restored into an empty folder it gives back the same runs, curve points and predictions."""
+    file and process wall time; restored into an empty folder it gives back the same runs, curve points, predictions
+    and wall times, so that archiving the restored folder again loses nothing."""
     from dlfa_zero_shot.analysis import load_curve, load_runs
 
     runs_dir = tmp_path / "runs"
@@ -191,6 +192,7 @@ def test_study_archive_keeps_runs_by_name_and_seed_with_curve_and_predictions(tm
     curve_run.mkdir(parents=True)
     point = {"run": "baseline", "seed": 1, "selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.61}]}
     (curve_run / "results.json").write_text(json.dumps(point))
+    (runs_dir / "xnli" / "seed-1" / "baseline" / "wall_time.json").write_text(json.dumps({"seconds": 52.5}))
     archive = write_archive(tmp_path / "results" / "xnli.json", runs_dir / "xnli", None)
 
     stored = json.loads(archive.read_text())
@@ -204,6 +206,8 @@ def test_study_archive_keeps_runs_by_name_and_seed_with_curve_and_predictions(tm
     original = np.load(runs_dir / "xnli" / "seed-1" / "aif-layer-10" / "predictions.npz")
     assert set(restored.files) == set(original.files)
     assert all((restored[key] == original[key]).all() for key in original.files)
+    again = write_archive(tmp_path / "again" / "xnli.json", fresh, None)
+    assert json.loads(again.read_text())["wall_times"] == stored["wall_times"] == {"seed-1/baseline": 52.5}
 
 
 def test_study_details_give_every_language_with_english_apart_and_draw_the_gains(tmp_path):

@@ -198,6 +198,21 @@ def choose_budget(points: list[dict], margin: float = 1.0) -> dict:
     return {**cheapest, "plateau": plateau, "margin": margin}
 
 
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rho of two equally long score lists; None where either is constant (no ranking: rho undefined)."""
+    from scipy import stats
+
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def mean_defined(values: list[float | None]) -> float | None:
+    """The mean of the values that are not None; None if none is."""
+    defined = [value for value in values if value is not None]
+    return statistics.mean(defined) if defined else None
+
+
 def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int, dict]) -> dict:
     """
     The one-pass layer search against the separate-run sweep of the same seeds: per seed, Spearman's rho between the
@@ -207,11 +222,10 @@ def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int
 
     The reference is the sweep against itself: the mean Spearman's rho between its English-dev rankings on every pair
     of seeds (`sweep_seed_spearman_dev_mean`). Where that is near zero, the layers do not differ reproducibly at this
-    budget and no one-pass ranking can match the sweep's.
+    budget and no one-pass ranking can match the sweep's. A correlation with a constant side (every layer scored
+    alike) is None, and the means leave it out.
     """
     from itertools import combinations
-
-    from scipy import stats
 
     per_seed = {}
     for seed, search in sorted(searches.items()):
@@ -225,8 +239,8 @@ def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int
         one_pass_pick, sweep_pick = layers[int(np.argmax(one_pass))], layers[int(np.argmax(dev))]
         per_seed[seed] = {
             "layers": layers,
-            "spearman_dev": float(stats.spearmanr(one_pass, dev).statistic),
-            "spearman_target": float(stats.spearmanr(one_pass, target).statistic),
+            "spearman_dev": spearman(one_pass, dev),
+            "spearman_target": spearman(one_pass, target),
             "one_pass_pick": one_pass_pick,
             "sweep_pick": sweep_pick,
             "mismatch_cost": target_score(runs[sweep_pick][seed]) - target_score(runs[one_pass_pick][seed]),
@@ -236,17 +250,15 @@ def layer_search_validation(runs: dict[str, dict[int, dict]], searches: dict[int
     values = list(per_seed.values())
     common = sorted(set.intersection(*(set(v["layers"]) for v in values)))
     seed_pairs = [
-        stats.spearmanr([dev_score(runs[name][a]) for name in common], [dev_score(runs[name][b]) for name in common])
+        spearman([dev_score(runs[name][a]) for name in common], [dev_score(runs[name][b]) for name in common])
         for a, b in combinations(per_seed, 2)
     ] if len(common) > 1 else []  # fmt: skip
     return {
         "seeds": per_seed,
-        "sweep_seed_spearman_dev_mean": (
-            statistics.mean(float(pair.statistic) for pair in seed_pairs) if seed_pairs else None
-        ),
+        "sweep_seed_spearman_dev_mean": mean_defined(seed_pairs),
         "picks_agree": sum(v["one_pass_pick"] == v["sweep_pick"] for v in values),
-        "spearman_dev_mean": statistics.mean(v["spearman_dev"] for v in values),
-        "spearman_target_mean": statistics.mean(v["spearman_target"] for v in values),
+        "spearman_dev_mean": mean_defined([v["spearman_dev"] for v in values]),
+        "spearman_target_mean": mean_defined([v["spearman_target"] for v in values]),
         "mismatch_cost_mean": statistics.mean(v["mismatch_cost"] for v in values),
     }
 

@@ -83,11 +83,12 @@ def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: di
 def restore_archive(path: Path, task_dir: Path) -> list[Path]:
     """
     Write the runs of a committed archive back as run folders (`seed-N/<run>/results.json`, the searches' records,
-    `curve/n-<examples>/seed-1/baseline/results.json`, and each run's archived `predictions.npz`; no weights), so that
-    the report can be regenerated, and the benchmark resumed, on a machine without the original runs. A run that
-    already has a results.json is left alone. Returns the results files written.
+    `curve/n-<examples>/seed-1/baseline/results.json`, each run's archived `predictions.npz` and process wall time
+    (`wall_time.json`); no weights), so that the report can be regenerated, and the benchmark resumed, on a machine
+    without the original runs. A run that already has a results.json is left alone. Returns the results files written.
     """
     archive = json.loads(path.read_text())
+    wall_times = archive.get("wall_times", {})
     folders = {f"seed-{seed}/{analysis.LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
     for name, by_seed in archive["runs"].items():
         folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
@@ -103,6 +104,8 @@ def restore_archive(path: Path, task_dir: Path) -> list[Path]:
         predictions = path.parent / "predictions" / task_dir.name / f"{folder}.npz"
         if predictions.exists():
             shutil.copyfile(predictions, target.parent / "predictions.npz")
+        if folder in wall_times:
+            (target.parent / "wall_time.json").write_text(json.dumps({"seconds": wall_times[folder]}) + "\n")
         written.append(target)
     return written
 
@@ -256,6 +259,10 @@ def heatmap(summary: dict, path: Path) -> Path | None:
     return analysis.heatmap(names, [*languages, "avg"], grid, title, path, gains=True)
 
 
+def _rho(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:+.2f}"
+
+
 def search_section(task: str, validation: dict) -> str:
     """The one-pass layer search against the separate-run sweep of the same seeds (issue 12)."""
     lines = [f"#### {task}: one-pass layer search against the sweep", "",
@@ -263,11 +270,11 @@ def search_section(task: str, validation: dict) -> str:
              "cost of the one-pass pick (target avg: sweep pick minus one-pass pick) |", "|---" * 7 + "|"]  # fmt: skip
     for seed, row in validation["seeds"].items():
         lines.append(f"| {seed} | {', '.join(name.removeprefix(AIF_PREFIX) for name in row['layers'])} | "
-                     f"{row['spearman_dev']:+.2f} | {row['spearman_target']:+.2f} | {row['one_pass_pick']} | "
+                     f"{_rho(row['spearman_dev'])} | {_rho(row['spearman_target'])} | {row['one_pass_pick']} | "
                      f"{row['sweep_pick']} | {row['mismatch_cost']:+.2f} |")  # fmt: skip
     if validation["seeds"]:
         lines += ["", f"Picks agree on {validation['picks_agree']} of {len(validation['seeds'])} seeds; mean Spearman "
-                  f"{validation['spearman_dev_mean']:+.2f} (English dev), {validation['spearman_target_mean']:+.2f} "
+                  f"{_rho(validation['spearman_dev_mean'])} (English dev), {_rho(validation['spearman_target_mean'])} "
                   f"(target average); mean cost {validation['mismatch_cost_mean']:+.2f} points (negative: the one-pass "
                   "pick scored higher on the targets than the sweep's English-dev pick)."]  # fmt: skip
         if validation["sweep_seed_spearman_dev_mean"] is not None:
