@@ -133,7 +133,7 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
         if seed < 3:  # the plan's layer choice: layers 8, 10, 11 on seeds 1 and 2
             write_study_run(tmp_path, "aif-layer-11", seed, 0.65, base)
     write_study_run(tmp_path, "aif-layer-06", 1, 0.99, base)  # not a candidate of the plan: plays no part
-    found = study_comparisons(tmp_path, resamples=300)["xnli"]
+    found = study_comparisons(tmp_path, resamples=300, planned_seeds=3)["xnli"]
     primary, secondary = found["primary"], found["secondary"]
     assert primary["configuration"] == "aif-layer-10" and primary["reference"] == "baseline"
     assert secondary["reference"] == "concat-layer-10" and 0 < secondary["mean"] < 3
@@ -144,6 +144,10 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
     assert primary["verdict"].startswith("aif-layer-10 helps")
     table = comparison_table({"xnli": found})
     assert "| xnli | primary: aif-layer-10 - baseline | 3 |" in table
+
+    interim = study_comparisons(tmp_path, resamples=10, planned_seeds=5)["xnli"]["primary"]  # 3 of 5 seeds
+    assert interim["holm_p"] is None and interim["verdict"] == "interim (3 of 5 seeds): no verdict yet"
+    assert f"| {interim['t_test_p']:.3f} / - |" in comparison_table({"xnli": {"primary": interim}})
 
     shutil.rmtree(tmp_path / "xnli" / "seed-2" / "aif-layer-11")  # no comparison before the layer choice is complete
     assert study_comparisons(tmp_path, resamples=10) == {}
@@ -222,7 +226,7 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
         write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base, device="cuda: NVIDIA H200")
         for layer in (8, 11):
             write_study_run(runs_dir, f"aif-layer-{layer:02d}", seed, 0.60, base)
-    found = study_comparisons(runs_dir, resamples=50)["xnli"]
+    found = study_comparisons(runs_dir, resamples=50, planned_seeds=2)["xnli"]
     runs = collect(runs_dir / "xnli")
     text = study_task_section("xnli", runs, found, tmp_path / "docs" / "figures" / "gains.png", tmp_path / "docs")
 

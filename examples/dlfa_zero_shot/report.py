@@ -475,11 +475,13 @@ def load_counts(
     return counts
 
 
-def study_comparisons(runs_dir: Path, resamples: int = 10_000) -> dict[str, dict]:
+def study_comparisons(runs_dir: Path, resamples: int = 10_000, planned_seeds: int | None = None) -> dict[str, dict]:
     """
     The plan's primary (DLFA at the chosen layer minus the baseline) and secondary (DLFA minus the concatenation of
     the same layers) comparisons of every task that has them, with seed intervals, the item-and-seed bootstrap,
-    raw and Holm-adjusted p (over every test printed) and the verdict.
+    raw and Holm-adjusted p (over every finished comparison) and the verdict. A comparison with fewer paired seeds
+    than `planned_seeds` (default: the study's upper bound) is interim: printed with its raw p, left out of Holm,
+    and given no verdict.
     """
     from .tasks import TASKS
 
@@ -512,12 +514,20 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000) -> dict[str, dict
             comparisons[kind] = {"configuration": chosen, "reference": reference, **gain}
         if comparisons:
             found[task] = comparisons
+    planned_seeds = planned_seeds or SEEDS_UPPER_BOUND
+    for by_kind in found.values():  # a comparison short of its seeds is interim: printed, not tested, no verdict
+        for comparison in by_kind.values():
+            comparison["interim"] = comparison["n"] < planned_seeds
     adjusted = analysis.holm({f"{task}/{kind}": c["t_test_p"] for task, by_kind in found.items()
-                              for kind, c in by_kind.items() if "t_test_p" in c})  # fmt: skip
+                              for kind, c in by_kind.items() if "t_test_p" in c and not c["interim"]})  # fmt: skip
     for task, by_kind in found.items():
         for kind, comparison in by_kind.items():
             comparison["holm_p"] = adjusted.get(f"{task}/{kind}")
-            comparison["verdict"] = verdict(comparison)
+            comparison["verdict"] = (
+                f"interim ({comparison['n']} of {planned_seeds} seeds): no verdict yet"
+                if comparison["interim"]
+                else verdict(comparison)
+            )
     return found
 
 
@@ -536,7 +546,7 @@ def verdict(comparison: dict) -> str:
 def sequential_rule(found: dict[str, dict]) -> str:
     """What the plan's sequential rule says of each task's primary interval (one markdown line)."""
     widths = {task: (c["ci95"][1] - c["ci95"][0]) / 2 for task, by_kind in found.items()
-              if "ci95" in (c := by_kind.get("primary", {}))}  # fmt: skip
+              if "ci95" in (c := by_kind.get("primary", {})) and not c["interim"]}  # fmt: skip
     if not widths:
         return ""
     wide = [task for task, width in widths.items() if width > SEQUENTIAL_HALF_WIDTH]
@@ -564,7 +574,8 @@ def comparison_table(found: dict[str, dict]) -> str:
             means = " / ".join(f"{value:.2f}" for value in c["means"].values())
             interval = f"[{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]" if "ci95" in c else "-"
             boot = c["bootstrap"]["ci95"]
-            p = f"{c['t_test_p']:.3f} / {c['holm_p']:.3f}" if "t_test_p" in c else "-"
+            holm = "-" if c["holm_p"] is None else f"{c['holm_p']:.3f}"
+            p = f"{c['t_test_p']:.3f} / {holm}" if "t_test_p" in c else "-"
             lines.append(f"| {task} | {kind}: {c['configuration']} - {c['reference']} | {c['n']} | {dev} | {means} | "
                          f"{c['mean']:+.2f} {interval} | [{boot[0]:+.2f}, {boot[1]:+.2f}] | {p} | {c['verdict']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
