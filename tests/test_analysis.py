@@ -5,6 +5,7 @@ import pytest
 
 from dlfa_zero_shot.analysis import (
     BASELINE,
+    StudyPlan,
     configuration_of,
     holm,
     layer_of,
@@ -63,6 +64,13 @@ def test_the_study_layer_choice_waits_for_all_its_runs_and_ignores_others():
     runs["aif-layer-10"][2] = result(80, 0)  # mean 87.5
     runs["aif-layer-11"] = {1: result(86, 0), 2: result(89, 0), 3: result(100, 0)}  # 87.5; with seed 3, 91.7
     assert study_layer_choice(runs) == ("aif-layer-08", [])  # neither layer 6 nor seed 3 is the plan's
+
+
+def test_the_sequential_rule_adds_seeds_only_to_a_wide_interval_and_never_past_the_bound():
+    assert StudyPlan().seeds_due(0.4) == 5 and StudyPlan().seeds_due(None) == 5  # None: every difference equal
+    assert StudyPlan().seeds_due(0.9) == 5  # this study's upper bound (the CPU rule) is the first look itself
+    assert StudyPlan(seeds_upper_bound=8).seeds_due(0.9) == 8
+    assert StudyPlan(seeds_upper_bound=20).seeds_due(0.9) == 10 and StudyPlan(seeds_upper_bound=20).seeds_due(0.5) == 5
 
 
 def test_paired_gain_and_holm_adjustment():

@@ -8,8 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlfa_zero_shot.analysis import StudyPlan
 from dlfa_zero_shot.analysis import load_runs as collect
-from dlfa_zero_shot.report import BEGIN, END, backbone_shape, replace_generated, restore_archive, summarize, write_archive
+from dlfa_zero_shot.report import (
+    BEGIN,
+    END,
+    backbone_shape,
+    replace_generated,
+    restore_archive,
+    summarize,
+    write_archive,
+)
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
@@ -86,7 +95,10 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
     shape["vocab_size"] = 99
     write_archive(archive, task_dir, shape, summarize("udpos", runs))
-    assert json.loads(archive.read_text())["runs"]["baseline"]["1"]["target_average"] == runs["baseline"][1]["target_average"]
+    assert (
+        json.loads(archive.read_text())["runs"]["baseline"]["1"]["target_average"]
+        == runs["baseline"][1]["target_average"]
+    )
 
     fresh = tmp_path / "fresh" / "udpos"
     write_run(fresh, "baseline", 1, 50.0, {"de": 1.0, "zh": 1.0})  # a run already there is not replaced
@@ -133,7 +145,7 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
         if seed < 3:  # the plan's layer choice: layers 8, 10, 11 on seeds 1 and 2
             write_study_run(tmp_path, "aif-layer-11", seed, 0.65, base)
     write_study_run(tmp_path, "aif-layer-06", 1, 0.99, base)  # not a candidate of the plan: plays no part
-    found = study_comparisons(tmp_path, resamples=300, planned_seeds=3)["xnli"]
+    found = study_comparisons(tmp_path, resamples=300, plan=StudyPlan(first_seeds=3, seeds_upper_bound=3))["xnli"]
     primary, secondary = found["primary"], found["secondary"]
     assert primary["configuration"] == "aif-layer-10" and primary["reference"] == "baseline"
     assert secondary["reference"] == "concat-layer-10" and 0 < secondary["mean"] < 3
@@ -145,12 +157,57 @@ def test_study_comparisons_choose_the_layer_on_dev_and_adjust_every_printed_test
     table = comparison_table({"xnli": found})
     assert "| xnli | primary: aif-layer-10 - baseline | 3 |" in table
 
-    interim = study_comparisons(tmp_path, resamples=10, planned_seeds=5)["xnli"]["primary"]  # 3 of 5 seeds
+    interim = study_comparisons(tmp_path, resamples=10)["xnli"]["primary"]  # the plan's first look is at 5 seeds
     assert interim["holm_p"] is None and interim["verdict"] == "interim (3 of 5 seeds): no verdict yet"
     assert f"| {interim['t_test_p']:.3f} / - |" in comparison_table({"xnli": {"primary": interim}})
 
     shutil.rmtree(tmp_path / "xnli" / "seed-2" / "aif-layer-11")  # no comparison before the layer choice is complete
     assert study_comparisons(tmp_path, resamples=10) == {}
+
+
+def write_seeds(runs_dir: Path, gains: dict[int, float]) -> None:
+    """The plan's layer choice (layer 10 wins) and, per seed, baseline, DLFA and concatenation on 1,000 XNLI pairs,
+    DLFA `gains[seed]` accuracy points above the baseline and the concatenation."""
+    for seed, gain in gains.items():
+        base = {"de": np.arange(1000) < 600 + seed}
+        write_study_run(runs_dir, "baseline", seed, 0.70, base)
+        write_study_run(runs_dir, "concat-layer-10", seed, 0.70, base)
+        write_study_run(runs_dir, "aif-layer-10", seed, 0.72, {"de": np.arange(1000) < 600 + seed + round(10 * gain)})
+        if seed <= 2:
+            for layer in (8, 11):
+                write_study_run(runs_dir, f"aif-layer-{layer:02d}", seed, 0.60, base)
+
+
+def test_sequential_rule_looks_once_at_five_seeds_and_the_upper_bound_caps_it(tmp_path):
+    from dlfa_zero_shot.report import sequential_rule, study_comparisons
+
+    narrow, wide = tmp_path / "narrow", tmp_path / "wide"
+    write_seeds(narrow, {1: 1.0, 2: 1.1, 3: 0.9, 4: 1.0, 5: 1.0})
+    write_seeds(wide, {1: 3.0, 2: -2.0, 3: 4.0, 4: -1.0, 5: 2.0})
+
+    found = study_comparisons(narrow, resamples=20)
+    primary = found["xnli"]["primary"]
+    assert primary["seeds_due"] == 5 and not primary["interim"] and primary["first_half_width"] < 0.5
+    assert "every task stops at 5 seeds" in sequential_rule(found)
+
+    # This study's bound (5, the CPU rule): a wide interval stops at 5 seeds all the same, with a verdict.
+    found = study_comparisons(wide, resamples=20)
+    primary = found["xnli"]["primary"]
+    assert primary["first_half_width"] > 0.5 and primary["seeds_due"] == 5
+    assert primary["verdict"] == "too close to call at this budget" and primary["holm_p"] is not None
+    assert "would add seeds 6-10, but the seeds' upper bound is 5" in sequential_rule(found)
+
+    # A study with room for them: seeds 6 to 10 are due, and until they land nothing is tested or concluded.
+    roomy = StudyPlan(seeds_upper_bound=10)
+    write_seeds(wide, {6: 5.0})
+    found = study_comparisons(wide, resamples=20, plan=roomy)
+    primary = found["xnli"]["primary"]
+    assert primary["n"] == 6 and primary["seeds_due"] == 10
+    assert primary["verdict"] == "interim (6 of 10 seeds): no verdict yet" and primary["holm_p"] is None
+    assert primary["first_half_width"] == pytest.approx(
+        study_comparisons(wide, resamples=20)["xnli"]["primary"]["first_half_width"]
+    )
+    assert "extended: xnli to 10 seeds (6 done)" in sequential_rule(found, roomy)
 
 
 @pytest.mark.parametrize(
@@ -222,11 +279,13 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
     for seed in (1, 2):
         base = {lang: rng.random(200) < 0.6 for lang in ("de", "zh", "en")}
         write_study_run(runs_dir, "baseline", seed, 0.70, base)
-        write_study_run(runs_dir, "aif-layer-10", seed, 0.72, {k: v | (rng.random(200) < 0.1) for k, v in base.items()})
+        write_study_run(
+            runs_dir, "aif-layer-10", seed, 0.72, {k: v | (rng.random(200) < 0.1) for k, v in base.items()}
+        )
         write_study_run(runs_dir, "concat-layer-10", seed, 0.71, base, device="cuda: NVIDIA H200")
         for layer in (8, 11):
             write_study_run(runs_dir, f"aif-layer-{layer:02d}", seed, 0.60, base)
-    found = study_comparisons(runs_dir, resamples=50, planned_seeds=2)["xnli"]
+    found = study_comparisons(runs_dir, resamples=50, plan=StudyPlan(first_seeds=2, seeds_upper_bound=2))["xnli"]
     runs = collect(runs_dir / "xnli")
     text = study_task_section("xnli", runs, found, tmp_path / "docs" / "figures" / "gains.png", tmp_path / "docs")
 

@@ -12,6 +12,7 @@ A run is one model: one configuration trained with one seed. Its folder and its 
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,22 +146,43 @@ def select_on_english_dev(runs: dict[str, dict[int, dict]], candidates: list[str
     return shared, max(candidates, key=lambda name: means[name])
 
 
-# The study's layer choice (docs/study-plan.md): DLFA at these layers on these seeds, chosen on English dev alone.
-STUDY_CHOICE_LAYERS = (8, 10, 11)
-STUDY_CHOICE_SEEDS = (1, 2)
+@dataclass(frozen=True)
+class StudyPlan:
+    """The pre-registered study's numbers (docs/study-plan.md), written down once; every reader takes them from here."""
+
+    tasks: tuple[str, ...] = ("udpos", "panx", "xnli")
+    choice_layers: tuple[int, ...] = (8, 10, 11)  # the layer choice: DLFA at these layers ...
+    choice_seeds: tuple[int, ...] = (1, 2)  # ... on these seeds, chosen on English dev alone
+    first_seeds: int = 5  # every comparison runs seeds 1 to this; the sequential rule looks once, there:
+    half_width: float = 0.5  # a primary 95% interval wider than +-this (points) calls for more seeds ...
+    extended_seeds: int = 10  # ... up to this many ...
+    seeds_upper_bound: int = 5  # ... but never past this (5 by the CPU rule: docs/results.md, 2026-11-26)
+    equivalence_margin: float = 1.0  # "does not help" needs the upper end below this: below every gain of the paper
+
+    def seeds_due(self, first_half_width: float | None) -> int:
+        """
+        How many seeds a task's comparisons end at, by the sequential rule, given the half-width of its primary 95%
+        interval at `first_seeds` seeds (None where that interval is undefined: the differences are all equal).
+        """
+        if first_half_width is None or first_half_width <= self.half_width:
+            return self.first_seeds
+        return max(self.first_seeds, min(self.extended_seeds, self.seeds_upper_bound))
 
 
-def study_layer_choice(runs: dict[str, dict[int, dict]]) -> tuple[str | None, list[str]]:
+STUDY_PLAN = StudyPlan()
+
+
+def study_layer_choice(runs: dict[str, dict[int, dict]], plan: StudyPlan = STUDY_PLAN) -> tuple[str | None, list[str]]:
     """
     The study plan's layer choice among `runs` (name -> seed -> result): (the chosen run name, or None while any of
     its runs is missing; the missing runs, as "aif-layer-08 seed 2"). Runs of other layers or seeds play no part.
     """
-    candidates = [run_name(layer, "aif") for layer in STUDY_CHOICE_LAYERS]
-    missing = [f"{name} seed {seed}" for name in candidates for seed in STUDY_CHOICE_SEEDS
+    candidates = [run_name(layer, "aif") for layer in plan.choice_layers]
+    missing = [f"{name} seed {seed}" for name in candidates for seed in plan.choice_seeds
                if seed not in runs.get(name, {})]  # fmt: skip
     if missing:
         return None, missing
-    choice = {name: {seed: runs[name][seed] for seed in STUDY_CHOICE_SEEDS} for name in candidates}
+    choice = {name: {seed: runs[name][seed] for seed in plan.choice_seeds} for name in candidates}
     return select_on_english_dev(choice)[1], []
 
 

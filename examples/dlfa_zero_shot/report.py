@@ -24,6 +24,8 @@ from .analysis import (
     BASELINE,
     CONCAT_PREFIX,
     SCALAR_MIX,
+    STUDY_PLAN,
+    StudyPlan,
     dev_score,
     language_gains,
     load_runs,
@@ -399,14 +401,13 @@ def replace_generated(document: Path, generated: str, begin: str = BEGIN, end: s
 # The study (docs/study-plan.md): every run archived as it lands, predictions included
 
 
-STUDY_TASKS = ("udpos", "panx", "xnli")
 STUDY_BEGIN, STUDY_END = "<!-- BEGIN study_report (generated: edit outside) -->", "<!-- END study_report -->"
 
 
-def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
+def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: StudyPlan = STUDY_PLAN) -> str:
     """The study's generated block as far as its runs go: budgets from the curve, the layer choice, runs so far."""
     curves, budgets = {}, {}
-    for task in STUDY_TASKS:
+    for task in plan.tasks:
         points = analysis.load_curve(runs_dir / task / "curve")
         if points:
             curves[task] = points
@@ -428,14 +429,14 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
         lines.append(f"| {task} | {cells} | {chosen['plateau']:.2f} | {chosen['examples']} x {chosen['epochs']} "
                      f"({chosen['english_dev']:.2f}) |")  # fmt: skip
     lines += ["", f"![learning curves]({figure.relative_to(document_dir).as_posix()})", ""]
-    for task in STUDY_TASKS:
+    for task in plan.tasks:
         runs = load_runs(runs_dir / task)
-        layers = [analysis.run_name(layer) for layer in analysis.STUDY_CHOICE_LAYERS]
+        layers = [analysis.run_name(layer) for layer in plan.choice_layers]
         if any(name in runs for name in layers):
-            chosen, missing = analysis.study_layer_choice(runs)
+            chosen, missing = analysis.study_layer_choice(runs, plan)
             cells = []
             for name in layers:
-                seeds = [seed for seed in analysis.STUDY_CHOICE_SEEDS if seed in runs.get(name, {})]
+                seeds = [seed for seed in plan.choice_seeds if seed in runs.get(name, {})]
                 if seeds:
                     dev = statistics.mean(dev_score(runs[name][seed]) for seed in seeds)
                     cells.append(f"{name} {dev:.2f} (seeds {seeds})")
@@ -447,11 +448,6 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path) -> str:
                 + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=analysis.order_key))
             )
     return "\n".join(lines) + "\n"
-
-
-EQUIVALENCE_MARGIN = 1.0  # the plan's "does not help" bound, in points: below every gain the paper reports
-SEQUENTIAL_HALF_WIDTH = 0.5  # the plan's sequential rule: wider primary intervals at 5 seeds call for seeds 6-10 ...
-SEEDS_UPPER_BOUND = 5  # ... up to this bound, set by the plan's CPU rule (docs/results.md, decisions of 2026-11-26)
 
 
 def load_counts(
@@ -475,21 +471,22 @@ def load_counts(
     return counts
 
 
-def study_comparisons(runs_dir: Path, resamples: int = 10_000, planned_seeds: int | None = None) -> dict[str, dict]:
+def study_comparisons(runs_dir: Path, resamples: int = 10_000, plan: StudyPlan = STUDY_PLAN) -> dict[str, dict]:
     """
     The plan's primary (DLFA at the chosen layer minus the baseline) and secondary (DLFA minus the concatenation of
     the same layers) comparisons of every task that has them, with seed intervals, the item-and-seed bootstrap,
-    raw and Holm-adjusted p (over every finished comparison) and the verdict. A comparison with fewer paired seeds
-    than `planned_seeds` (default: the study's upper bound) is interim: printed with its raw p, left out of Holm,
+    raw and Holm-adjusted p (over every finished comparison) and the verdict. Each records the seeds its task is due
+    by the sequential rule (`seeds_due`) and, once the rule has looked, the primary half-width it looked at
+    (`first_half_width`). A comparison short of its due seeds is interim: printed with its raw p, left out of Holm,
     and given no verdict.
     """
     from .tasks import TASKS
 
     found = {}
-    for task in STUDY_TASKS:
+    for task in plan.tasks:
         task_dir = runs_dir / task
         runs = load_runs(task_dir)
-        chosen, _ = analysis.study_layer_choice(runs)
+        chosen, _ = analysis.study_layer_choice(runs, plan)
         if BASELINE not in runs or chosen is None:
             continue
         peer = CONCAT_PREFIX + chosen.removeprefix(AIF_PREFIX)
@@ -497,6 +494,15 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000, planned_seeds: in
         labels = spec.labels if spec.kind == "token" else None
         first = next(iter(runs[BASELINE].values()))
         languages = analysis.target_languages(first)
+        first_seeds = range(1, plan.first_seeds + 1)
+        looked = all(seed in runs[name] for name in (BASELINE, chosen, peer) for seed in first_seeds)
+        first_half_width = None
+        if looked:
+            at_first = paired_gain(
+                {s: runs[chosen][s] for s in first_seeds}, {s: runs[BASELINE][s] for s in first_seeds}
+            )
+            first_half_width = (at_first["ci95"][1] - at_first["ci95"][0]) / 2 if "ci95" in at_first else None
+        due = plan.seeds_due(first_half_width) if looked else plan.first_seeds
         comparisons = {}
         for kind, reference in (("primary", BASELINE), ("secondary", peer)):
             if reference not in runs or len(set(runs[chosen]) & set(runs[reference])) < 2:
@@ -511,56 +517,61 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000, planned_seeds: in
             gain["english_dev"] = {
                 name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
             }
-            comparisons[kind] = {"configuration": chosen, "reference": reference, **gain}
+            comparisons[kind] = {"configuration": chosen, "reference": reference, **gain, "seeds_due": due,
+                                 "interim": gain["n"] < due}  # fmt: skip
+            if looked and kind == "primary":
+                comparisons[kind]["first_half_width"] = first_half_width
         if comparisons:
             found[task] = comparisons
-    planned_seeds = planned_seeds or SEEDS_UPPER_BOUND
-    for by_kind in found.values():  # a comparison short of its seeds is interim: printed, not tested, no verdict
-        for comparison in by_kind.values():
-            comparison["interim"] = comparison["n"] < planned_seeds
     adjusted = analysis.holm({f"{task}/{kind}": c["t_test_p"] for task, by_kind in found.items()
                               for kind, c in by_kind.items() if "t_test_p" in c and not c["interim"]})  # fmt: skip
     for task, by_kind in found.items():
         for kind, comparison in by_kind.items():
             comparison["holm_p"] = adjusted.get(f"{task}/{kind}")
             comparison["verdict"] = (
-                f"interim ({comparison['n']} of {planned_seeds} seeds): no verdict yet"
+                f"interim ({comparison['n']} of {comparison['seeds_due']} seeds): no verdict yet"
                 if comparison["interim"]
-                else verdict(comparison)
+                else verdict(comparison, plan)
             )
     return found
 
 
-def verdict(comparison: dict) -> str:
+def verdict(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
     """The plan's verdict sentence for one comparison."""
     mean, p = comparison["mean"], comparison.get("holm_p")
     upper = comparison.get("ci95", [None, None])[1]
     name = comparison["configuration"]
     if p is not None and p < 0.05:
         return f"{name} helps ({mean:+.2f} points)" if mean > 0 else f"{name} is worse ({mean:+.2f} points)"
-    if upper is not None and upper < EQUIVALENCE_MARGIN:
+    if upper is not None and upper < plan.equivalence_margin:
         return f"{name} does not help, by at most {max(upper, 0):.2f} points"
     return "too close to call at this budget"
 
 
-def sequential_rule(found: dict[str, dict]) -> str:
-    """What the plan's sequential rule says of each task's primary interval (one markdown line)."""
-    widths = {task: (c["ci95"][1] - c["ci95"][0]) / 2 for task, by_kind in found.items()
-              if "ci95" in (c := by_kind.get("primary", {})) and not c["interim"]}  # fmt: skip
-    if not widths:
+def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str:
+    """What the plan's sequential rule says of each task that has reached its first look (one markdown line)."""
+    looked = {task: c for task, by_kind in found.items() if "first_half_width" in (c := by_kind.get("primary", {}))}
+    if not looked:
         return ""
-    wide = [task for task, width in widths.items() if width > SEQUENTIAL_HALF_WIDTH]
-    cells = ", ".join(f"{task} {width:.2f}" for task, width in widths.items())
-    line = f"- Sequential rule (plan): half-width of the primary 95% interval: {cells} (points). "
-    if wide and SEEDS_UPPER_BOUND <= 5:
-        line += (f"Above {SEQUENTIAL_HALF_WIDTH} ({', '.join(wide)}) the plan would add seeds 6-10, but the seeds' "
-                 f"upper bound is {SEEDS_UPPER_BOUND} (the CPU rule, decided before any comparison run): those tasks "
-                 "stop here, and their intervals are reported as they are.")  # fmt: skip
-    elif wide:
-        line += f"Above {SEQUENTIAL_HALF_WIDTH} ({', '.join(wide)}): seeds 6 to {SEEDS_UPPER_BOUND} are due."
-    else:
-        line += f"All at most {SEQUENTIAL_HALF_WIDTH}: every task stops at its seeds."
-    return line + "\n"
+    widths = ", ".join(f"{task} {c['first_half_width']:.2f}" if c["first_half_width"] is not None else f"{task} -"
+                       for task, c in looked.items())  # fmt: skip
+    line = f"- Sequential rule (plan): half-width of the primary 95% interval at {plan.first_seeds} seeds: {widths} (points). "
+    wide = [task for task, c in looked.items() if (c["first_half_width"] or 0) > plan.half_width]
+    capped = [task for task in wide if looked[task]["seeds_due"] == plan.first_seeds]
+    extended = [task for task in wide if task not in capped]
+    if capped:
+        line += (f"Above {plan.half_width} ({', '.join(capped)}) the plan would add seeds {plan.first_seeds + 1}-"
+                 f"{plan.extended_seeds}, but the seeds' upper bound is {plan.seeds_upper_bound} (the CPU rule, decided "
+                 "before any comparison run): those tasks stop here, and their intervals are reported as they are. ")  # fmt: skip
+    if extended:
+        line += (
+            f"Above {plan.half_width}, extended: "
+            + ", ".join(f"{task} to {looked[task]['seeds_due']} seeds ({looked[task]['n']} done)" for task in extended)
+            + ". "
+        )
+    if not wide:
+        line += f"All at most {plan.half_width}: every task stops at {plan.first_seeds} seeds. "
+    return line.rstrip() + "\n"
 
 
 def comparison_table(found: dict[str, dict]) -> str:
@@ -635,13 +646,13 @@ def study_task_section(
 def study_main(args: argparse.Namespace) -> None:
     for task in filter(None, args.restore.split(",")):
         archive = args.results_dir / f"{task}.json"
-        if task not in STUDY_TASKS or not archive.is_file():
+        if task not in STUDY_PLAN.tasks or not archive.is_file():
             raise SystemExit(
                 f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}"
             )
         print(f"{task}: restored {len(restore_archive(archive, args.runs_dir / task))} archived runs")
     backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
-    for task in STUDY_TASKS:
+    for task in STUDY_PLAN.tasks:
         if (args.runs_dir / task).is_dir():
             print(f"archived {write_archive(args.results_dir / f'{task}.json', args.runs_dir / task, backbone)}")
     figure = args.document.parent / "figures" / "study_learning_curve.png"
