@@ -163,6 +163,11 @@ def chosen_layer(task_dir: Path, study: bool) -> int:
     return analysis.layer_of(chosen)
 
 
+# A run name's qualifiers, and the harness flags of the same names (given only where they differ from the default).
+QUALIFIER_DEFAULTS = {"aif_reduction": analysis.DEFAULT_REDUCTION, "aif_norm": analysis.DEFAULT_NORM,
+                      "label_alignment": analysis.DEFAULT_LABEL_ALIGNMENT, "lora_r": 0}  # fmt: skip
+
+
 def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[str, str]:
     """The harness flags that make the configuration `name` (besides the protocol's)."""
     if name == analysis.LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
@@ -170,10 +175,12 @@ def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[s
         # baseline in this process (the `baseline` configuration's job), as the runs archived before 2026-11-26 did.
         return {"--layer_search": "one_pass", "--layer_search_then": "keep", "--fusion_layers": search_layers}
     settings = analysis.configuration_of(name)
+    qualifiers = {f"--{setting}": str(settings[setting]) for setting, default in QUALIFIER_DEFAULTS.items()
+                  if settings[setting] != default}  # fmt: skip
     if settings["fusion_method"] is None:
-        return {"--fusion_layers": "last"}
+        return {"--fusion_layers": "last", **qualifiers}
     flags = {"--fusion_layers": str(settings["fusion_layer"] or 1), "--fusion_method": settings["fusion_method"],
-             "--aif_gate": settings["aif_gate"], "--aif_gate_init": str(settings["aif_gate_init"])}  # fmt: skip
+             "--aif_gate": settings["aif_gate"], "--aif_gate_init": str(settings["aif_gate_init"]), **qualifiers}  # fmt: skip
     if settings["fusion_lr_factor"]:
         flags["--fusion_learning_rate"] = str(settings["fusion_lr_factor"] * learning_rate)
     return flags

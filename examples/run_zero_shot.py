@@ -65,7 +65,7 @@ from dlfa_zero_shot.training import (
     apply_lora,
     device_name,
     evaluate_language,
-    loading_a_new_head,
+    load_new_head,
     predict_in_order,
     predicted_ids,
     score_predictions,
@@ -83,6 +83,7 @@ from modeling_dlfa import (
 
 logger = logging.getLogger("run_zero_shot")
 BASELINE_LAYER = "last"
+SETTINGS_FILE = "settings.json"  # in each run folder: the settings it was made with (`run_settings`)
 
 
 @dataclass
@@ -216,10 +217,15 @@ def parse_layers(spec: str, num_layers: int) -> list[int | None]:
     return list(dict.fromkeys(layers))
 
 
-def configuration_name(layer: int | None, model_args: ModelArguments, learning_rate: float) -> str:
+def configuration_name(
+    layer: int | None, model_args: ModelArguments, data_args: DataArguments, task: TaskSpec, learning_rate: float
+) -> str:
+    """The run name of the model trained at `layer` (None: the baseline) with these arguments: every setting in it."""
     factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
     return analysis.run_name(
-        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor
+        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor,
+        aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
+        label_alignment=data_args.label_alignment if task.kind == "token" else None,
     )  # fmt: skip
 
 
@@ -227,7 +233,75 @@ def checkpoint_name(config) -> str:
     """The run name of a fine-tuned checkpoint, from its config (a plain BERT head is the baseline)."""
     if getattr(config, "model_type", None) != "dlfa_bert":
         return analysis.BASELINE
-    return analysis.run_name(config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init)
+    return analysis.run_name(
+        config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init,
+        aif_reduction=config.aif_reduction, aif_norm=config.aif_norm, label_alignment=None,
+    )  # fmt: skip
+
+
+# Arguments that change nothing a run computes (where it is, how it reports, which runs the call makes): left out of
+# the settings a stored run must match. Every other argument is compared.
+NOT_SETTINGS = {
+    "cache_dir", "trust_remote_code", "hub_dry_run", "fusion_layers", "layer_search", "layer_search_then",
+}  # fmt: skip
+TRAINING_SETTINGS = (
+    "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "num_train_epochs", "max_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "optim", "optim_args", "train_sampling_strategy",
+    "label_smoothing_factor", "fp16", "bf16", "tf32", "do_train",
+)  # fmt: skip
+
+
+def run_settings(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Every setting that changes what a run computes, as JSON values (what `check_stored_settings` compares)."""
+    settings = {
+        name: value
+        for arguments in (model_args, data_args)
+        for name, value in dataclasses.asdict(arguments).items()
+        if name not in NOT_SETTINGS
+    }
+    settings.update({name: getattr(training_args, name) for name in TRAINING_SETTINGS if hasattr(training_args, name)})
+    return json.loads(json.dumps(settings, default=str))
+
+
+def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArguments) -> bool:
+    """
+    Whether `run_dir` holds a finished run made with `settings` (read it back); else it is this run's, to start or to
+    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded.
+    """
+    check_stored_settings(run_dir, settings)
+    if (run_dir / "results.json").exists():
+        return True
+    if training_args.should_save:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return False
+
+
+def check_stored_settings(run_dir: Path, settings: dict) -> None:
+    """
+    A run folder is reused (its result, or its checkpoint to resume from) only where the settings stored in it by the
+    run that wrote it equal `settings`; otherwise, or where it stores none, stop and name the settings that differ.
+    """
+    stored_file = run_dir / SETTINGS_FILE
+    if not stored_file.exists():
+        if (run_dir / "results.json").exists() or (run_dir.is_dir() and get_last_checkpoint(str(run_dir))):
+            raise SystemExit(
+                f"{run_dir} holds a run that did not record its settings ({SETTINGS_FILE}): it cannot be checked "
+                "against this one. Move it away (or choose another --output_dir) to run it again."
+            )
+        return
+    stored = json.loads(stored_file.read_text())
+    differing = [
+        f"{name}: stored {stored.get(name)!r}, requested {settings.get(name)!r}"
+        for name in sorted(set(stored) | set(settings))
+        if stored.get(name) != settings.get(name)
+    ]
+    if differing:
+        raise SystemExit(
+            f"{run_dir} was made with other settings than this run asks for ({'; '.join(differing)}). Its result "
+            "is not reused: choose another --output_dir, or move that folder away to run it again."
+        )
 
 
 def new_head_fields(task: TaskSpec, tokenizer) -> dict:
@@ -254,17 +328,16 @@ def build_model(
     """A new head on `backbone`: the stock BERT head for the baseline (layer None), else DLFA at `layer`."""
     fields = new_head_fields(task, tokenizer)
     token = task.kind == "token"
-    with loading_a_new_head():
-        if layer is None:
-            model_class = BertForTokenClassification if token else BertForSequenceClassification
-            model = model_class.from_pretrained(backbone, **fields, cache_dir=model_args.cache_dir)
-        else:
-            model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
-            model = model_class.from_pretrained(
-                backbone, **fields, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
-                aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
-                fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
-            )  # fmt: skip
+    if layer is None:
+        model_class = BertForTokenClassification if token else BertForSequenceClassification
+        model = load_new_head(model_class, backbone, **fields, cache_dir=model_args.cache_dir)
+    else:
+        model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
+        model = load_new_head(
+            model_class, backbone, **fields, fusion_layer=layer, aif_reduction=model_args.aif_reduction,
+            aif_gate=model_args.aif_gate, aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
+            fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
+        )  # fmt: skip
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
@@ -376,12 +449,16 @@ def run_one(
     model_args: ModelArguments,
     training_args: TrainingArguments,
     fusion_learning_rate: float | None,
+    settings: dict,
 ) -> dict:
-    """Train (with --do_train) and evaluate one model in its own folder; read it back if it already finished."""
+    """
+    Train (with --do_train) and evaluate one model in its own folder; read it back if it already finished with the
+    same `settings` (`run_settings`).
+    """
     run_dir = Path(training_args.output_dir) / name
     results_file = run_dir / "results.json"
-    if results_file.exists():
-        logger.info("%s: finished earlier, reading %s", name, results_file)
+    if reuse_or_claim(run_dir, settings, training_args):
+        logger.info("%s: finished earlier with the same settings, reading %s", name, results_file)
         return json.loads(results_file.read_text())
 
     task = data.task
@@ -481,30 +558,31 @@ def run_layer_search(
     tokenizer,
     model_args: ModelArguments,
     training_args: TrainingArguments,
+    head_names: dict[str, str],
+    settings: dict,
 ) -> dict:
     """
     Train one `DLFABertForLayerSearch` (a head per candidate layer and the last-layer head on one encoder), score
     every head on English dev, choose the DLFA layer, and save the chosen head as an ordinary checkpoint in
-    `<output_dir>/layer-search/model`. Read back if it already finished.
+    `<output_dir>/layer-search/model`. `head_names`: each head's run name, by search head (`"10"`, `"last"`). Read
+    back if it already finished with the same `settings`.
     """
     name, task = analysis.LAYER_SEARCH, data.task
     run_dir = Path(training_args.output_dir) / name
-    if (run_dir / "results.json").exists():
-        logger.info("%s: finished earlier, reading %s", name, run_dir / "results.json")
+    if reuse_or_claim(run_dir, settings, training_args):
+        logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
     set_seed(training_args.seed)
-    with loading_a_new_head():
-        config = DLFABertConfig.from_pretrained(
-            backbone, **new_head_fields(task, tokenizer), aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
-            aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
-            fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
-        )  # fmt: skip
-        config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-        model = DLFABertForLayerSearch.from_pretrained(backbone, config=config, cache_dir=model_args.cache_dir)
+    config = DLFABertConfig.from_pretrained(
+        backbone, **new_head_fields(task, tokenizer), aif_reduction=model_args.aif_reduction, aif_gate=model_args.aif_gate,
+        aif_gate_init=model_args.aif_gate_init, aif_norm=model_args.aif_norm,
+        fusion_method=model_args.fusion_method, cache_dir=model_args.cache_dir,
+    )  # fmt: skip
+    config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
+    model = load_new_head(DLFABertForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    heads = {head: analysis.run_name(None if head == "last" else int(head), model_args.fusion_method)
-             for head in model.config.search_heads}  # fmt: skip
+    heads = {head: head_names[head] for head in model.config.search_heads}
     scorer = ZeroShotScorer(task)
     trainer = make_trainer(
         model, run_dir, features, tokenizer, training_args, task, LayerSearchScorer(scorer, list(heads.values())),
@@ -654,19 +732,25 @@ def main(argv: list[str] | None = None) -> dict:
         features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    settings = run_settings(model_args, data_args, training_args)
+
+    def name_of(layer: int | None) -> str:
+        return configuration_name(layer, model_args, data_args, task, training_args.learning_rate)
 
     if training_args.do_train:
         num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
         layers = parse_layers(model_args.fusion_layers, num_layers)
         search = None
         if model_args.layer_search == "one_pass":
-            search = run_layer_search([layer for layer in layers if layer is not None], backbone, data, features,
-                                      tokenizer, model_args, training_args)  # fmt: skip
+            candidates = [layer for layer in layers if layer is not None]
+            head_names = {str(layer or "last"): name_of(layer) for layer in [*candidates, None]}
+            search = run_layer_search(candidates, backbone, data, features, tokenizer, model_args, training_args,
+                                      head_names, settings)  # fmt: skip
             chosen_layer = analysis.layer_of(search["chosen"])
             layers = [chosen_layer] + ([None] if None in layers else [])
         plan = {}
         for layer in layers:
-            name = configuration_name(layer, model_args, training_args.learning_rate)
+            name = name_of(layer)
             plan[name] = (lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer), layer)
         if search is not None and model_args.layer_search_then == "keep":
             kept = Path(training_args.output_dir) / analysis.LAYER_SEARCH / "model"
@@ -687,7 +771,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, (factory, layer) in plan.items():
         fusion_lr = model_args.fusion_learning_rate if layer is not None else None
         run_args = dataclasses.replace(training_args, do_train=False) if layer == "kept" else training_args
-        runs[name] = run_one(name, factory, data, features, tokenizer, model_args, run_args, fusion_lr)
+        runs[name] = run_one(name, factory, data, features, tokenizer, model_args, run_args, fusion_lr, settings)
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}
     summary = write_reports(runs, output_dir)

@@ -78,3 +78,14 @@ def test_the_study_compares_only_after_its_whole_layer_choice(tmp_path):
     planned = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     commands = [line.split()[2:] for line in planned.splitlines() if "run_zero_shot.py" in line]
     assert [flag(c, "--fusion_layers") for c in commands] == ["8"] and flag(commands[0], "--seed") == "3"
+
+
+def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path):
+    # Before, `aif-layer-08+r8` was not a run name, and no name could ask for another reduction, norm or LoRA.
+    (command,) = planned(tmp_path, "--configs", "aif-layer-08+r8+layer-norm")
+    assert (flag(command, "--fusion_layers"), flag(command, "--aif_reduction"), flag(command, "--aif_norm")) == (
+        "8", "8", "layer"
+    )  # fmt: skip
+    (command,) = planned(tmp_path, "--configs", "baseline+lora-r8")
+    assert flag(command, "--fusion_layers") == "last" and flag(command, "--lora_r") == "8"
+    assert "--aif_reduction" not in command  # only the settings that differ from the defaults are passed

@@ -99,9 +99,9 @@ def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
     out = tmp_path / "peer"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--fusion_method", "concat",
                   "--fusion_learning_rate", "1e-2", "--eval_languages", "de", "--num_train_epochs", "1")  # fmt: skip
-    result = summary["runs"]["concat-layer-01"]
+    result = summary["runs"]["concat-layer-01+fusion-lr-x10"]  # its own learning rate is part of what it computes
     assert result["fusion_method"] == "concat" and result["fusion_layer"] == 1
-    config = json.loads((out / "concat-layer-01" / "model" / "config.json").read_text())
+    config = json.loads((out / "concat-layer-01+fusion-lr-x10" / "model" / "config.json").read_text())
     assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
@@ -440,10 +440,10 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
     common = ("--fusion_layers", "1", "--eval_languages", "de", "--num_train_epochs", "1")
     full = run(tmp_path / "full", tiny_multilingual_bert, xtreme_lite, *common)["runs"]["aif-layer-01"]
     lora = run(tmp_path / "lora", tiny_multilingual_bert, xtreme_lite, *common, "--lora_r", "4")["runs"][
-        "aif-layer-01"
+        "aif-layer-01+lora-r4"
     ]
     assert lora["trainable_parameters"] < full["trainable_parameters"] / 2
-    run_dir = tmp_path / "lora" / "aif-layer-01"
+    run_dir = tmp_path / "lora" / "aif-layer-01+lora-r4"
     adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and set(adapter["modules_to_save"]) == {"fusion", "classifier"}
     # The merged checkpoint is an ordinary DLFA tagger: evaluating it reproduces the LoRA run's scores.

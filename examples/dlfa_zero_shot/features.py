@@ -21,6 +21,7 @@ from .readers import SentencePair, TaggedSentence
 
 
 IGNORE_INDEX = -100
+DEFAULT_LABEL_ALIGNMENT = "first_content"  # the harness's; a checkpoint without `label_alignment` used "first"
 
 
 def examples_dataset(examples: list[TaggedSentence] | list[SentencePair]) -> datasets.Dataset:
@@ -49,7 +50,7 @@ def tokenize_tagging(
     tokenizer: PreTrainedTokenizerBase,
     label_to_id: dict[str, int],
     max_length: int,
-    alignment: str = "first_content",
+    alignment: str = DEFAULT_LABEL_ALIGNMENT,
 ) -> datasets.Dataset:
     """
     One row per window: `input_ids`, `attention_mask`, `labels` (gold tag id on one sub-token per word, -100
@@ -62,6 +63,7 @@ def tokenize_tagging(
         raise ValueError(f"max_length {max_length} leaves no room for a word next to the special tokens")
 
     def encode(batch: dict, indices: list[int]) -> dict:
+        batch["tokens"] = [without_empty_words(words, tokenizer) for words in batch["tokens"]]
         pieces = tokenizer(batch["tokens"], is_split_into_words=True, add_special_tokens=False)
         windows = []  # (sentence position in batch, first word, end word)
         for row in range(len(batch["tokens"])):
@@ -97,6 +99,17 @@ def tokenize_tagging(
     return dataset.map(
         encode, batched=True, with_indices=True, remove_columns=dataset.column_names, desc="tokenizing sentences"
     )
+
+
+def without_empty_words(words: list[str], tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """
+    The words, with every word the tokenizer turns into no piece at all (a zero-width or control character, dropped
+    by WordPiece's cleaning) replaced by the unknown token, as XTREME's scripts do: every word then has a labelled
+    sub-token, and so a prediction.
+    """
+    word_ids = tokenizer(words, is_split_into_words=True, add_special_tokens=False).word_ids()
+    counts = np.bincount([word for word in word_ids if word is not None], minlength=len(words))
+    return [word if count else tokenizer.unk_token for word, count in zip(words, counts)]
 
 
 def tokenize_pairs(
@@ -138,12 +151,17 @@ def words_past_limit(features: datasets.Dataset) -> int:
 def word_predictions(features: datasets.Dataset, predicted_ids: list[np.ndarray], sentence_lengths: list[int]) -> list:
     """
     Per-window predicted label ids at the labelled positions (`predicted_ids[i]` for feature row i, padding
-    removed) -> one list of label ids per sentence, one id per word; a word no sub-token represents (a character the
-    tokenizer drops) gets -1, which scores as wrong.
+    removed) -> one array of label ids per sentence, one id per word. Every word has a labelled sub-token
+    (`tokenize_tagging`), so a word left without a prediction, or a negative id, is a bug: ValueError naming it.
     """
     sentences = [np.full(length, -1, dtype=np.int64) for length in sentence_lengths]
     columns = zip(features["sentence_index"], features["word_index"], features["labels"], predicted_ids)
     for sentence, words, labels, predicted in columns:
         labelled = np.asarray(labels) != IGNORE_INDEX
         sentences[sentence][words] = predicted[: len(labelled)][labelled]
+    for index, words in enumerate(sentences):
+        if (words < 0).any():
+            raise ValueError(
+                f"sentence {index}: words {np.flatnonzero(words < 0).tolist()} have no predicted label id ({words.tolist()})"
+            )
     return sentences

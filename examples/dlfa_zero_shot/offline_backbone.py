@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, PreTrainedTokenizerFast
@@ -230,6 +233,30 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / COMPLETE_MARKER).is_file()
 
 
+def check_model_source(name_or_path: str, cache_dir: str | None = None) -> str:
+    """
+    `name_or_path` if it names a model folder, or a Hub model id that can be reached; else a ValueError that says
+    which (a folder that does not exist, a file, a Hub id while offline and not in the Hub cache), before any work.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return name_or_path
+    if path.exists():
+        raise ValueError(f"--model_name_or_path {name_or_path}: a file, not a model folder (config.json and weights)")
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        raise ValueError(f"--model_name_or_path {name_or_path}: the folder {path.absolute()} does not exist") from None
+    if hub_constants.HF_HUB_OFFLINE and not isinstance(
+        try_to_load_from_cache(name_or_path, "config.json", cache_dir=cache_dir), str
+    ):
+        raise ValueError(
+            f"--model_name_or_path {name_or_path}: there is no folder {path.absolute()}, and no Hub is reachable "
+            f"(HF_HUB_OFFLINE=1) while the Hub cache has no {name_or_path}"
+        )
+    return name_or_path
+
+
 def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: float = 600.0) -> str:
     """
     `offline:multilingual-e5-small` -> a converted local folder (converted once, then reused from the cache:
@@ -239,7 +266,7 @@ def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: f
     completeness marker. A folder left incomplete by a crash (no marker) is converted again.
     """
     if not name_or_path.startswith(OFFLINE_PREFIX):
-        return name_or_path
+        return check_model_source(name_or_path, cache_dir)
     name = name_or_path[len(OFFLINE_PREFIX) :]
     if name not in OFFLINE_MODELS:
         raise ValueError(f"{name_or_path!r}: the offline backbones are {[OFFLINE_PREFIX + m for m in OFFLINE_MODELS]}")

@@ -75,6 +75,21 @@ class TaskSpec:
     def label_to_id(self) -> dict[str, int]:
         return {label: index for index, label in enumerate(self.labels)}
 
+    def tag_names(self, ids) -> list[str]:
+        """Label ids -> label names (`label_names`)."""
+        return label_names(self.labels, ids)
+
+
+def label_names(labels: tuple[str, ...], ids) -> list[str]:
+    """
+    Label ids -> label names. A negative id (an ignored position, or no prediction) is never a label: ValueError,
+    rather than a default tag that some metrics would count as right.
+    """
+    ids = [int(i) for i in ids]
+    if any(i < 0 or i >= len(labels) for i in ids):
+        raise ValueError(f"label ids {ids} hold {[i for i in ids if not 0 <= i < len(labels)]}: not ids of {labels}")
+    return [labels[i] for i in ids]
+
 
 # As XTREME does it: train on English MultiNLI, select on English XNLI dev, evaluate on the XNLI test sets.
 XNLI = TaskSpec(

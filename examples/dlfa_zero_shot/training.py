@@ -6,15 +6,14 @@ files.
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import evaluate
 import numpy as np
 import torch
-from transformers import EvalPrediction, Trainer, TrainerCallback
-from transformers.utils import logging as transformers_logging
+from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
+
+from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
 
 from .features import IGNORE_INDEX, word_predictions
 from .tasks import XTREME_METRIC, TaskSpec
@@ -22,7 +21,6 @@ from .tasks import XTREME_METRIC, TaskSpec
 
 METRIC_KEYS = ("f1", "precision", "recall", "token_accuracy", "accuracy")
 logger = logging.getLogger(__name__)
-_explained = False
 
 
 def device_name(device: torch.device) -> str:
@@ -32,26 +30,28 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-@contextmanager
-def loading_a_new_head() -> Iterator[None]:
+# The modules a new head brings: a missing weight anywhere else is a backbone weight the checkpoint lacks.
+NEW_HEAD_MODULES = frozenset({"fusion", "fusions", "classifier", "classifiers", "pooler", "pre_classifier"})
+
+
+def load_new_head(model_class: type[PreTrainedModel], checkpoint: str, **kwargs) -> PreTrainedModel:
     """
-    Loading a plain BERT backbone into a model with a new head: transformers then reports the new weights (the
-    fusion block, the classifier) as MISSING and warns that a `bert` config builds a `dlfa_bert` model. Both are
-    expected; they are silenced here and explained in one line, once per process.
+    `model_class.from_pretrained(checkpoint, **kwargs)` for a model with a new head (the fusion block, the
+    classifier, a pooler the backbone lacks) on a pretrained encoder, refusing a checkpoint that leaves any encoder
+    weight at its random initialisation (another encoder family, a prefix that does not match): a model that would
+    train from a random encoder is never built silently.
     """
-    global _explained
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-    if not _explained:
-        logger.info(
-            "loading the backbone into a new head: its encoder weights are kept; the fusion block and classifier "
-            "are new (initialised as the model defines), as expected before fine-tuning"
+    model, info = model_class.from_pretrained(checkpoint, output_loading_info=True, **kwargs)
+    missing = sorted(key for key in info["missing_keys"] if NEW_HEAD_MODULES.isdisjoint(key.split(".")))
+    if missing:
+        raise ValueError(
+            f"{checkpoint}: {len(missing)} encoder weights of {model_class.__name__} are not in this checkpoint (e.g. "
+            f"{', '.join(missing[:3])}): its encoder would start at random. The checkpoint's model type is "
+            f"{model.config.model_type!r} in {checkpoint}/config.json; give a checkpoint of that family's encoder."
         )
-        _explained = True
+    new = sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]})
+    logger.info("%s: every encoder weight loaded; new (initialised as the model defines): %s", checkpoint, new)
+    return model
 
 
 def predicted_ids(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
@@ -77,19 +77,21 @@ class ZeroShotScorer:
         )
 
     def score_words(self, predicted: list, gold: list) -> dict[str, float]:
-        """Tagging: one array of label ids per sentence (-1: no prediction, scored as wrong)."""
-        names = self.task.labels
-
-        def tags(ids):
-            return [names[i] if i >= 0 else "O" for i in ids]
-
+        """Tagging: one array of label ids per sentence, gold and predicted; a negative id is a ValueError."""
         return self.metric.compute(
-            predictions=[tags(row) for row in predicted], references=[tags(row) for row in gold]
+            predictions=[self.task.tag_names(row) for row in predicted],
+            references=[self.task.tag_names(row) for row in gold],
         )
 
 
+def fusion_parameters(model: torch.nn.Module) -> set[int]:
+    """The ids of the parameters of every fusion block of `model`, wherever it sits (`bert.fusion`, `fusions.10`)."""
+    fusions = tuple(FUSION_CLASSES.values())
+    return {id(p) for module in model.modules() if isinstance(module, fusions) for p in module.parameters()}
+
+
 class FusionLearningRateTrainer(Trainer):
-    """`Trainer` whose optimizer gives the fusion block (parameters under `bert.fusion.`) its own learning rate."""
+    """`Trainer` whose optimizer gives the fusion blocks (`fusion_parameters`) their own learning rate."""
 
     def __init__(self, *args, fusion_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,11 +100,11 @@ class FusionLearningRateTrainer(Trainer):
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         model = self.model if model is None else model
         if self.optimizer is None and self.fusion_learning_rate is not None:
-            decay = set(self.get_decay_parameter_names(model))
+            decay, in_fusion = set(self.get_decay_parameter_names(model)), fusion_parameters(model)
             groups = {}
             for name, parameter in model.named_parameters():
                 if parameter.requires_grad:
-                    key = (".fusion." in f".{name}", name in decay)
+                    key = (id(parameter) in in_fusion, name in decay)
                     groups.setdefault(key, []).append(parameter)
             optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_class(
@@ -178,29 +180,29 @@ def score_predictions(scorer: ZeroShotScorer, features, examples: list, predicti
         # -1 where there is no gold tag (unlabelled text): such a language is predicted, not scored
         gold = [np.array([task.label_to_id.get(tag, -1) for tag in example.tags or [None] * len(example.tokens)])
                 for example in examples]  # fmt: skip
-        scores = scorer.score_words(predicted, gold)
+        scores = scorer.score_words(predicted, gold) if all(example.tags for example in examples) else {}
         record = {"predicted": np.concatenate(predicted), "gold": np.concatenate(gold), "lengths": np.array(lengths)}
     else:
         predicted = np.empty(len(examples), dtype=np.int64)
         predicted[np.asarray(features["sentence_index"])] = np.asarray(predictions).reshape(-1)
         gold = np.array([task.label_to_id.get(example.label, -1) for example in examples])
-        scores = scorer.metric.compute(predictions=predicted.tolist(), references=gold.tolist())
+        labelled = all(example.label is not None for example in examples)
+        scores = scorer.metric.compute(predictions=predicted.tolist(), references=gold.tolist()) if labelled else {}
         record = {"predicted": predicted, "gold": gold}
     return {key: float(value) for key, value in scores.items() if key in METRIC_KEYS}, record
 
 
 def write_predictions(path: Path, task: TaskSpec, examples: list, record: dict) -> None:
     """Tagging: `token<TAB>tag`, a blank line between sentences; pairs: one label per line."""
-    names = [*task.labels]
     with open(path, "w", encoding="utf-8") as handle:
         if task.kind != "token":
-            handle.writelines(f"{names[i]}\n" for i in record["predicted"])
+            handle.writelines(f"{name}\n" for name in task.tag_names(record["predicted"]))
             return
         start = 0
         for example in examples:
-            ids = record["predicted"][start : start + len(example.tokens)]
+            names = task.tag_names(record["predicted"][start : start + len(example.tokens)])
             start += len(example.tokens)
-            handle.writelines(f"{token}\t{names[i] if i >= 0 else 'O'}\n" for token, i in zip(example.tokens, ids))
+            handle.writelines(f"{token}\t{name}\n" for token, name in zip(example.tokens, names))
             handle.write("\n")
 
 

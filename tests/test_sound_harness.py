@@ -1,0 +1,151 @@
+"""
+The harness never hands back a wrong answer without a word (issue "A sound harness"): each test here failed on the
+code before its fix.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from harness import run_harness, run_script
+from transformers import BertForTokenClassification, BertTokenizerFast, TrainingArguments, XLMRobertaConfig
+from transformers import XLMRobertaForMaskedLM
+
+from dlfa_tester import DLFABertModelTester, build
+from dlfa_zero_shot import analysis
+from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
+from dlfa_zero_shot.readers import TaggedSentence
+from dlfa_zero_shot.tasks import TASKS
+from dlfa_zero_shot.training import FusionLearningRateTrainer, ZeroShotScorer, load_new_head, write_predictions
+from modeling_dlfa import DLFABertForLayerSearch
+
+
+def run(output_dir, backbone, data_dir, *extra: str) -> dict:
+    return run_harness(output_dir, backbone, "--data_dir", str(data_dir), "--eval_languages", "de",
+                       "--num_train_epochs", "1", *extra)  # fmt: skip
+
+
+def test_one_pass_search_keeps_its_head_under_a_non_default_gate(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    # Before: KeyError 'aif-layer-01' after training (the kept head was looked up under the default gate's name).
+    summary = run(tmp_path / "keep", tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last",
+                  "--layer_search", "one_pass", "--layer_search_then", "keep", "--aif_gate", "paper")  # fmt: skip
+    assert set(summary["runs"]) == {"one-pass-paper-gate-layer-01", "baseline"}
+    search = json.loads((tmp_path / "keep" / "layer-search" / "results.json").read_text())
+    assert search["heads"] == ["paper-gate-layer-01", "baseline"] and search["chosen"] == "paper-gate-layer-01"
+    config = json.loads((tmp_path / "keep" / "layer-search" / "model" / "config.json").read_text())
+    assert config["aif_gate"] == "paper"
+
+
+def test_layer_search_fusion_blocks_get_the_fusion_learning_rate(tmp_path):
+    # Before: the search's `fusions.<layer>` blocks were looked up as `.fusion.` and trained at the encoder's rate.
+    config = DLFABertModelTester().get_config()
+    config.search_layers, config.search_problem = [1, 2], "token"
+    model = build(DLFABertForLayerSearch, config)
+    args = TrainingArguments(tmp_path, learning_rate=1e-4, report_to="none", use_cpu=True)
+    optimizer = FusionLearningRateTrainer(model=model, args=args, fusion_learning_rate=3e-3).create_optimizer()
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    fusion = [name for name, _ in model.named_parameters() if name.startswith("fusions.")]
+    assert fusion and all(rate[id(p)] == 3e-3 for name, p in model.named_parameters() if name in fusion)
+    assert all(rate[id(p)] == 1e-4 for name, p in model.named_parameters() if name not in fusion)
+
+
+def test_runs_that_differ_in_one_setting_keep_both_results(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    # Before: the r=8 run found the r=4 run's results.json under the same name, reported it as its own, saved no model.
+    out = tmp_path / "shared"
+    first = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1")["runs"]
+    second = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--aif_reduction", "8")["runs"]
+    assert set(first) == {"aif-layer-01"} and set(second) == {"aif-layer-01+r8"}
+    for name, reduction in (("aif-layer-01", 4), ("aif-layer-01+r8", 8)):
+        assert json.loads((out / name / "model" / "config.json").read_text())["aif_reduction"] == reduction
+        assert json.loads((out / name / "settings.json").read_text())["aif_reduction"] == reduction
+    assert first["aif-layer-01"]["trainable_parameters"] != second["aif-layer-01+r8"]["trainable_parameters"]
+
+    # A setting the name does not carry: the stored result is not reused, and the error names what differs.
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
+                           str(out), "--data_dir", str(xtreme_lite), "--eval_languages", "de", "--num_train_epochs",
+                           "1", "--fusion_layers", "1", "--max_train_samples", "16", "--max_eval_samples", "8",
+                           "--per_device_train_batch_size", "8", "--learning_rate", "2e-3", "--use_cpu", "--seed", "0",
+                           "--do_train", "--do_eval", "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert "learning_rate: stored 0.001, requested 0.002" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["paper-gate-layer-08+gate-init-0.1+r8+layer-norm+align-first+lora-r8", "baseline+align-first+lora-r4",
+     "concat-layer-08+fusion-lr-x10", "aif-layer-11+r2"],
+)  # fmt: skip
+def test_every_setting_that_changes_a_run_is_in_its_name(name):
+    settings = analysis.configuration_of(name)
+    assert analysis.run_name(**settings) == name and analysis.layer_of(name) == settings["fusion_layer"]
+
+
+def test_names_of_settings_that_change_nothing_stay_the_same():
+    # The gate's settings mean nothing to the baseline or the concatenation; archived names stay as they were.
+    assert analysis.run_name(None, "aif", "paper", 0.1, aif_reduction=8) == "baseline"
+    assert analysis.run_name(11, "concat", "paper", aif_norm="layer") == "concat-layer-11"
+    assert analysis.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
+
+
+def save_tiny_xlm_roberta(folder, tokenizer):
+    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                              intermediate_size=37, max_position_embeddings=132, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    XLMRobertaForMaskedLM(config).save_pretrained(folder)  # keys `roberta.*`, as Hub checkpoints have them
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoint_of_another_family_never_trains_a_random_encoder(tmp_path, offline_tokenizer, xtreme_lite):
+    # Before: exit 0, no warning (the load report was muted), and the saved encoder had trained from random weights.
+    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer)
+    with pytest.raises(ValueError, match=r"encoder weights of BertForTokenClassification are not in this checkpoint"):
+        load_new_head(BertForTokenClassification, str(folder), num_labels=3)
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
+                           "--data_dir", str(xtreme_lite), "--fusion_layers", "last", "--max_train_samples", "16",
+                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
+                           cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0 and "its encoder would start at random" in completed.stderr
+    assert "'xlm-roberta'" in completed.stderr and not (tmp_path / "o" / "baseline" / "model").exists()
+
+
+def test_negative_label_ids_are_errors_not_the_tag_o(tmp_path):
+    # Before: -1 (no prediction) was scored and written as "O", which seqeval counts as right where the gold is "O".
+    task = TASKS["panx"]
+    scorer = ZeroShotScorer(task)
+    assert scorer.score_words([np.array([0, 1])], [np.array([0, 1])])["f1"] == 1.0
+    with pytest.raises(ValueError, match=r"label ids \[0, -1\] hold \[-1\]"):
+        scorer.score_words([np.array([0, -1])], [np.array([0, 0])])
+    with pytest.raises(ValueError, match="hold"):
+        write_predictions(tmp_path / "de.tsv", task, [TaggedSentence(["a", "b"], None)], {"predicted": np.array([0, -1])})
+    with pytest.raises(ValueError, match="hold"):
+        analysis.item_counts({"predicted": np.array([0, -1]), "gold": np.array([0, 0]), "lengths": np.array([2])},
+                             task.labels)  # fmt: skip
+
+
+def test_a_word_the_tokenizer_drops_still_gets_a_prediction(tmp_path):
+    # WordPiece drops a zero-width space: such a word got no sub-token, hence -1, hence "O". As XTREME does, it is now
+    # the unknown token, so every word is predicted.
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "anna", "lebt", "in", "berlin"]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    assert tokenizer.tokenize("\u200b") == []
+    sentence = TaggedSentence(["Anna", "\u200b", "lebt", "in", "Berlin"], ["B-PER", "O", "O", "O", "B-LOC"])
+    features = tokenize_tagging(examples_dataset([sentence]), tokenizer, TASKS["panx"].label_to_id, 32)
+    assert features[0]["word_index"] == [0, 1, 2, 3, 4]
+    labelled = [row for row in features["labels"]][0]
+    predicted = word_predictions(features, [np.array(labelled)], [5])
+    assert predicted[0].tolist() == [TASKS["panx"].label_to_id[tag] for tag in sentence.tags]
+
+
+def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path, xtreme_lite):
+    # Before: four tracebacks ending in transformers' "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
+    missing = tmp_path / "runs" / "udpos" / "model"
+    common = ("--task", "udpos", "--data_dir", str(xtreme_lite), "--output_dir", str(tmp_path / "o"), "--do_eval")
+    completed = run_script("--model_name_or_path", str(missing), *common, cwd=tmp_path, check=False)
+    assert completed.returncode != 0 and f"the folder {missing} does not exist" in completed.stderr
+    assert "Repo id must be in the form" not in completed.stderr
+    completed = run_script("--model_name_or_path", "someone/tagger", *common, cwd=tmp_path, check=False)
+    assert completed.returncode != 0 and "no Hub is reachable (HF_HUB_OFFLINE=1)" in completed.stderr
