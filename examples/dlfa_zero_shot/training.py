@@ -8,9 +8,11 @@ import hashlib
 import logging
 from pathlib import Path
 
+import datasets
 import evaluate
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, SequentialSampler
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
 from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
@@ -158,17 +160,22 @@ def evaluate_language(
 
 def predict_in_order(trainer: Trainer, dataset) -> np.ndarray:
     """
-    `trainer.predict(dataset).predictions`, one row per dataset row, in the dataset's order. Since
-    huggingface/transformers#33514 the Trainer batches evaluation by length too under
-    `train_sampling_strategy="group_by_length"`, which permutes the rows `predict` returns; the scoring here maps rows
-    back to words and pairs by position, so prediction runs in order (the training strategy is restored after).
+    `trainer.predict(dataset).predictions`, one row per dataset row, in the dataset's order. The scoring here maps
+    rows back to words and pairs by position, but since huggingface/transformers#33514 the Trainer batches evaluation
+    by length too under `train_sampling_strategy="group_by_length"`, which permutes the rows `predict` returns; so
+    prediction runs on a loader of its own, with a sequential sampler, through the Trainer's evaluation loop (devices,
+    processes and gathering as in `predict`). The Trainer's arguments are left as they are.
     """
-    strategy = trainer.args.train_sampling_strategy
-    trainer.args.train_sampling_strategy = "random" if strategy == "group_by_length" else strategy
-    try:
-        return trainer.predict(dataset, metric_key_prefix="predict").predictions
-    finally:
-        trainer.args.train_sampling_strategy = strategy
+    if isinstance(dataset, datasets.Dataset):  # the model's inputs and labels, as the Trainer would keep them
+        kept = [*getattr(trainer.processing_class, "model_input_names", ["input_ids", "attention_mask"]), "labels"]
+        dataset = dataset.select_columns([name for name in dataset.column_names if name in kept])
+    args = trainer.args
+    loader = DataLoader(
+        dataset, batch_size=args.eval_batch_size, sampler=SequentialSampler(dataset), collate_fn=trainer.data_collator,
+        num_workers=args.dataloader_num_workers, pin_memory=args.dataloader_pin_memory,
+    )  # fmt: skip
+    output = trainer.evaluation_loop(trainer.accelerator.prepare(loader), "Prediction", metric_key_prefix="predict")
+    return output.predictions
 
 
 def score_predictions(scorer: ZeroShotScorer, features, examples: list, predictions: np.ndarray) -> tuple[dict, dict]:
