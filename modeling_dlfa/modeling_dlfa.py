@@ -11,7 +11,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""PyTorch DLFA-BERT: BERT with Double Layers Feature Aggregation (Chen, Guo, Liu, Tao, ICPR 2022, arXiv 2205.08497).
+"""PyTorch DLFA: Double Layers Feature Aggregation (Chen, Guo, Liu, Tao, ICPR 2022, arXiv 2205.08497) on BERT
+(`DLFABert*`) and on any encoder family of `ENCODER_FAMILIES` (`DLFA*`: RoBERTa, XLM-R, DeBERTa-v2, DistilBERT,
+ELECTRA, BERT).
 
 The last encoder layer L2 is fused with a lower layer L1 by Attentional Information Fusion (AIF):
 
@@ -21,7 +23,7 @@ The last encoder layer L2 is fused with a lower layer L1 by Attentional Informat
     A  = sigmoid(G + Lc)        ("aff" gate)   or   W * sigmoid(G + Lc)   ("paper" gate, Eq. 1 as printed)
     L  = L1 * A + L2 * (1 - A)  (Eq. 2)
 
-and the fused states L feed the usual BERT task heads.
+and the fused states L feed the family's usual task heads.
 
 This file, `configuration_dlfa.py` and `pipeline_dlfa.py` are copied into every saved checkpoint, so that it loads
 with `trust_remote_code=True` where this plugin is not installed: import only from the standard library, torch,
@@ -33,10 +35,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import AutoModel
 from transformers import initialization as init
+from transformers.activations import ACT2FN
 from transformers.loss.loss_utils import ForTokenClassification, fixed_cross_entropy
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import (
+    BaseModelOutput,
     BaseModelOutputWithPooling,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -57,7 +62,7 @@ from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
-from .configuration_dlfa import DLFABertConfig
+from .configuration_dlfa import DLFABertConfig, DLFAConfig, DLFAFusionConfig
 from .pipeline_dlfa import WORD_PIPELINES
 
 
@@ -135,7 +140,7 @@ class AIFContextBranch(nn.Module):
     -> `(batch, positions, hidden_size)`.
     """
 
-    def __init__(self, config: DLFABertConfig):
+    def __init__(self, config: DLFAFusionConfig):
         super().__init__()
         bottleneck_size = config.hidden_size // config.aif_reduction  # >= 1: the config bounds r by hidden_size
         norm_class = AIF_NORM_CLASSES[config.aif_norm]
@@ -165,7 +170,7 @@ class AIFBlock(nn.Module):
     here, it names the `hidden_states` indices it reads in `input_layers` and takes those states in that order.
     """
 
-    def __init__(self, config: DLFABertConfig):
+    def __init__(self, config: DLFAFusionConfig):
         super().__init__()
         self.input_layers = (config.fusion_layer, config.num_hidden_layers)
         self.gate = config.aif_gate
@@ -196,7 +201,7 @@ class ScalarMix(nn.Module):
     Shapes: `num_hidden_layers + 1` tensors `(batch, seq_len, hidden_size)` -> `(batch, seq_len, hidden_size)`.
     """
 
-    def __init__(self, config: DLFABertConfig):
+    def __init__(self, config: DLFAFusionConfig):
         super().__init__()
         self.input_layers = tuple(range(config.num_hidden_layers + 1))
         self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))
@@ -217,7 +222,7 @@ class ConcatenationFusion(nn.Module):
     hidden_size)`.
     """
 
-    def __init__(self, config: DLFABertConfig):
+    def __init__(self, config: DLFAFusionConfig):
         super().__init__()
         self.input_layers = (config.fusion_layer, config.num_hidden_layers)
         self.weight = nn.Parameter(torch.empty(config.hidden_size, 2 * config.hidden_size))
@@ -236,6 +241,41 @@ class ConcatenationFusion(nn.Module):
 FUSION_CLASSES = {"aif": AIFBlock, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
 
 
+def init_fusion_weights(module: nn.Module) -> None:
+    """
+    The initialisation of DLFA's fusion modules beyond `PreTrainedModel._init_weights` (which gives linear layers
+    N(0, initializer_range), zero biases, unit norms): called by every DLFA model's `_init_weights` after its parent's.
+    The AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`.
+    """
+    if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.initial_output is not None:
+        # With the branches' output scale at zero, the gate is sigmoid(G + Lc) = aif_gate_init everywhere at
+        # initialisation (by default 1/2: the fused states start as the average of the two layers) instead of a random
+        # per-channel mix, and it grows from there (the scale still receives gradient).
+        init.zeros_(module.weight)
+        init.constant_(module.bias, module.initial_output)
+    elif isinstance(module, ScalarMix):
+        init.zeros_(module.layer_weights)
+        init.ones_(module.gamma)
+    elif isinstance(module, ConcatenationFusion):
+        hidden_size = module.weight.shape[0]
+        identity = torch.eye(hidden_size, dtype=module.weight.dtype, device=module.weight.device)
+        init.copy_(module.weight, torch.cat([identity, identity], dim=1) / 2)
+        init.zeros_(module.bias)
+
+
+def padding_mask_of(attention_mask: torch.Tensor | None, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The `(batch, seq_len)` boolean mask of real tokens, for `hidden_states` of shape `(batch, seq_len, ...)`."""
+    batch_size, seq_length = hidden_states.shape[:2]
+    if attention_mask is None:
+        return torch.ones(batch_size, seq_length, dtype=torch.bool, device=hidden_states.device)
+    if tuple(attention_mask.shape) != (batch_size, seq_length):
+        raise ValueError(
+            f"DLFA needs a 2D padding mask: attention_mask must have shape (batch_size, sequence_length) = "
+            f"{(batch_size, seq_length)}, got {tuple(attention_mask.shape)}."
+        )
+    return attention_mask.bool()
+
+
 class DLFABertPreTrainedModel(BertPreTrainedModel):
     config: DLFABertConfig
     config_class = DLFABertConfig
@@ -243,20 +283,7 @@ class DLFABertPreTrainedModel(BertPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`."""
         super()._init_weights(module)
-        if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.initial_output is not None:
-            # With the branches' output scale at zero, the gate is sigmoid(G + Lc) = aif_gate_init everywhere at
-            # initialisation (by default 1/2: the fused states start as the average of the two layers) instead of a
-            # random per-channel mix, and it grows from there (the scale still receives gradient).
-            init.zeros_(module.weight)
-            init.constant_(module.bias, module.initial_output)
-        elif isinstance(module, ScalarMix):
-            init.zeros_(module.layer_weights)
-            init.ones_(module.gamma)
-        elif isinstance(module, ConcatenationFusion):
-            hidden_size = module.weight.shape[0]
-            identity = torch.eye(hidden_size, dtype=module.weight.dtype, device=module.weight.device)
-            init.copy_(module.weight, torch.cat([identity, identity], dim=1) / 2)
-            init.zeros_(module.bias)
+        init_fusion_weights(module)
 
 
 class DLFABertModel(DLFABertPreTrainedModel):
@@ -316,7 +343,7 @@ class DLFABertModel(DLFABertPreTrainedModel):
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
         )
-        padding_mask = self._padding_mask(attention_mask, embedding_output)
+        padding_mask = padding_mask_of(attention_mask, embedding_output)
         encoder_attention_mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
@@ -335,24 +362,11 @@ class DLFABertModel(DLFABertPreTrainedModel):
         pooled_output = self.pooler(fused_states) if self.pooler is not None else None
         return BaseModelOutputWithPooling(last_hidden_state=fused_states, pooler_output=pooled_output)
 
-    @staticmethod
-    def _padding_mask(attention_mask: torch.Tensor | None, embedding_output: torch.Tensor) -> torch.Tensor:
-        """The `(batch, seq_len)` boolean mask of real tokens."""
-        batch_size, seq_length = embedding_output.shape[:2]
-        if attention_mask is None:
-            return torch.ones(batch_size, seq_length, dtype=torch.bool, device=embedding_output.device)
-        if tuple(attention_mask.shape) != (batch_size, seq_length):
-            raise ValueError(
-                f"DLFA needs a 2D padding mask: attention_mask must have shape (batch_size, sequence_length) = "
-                f"{(batch_size, seq_length)}, got {tuple(attention_mask.shape)}."
-            )
-        return attention_mask.bool()
-
 
 def sequence_classification_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
-    config: DLFABertConfig,
+    config: DLFAFusionConfig,
     num_items_in_batch: torch.Tensor | int | None = None,
 ) -> torch.Tensor:
     """
@@ -388,28 +402,11 @@ def sequence_classification_loss(
     return elementwise.sum() / num_items_in_batch
 
 
-class DLFABertForTokenClassification(DLFABertPreTrainedModel):
-    """DLFA-BERT with a linear tagging head on the fused states (NER, POS), as [`BertForTokenClassification`]."""
-
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = DLFABertModel(config, add_pooling_layer=False)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def save_pretrained(self, *args, **kwargs):
-        """
-        As [`PreTrainedModel.save_pretrained`]; the folder's config also names `pipeline_dlfa.py` (copied with this
-        file) as its token-classification pipeline, so that `pipeline("token-classification", model=<folder>,
-        trust_remote_code=True)` tags whole words, read from the piece `config.label_alignment` says was trained.
-        """
-        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **WORD_PIPELINES}
-        return super().save_pretrained(*args, **kwargs)
+class DLFATokenClassificationHead:
+    """
+    The forward and `save_pretrained` of DLFA's tagging heads, on the BERT classes and on the encoder families: a
+    linear tagging head (`dropout`, `classifier`) on the fused states, which the model's `fused_outputs` computes.
+    """
 
     @can_return_tuple
     def forward(
@@ -432,13 +429,12 @@ class DLFABertForTokenClassification(DLFABertPreTrainedModel):
 
         Returns [`TokenClassifierOutput`] with `logits` of shape `(batch_size, sequence_length, num_labels)`.
         """
-        outputs = self.bert(
+        outputs = self.fused_outputs(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            return_dict=True,
             **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
@@ -451,23 +447,22 @@ class DLFABertForTokenClassification(DLFABertPreTrainedModel):
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
+    def save_pretrained(self, *args, **kwargs):
+        """
+        As [`PreTrainedModel.save_pretrained`]; the folder's config also names `pipeline_dlfa.py` (copied with this
+        file) as its token-classification pipeline, so that `pipeline("token-classification", model=<folder>,
+        trust_remote_code=True)` tags whole words, read from the piece `config.label_alignment` says was trained.
+        """
+        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **WORD_PIPELINES}
+        return super().save_pretrained(*args, **kwargs)
 
-class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
-    """
-    DLFA-BERT with a classification or regression head on the pooled fused [CLS] state (XNLI, PAWS-X), as
-    [`BertForSequenceClassification`] (single-label, multi-label and regression problem types).
-    """
 
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = DLFABertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+class DLFASequenceClassificationHead:
+    """
+    The forward of DLFA's sequence heads, on the BERT classes and on the encoder families: a classification or
+    regression head (`dropout`, `classifier`) on the `pooler_output` of the model's `fused_outputs`, the family's
+    pooling of the fused first token (single-label, multi-label and regression problem types).
+    """
 
     @can_return_tuple
     def forward(
@@ -491,13 +486,12 @@ class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
 
         Returns [`SequenceClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
         """
-        outputs = self.bert(
+        outputs = self.fused_outputs(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            return_dict=True,
             **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))
@@ -509,6 +503,47 @@ class DLFABertForSequenceClassification(DLFABertPreTrainedModel):
         return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
+
+
+class DLFABertForTokenClassification(DLFATokenClassificationHead, DLFABertPreTrainedModel):
+    """DLFA-BERT with a linear tagging head on the fused states (NER, POS), as [`BertForTokenClassification`]."""
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = DLFABertModel(config, add_pooling_layer=False)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def fused_outputs(self, input_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
+        """[`DLFABertModel`]'s outputs: the fused states."""
+        return self.bert(input_ids, return_dict=True, **kwargs)
+
+
+class DLFABertForSequenceClassification(DLFASequenceClassificationHead, DLFABertPreTrainedModel):
+    """
+    DLFA-BERT with a classification or regression head on the pooled fused [CLS] state (XNLI, PAWS-X), as
+    [`BertForSequenceClassification`] (single-label, multi-label and regression problem types).
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = DLFABertModel(config)
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.dropout = nn.Dropout(classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def fused_outputs(self, input_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
+        """[`DLFABertModel`]'s outputs: the fused states and the BERT pooler on the fused [CLS] state."""
+        return self.bert(input_ids, return_dict=True, **kwargs)
 
 
 @dataclass
@@ -598,7 +633,7 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
             **kwargs,
         )
         hidden_states = outputs.hidden_states
-        padding_mask = DLFABertModel._padding_mask(attention_mask, hidden_states[0])
+        padding_mask = padding_mask_of(attention_mask, hidden_states[0])
         logits = []
         for name in self.config.search_heads:
             if name == "last":
@@ -672,6 +707,193 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
         return exported.eval()
 
 
+class DLFAPooler(nn.Module):
+    """
+    The encoder family's sequence pooling, on the fused first token: dropout, a dense layer and the family's
+    activation (BERT's pooler, RoBERTa's and ELECTRA's classification head, DeBERTa-v2's `ContextPooler`,
+    DistilBERT's `pre_classifier` + ReLU; `EncoderFamily` in the configuration gives each one's settings). Its weights
+    are named as BERT's pooler (`pooler.dense`), so a BERT checkpoint's pretrained pooler loads into it.
+
+    Shapes: `hidden_states` `(batch, seq_len, hidden_size)` -> `(batch, hidden_size)`.
+    """
+
+    def __init__(self, config: DLFAConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.family_setting("pooler_dropout"))
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.family_setting("pooler_activation")]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(self.dropout(hidden_states[:, 0])))
+
+
+class DLFAPreTrainedModel(PreTrainedModel):
+    """
+    DLFA on an encoder family of `ENCODER_FAMILIES`. Every DLFA model holds the family's own base model (built by
+    `AutoModel.from_config(config.encoder_config)`, the transformers class itself) under the family's
+    `base_model_prefix` (`bert`, `roberta`, `deberta`, `distilbert`, `electra`), beside the fusion block `fusion`
+    and its head. Its weights are thus keyed as in the family's own checkpoints: transformers' loading adds or strips
+    that prefix per key, so a stock base-model folder (keys without prefix) or head folder (`roberta.*`, ...) fills
+    the encoder, and only the fusion block and the head are new.
+    """
+
+    config: DLFAConfig
+    config_class = DLFAConfig
+    supports_gradient_checkpointing = True
+    # Attention runs inside the encoder, whose own class checks the implementation asked for (DeBERTa-v2: eager only).
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialize the weights of the fusion block and the head; the encoder's own class initialises its own."""
+        super()._init_weights(module)
+        init_fusion_weights(module)
+
+    def add_encoder_and_fusion(self) -> None:
+        """Add the encoder family's base model under its `base_model_prefix`, and the fusion block as `fusion`."""
+        encoder = AutoModel.from_config(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
+        # Read from this instance by transformers' loading, which adds or strips it per checkpoint key.
+        self.base_model_prefix = encoder.base_model_prefix
+        self.add_module(self.base_model_prefix, encoder)
+        self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
+
+    def fused_outputs(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
+        r"""
+        Runs the encoder as the family's own model does (its own embeddings, position ids, attention masks and
+        layers) and fuses the layers `fusion.input_layers` of its `hidden_states`.
+
+        Takes the inputs of the family's base model (`(batch_size, sequence_length)` ids and masks, or
+        `inputs_embeds` of shape `(batch_size, sequence_length, embedding_size)`); those not given are not passed,
+        as DistilBERT's forward has no `token_type_ids`. Returns [`BaseModelOutput`] with the fused states
+        `(batch_size, sequence_length, hidden_size)` as `last_hidden_state`; `hidden_states` (when asked for) and
+        `attentions` are the encoder's own.
+        """
+        output_hidden_states = kwargs.pop("output_hidden_states", None)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        inputs = {
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "position_ids": position_ids,
+            "inputs_embeds": inputs_embeds,
+        }
+        # Given the indices of the fused layers, transformers' output capture keeps only those hidden states
+        # (transformers >= 5.24; earlier releases, and DeBERTa-v2, which always computes them, return all).
+        encoder_outputs = self.base_model(
+            **{name: value for name, value in inputs.items() if value is not None},
+            attention_mask=attention_mask,
+            output_hidden_states=True if output_hidden_states else list(self.fusion.input_layers),
+            return_dict=True,
+            **kwargs,
+        )
+        hidden_states = encoder_outputs.hidden_states
+        padding_mask = padding_mask_of(attention_mask, encoder_outputs.last_hidden_state)
+        fused_states = self.fusion(
+            *(hidden_states[index] for index in self.fusion.input_layers), padding_mask=padding_mask
+        )
+        return BaseModelOutput(
+            last_hidden_state=fused_states,
+            hidden_states=hidden_states if output_hidden_states else None,
+            attentions=encoder_outputs.attentions,
+        )
+
+
+class DLFAModel(DLFAPreTrainedModel):
+    """
+    An encoder of any family of `ENCODER_FAMILIES` whose output is the AIF fusion of layer `config.fusion_layer` with
+    the last layer (or, with `config.fusion_method`, one of the peer fusions kept for comparison).
+
+    Outputs ([`BaseModelOutput`]): `last_hidden_state` `(batch, seq_len, hidden_size)` is the fused sequence;
+    `hidden_states` and `attentions`, when asked for, are the encoder's own, as in the family's base model (so
+    `hidden_states[-1]` is the unfused last layer).
+    """
+
+    def __init__(self, config: DLFAConfig):
+        super().__init__(config)
+        self.add_encoder_and_fusion()
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | BaseModelOutput:
+        r"""
+        input_ids, token_type_ids, position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            As in the family's base model (DistilBERT takes no `token_type_ids`).
+        attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 on real tokens, 0 on padding. Besides masking attention, it keeps padding out of the AIF global mean
+            and of the AIF normalisation statistics, so padding never changes the outputs of real tokens.
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
+            Embedded tokens instead of `input_ids`.
+        """
+        return self.fused_outputs(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+
+
+class DLFAForTokenClassification(DLFATokenClassificationHead, DLFAPreTrainedModel):
+    """
+    DLFA on any encoder family with a linear tagging head on the fused states (NER, POS), as the family's own
+    `...ForTokenClassification` (its dropout). `DLFAForTokenClassification.from_pretrained(stock_folder,
+    fusion_layer=8, num_labels=17)` keeps every encoder weight of a stock checkpoint of the family.
+    """
+
+    def __init__(self, config: DLFAConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.add_encoder_and_fusion()
+        self.dropout = nn.Dropout(config.family_setting("token_dropout"))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+
+class DLFAForSequenceClassification(DLFASequenceClassificationHead, DLFAPreTrainedModel):
+    """
+    DLFA on any encoder family with a classification or regression head on the family's pooling of the fused first
+    token ([`DLFAPooler`]), then dropout and a linear classifier (single-label, multi-label and regression).
+    """
+
+    def __init__(self, config: DLFAConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.add_encoder_and_fusion()
+        self.pooler = DLFAPooler(config)
+        self.dropout = nn.Dropout(config.family_setting("sequence_dropout"))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def fused_outputs(self, *args, **kwargs) -> BaseModelOutputWithPooling:
+        """[`DLFAPreTrainedModel.fused_outputs`], with the family's pooling of the fused first token."""
+        outputs = super().fused_outputs(*args, **kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.pooler(outputs.last_hidden_state),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
 __all__ = [
     "AIFBlock",
     "ConcatenationFusion",
@@ -680,5 +902,9 @@ __all__ = [
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
+    "DLFAForSequenceClassification",
+    "DLFAForTokenClassification",
+    "DLFAModel",
+    "DLFAPreTrainedModel",
     "ScalarMix",
 ]

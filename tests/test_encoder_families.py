@@ -1,0 +1,527 @@
+"""
+DLFA on every encoder family (the generic `DLFA*` classes): each test builds tiny STOCK checkpoints of BERT, XLM-R,
+RoBERTa, DeBERTa-v2 (mDeBERTa's relative attention with position buckets), DistilBERT and ELECTRA (embedding_size !=
+hidden_size) from the family's own config, as a base-model folder (keys without prefix) and a pretraining-head folder
+(keys `<prefix>.*`, as Hub checkpoints are saved), and checks what a user relies on: the encoder's weights are the
+checkpoint's, only the fusion block and the head are new, padding changes nothing, the encoder runs exactly as the
+stock model, a saved folder reloads (with and without the plugin) to the same logits, and what cannot be fused is
+refused by name. A checkpoint saved by the BERT-only release (tests/fixtures) still loads unchanged.
+"""
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_trainer import train_one_step
+from torch import nn
+from transformers import (
+    AlbertConfig,
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertForMaskedLM,
+    BertModel,
+    DebertaV2Config,
+    DebertaV2ForMaskedLM,
+    DebertaV2Model,
+    DistilBertConfig,
+    DistilBertForMaskedLM,
+    DistilBertModel,
+    ElectraConfig,
+    ElectraForPreTraining,
+    ElectraModel,
+    GPT2Config,
+    PreTrainedConfig,
+    PreTrainedModel,
+    RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaModel,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
+    XLMRobertaModel,
+)
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from modeling_dlfa import (
+    DLFABertForTokenClassification,
+    DLFAConfig,
+    DLFAForSequenceClassification,
+    DLFAForTokenClassification,
+    DLFAModel,
+)
+from remote_code import run_without_plugin
+
+
+SHAPE = {
+    "vocab_size": 99,
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "intermediate_size": 37,
+    "max_position_embeddings": 64,
+}
+NUM_LAYERS = 3
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dlfa_bert_tagger"
+
+
+@dataclass(frozen=True)
+class Family:
+    config: PreTrainedConfig
+    base_class: type[PreTrainedModel]
+    pretraining_class: type[PreTrainedModel]  # the head Hub checkpoints of the family are saved with
+    prefix: str
+    pooler_activation: object  # the activation of the family's own sequence-classification pooling
+    no_dropout: dict = field(default_factory=lambda: {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+    supports_sdpa: bool = True
+
+
+FAMILIES = {
+    "bert": Family(BertConfig(**SHAPE), BertModel, BertForMaskedLM, "bert", torch.tanh),
+    "xlm-roberta": Family(
+        XLMRobertaConfig(**SHAPE, pad_token_id=1), XLMRobertaModel, XLMRobertaForMaskedLM, "roberta", torch.tanh
+    ),
+    "roberta": Family(RobertaConfig(**SHAPE, pad_token_id=1), RobertaModel, RobertaForMaskedLM, "roberta", torch.tanh),
+    # mDeBERTa-v3's attention: relative positions in log buckets, shared keys, no absolute position embeddings.
+    "deberta-v2": Family(
+        DebertaV2Config(
+            **SHAPE,
+            relative_attention=True,
+            position_buckets=8,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            type_vocab_size=0,
+        ),
+        DebertaV2Model,
+        DebertaV2ForMaskedLM,
+        "deberta",
+        nn.functional.gelu,
+        supports_sdpa=False,
+    ),
+    "distilbert": Family(
+        DistilBertConfig(
+            vocab_size=99, dim=32, n_layers=NUM_LAYERS, n_heads=4, hidden_dim=37, max_position_embeddings=64
+        ),
+        DistilBertModel,
+        DistilBertForMaskedLM,
+        "distilbert",
+        torch.relu,
+        no_dropout={"dropout": 0.0, "attention_dropout": 0.0},
+    ),
+    "electra": Family(
+        ElectraConfig(**SHAPE, embedding_size=16), ElectraModel, ElectraForPreTraining, "electra", nn.functional.gelu
+    ),
+}
+# The fusions a padded batch must not change: AIF with both gates and both norms, and the two peer fusions.
+FUSIONS = [
+    {"fusion_method": "aif", "aif_gate": "aff", "aif_norm": "batch"},
+    {"fusion_method": "aif", "aif_gate": "aff", "aif_norm": "layer"},
+    {"fusion_method": "aif", "aif_gate": "paper", "aif_norm": "batch"},
+    {"fusion_method": "aif", "aif_gate": "paper", "aif_norm": "layer"},
+    {"fusion_method": "concat"},
+    {"fusion_method": "scalar_mix"},
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> Path:
+    """`<family>/base` (a stock base model, keys without prefix) and `<family>/pretraining` (keys `<prefix>.*`)."""
+    root = tmp_path_factory.mktemp("stock")
+    for name, family in FAMILIES.items():
+        torch.manual_seed(0)
+        family.base_class(family.config).save_pretrained(root / name / "base")
+        torch.manual_seed(1)
+        family.pretraining_class(family.config).save_pretrained(root / name / "pretraining")
+    return root
+
+
+def padded_inputs(family: Family, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Three sentences of 7, 5 and 3 tokens, right-padded with the family's pad id (real ids avoid 0-2)."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, SHAPE["vocab_size"], (3, 7), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 5:] = 0
+    attention_mask[2, 3:] = 0
+    return {
+        "input_ids": input_ids.masked_fill(attention_mask == 0, family.config.pad_token_id),
+        "attention_mask": attention_mask,
+    }
+
+
+def randomize_fusion_block(fusion: nn.Module, seed: int = 1) -> None:
+    """Random values for every weight and running statistic of a fusion block (variances positive), far from init."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {
+        name: torch.randn(value.shape, generator=generator).abs() + 0.5
+        if name.endswith("running_var")
+        else torch.randn(value.shape, generator=generator) * 0.5
+        for name, value in fusion.state_dict().items()
+        if value.is_floating_point()
+    }
+    fusion.load_state_dict(state, strict=False)
+
+
+def tagger(checkpoints: Path, name: str, **kwargs) -> DLFAForTokenClassification:
+    """A DLFA tagger (fusion layer 2, 5 labels) on the family's stock base checkpoint, its fusion block randomised."""
+    model = DLFAForTokenClassification.from_pretrained(
+        checkpoints / name / "base", **{"fusion_layer": 2, "num_labels": 5, **kwargs}
+    )
+    randomize_fusion_block(model.fusion)
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading stock checkpoints
+
+
+@pytest.mark.parametrize("folder", ["base", "pretraining"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_stock_checkpoint_fills_the_encoder_and_only_fusion_and_head_are_new(name, folder, checkpoints):
+    family = FAMILIES[name]
+    model, info = DLFAForTokenClassification.from_pretrained(
+        checkpoints / name / folder, fusion_layer=2, num_labels=5, output_loading_info=True
+    )
+    # The encoder is the family's own transformers class, under the family's own prefix.
+    assert type(model.base_model) is family.base_class and model.base_model_prefix == family.prefix
+    assert getattr(model, family.prefix) is model.base_model
+    assert (model.config.encoder_config.model_type, model.config.fusion_layer, model.config.num_labels) == (name, 2, 5)
+
+    state = model.state_dict()
+    assert set(info["missing_keys"]) == {key for key in state if key.startswith(("fusion.", "classifier."))}
+    assert any(key.startswith("fusion.local_context.reduce.") for key in info["missing_keys"])
+    assert not info["mismatched_keys"]
+    # Every encoder weight is the checkpoint's, whichever way the checkpoint keys it.
+    saved = load_file(checkpoints / name / folder / "model.safetensors")
+    prefix = f"{family.prefix}." if folder == "base" else ""
+    encoder_keys = [key for key in state if key.startswith(f"{family.prefix}.")]
+    for key in encoder_keys:
+        stored_key = key.removeprefix(prefix) if prefix else key
+        if stored_key in saved:
+            assert torch.equal(state[key], saved[stored_key]), key
+        else:  # a buffer the checkpoint does not store (position ids): as the stock model builds it
+            assert key not in info["missing_keys"] and not key.endswith(("weight", "bias")), key
+    assert any(key.endswith("word_embeddings.weight") for key in encoder_keys)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sequence_head_pools_the_fused_first_token_as_the_family_does(name, checkpoints):
+    family = FAMILIES[name]
+    folder = checkpoints / name / "base"
+    model, info = DLFAForSequenceClassification.from_pretrained(folder, num_labels=3, output_loading_info=True)
+    model.eval()
+    saved = load_file(folder / "model.safetensors")
+    state = model.state_dict()
+    new = {key for key in state if key.startswith(("fusion.", "classifier."))}
+    if "pooler.dense.weight" in saved:  # BERT's pretrained pooler (and RoBERTa's, XLM-R's) is kept
+        assert torch.equal(model.pooler.dense.weight, saved["pooler.dense.weight"])
+    else:
+        new |= {"pooler.dense.weight", "pooler.dense.bias"}
+    assert set(info["missing_keys"]) == new
+    assert model.config.fusion_layer == NUM_LAYERS - 1  # the default: the layer below the last
+
+    inputs = padded_inputs(family)
+    with torch.no_grad():
+        fused = model.fused_outputs(**inputs).last_hidden_state
+        pooled = family.pooler_activation(model.pooler.dense(fused[:, 0]))
+        torch.testing.assert_close(model(**inputs).logits, model.classifier(pooled), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_encoder_runs_exactly_as_the_stock_model_with_its_own_positions(name, checkpoints):
+    # XLM-R and RoBERTa count positions from padding_idx + 1, DeBERTa-v2 uses relative buckets, ELECTRA projects its
+    # embeddings: whatever the family does, DLFA fuses the stock model's own hidden states.
+    family = FAMILIES[name]
+    folder = checkpoints / name / "pretraining"
+    model = DLFAModel.from_pretrained(folder, fusion_layer=1).eval()
+    randomize_fusion_block(model.fusion)
+    stock = family.base_class.from_pretrained(folder).eval()
+    inputs = padded_inputs(family)
+    with torch.no_grad():
+        ours = model(**inputs, output_hidden_states=True)
+        theirs = stock(**inputs, output_hidden_states=True)
+        assert len(ours.hidden_states) == NUM_LAYERS + 1
+        for index, (state, expected) in enumerate(zip(ours.hidden_states, theirs.hidden_states)):
+            torch.testing.assert_close(state, expected, atol=0, rtol=0, msg=f"hidden_states[{index}]")
+        padding_mask = inputs["attention_mask"].bool()
+        expected_fused = model.fusion(theirs.hidden_states[1], theirs.last_hidden_state, padding_mask=padding_mask)
+        torch.testing.assert_close(ours.last_hidden_state, expected_fused, atol=0, rtol=0)
+        assert model(**inputs).hidden_states is None  # not asked for: the encoder kept only the fused layers
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_padded_batch_equals_each_sentence_alone(name, checkpoints):
+    family = FAMILIES[name]
+    inputs = padded_inputs(family)
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    for fusion in FUSIONS:
+        model = tagger(checkpoints, name, **fusion)
+        with torch.no_grad():
+            batched = model(**inputs).logits
+            for row, length in enumerate(lengths):
+                alone = model(input_ids=inputs["input_ids"][row : row + 1, :length]).logits
+                torch.testing.assert_close(batched[row : row + 1, :length], alone, atol=1e-5, rtol=0, msg=str(fusion))
+    classifier = DLFAForSequenceClassification.from_pretrained(checkpoints / name / "base", num_labels=3).eval()
+    randomize_fusion_block(classifier.fusion)
+    with torch.no_grad():
+        batched = classifier(**inputs).logits
+        for row, length in enumerate(lengths):
+            alone = classifier(input_ids=inputs["input_ids"][row : row + 1, :length]).logits
+            torch.testing.assert_close(batched[row : row + 1], alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_config_wraps_the_stock_config_and_round_trips(name, checkpoints, tmp_path):
+    family = FAMILIES[name]
+    folder = checkpoints / name / "base"
+    config = DLFAConfig.from_pretrained(folder, aif_gate="paper", num_labels=4, **family.no_dropout)
+    # The family's own config, every field kept, except the keywords that override its own fields.
+    stock = family.base_class.config_class.from_pretrained(folder, **family.no_dropout).to_dict()
+    ignored = {"transformers_version", "dtype", "id2label", "label2id"}
+    wrapped = config.encoder_config.to_dict()
+    assert type(config.encoder_config) is family.base_class.config_class
+    assert {key: wrapped.get(key) for key in stock if key not in ignored} == {
+        key: value for key, value in stock.items() if key not in ignored
+    }
+    assert all(getattr(config.encoder_config, key) == 0.0 for key in family.no_dropout)
+    assert (config.num_hidden_layers, config.hidden_size, config.fusion_layer) == (NUM_LAYERS, 32, NUM_LAYERS - 1)
+    assert (config.aif_gate, config.num_labels) == ("paper", 4)
+
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "dlfa" and saved["encoder_config"]["model_type"] == name
+    assert saved["auto_map"]["AutoConfig"] == "configuration_dlfa.DLFAConfig"
+    for reloaded in (DLFAConfig.from_pretrained(tmp_path), AutoConfig.from_pretrained(tmp_path)):
+        assert type(reloaded) is DLFAConfig
+        assert reloaded.to_diff_dict() == config.to_diff_dict()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Refusals
+
+
+def test_refuses_what_cannot_be_fused_before_reading_any_weight(tmp_path, checkpoints):
+    # Config-only folders: a refusal that came after the config would fail on the missing weights file instead.
+    GPT2Config(n_layer=2, n_embd=32, n_head=4).save_pretrained(tmp_path / "gpt2")
+    AlbertConfig(hidden_size=32, num_attention_heads=4, intermediate_size=37).save_pretrained(tmp_path / "albert")
+    distilbert = checkpoints / "distilbert" / "base"
+    cases = [
+        (tmp_path / "gpt2", {}, "model_type='gpt2': it is a decoder-only"),
+        (tmp_path / "albert", {}, "model_type='albert': it is not an encoder family of ENCODER_FAMILIES"),
+        (distilbert, {"fusion_layer": 3}, "fusion_layer=3 is out of range: it must be an integer in 1..2"),
+        (distilbert, {"fusion_layer": 0}, "fusion_layer=0 is out of range: it must be an integer in 1..2"),
+    ]
+    for folder, kwargs, message in cases:
+        for load in (DLFAForTokenClassification.from_pretrained, DLFAConfig.from_pretrained):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                load(folder, **kwargs)
+
+
+def test_bert_classes_refuse_another_family_and_still_take_bert(checkpoints):
+    for name in ("xlm-roberta", "distilbert"):
+        with pytest.raises(ValueError, match=rf"model_type is '{name}'.*DLFAForTokenClassification"):
+            DLFABertForTokenClassification.from_pretrained(checkpoints / name / "pretraining", num_labels=5)
+    model, info = DLFABertForTokenClassification.from_pretrained(
+        checkpoints / "bert" / "base", fusion_layer=2, num_labels=5, output_loading_info=True
+    )
+    assert model.config.model_type == "dlfa_bert"
+    assert all(key.startswith(("bert.fusion.", "classifier.")) for key in info["missing_keys"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A native transformers model, per family
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_fusion_block_of_a_meta_device_load_comes_from_init_weights(name, checkpoints):
+    model = DLFAForTokenClassification.from_pretrained(
+        checkpoints / name / "pretraining", fusion_layer=1, num_labels=2
+    )
+    for key, tensor in list(model.fusion.named_parameters()) + list(model.fusion.named_buffers()):
+        assert tensor.device.type == "cpu" and torch.isfinite(tensor.float()).all(), key
+    for branch in (model.fusion.global_context, model.fusion.local_context):
+        assert torch.equal(branch.expand_norm.weight, torch.zeros_like(branch.expand_norm.weight))
+        assert torch.equal(branch.reduce_norm.running_var, torch.ones_like(branch.reduce_norm.running_var))
+        assert 0.01 < branch.reduce.weight.std().item() < 0.03
+    assert 0.01 < model.classifier.weight.std().item() < 0.03 and not model.classifier.bias.any()
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_outputs_tuples_and_attention_implementations(name, checkpoints):
+    family = FAMILIES[name]
+    inputs = padded_inputs(family)
+    eager = tagger(checkpoints, name, attn_implementation="eager")
+    with torch.no_grad():
+        outputs = eager(**inputs, output_hidden_states=True, output_attentions=True)
+        as_tuple = eager(**inputs, return_dict=False)
+    assert torch.equal(as_tuple[0], outputs.logits) and len(as_tuple) == 1
+    assert len(outputs.hidden_states) == NUM_LAYERS + 1 and len(outputs.attentions) == NUM_LAYERS
+    assert outputs.attentions[0].shape == (3, 4, 7, 7)
+    if family.supports_sdpa:
+        sdpa = tagger(checkpoints, name, attn_implementation="sdpa")
+        sdpa.load_state_dict(eager.state_dict())  # the same new head
+        assert sdpa.base_model.config._attn_implementation == "sdpa"  # transformers has no public getter
+        with torch.no_grad():
+            torch.testing.assert_close(sdpa(**inputs).logits, outputs.logits, atol=1e-5, rtol=0)
+    else:  # DeBERTa-v2 is eager only: the family's own refusal
+        with pytest.raises(ValueError, match="does not support"):
+            tagger(checkpoints, name, attn_implementation="sdpa")
+
+
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing_enable` is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", FAMILIES)
+def test_gradient_checkpointing_recomputes_the_layers_with_the_same_gradients(name, checkpoints):
+    family = FAMILIES[name]
+    model = tagger(checkpoints, name).train()
+    inputs = padded_inputs(family)
+    labels = torch.randint(0, 5, inputs["input_ids"].shape).masked_fill(inputs["attention_mask"] == 0, -100)
+    # The layers' first sub-modules run again when a checkpointed layer is recomputed in the backward pass.
+    layers = [module for module in model.base_model.modules() if isinstance(module, GradientCheckpointingLayer)]
+    calls = []
+    for layer in layers:
+        next(layer.children()).register_forward_hook(lambda *args: calls.append(1))
+
+    def gradients() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model(**inputs, labels=labels).loss.backward()
+        grads = {key: param.grad.clone() for key, param in model.named_parameters() if param.grad is not None}
+        model.zero_grad()
+        return grads
+
+    plain = gradients()
+    assert len(calls) == NUM_LAYERS
+    model.gradient_checkpointing_enable()  # the name 5.10 knows (5.24 also calls it activation_checkpointing_enable)
+    checkpointed = gradients()
+    assert len(calls) == NUM_LAYERS + 2 * NUM_LAYERS  # each layer again in the backward pass
+    assert plain.keys() == checkpointed.keys() and any(key.startswith(f"{family.prefix}.") for key in plain)
+    for key, value in plain.items():
+        torch.testing.assert_close(checkpointed[key], value, atol=1e-6, rtol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_resized_embeddings_save_and_reload(name, checkpoints, tmp_path):
+    family = FAMILIES[name]
+    model = tagger(checkpoints, name)
+    model.resize_token_embeddings(SHAPE["vocab_size"] + 5)
+    assert model.get_input_embeddings().num_embeddings == SHAPE["vocab_size"] + 5
+    assert model.config.encoder_config.vocab_size == SHAPE["vocab_size"] + 5
+    inputs = padded_inputs(family)
+    inputs["input_ids"][0, 0] = SHAPE["vocab_size"] + 4  # a new token
+    model.save_pretrained(tmp_path)
+    reloaded = DLFAForTokenClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, model(**inputs).logits, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["xlm-roberta", "distilbert"])
+def test_trainer_gradient_accumulation_matches_one_large_batch(name, checkpoints, tmp_path):
+    family = FAMILIES[name]
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, SHAPE["vocab_size"], (8, 6), generator=generator)
+    attention_mask = (torch.arange(6) < torch.tensor([6, 2, 5, 3, 6, 1, 4, 6])[:, None]).long()
+    labels = torch.randint(0, 5, (8, 6), generator=generator).masked_fill(attention_mask == 0, -100)
+    examples = [
+        {"input_ids": input_ids[row], "attention_mask": attention_mask[row], "labels": labels[row]} for row in range(8)
+    ]
+    # LayerNorm in the AIF branches keeps every example independent of its micro-batch.
+    model = tagger(checkpoints, name, aif_norm="layer", **family.no_dropout)
+    twin = tagger(checkpoints, name, aif_norm="layer", **family.no_dropout)
+    twin.load_state_dict(model.state_dict())
+
+    loss_full, weights_full = train_one_step(model, examples, 8, 1, tmp_path / "full")
+    loss_accumulated, weights_accumulated = train_one_step(twin, examples, 2, 4, tmp_path / "accumulated")
+    assert loss_accumulated == pytest.approx(loss_full, rel=1e-4)
+    for key, value in weights_full.items():
+        torch.testing.assert_close(weights_accumulated[key], value, atol=1e-5, rtol=1e-4, msg=key)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Saved folders: reload, Auto classes, and trust_remote_code without the plugin
+
+
+REMOTE_CODE_SCRIPT = """
+import json, sys
+
+import torch
+from transformers import AutoModelForTokenClassification
+
+results = {}
+for name, job in json.loads(sys.argv[1]).items():
+    model = AutoModelForTokenClassification.from_pretrained(job["folder"], trust_remote_code=True).eval()
+    assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+    inputs = {key: torch.tensor(value) for key, value in job["inputs"].items()}
+    with torch.no_grad():
+        results[name] = {"class": type(model).__name__, "logits": model(**inputs).logits.tolist()}
+print(json.dumps(results))
+"""
+
+
+def test_saved_folders_reload_sharded_and_through_remote_code_without_the_plugin(checkpoints, tmp_path):
+    jobs, expected = {}, {}
+    for name, family in FAMILIES.items():
+        model = tagger(checkpoints, name, aif_gate="paper")
+        folder = tmp_path / name
+        model.save_pretrained(folder, max_shard_size="100KB")
+        assert (
+            len(list(folder.glob("model-*-of-*.safetensors"))) > 1
+            and (folder / "model.safetensors.index.json").is_file()
+        )
+        config = json.loads((folder / "config.json").read_text())
+        assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == name
+        assert config["auto_map"]["AutoModelForTokenClassification"] == "modeling_dlfa.DLFAForTokenClassification"
+        assert "from .configuration_dlfa import" in (folder / "modeling_dlfa.py").read_text()
+
+        inputs = padded_inputs(family)
+        with torch.no_grad():
+            logits = model(**inputs).logits
+            reloaded = AutoModelForTokenClassification.from_pretrained(folder).eval()
+            assert type(reloaded) is DLFAForTokenClassification
+            torch.testing.assert_close(reloaded(**inputs).logits, logits, atol=0, rtol=0)
+        # The tagger's folder opens as every DLFA class: the shared encoder and fusion keys load.
+        assert type(AutoModel.from_pretrained(folder)) is DLFAModel
+        assert type(AutoModelForSequenceClassification.from_pretrained(folder)) is DLFAForSequenceClassification
+        jobs[name] = {"folder": str(folder), "inputs": {key: value.tolist() for key, value in inputs.items()}}
+        expected[name] = logits
+
+    fixture = json.loads((FIXTURE / "expected.json").read_text())
+    jobs["fixture"] = {
+        "folder": str(saved_fixture(tmp_path / "fixture")),
+        "inputs": {key: fixture[key] for key in ("input_ids", "attention_mask")},
+    }
+    expected["fixture"] = torch.tensor(fixture["logits"])
+
+    results = json.loads(run_without_plugin(REMOTE_CODE_SCRIPT, [json.dumps(jobs)], tmp_path).strip().splitlines()[-1])
+    assert set(results) == set(jobs)
+    for name, result in results.items():
+        assert result["class"] == (
+            "DLFABertForTokenClassification" if name == "fixture" else "DLFAForTokenClassification"
+        )
+        torch.testing.assert_close(torch.tensor(result["logits"]), expected[name], atol=1e-6, rtol=0, msg=name)
+
+
+def saved_fixture(folder: Path) -> Path:
+    """
+    The fixture's folder as the BERT-only release saved it: its code files are kept as `*.py.saved` (frozen bytes of
+    that release, not this project's code), and get their names back here.
+    """
+    shutil.copytree(FIXTURE / "model", folder)
+    for saved in folder.glob("*.py.saved"):
+        saved.rename(saved.with_suffix(""))
+    return folder
+
+
+def test_checkpoint_of_the_bert_only_release_loads_with_the_same_logits():
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    inputs = {key: torch.tensor(expected[key]) for key in ("input_ids", "attention_mask")}
+    model = AutoModelForTokenClassification.from_pretrained(FIXTURE / "model").eval()
+    assert type(model) is DLFABertForTokenClassification  # the installed plugin's class, not the folder's copy
+    assert model.config.fusion_layer == 2 and model.bert.fusion.global_context.reduce_norm.num_batches_tracked == 3
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, torch.tensor(expected["logits"]), atol=1e-6, rtol=0)
