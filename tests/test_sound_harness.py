@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 import torch
 from harness import run_harness, run_script
-from transformers import BertForTokenClassification, BertTokenizerFast, TrainingArguments, XLMRobertaConfig
-from transformers import XLMRobertaForMaskedLM
+from safetensors.torch import load_file, save_file
+from transformers import (
+    BertForTokenClassification,
+    BertTokenizerFast,
+    TrainingArguments,
+    XLMRobertaConfig,
+    XLMRobertaForMaskedLM,
+)
 
-from dlfa_tester import DLFABertModelTester, build
+from dlfa_tester import DLFABertModelTester, build, save_tiny_bert
 from dlfa_zero_shot import analysis
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
 from dlfa_zero_shot.readers import TaggedSentence
@@ -98,17 +104,36 @@ def save_tiny_xlm_roberta(folder, tokenizer):
     return folder
 
 
-def test_a_checkpoint_of_another_family_never_trains_a_random_encoder(tmp_path, offline_tokenizer, xtreme_lite):
-    # Before: exit 0, no warning (the load report was muted), and the saved encoder had trained from random weights.
+def test_an_xlm_roberta_checkpoint_trains_from_its_own_encoder(tmp_path, offline_tokenizer, xtreme_lite):
+    # Before: exit 0, no warning (the load report was muted), and the encoder trained from random weights (BERT's
+    # modules, BERT's position ids). Now the family's own modules load every encoder weight.
     folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer)
+    summary = run(tmp_path / "o", folder, xtreme_lite, "--fusion_layers", "1,last", "--learning_rate", "1e-12")
+    assert set(summary["runs"]) == {"aif-layer-01", "baseline"}
+    checkpoint = load_file(folder / "model.safetensors")
+    for name, prefix in (("aif-layer-01", "roberta."), ("baseline", "roberta.")):
+        saved = load_file(tmp_path / "o" / name / "model" / "model.safetensors")
+        for key in ("encoder.layer.0.attention.self.query.weight", "embeddings.position_embeddings.weight"):
+            torch.testing.assert_close(saved[prefix + key], checkpoint["roberta." + key], atol=1e-6, rtol=0)
+    config = json.loads((tmp_path / "o" / "aif-layer-01" / "model" / "config.json").read_text())
+    assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == "xlm-roberta"
+
+
+def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(tmp_path, offline_tokenizer, xtreme_lite):
+    # A BERT config whose weights sit under another prefix (saved from a wrapper module): every encoder weight would
+    # start at random. Before: exit 0 and a random encoder.
+    folder = save_tiny_bert(tmp_path / "wrapped", offline_tokenizer)
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"backbone.{key}": value for key, value in weights.items()}, folder / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
     with pytest.raises(ValueError, match=r"encoder weights of BertForTokenClassification are not in this checkpoint"):
         load_new_head(BertForTokenClassification, str(folder), num_labels=3)
     completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
-                           "--data_dir", str(xtreme_lite), "--fusion_layers", "last", "--max_train_samples", "16",
+                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
                            "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
                            cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "its encoder would start at random" in completed.stderr
-    assert "'xlm-roberta'" in completed.stderr and not (tmp_path / "o" / "baseline" / "model").exists()
+    assert not list((tmp_path / "o").glob("*/model"))
 
 
 def test_negative_label_ids_are_errors_not_the_tag_o(tmp_path):

@@ -1,0 +1,192 @@
+"""
+The harness's command-line arguments (`examples/run_zero_shot.py`, parsed with `HfArgumentParser` beside
+`TrainingArguments`), and what they make of a run: its name and the settings a stored run must match.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from transformers import TrainingArguments
+
+from . import analysis
+from .features import DEFAULT_LABEL_ALIGNMENT, LABEL_ALIGNMENTS
+from .offline_backbone import OFFLINE_PREFIX
+from .tasks import TASKS, TaskSpec
+
+
+BASELINE_LAYER = "last"  # in --fusion_layers: the stock head on the last layer
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="bert-base-multilingual-cased",
+        metadata={
+            "help": f"the backbone to fine-tune: a BERT on the Hub or on disk, or '{OFFLINE_PREFIX}multilingual-e5-small'"
+            " (no Hub needed); without --do_train, the fine-tuned checkpoint to evaluate (DLFA or a plain BERT head)"
+        },
+    )
+    fusion_layers: str = field(
+        default="",
+        metadata={
+            "help": "layers to fuse with the last, one model each: '8', '6,8,10', '1-11'; 'last' is the baseline; "
+            "unset: the configuration's default layer (the second-to-last)"
+        },
+    )
+    aif_reduction: int = field(default=analysis.DEFAULT_REDUCTION, metadata={"help": "AIF bottleneck ratio r"})
+    aif_gate: str = field(
+        default=analysis.DEFAULT_GATE, metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid, Eq. 1 as printed)"}
+    )
+    aif_gate_init: float = field(
+        default=analysis.DEFAULT_GATE_INIT,
+        metadata={"help": "the gate's starting value in (0, 1); small values start at the last layer"},
+    )
+    aif_norm: str = field(default=analysis.DEFAULT_NORM, metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
+    fusion_method: str = field(
+        default="aif",
+        metadata={"help": "'aif' (DLFA) or a peer fusion for comparison: 'scalar_mix' (ELMo, all layers), 'concat'"},
+    )
+    fusion_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the fusion block; unset: --learning_rate"}
+    )
+    freeze_word_embeddings: bool = field(default=False, metadata={"help": "keep the word embeddings fixed"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where Hub downloads and converted backbones go"})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "allow a checkpoint's own code (needed to evaluate a DLFA Hub checkpoint)"}
+    )
+    hub_dry_run: str | None = field(
+        default=None,
+        metadata={
+            "help": "with --push_to_hub: write the folder that would be uploaded into this Hub cache folder (as "
+            "--hub_model_id) instead of uploading; it then loads with HF_HUB_CACHE=<folder> HF_HUB_OFFLINE=1"
+        },
+    )
+    lora_r: int = field(
+        default=0,
+        metadata={"help": "LoRA rank on the encoder (0: full fine-tuning); fusion block and head train in full"},
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout"})
+    lora_target_modules: str = field(
+        default="query,value", metadata={"help": "comma-separated encoder modules that get LoRA adapters"}
+    )
+    layer_search: str = field(
+        default="sweep",
+        metadata={
+            "help": "how the --fusion_layers candidates are compared: 'sweep' (one fine-tune each) or 'one_pass' (one "
+            "shared encoder with a head per layer, the layer chosen on English dev)"
+        },
+    )
+    layer_search_then: str = field(
+        default="retrain",
+        metadata={
+            "help": "after a one-pass search: 'retrain' the chosen layer as an ordinary run (default: the model users "
+            "get is then exactly an ordinary DLFA run), or 'keep' the chosen head with the shared encoder as trained"
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    task: str = field(default="udpos", metadata={"help": f"one of {sorted(TASKS)}"})
+    data_dir: str | None = field(default=None, metadata={"help": "a folder laid out as ../shared/data/xtreme-lite"})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "instead of --data_dir: XTREME on the Hub ('google/xtreme') or a local copy of its layout"},
+    )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "your own English training file instead of --data_dir: json/jsonl/csv (tokens + ner_tags/pos_tags/"
+            "tags/labels; premise/hypothesis/label or sentence1/sentence2/label) or CoNLL/TSV; its labels are the model's"
+        },
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "your own English selection file (unset: 10%% of --train_file, seeded)"}
+    )
+    test_files: str | None = field(
+        default=None,
+        metadata={"help": "your own evaluation files per language, 'de=PATH,sw=PATH' (unlabelled: predictions only)"},
+    )
+    eval_languages: str | None = field(
+        default=None, metadata={"help": "comma-separated languages to evaluate; unset: every language with data"}
+    )
+    eval_split: str | None = field(
+        default=None,
+        metadata={"help": "evaluation split(s) in order of preference, e.g. 'test,dev'; unset: the task's"},
+    )
+    max_seq_length: int = field(
+        default=128, metadata={"help": "sub-tokens per input; longer tagging sentences are split into windows"}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "use the first N English training examples"})
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "use the first N examples of every evaluation language and of the selection set"},
+    )
+    label_alignment: str = field(
+        default=DEFAULT_LABEL_ALIGNMENT,
+        metadata={"help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}"},
+    )
+
+
+def parse_layers(spec: str, num_layers: int, default_layer: int) -> list[int | None]:
+    """
+    '1-11,last' -> [1, ..., 11, None] (None: the last-layer baseline), each checked against the backbone's depth;
+    an empty `spec` is the configuration's `default_layer`.
+    """
+    if not spec.strip():
+        return [default_layer]
+    layers: list[int | None] = []
+    for part in (piece.strip() for piece in spec.split(",") if piece.strip()):
+        if part == BASELINE_LAYER:
+            layers.append(None)
+            continue
+        start, _, end = part.partition("-")
+        if not (start.isdigit() and (not end or end.isdigit())):
+            raise ValueError(f"--fusion_layers: {part!r} is neither a layer, a range like 1-11, nor 'last'")
+        for layer in range(int(start), int(end or start) + 1):
+            if not 1 <= layer <= num_layers - 1:
+                raise ValueError(
+                    f"--fusion_layers: layer {layer} is out of range 1..{num_layers - 1} for this backbone"
+                )
+            layers.append(layer)
+    if not layers:
+        raise ValueError("--fusion_layers names no layer")
+    return list(dict.fromkeys(layers))
+
+
+def configuration_name(
+    layer: int | None, model_args: ModelArguments, data_args: DataArguments, task: TaskSpec, learning_rate: float
+) -> str:
+    """The run name of the model trained at `layer` (None: the baseline) with these arguments: every setting in it."""
+    factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
+    return analysis.run_name(
+        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor,
+        aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
+        label_alignment=data_args.label_alignment if task.kind == "token" else None,
+    )  # fmt: skip
+
+
+# Arguments that change nothing a run computes (where it is, how it reports, which runs the call makes): left out of
+# the settings a stored run must match. Every other argument is compared.
+NOT_SETTINGS = {
+    "cache_dir", "trust_remote_code", "hub_dry_run", "fusion_layers", "layer_search", "layer_search_then",
+}  # fmt: skip
+TRAINING_SETTINGS = (
+    "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+    "num_train_epochs", "max_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "optim", "optim_args", "train_sampling_strategy",
+    "label_smoothing_factor", "fp16", "bf16", "tf32", "do_train",
+)  # fmt: skip
+
+
+def run_settings(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Every setting that changes what a run computes, as JSON values (what `check_stored_settings` compares)."""
+    settings = {
+        name: value
+        for arguments in (model_args, data_args)
+        for name, value in asdict(arguments).items()
+        if name not in NOT_SETTINGS
+    }
+    settings.update({name: getattr(training_args, name) for name in TRAINING_SETTINGS if hasattr(training_args, name)})
+    return json.loads(json.dumps(settings, default=str))

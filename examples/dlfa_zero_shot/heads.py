@@ -1,0 +1,146 @@
+"""
+Which model a run trains or evaluates: a new head (the stock last-layer head, a DLFA fusion, the one-pass layer
+search) on a pretrained encoder, with every encoder weight checked loaded, or a fine-tuned checkpoint.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    PreTrainedModel,
+)
+
+from modeling_dlfa import (
+    DLFABertConfig,
+    DLFABertForLayerSearch,
+    DLFABertForSequenceClassification,
+    DLFABertForTokenClassification,
+    DLFAConfig,
+    DLFAForSequenceClassification,
+    DLFAForTokenClassification,
+)
+from modeling_dlfa.configuration_dlfa import check_encoder_family
+
+from . import analysis
+from .arguments import ModelArguments
+from .tasks import TaskSpec
+from .training import load_new_head
+
+
+def new_head_fields(task: TaskSpec, tokenizer) -> dict:
+    """
+    Config fields of every new head: the task's labels, and the tokenizer's special tokens (so that Trainer has
+    nothing to align, and nothing to warn about).
+    """
+    return {
+        "num_labels": len(task.labels),
+        "id2label": dict(enumerate(task.labels)),
+        "label2id": task.label_to_id,
+        **{f"{kind}_token_id": getattr(tokenizer, f"{kind}_token_id") for kind in ("pad", "bos", "eos")},
+    }
+
+
+def checkpoint_labels(config) -> tuple[str, ...]:
+    """A fine-tuned checkpoint's labels, in id order."""
+    return tuple(config.id2label[index] for index in range(config.num_labels))
+
+
+DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-tuned DLFA checkpoint's config
+
+
+def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
+    """The `model_type` of `backbone`'s encoder, refused (ValueError naming it) unless DLFA can fuse that family."""
+    family = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir).model_type
+    check_encoder_family(family)
+    return family
+
+
+def head_classes(family: str, task: TaskSpec) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
+    """
+    (the family's stock last-layer head, the DLFA head) for the task's kind. BERT keeps the BERT classes, whose
+    checkpoints and results are those of every run before the generic classes; other families take the Auto class
+    of their own stock head and the generic DLFA classes.
+    """
+    token = task.kind == "token"
+    if family == "bert":
+        if token:
+            return BertForTokenClassification, DLFABertForTokenClassification
+        return BertForSequenceClassification, DLFABertForSequenceClassification
+    if token:
+        return AutoModelForTokenClassification, DLFAForTokenClassification
+    return AutoModelForSequenceClassification, DLFAForSequenceClassification
+
+
+def build_model(
+    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer
+) -> PreTrainedModel:
+    """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
+    fields = new_head_fields(task, tokenizer)
+    stock_class, dlfa_class = head_classes(encoder_family(backbone, model_args.cache_dir), task)
+    if layer is None:
+        model = load_new_head(stock_class, backbone, **fields, cache_dir=model_args.cache_dir)
+    else:
+        model = load_new_head(
+            dlfa_class,
+            backbone,
+            **fields,
+            fusion_layer=layer,
+            **fusion_settings(model_args),
+            cache_dir=model_args.cache_dir,
+        )
+    if model_args.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> PreTrainedModel:
+    """A fine-tuned checkpoint to evaluate; its labels must be the task's."""
+    auto_class = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
+    model = auto_class.from_pretrained(
+        path, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+    )
+    labels = checkpoint_labels(model.config)
+    if labels != task.labels:
+        raise ValueError(f"{path}: its labels {labels} are not the {task.name} labels {task.labels} in that order")
+    return model
+
+
+def build_layer_search(backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer):
+    """A `DLFABertForLayerSearch` on `backbone`: a DLFA head for each of `layers` and the stock head, one encoder."""
+    family = encoder_family(backbone, model_args.cache_dir)
+    if family != "bert":
+        raise ValueError(f"--layer_search one_pass is built for BERT encoders only, not {family!r}: use the sweep")
+    config = DLFABertConfig.from_pretrained(
+        backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
+    )
+    config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
+    model = load_new_head(DLFABertForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
+    if model_args.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def fusion_settings(model_args: ModelArguments) -> dict:
+    """The DLFA configuration fields the arguments set (the fusion layer aside)."""
+    return {
+        "aif_reduction": model_args.aif_reduction, "aif_gate": model_args.aif_gate,
+        "aif_gate_init": model_args.aif_gate_init, "aif_norm": model_args.aif_norm,
+        "fusion_method": model_args.fusion_method,
+    }  # fmt: skip
+
+
+def default_fusion_layer(backbone: str, cache_dir: str | None = None) -> int:
+    """The configuration's own default fusion layer for `backbone` (what `--fusion_layers` unset means)."""
+    return DLFAConfig.from_pretrained(backbone, cache_dir=cache_dir).fusion_layer
+
+
+def checkpoint_name(config) -> str:
+    """The run name of a fine-tuned checkpoint, from its config (a plain BERT head is the baseline)."""
+    if getattr(config, "model_type", None) not in DLFA_MODEL_TYPES:
+        return analysis.BASELINE
+    return analysis.run_name(
+        config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init,
+        aif_reduction=config.aif_reduction, aif_norm=config.aif_norm, label_alignment=None,
+    )  # fmt: skip

@@ -1,0 +1,379 @@
+"""
+One run of the harness in its folder: the settings it must match to be reused, its `Trainer`, training (resumed from
+the last checkpoint), evaluation of every language, and what it saves (`results.json`, `predictions.npz`, `model/`).
+The sweep's runs and the one-pass layer search share this path; `examples/run_zero_shot.py` puts them together.
+"""
+
+import dataclasses
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_cache
+from modeling_dlfa import add_word_pipeline
+
+from . import analysis
+from .data import TaskData
+from .features import words_past_limit
+from .heads import DLFA_MODEL_TYPES
+from .tasks import TRAIN_LANGUAGE
+from .training import (
+    FusionLearningRateTrainer,
+    LayerSearchScorer,
+    LayerSearchTrainer,
+    ReplicaCheck,
+    ZeroShotScorer,
+    apply_lora,
+    device_name,
+    evaluate_language,
+    predict_in_order,
+    predicted_ids,
+    score_predictions,
+    write_predictions,
+)
+
+
+logger = logging.getLogger(__name__)
+SETTINGS_FILE = "settings.json"  # in each run folder: the settings it was made with (`arguments.run_settings`)
+
+
+@dataclass
+class Sweep:
+    """What every run of one harness call shares: the data, its features, the arguments and their settings."""
+
+    data: TaskData
+    features: dict  # `featurize`'s splits, and the tagging label alignment
+    tokenizer: PreTrainedTokenizerBase
+    training_args: TrainingArguments
+    settings: dict  # `arguments.run_settings`: what a stored run must match to be reused
+    base_model: str  # the backbone as the user named it (for the model card)
+
+    def run_dir(self, name: str) -> Path:
+        return Path(self.training_args.output_dir) / name
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA on the encoder (`training.apply_lora`); rank 0 is full fine-tuning."""
+
+    rank: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
+
+
+def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArguments) -> bool:
+    """
+    Whether `run_dir` holds a finished run made with `settings` (read it back); else it is this run's, to start or to
+    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded.
+    """
+    check_stored_settings(run_dir, settings)
+    if (run_dir / "results.json").exists():
+        return True
+    if training_args.should_save:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return False
+
+
+def check_stored_settings(run_dir: Path, settings: dict) -> None:
+    """
+    A run folder is reused (its result, or its checkpoint to resume from) only where the settings stored in it by the
+    run that wrote it equal `settings`; otherwise, or where it stores none, stop and name the settings that differ.
+    """
+    stored_file = run_dir / SETTINGS_FILE
+    if not stored_file.exists():
+        if (run_dir / "results.json").exists() or (run_dir.is_dir() and get_last_checkpoint(str(run_dir))):
+            raise SystemExit(
+                f"{run_dir} holds a run that did not record its settings ({SETTINGS_FILE}): it cannot be checked "
+                "against this one. Move it away (or choose another --output_dir) to run it again."
+            )
+        return
+    stored = json.loads(stored_file.read_text())
+    differing = [
+        f"{name}: stored {stored.get(name)!r}, requested {settings.get(name)!r}"
+        for name in sorted(set(stored) | set(settings))
+        if stored.get(name) != settings.get(name)
+    ]
+    if differing:
+        raise SystemExit(
+            f"{run_dir} was made with other settings than this run asks for ({'; '.join(differing)}). Its result "
+            "is not reused: choose another --output_dir, or move that folder away to run it again."
+        )
+
+
+def make_trainer(
+    sweep: Sweep,
+    model: PreTrainedModel,
+    run_dir: Path,
+    compute_metrics: Callable,
+    best_metric: str,
+    fusion_learning_rate: float | None,
+    do_train: bool,
+    replica_check: ReplicaCheck,
+    trainer_class: type[FusionLearningRateTrainer] = FusionLearningRateTrainer,
+    **trainer_kwargs,
+) -> FusionLearningRateTrainer:
+    """
+    The Trainer of one run in `run_dir`: when it trains, the checkpoint is chosen per epoch on English dev by
+    `best_metric` (never on a target language); no Hub push (the harness pushes the selected run once all are done).
+    """
+    args = dataclasses.replace(
+        sweep.training_args, output_dir=str(run_dir), do_train=do_train, eval_strategy="epoch" if do_train else "no",
+        save_strategy="epoch" if do_train else "no", load_best_model_at_end=do_train,
+        metric_for_best_model=f"eval_{best_metric}", greater_is_better=True, push_to_hub=False,
+    )  # fmt: skip
+    token = sweep.data.task.kind == "token"
+    collator = DataCollatorForTokenClassification if token else DataCollatorWithPadding
+    return trainer_class(
+        model=model, args=args, train_dataset=sweep.features["train"] if do_train else None,
+        eval_dataset=sweep.features["selection"] if do_train else None, data_collator=collator(sweep.tokenizer),
+        processing_class=sweep.tokenizer, compute_metrics=compute_metrics, preprocess_logits_for_metrics=predicted_ids,
+        callbacks=[replica_check], fusion_learning_rate=fusion_learning_rate, **trainer_kwargs,
+    )  # fmt: skip
+
+
+def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
+    """
+    `trainer.train()`, from the run folder's last checkpoint where an interrupted run left one; returns what the run
+    records of its training (time, and English dev after each epoch).
+    """
+    run_dir = Path(trainer.args.output_dir)
+    output = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None)
+    runtime = output.metrics["train_runtime"]
+    return {
+        "train_runtime_seconds": runtime,
+        "train_seconds_per_step": runtime / max(1, trainer.state.global_step),
+        "selection_by_epoch": [
+            {"epoch": entry["epoch"], "step": entry["step"], "score": entry[f"eval_{main_score}"]}
+            for entry in trainer.state.log_history
+            if f"eval_{main_score}" in entry
+        ],
+    }
+
+
+def finish_model_folder(folder: Path, sweep: Sweep) -> None:
+    """
+    A saved tagger's folder also names the word-level pipeline (`modeling_dlfa.add_word_pipeline`), with the label
+    alignment it was trained on, so that `pipeline(..., trust_remote_code=True)` tags the words the harness scores.
+    """
+    if sweep.features["label_alignment"]:
+        add_word_pipeline(folder, sweep.features["label_alignment"])
+
+
+def evaluate(sweep: Sweep, trainer: FusionLearningRateTrainer, scorer: ZeroShotScorer, name: str) -> tuple[dict, dict]:
+    """
+    English dev and every evaluation language: their scores (labelled data, with --do_eval; English dev always) and
+    their per-item records; with --do_predict, each target language's prediction file too.
+    """
+    args, data, task = trainer.args, sweep.data, sweep.data.task
+    records, scores = {}, {}
+    if not (args.do_eval or args.do_predict):
+        return scores, records
+    evaluated = {"selection": (sweep.features["selection"], data.selection), **{
+        language: (sweep.features["evaluation"][language], examples) for language, examples in data.evaluation.items()
+    }}  # fmt: skip
+    run_dir = Path(args.output_dir)
+    for language, (features, examples) in evaluated.items():
+        if not examples:  # evaluation only, without English dev data
+            continue
+        language_scores, records[language] = evaluate_language(trainer, scorer, features, examples)
+        if language_scores and (args.do_eval or language == "selection"):
+            scores[language] = language_scores
+            if trainer.is_world_process_zero():
+                logger.info(
+                    "%s: %s %s = %.2f", name, language, task.main_score, 100 * language_scores[task.main_score]
+                )
+        if args.do_predict and language != "selection" and trainer.is_world_process_zero():
+            (run_dir / "predictions").mkdir(parents=True, exist_ok=True)
+            path = run_dir / "predictions" / f"{language}.{'tsv' if task.kind == 'token' else 'txt'}"
+            write_predictions(path, task, examples, records[language])
+    return scores, records
+
+
+def describe(sweep: Sweep, trainer: FusionLearningRateTrainer, name: str) -> dict:
+    """What a run's results.json says of it besides its scores: the run, the model and where it trained."""
+    args, task, config = trainer.args, sweep.data.task, trainer.model.config
+    dlfa = config.model_type in DLFA_MODEL_TYPES
+    return {
+        "run": name, "seed": args.seed, "metric": task.main_score, "task": task.name, "device": device_name(args.device),
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "fusion_layer": getattr(config, "fusion_layer", None) if dlfa else None,
+        "fusion_method": getattr(config, "fusion_method", None) if dlfa else None,
+    }  # fmt: skip
+
+
+def run_one(
+    sweep: Sweep,
+    name: str,
+    model_factory: Callable[[], PreTrainedModel],
+    do_train: bool,
+    fusion_learning_rate: float | None = None,
+    lora: LoraSettings | None = None,
+) -> dict:
+    """
+    Train (when `do_train`) and evaluate one model in its own folder, and save it; read it back if it already
+    finished with the same settings (`reuse_or_claim`).
+    """
+    run_dir, task = sweep.run_dir(name), sweep.data.task
+    if reuse_or_claim(run_dir, sweep.settings, sweep.training_args):
+        logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
+        return json.loads((run_dir / "results.json").read_text())
+    set_seed(sweep.training_args.seed)
+    model = model_factory()
+    lora = lora if do_train and lora and lora.rank > 0 else None
+    if lora:
+        model = apply_lora(model, lora.rank, lora.alpha, lora.dropout, list(lora.target_modules))
+    scorer, replica_check = ZeroShotScorer(task), ReplicaCheck()
+    trainer = make_trainer(
+        sweep, model, run_dir, scorer, task.main_score, fusion_learning_rate, do_train, replica_check
+    )
+    result = describe(sweep, trainer, name)
+    if do_train:
+        result.update(train(trainer, task.main_score))
+        if not lora:
+            trainer.save_model(str(run_dir / "model"))
+            if trainer.is_world_process_zero():
+                finish_model_folder(run_dir / "model", sweep)
+    scores, records = evaluate(sweep, trainer, scorer, name)
+    targets = [language for language in sweep.data.evaluation if language != TRAIN_LANGUAGE and language in scores]
+    result.update(
+        scores=scores,
+        target_average=statistics.mean(scores[lang][task.main_score] for lang in targets) if targets else None,
+        files=sweep.data.files, eval_splits=sweep.data.eval_splits,
+        words_past_max_length=(
+            {language: words_past_limit(sweep.features["evaluation"][language]) for language in sweep.data.evaluation}
+            if task.kind == "token" else None
+        ),
+        world_size=trainer.args.world_size, replica_parameter_sha256=replica_check.digests,
+    )  # fmt: skip
+    if trainer.is_world_process_zero():
+        save_run(sweep, trainer, run_dir, result, records, lora is not None)
+    return result
+
+
+def save_run(
+    sweep: Sweep, trainer: FusionLearningRateTrainer, run_dir: Path, result: dict, records: dict, lora: bool
+) -> None:
+    """A finished run's files: the merged model of a LoRA run, predictions.npz, the model card, results.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = trainer.model.config
+    if lora:  # the adapter, and the merged model: an ordinary checkpoint of the model class
+        trainer.model.save_pretrained(run_dir / "adapter")
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(run_dir / "model")
+        sweep.tokenizer.save_pretrained(run_dir / "model")
+        finish_model_folder(run_dir / "model", sweep)
+        config = merged.config
+    if records:
+        np.savez_compressed(
+            run_dir / "predictions.npz",
+            **{f"{language}.{key}": values.astype(np.int16) for language, record in records.items() for key, values in record.items()},
+        )  # fmt: skip
+    if trainer.args.do_train:
+        write_model_card(run_dir / "model", sweep.data.task.name, result, config, sweep.base_model,
+                         sweep.training_args.hub_model_id)  # fmt: skip
+    (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def run_layer_search(
+    sweep: Sweep,
+    model_factory: Callable[[], PreTrainedModel],
+    head_names: dict[str, str],
+    fusion_learning_rate: float | None = None,
+) -> dict:
+    """
+    Train one `DLFABertForLayerSearch` (`model_factory`: a head per candidate layer and the last-layer head on one
+    encoder) through the runs' own path, score every head on English dev, choose the DLFA layer, and save the chosen
+    head as an ordinary checkpoint in `<output_dir>/layer-search/model`. `head_names`: each search head's run name
+    (`"10"` -> `aif-layer-10`, `"last"` -> `baseline`). Read back if it already finished with the same settings.
+    """
+    name, task = analysis.LAYER_SEARCH, sweep.data.task
+    run_dir = sweep.run_dir(name)
+    if reuse_or_claim(run_dir, sweep.settings, sweep.training_args):
+        logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
+        return json.loads((run_dir / "results.json").read_text())
+    set_seed(sweep.training_args.seed)
+    model = model_factory()
+    heads = {head: head_names[head] for head in model.config.search_heads}
+    scorer = ZeroShotScorer(task)
+    trainer = make_trainer(
+        sweep, model, run_dir, LayerSearchScorer(scorer, list(heads.values())), f"mean_head_{task.main_score}",
+        fusion_learning_rate, True, ReplicaCheck(), trainer_class=LayerSearchTrainer, head_names=heads,
+    )  # fmt: skip
+    trained = train(trainer, f"mean_head_{task.main_score}")
+    every_head = predict_in_order(trainer, sweep.features["selection"])  # one forward pass
+    dev = {
+        head_name: score_predictions(scorer, sweep.features["selection"], sweep.data.selection, every_head[..., index])[0]
+        for index, head_name in enumerate(heads.values())
+    }  # fmt: skip
+    _, chosen = analysis.select_on_english_dev(
+        {head_name: {0: {"metric": task.main_score, "scores": {"selection": scores}}}
+         for head_name, scores in dev.items() if head_name != analysis.BASELINE}
+    )  # fmt: skip
+    result = {
+        "run": name, "seed": trainer.args.seed, "metric": task.main_score, "task": task.name,
+        "heads": list(heads.values()), "chosen": chosen,
+        "head_selection_scores": {head_name: scores[task.main_score] for head_name, scores in dev.items()},
+        "train_runtime_seconds": trained["train_runtime_seconds"], "device": device_name(trainer.args.device),
+    }  # fmt: skip
+    for head_name, score in result["head_selection_scores"].items():
+        logger.info("%s: head %s, English dev %s = %.2f", name, head_name, task.main_score, 100 * score)
+    if trainer.is_world_process_zero():
+        chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)
+        trainer.model.export_head(chosen_head).save_pretrained(run_dir / "model")
+        sweep.tokenizer.save_pretrained(run_dir / "model")
+        finish_model_folder(run_dir / "model", sweep)
+        (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(analysis.search_table(result["head_selection_scores"], chosen, task.main_score))
+    return result
+
+
+def write_reports(runs: dict[str, dict], output_dir: Path) -> dict:
+    """summary.json, summary.md and heatmap.png of one sweep, through `dlfa_zero_shot.analysis`."""
+    selected = None  # evaluation only, without English dev data: nothing to select on
+    if all("selection" in result["scores"] for result in runs.values()):
+        _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
+    summary = {"metric": next(iter(runs.values()))["metric"], "selected_by_english_dev": selected, "runs": runs}
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output_dir / "summary.md").write_text(analysis.sweep_table(runs, selected))
+    if any(analysis.target_languages(result) for result in runs.values()):
+        analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
+    return summary
+
+
+def push_selected_run(
+    output_dir: Path, selected_run: str, training_args: TrainingArguments, dry_run: str | None
+) -> str:
+    """
+    Build the folder to upload (the selected run's weights, code, tokenizer and checked model card), then upload it
+    with the stock Hub client, or, with `dry_run`, write it into that Hub cache as the repository's `main`.
+    """
+    repo_id = training_args.hub_model_id or output_dir.name
+    folder = stage_hub_folder(output_dir / selected_run / "model", output_dir / "hub-upload")
+    if dry_run:
+        snapshot = write_to_hub_cache(folder, Path(dry_run), repo_id)
+        logger.info("dry run: %s written as %s into the Hub cache %s (%s)", selected_run, repo_id, dry_run, snapshot)
+        return repo_id
+    from huggingface_hub import create_repo, upload_folder
+
+    create_repo(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token, exist_ok=True)
+    upload_folder(
+        repo_id=repo_id, folder_path=folder, token=training_args.hub_token,
+        commit_message=f"DLFA zero-shot run {selected_run} (selected on English dev)",
+    )  # fmt: skip
+    return repo_id
