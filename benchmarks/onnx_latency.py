@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, BertForTokenClassification
 from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.onnx_export import export_onnx
-from dlfa_zero_shot.tasks import TASKS
+from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(2)
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
-    sentences = LocalSource(args.data_dir).read(TASKS["udpos"], "en", "test", limit=32)
+    sentences = LocalSource(args.data_dir).read(TASKS["udpos"], TRAIN_LANGUAGE, "test", limit=32)
     batches = {size: dict(tokenizer([" ".join(s.tokens) for s in sentences[:size]], padding=True, truncation=True,
                                     max_length=128, return_tensors="pt")) for size in (1, 32)}  # fmt: skip
     models = {

@@ -5,14 +5,20 @@
 # benchmarks/results/study docs`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The plan's tasks, layer choice and seeds, read from their one owner (dlfa_zero_shot.analysis.StudyPlan).
+plan() { python -c "from dlfa_zero_shot.analysis import STUDY_PLAN as plan, run_name; print($1)"; }
+tasks=$(plan "' '.join(plan.tasks)")
+choice=$(plan "','.join(run_name(layer) for layer in plan.choice_layers)")
+choice_seeds=$(plan "','.join(map(str, plan.choice_seeds))")
+first_seeds=$(plan "plan.first_seeds")
 benchmark="python benchmarks/zero_shot_benchmark.py --protocol study $*"
 report="python benchmarks/zero_shot_report.py --study study"
-for task in udpos panx xnli; do        # 1. the baseline's learning curve on English dev: each task's budget
+for task in $tasks; do        # 1. the baseline's learning curve on English dev: each task's budget
     $benchmark --task $task --phase curve && $report > /dev/null
 done
-for task in udpos panx xnli; do        # 2. the layer choice: DLFA at 8, 10, 11 on seeds 1 and 2, English dev only
-    $benchmark --task $task --configs aif-layer-08,aif-layer-10,aif-layer-11 --seeds 1,2 && $report > /dev/null
+for task in $tasks; do        # 2. the layer choice: DLFA at the plan's layers on its choice seeds, English dev only
+    $benchmark --task $task --configs $choice --seeds $choice_seeds && $report > /dev/null
 done
-for task in udpos panx xnli; do        # 3. the paired comparison on seeds 1-5 (seeds 6-10 by the plan's rule)
-    $benchmark --task $task --configs baseline,aif-layer-best,concat-layer-best --seeds 1-5 && $report > /dev/null
+for task in $tasks; do        # 3. the paired comparison on seeds 1 to the first look (more by the plan's rule)
+    $benchmark --task $task --configs baseline,aif-layer-best,concat-layer-best --seeds 1-$first_seeds && $report > /dev/null
 done

@@ -25,7 +25,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging
 from dlfa_zero_shot.offline_backbone import resolve_backbone
-from dlfa_zero_shot.tasks import TASKS
+from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
 
@@ -106,7 +106,7 @@ def main() -> None:
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     task = TASKS["udpos"]
-    sentences = LocalSource(args.data_dir).read(task, "en", "train", limit=args.batch_size * args.steps * 4)
+    sentences = LocalSource(args.data_dir).read(task, TRAIN_LANGUAGE, "train", limit=args.batch_size * args.steps * 4)
     features = tokenize_tagging(examples_dataset(sentences), tokenizer, task.label_to_id, args.max_length)
     collator = DataCollatorForTokenClassification(tokenizer)
     models = {

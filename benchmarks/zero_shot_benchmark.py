@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlfa_zero_shot import analysis
+from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,15 +97,14 @@ CURVE = {"udpos": ((1000, 2000, 4000, 8000), 3), "panx": ((1000, 2000, 4000, 800
          "xnli": ((2500, 5000, 10000, 20000), 2)}  # fmt: skip
 # Each task's budget (training examples, epochs) is not written here: `study_budget` reads it off the task's curve
 # runs by the plan's rule (`analysis.choose_budget`), so it is the same on every machine that has those runs.
-STUDY = Protocol(
-    flags=STUDY_COMMON,
-    task_flags={
-        "udpos": {"--eval_languages": TAGGING_LANGUAGES},
-        "panx": {"--eval_languages": TAGGING_LANGUAGES},
-        # the plan reports XNLI's English test apart (never in the target average, which leaves English out)
-        "xnli": {"--eval_languages": f"en,{XNLI_LANGUAGES}"},
-    },  # fmt: skip
-)
+STUDY_TASK_FLAGS = {
+    "udpos": {"--eval_languages": TAGGING_LANGUAGES},
+    "panx": {"--eval_languages": TAGGING_LANGUAGES},
+    # the plan reports XNLI's English test apart (never in the target average, which leaves English out)
+    "xnli": {"--eval_languages": f"{TRAIN_LANGUAGE},{XNLI_LANGUAGES}"},
+}
+# The study's tasks are the plan's (`analysis.StudyPlan.tasks`); each one's flags are here.
+STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in analysis.STUDY_PLAN.tasks})
 
 # XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
 # sentence pairs; all training data and every evaluation language.
@@ -214,7 +214,7 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
         return [
             (task_dir / "curve" / f"n-{size}" / "seed-1",
              {**base, "--max_train_samples": str(size), "--num_train_epochs": str(epochs), "--seed": "1",
-              "--fusion_layers": "last", "--eval_languages": "en"})
+              "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
             for size in sizes
         ]  # fmt: skip
     if args.protocol == "study":

@@ -15,14 +15,14 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto classes)
-from dlfa_zero_shot.onnx_export import export_onnx, max_difference
+from dlfa_zero_shot.onnx_export import OPSET, export_onnx, max_difference
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a fine-tuned model folder or Hub id (with its tokenizer)")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (must not exist)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
     parser.add_argument("--trust_remote_code", action="store_true", help="load a DLFA checkpoint's own code")
     args = parser.parse_args()

@@ -2,94 +2,70 @@
 
 import hashlib
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.file_download import repo_folder_name
+
+from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
 
 
 TEMPLATE = Path(__file__).with_name("dlfa_model_card.md")
-
-
-@dataclass(frozen=True)
-class TaskCard:
-    title: str
-    pipeline_tag: str  # also the model-index task type
-    dataset: str  # Hub id of the data set
-    dataset_config: str
-    metric: str  # key in results.json
-    metric_name: str
-
-
-TASK_CARD = {
-    "udpos": TaskCard(
-        "part-of-speech tagging (UDPOS)", "token-classification", "google/xtreme", "udpos", "f1", "seqeval F1"
-    ),
-    "udpos_ud": TaskCard(
-        "part-of-speech tagging (UD)", "token-classification", "universal_dependencies", "gsd", "f1", "seqeval F1"
-    ),
-    "panx": TaskCard(
-        "named entity recognition (PAN-X)", "token-classification", "google/xtreme", "PAN-X", "f1", "seqeval F1"
-    ),
-    "xnli": TaskCard(
-        "natural language inference (XNLI)", "text-classification", "google/xtreme", "XNLI", "accuracy", "accuracy"
-    ),
-    "xnli_dev": TaskCard(
-        "natural language inference (XNLI, trained on its English dev set)",
-        "text-classification",
-        "google/xtreme",
-        "XNLI",
-        "accuracy",
-        "accuracy",
-    ),
-    # a user's own files (--task tagging / pairs)
-    "tagging": TaskCard(
-        "token classification (your data)", "token-classification", "custom", "custom", "f1", "seqeval F1"
-    ),
-    "pairs": TaskCard(
-        "sentence-pair classification (your data)", "text-classification", "custom", "custom", "accuracy", "accuracy"
-    ),  # fmt: skip
-    "pawsx": TaskCard(
-        "paraphrase identification (PAWS-X)", "text-classification", "google/xtreme", "PAWS-X", "accuracy", "accuracy"
-    ),
-}
+PIPELINE_TAGS = {"token": "token-classification", "pair": "text-classification"}  # task kind -> pipeline, task type
+HUB_METRICS = {"tagging": "seqeval", "classification": "accuracy"}  # metric family -> the Hub's metric id
+# The Hub data set a card names: XTREME's (its config from the task's `HubLayout`), or for a task without one:
+XTREME = "google/xtreme"
+OTHER_DATASETS = {"udpos_ud": ("universal_dependencies", "gsd")}  # task -> (data set, config)
+CUSTOM_DATASET = ("custom", "custom")  # a user's own files
 KNOWN_BASE_MODELS = {"multilingual-e5-small": ("intfloat/multilingual-e5-small", "mit")}
 
 
-def card_metadata(task: str, result: dict, model_name: str, base_model: str, license_name: str) -> dict:
-    card = TASK_CARD[task]
+def task_spec(task: str) -> TaskSpec:
+    """A task's entry in `TASKS`, or the task of a user's own files (`--task tagging` or `pairs`)."""
+    return TASKS[task] if task in TASKS else custom_task(task, CUSTOM_KINDS[task], ())
+
+
+def hub_dataset(spec: TaskSpec, language: str) -> tuple[str, str]:
+    """(Hub data set, config) of a task's data in `language`: XTREME's config from the task's `HubLayout`, if any."""
+    if spec.hub is not None:
+        return XTREME, spec.hub.config_name(language)
+    return OTHER_DATASETS.get(spec.name, CUSTOM_DATASET)
+
+
+def eval_result(spec: TaskSpec, result: dict, language: str) -> EvalResult:
+    """One language's score (`result` as in results.json) as a model-index entry of the Hub."""
+    dataset, config = hub_dataset(spec, language)
+    split = result.get("eval_splits", {}).get(language)  # the logical split evaluated; the Hub's name for it below
+    return EvalResult(
+        task_type=PIPELINE_TAGS[spec.kind],
+        task_name=spec.presentation.title,
+        dataset_type=dataset,
+        dataset_name=spec.presentation.dataset,
+        dataset_config=config,
+        dataset_split=(spec.hub.split_names if spec.hub else {}).get(split, split),
+        metric_type=spec.main_score,
+        metric_value=round(100 * result["scores"][language][spec.main_score], 2),
+        metric_name=f"{spec.metric_name} ({language}{'' if language == TRAIN_LANGUAGE else ', zero-shot'})",
+    )
+
+
+def card_metadata(task: str, result: dict, model_name: str, base_model: str, license_name: str) -> ModelCardData:
+    """The card's YAML metadata: the Hub's fields and a `model-index` with one result per evaluated language."""
+    spec = task_spec(task)
     languages = [language for language in result["scores"] if language != "selection"]
-    entries = []
-    for language in languages:
-        entries.append(
-            {
-                "task": {"type": card.pipeline_tag, "name": card.title},
-                "dataset": {
-                    "type": card.dataset,
-                    "name": f"{card.title} ({language})",
-                    "config": card.dataset_config,
-                },
-                "metrics": [
-                    {
-                        "type": card.metric,
-                        "value": round(100 * result["scores"][language][card.metric], 2),
-                        "name": f"{card.metric_name} ({language}{'' if language == 'en' else ', zero-shot'})",
-                    }
-                ],
-            }
-        )
-    return {
-        "language": sorted(set(languages) | {"en"}),
-        "license": license_name,
-        "library_name": "transformers",
-        "pipeline_tag": card.pipeline_tag,
-        "base_model": base_model,
-        "datasets": [card.dataset],
-        "metrics": ["seqeval" if card.metric == "f1" else "accuracy"],
-        "tags": ["dlfa", "cross-lingual", "zero-shot", task, "custom_code"],
-        "model-index": [{"name": model_name, "results": entries}],
-    }
+    return ModelCardData(
+        language=sorted(set(languages) | {TRAIN_LANGUAGE}),
+        license=license_name,
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS[spec.kind],
+        base_model=base_model,
+        datasets=[hub_dataset(spec, TRAIN_LANGUAGE)[0]],
+        metrics=[HUB_METRICS[spec.metric]],
+        tags=["dlfa", "cross-lingual", "zero-shot", task, "custom_code"],
+        model_name=model_name,
+        eval_results=[eval_result(spec, result, language) for language in languages],
+    )
 
 
 def results_table(result: dict, metric: str) -> str:
@@ -110,15 +86,15 @@ def write_model_card(
         Path(base_model.removeprefix("offline:")).name, (base_model, "apache-2.0")
     )
     repo_id = repo_id or model_dir.parent.name
-    card = TASK_CARD[task]
+    spec = task_spec(task)
     is_dlfa = getattr(config, "fusion_layer", None) is not None
-    token_task = card.pipeline_tag == "token-classification"
+    token_task = spec.kind == "token"
     auto_class = "AutoModelForTokenClassification" if token_task else "AutoModelForSequenceClassification"
     average = result.get("target_average")
     body = Template(TEMPLATE.read_text()).substitute(
         model_name=repo_id,
         head_description="tagger" if token_task else "classifier",
-        task_title=card.title,
+        task_title=spec.presentation.title,
         base_model=base_name,
         fusion_layer=config.fusion_layer if is_dlfa else "none (last-layer baseline)",
         num_layers=config.num_hidden_layers,
@@ -134,10 +110,10 @@ def write_model_card(
             f'tag = pipeline("token-classification", model="{repo_id}", trust_remote_code=True)\n'
             'tag(["Der", "Hund", "schläft", "."], is_split_into_words=True, word_level=True)  # one tag per word'
             if token_task
-            else f'predict = pipeline("{card.pipeline_tag}", model=model, tokenizer=tokenizer)'
+            else f'predict = pipeline("{PIPELINE_TAGS[spec.kind]}", model=model, tokenizer=tokenizer)'
         ),
-        metric_name=card.metric_name,
-        results_table=results_table(result, card.metric),
+        metric_name=spec.metric_name,
+        results_table=results_table(result, spec.main_score),
         target_average="-" if average is None else f"{100 * average:.2f}",
         train_files=result.get("files", {}).get("train", "-"),
         selection_file=result.get("files", {}).get("selection", "-"),
@@ -146,7 +122,7 @@ def write_model_card(
     )
     metadata = card_metadata(task, result, repo_id, base_name, license_name)
     path = model_dir / "README.md"
-    path.write_text("---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n\n" + body)
+    ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}", ignore_metadata_errors=False).save(path)
     return path
 
 
@@ -156,8 +132,6 @@ def stage_hub_folder(model_dir: Path, target: Path) -> Path:
     checked by `huggingface_hub`'s own offline parsing of the metadata (`ModelCard.load`: the YAML, the model-index
     as evaluation results). Raises ValueError if the card's metadata does not parse.
     """
-    from huggingface_hub import ModelCard
-
     target = Path(target)
     if target.exists():
         shutil.rmtree(target)
@@ -169,13 +143,20 @@ def stage_hub_folder(model_dir: Path, target: Path) -> Path:
 
 
 def write_to_hub_cache(folder: Path, cache: Path, repo_id: str) -> Path:
-    """Write `folder` into a Hub cache (`HF_HUB_CACHE` layout) as `repo_id`'s `main`; returns the snapshot folder."""
+    """
+    Write `folder` into a Hub cache (`HF_HUB_CACHE` layout) as `repo_id`'s `main`; returns the snapshot folder.
+
+    Written by hand: huggingface_hub has no public function that puts local files into its cache (`hf_hub_download`
+    and `snapshot_download` only fetch from a Hub). The files are copied into the snapshot, without `blobs/`, as the
+    library's own cache does where symlinks are not available; its readers (`try_to_load_from_cache`,
+    `scan_cache_dir`, `from_pretrained` offline) take that layout.
+    """
     digest = hashlib.sha1()
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file():
             digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
     commit = digest.hexdigest()
-    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    repo = Path(cache) / repo_folder_name(repo_id=repo_id, repo_type="model")
     snapshot = repo / "snapshots" / commit
     if snapshot.exists():
         shutil.rmtree(snapshot)

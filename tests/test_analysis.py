@@ -68,7 +68,8 @@ def test_the_study_layer_choice_waits_for_all_its_runs_and_ignores_others():
 
 def test_the_sequential_rule_adds_seeds_only_to_a_wide_interval_and_never_past_the_bound():
     assert StudyPlan().seeds_due(0.4) == 5 and StudyPlan().seeds_due(None) == 5  # None: every difference equal
-    assert StudyPlan().seeds_due(0.9) == 5  # this study's upper bound (the CPU rule) is the first look itself
+    assert StudyPlan(seeds_upper_bound=5).seeds_due(0.9) == 5  # a bound at the first look stops every task there
+    assert StudyPlan().seeds_due(0.9) == 10  # this study's bound since 2026-12-03: the plan's own extension
     assert StudyPlan(seeds_upper_bound=8).seeds_due(0.9) == 8
     assert StudyPlan(seeds_upper_bound=20).seeds_due(0.9) == 10 and StudyPlan(seeds_upper_bound=20).seeds_due(0.5) == 5
 
@@ -81,6 +82,18 @@ def test_paired_gain_and_holm_adjustment():
     # Holm: the smallest p times 3, the next times 2 (never below the one before), the largest as is
     assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
     assert holm({"a": 0.6, "b": 0.5}) == pytest.approx({"b": 1.0, "a": 1.0})
+
+
+def test_the_gain_interval_is_the_t_interval_of_the_paired_differences():
+    seeds = range(1, 6)
+    gain = paired_gain({seed: result(0, 70 + seed) for seed in seeds}, {seed: result(0, 70) for seed in seeds})
+    # differences 1, 2, 3, 4, 5: mean 3, std sqrt(2.5)
+    half_width = 2.776445 * 2.5**0.5 / 5**0.5  # t(0.975, 4 degrees of freedom) * std / sqrt(n)
+    assert gain["ci95"] == pytest.approx([3 - half_width, 3 + half_width], abs=1e-5)
+    assert gain["t_test_p"] == pytest.approx(0.013236, abs=1e-5)  # t = 3 / sqrt(2.5 / 5) = 4.24, 4 degrees of freedom
+    # every difference equal: no spread, so neither an interval nor a test
+    same = paired_gain({1: result(0, 75), 2: result(0, 50)}, {1: result(0, 50), 2: result(0, 25)})
+    assert same["differences"] == [25.0, 25.0] and "ci95" not in same and "t_test_p" not in same
 
 
 def test_item_counts_give_back_seqeval_f1_and_accuracy():

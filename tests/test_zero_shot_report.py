@@ -190,24 +190,28 @@ def test_sequential_rule_looks_once_at_five_seeds_and_the_upper_bound_caps_it(tm
     assert primary["seeds_due"] == 5 and not primary["interim"] and primary["first_half_width"] < 0.5
     assert "every task stops at 5 seeds" in sequential_rule(found)
 
-    # This study's bound (5, the CPU rule): a wide interval stops at 5 seeds all the same, with a verdict.
-    found = study_comparisons(wide, resamples=20)
+    # A bound of 5 (the CPU rule of 2026-11-26): a wide interval stops at 5 seeds all the same, with a verdict.
+    capped = StudyPlan(seeds_upper_bound=5)
+    found = study_comparisons(wide, resamples=20, plan=capped)
     primary = found["xnli"]["primary"]
     assert primary["first_half_width"] > 0.5 and primary["seeds_due"] == 5
     assert primary["verdict"] == "too close to call at this budget" and primary["holm_p"] is not None
-    assert "would add seeds 6-10, but the seeds' upper bound is 5" in sequential_rule(found)
+    assert "would add seeds 6-10, but the seeds' upper bound is 5" in sequential_rule(found, capped)
 
-    # A study with room for them: seeds 6 to 10 are due, and until they land nothing is tested or concluded.
-    roomy = StudyPlan(seeds_upper_bound=10)
+    # This study's bound since 2026-12-03 (10): seeds 6 to 10 are due, and until they land nothing is concluded ...
     write_seeds(wide, {6: 5.0})
-    found = study_comparisons(wide, resamples=20, plan=roomy)
+    found = study_comparisons(wide, resamples=20)
     primary = found["xnli"]["primary"]
     assert primary["n"] == 6 and primary["seeds_due"] == 10
     assert primary["verdict"] == "interim (6 of 10 seeds): no verdict yet" and primary["holm_p"] is None
     assert primary["first_half_width"] == pytest.approx(
-        study_comparisons(wide, resamples=20)["xnli"]["primary"]["first_half_width"]
+        study_comparisons(wide, resamples=20, plan=capped)["xnli"]["primary"]["first_half_width"]
     )
-    assert "extended: xnli to 10 seeds (6 done)" in sequential_rule(found, roomy)
+    assert "extended: xnli to 10 seeds (6 done)" in sequential_rule(found)
+    # ... while the first look stays as it was reported: seeds 1-5 alone, tested and given its verdict.
+    first = study_comparisons(wide, resamples=20, first_look=True)["xnli"]
+    assert first["primary"]["n"] == 5 and first["primary"]["verdict"] == "too close to call at this budget"
+    assert first["primary"]["holm_p"] is not None and first["secondary"]["verdict"].startswith("no difference shown")
 
 
 @pytest.mark.parametrize(
@@ -223,6 +227,37 @@ def test_verdicts_follow_the_plan(mean, interval, holm_p, expected):
     from dlfa_zero_shot.report import verdict
 
     assert verdict({"configuration": "aif-layer-10", "mean": mean, "ci95": interval, "holm_p": holm_p}) == expected
+
+
+def test_the_significance_level_is_the_plans():
+    from dlfa_zero_shot.report import verdict
+
+    comparison = {"configuration": "aif-layer-10", "mean": 2.0, "ci95": [0.5, 3.5], "holm_p": 0.03}
+    assert verdict(comparison) == "aif-layer-10 helps (+2.00 points)"  # the plan's alpha, 0.05
+    assert verdict(comparison, StudyPlan(alpha=0.01)) == "too close to call at this budget"
+
+
+def test_each_task_budget_is_the_cheapest_curve_point_within_the_plans_margin(tmp_path):
+    from dlfa_zero_shot.report import study_progress
+
+    for examples, english_dev in ((1000, 0.80), (2000, 0.808)):
+        run_dir = tmp_path / "runs" / "udpos" / "curve" / f"n-{examples}" / "seed-1" / "baseline"
+        run_dir.mkdir(parents=True)
+        epochs = [{"epoch": 1.0, "step": 10, "score": english_dev}]
+        (run_dir / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "selection_by_epoch": epochs}))
+    figure, docs = tmp_path / "docs" / "figures" / "curve.png", tmp_path / "docs"
+    default = study_progress(tmp_path / "runs", figure, docs)
+    assert "cheapest within 1 point |" in default and "| 80.80 | 1000 x 1 (80.00) |" in default
+    strict = study_progress(tmp_path / "runs", figure, docs, StudyPlan(budget_margin=0.5))
+    assert "cheapest within 0.5 points |" in strict and "| 80.80 | 2000 x 1 (80.80) |" in strict
+
+
+def test_task_headings_name_the_data_set_its_activity_and_metric():
+    from dlfa_zero_shot.report import heading
+    from dlfa_zero_shot.tasks import TASKS
+
+    assert heading(TASKS["udpos"]) == "UDPOS (POS tagging, seqeval F1)"
+    assert heading(TASKS["xnli"]) == "XNLI (accuracy)"  # the data set's name says what it is
 
 
 def test_layer_search_records_are_archived_and_restored(task_dir, tmp_path):

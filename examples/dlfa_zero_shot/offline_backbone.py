@@ -21,12 +21,12 @@ import os
 import shutil
 import struct
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -262,8 +262,9 @@ def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: f
     `offline:multilingual-e5-small` -> a converted local folder (converted once, then reused from the cache:
     `cache_dir`, else $DLFA_CACHE, else ~/.cache/dlfa); any other name or path is returned unchanged.
 
-    Safe under several processes: one converts while holding a lock file beside the folder; the others wait for the
-    completeness marker. A folder left incomplete by a crash (no marker) is converted again.
+    Safe under several processes: one converts while holding a file lock beside the folder (`filelock`; the system
+    releases it if that process dies), the others wait for it, up to `timeout` seconds (then TimeoutError), and find
+    the folder complete. A folder left incomplete by a crash (no completeness marker) is converted again.
     """
     if not name_or_path.startswith(OFFLINE_PREFIX):
         return check_model_source(name_or_path, cache_dir)
@@ -275,33 +276,16 @@ def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: f
     if is_complete(folder):
         return str(folder)
     root.mkdir(parents=True, exist_ok=True)
-    lock = root / f".{name}.lock"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if is_complete(folder):
-                return str(folder)
-            try:
-                stale = time.time() - lock.stat().st_mtime > timeout  # left by a crashed process
-            except FileNotFoundError:
-                continue
-            if stale:
-                lock.unlink(missing_ok=True)
-            elif time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout:.0f} s for another process to convert {folder} (lock {lock})")
-            time.sleep(0.5)
-            continue
-        try:
+    lock = root / f".{name}.lock"  # stays in place after release: waiters must share one file
+    try:
+        with FileLock(lock, timeout=timeout):
             if not is_complete(folder):
                 logger.warning("converting the offline backbone %s into %s (once)", name, folder)
                 convert(folder, overwrite=True)
                 print(f"Converted the offline backbone {name} into {folder}", flush=True)
-            return str(folder)
-        finally:
-            os.close(descriptor)
-            lock.unlink(missing_ok=True)
+    except Timeout:
+        raise TimeoutError(f"waited {timeout:.0f} s for another process to convert {folder} (lock {lock})") from None
+    return str(folder)
 
 
 def main() -> None:

@@ -13,7 +13,12 @@ import torch
 from transformers import PreTrainedModel
 
 
-def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = 18) -> Path:
+# The default opset: the one torch.onnx's `dynamo=True` exporter writes its operators in (any other is converted to,
+# afterwards); `examples/export_onnx.py --opset` defaults to it too.
+OPSET = 18
+
+
+def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = OPSET) -> Path:
     """
     Export `model` (put in eval mode) to `path` with PyTorch's `torch.export`-based exporter (`dynamo=True`, which
     needs `onnxscript`); dynamic `batch` and `sequence` axes.

@@ -33,12 +33,12 @@ from .analysis import (
     paired_gain,
     target_score,
 )
+from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
 
 BEGIN, END = "<!-- BEGIN zero_shot_report (generated: edit outside) -->", "<!-- END zero_shot_report -->"
-TASK_TITLES = {"udpos": "UDPOS (POS tagging, seqeval F1)", "panx": "PAN-X (NER, seqeval F1)",
-               "xnli": "XNLI (accuracy)", "pawsx": "PAWS-X (accuracy)"}  # fmt: skip
-# The paper's Table 1 (mBERT-base, XTREME test average over target languages, best of the 11 layers, one seed).
+# The paper's Table 1 (mBERT-base, XTREME test average over target languages, best of the 11 layers, one seed); the
+# earlier small study reports these tasks.
 PAPER = {
     "udpos": (70.28, 71.81, 10),
     "panx": (62.17, 63.34, 8),
@@ -199,10 +199,16 @@ def _time_cell(seconds: float | None, baseline_seconds: float | None) -> str:
     return f"{seconds:.0f} s" + (f" (×{seconds / baseline_seconds:.2f})" if baseline_seconds else "")
 
 
+def heading(spec: TaskSpec) -> str:
+    """A task's heading in the report: "UDPOS (POS tagging, seqeval F1)", "XNLI (accuracy)"."""
+    named = spec.presentation
+    return f"{named.dataset} ({', '.join(filter(None, (named.abbreviation, spec.metric_name)))})"
+
+
 def markdown(summary: dict, figure_link: str | None) -> str:
     task, languages = summary["task"], summary["languages"]
-    targets = [language for language in languages if language != "en"]
-    lines = [f"### {TASK_TITLES[task]}", ""]
+    targets = [language for language in languages if language != TRAIN_LANGUAGE]
+    lines = [f"### {heading(TASKS[task])}", ""]
     header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | train time | "
     lines += [header + " | ".join(targets) + " |", "|---" * (6 + len(targets)) + "|"]
     base_time = summary["experiments"]["baseline"]["train_seconds_median"]
@@ -251,7 +257,7 @@ def heatmap(summary: dict, path: Path) -> Path | None:
     names = sorted((name for name in experiments if name != BASELINE), key=analysis.order_key)
     if not names:
         return None
-    languages = [language for language in summary["languages"] if language != "en"]
+    languages = [language for language in summary["languages"] if language != TRAIN_LANGUAGE]
     grid = [
         [experiments[name]["language_gains"][language] for language in languages]
         + [experiments[name]["gain_over_baseline"]["mean"]]
@@ -411,7 +417,7 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
         points = analysis.load_curve(runs_dir / task / "curve")
         if points:
             curves[task] = points
-            budgets[task] = analysis.choose_budget(points)
+            budgets[task] = analysis.choose_budget(points, plan.budget_margin)
     lines = ["### Budgets (learning curve of the baseline, English dev, seed 1)", ""]
     if not curves:
         return "\n".join(lines + ["No curve runs yet.", ""])
@@ -420,7 +426,8 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
         "A task's budget is fixed once its curve (`CURVE` in benchmarks/zero_shot_benchmark.py) is complete; until "
         "then the last column is provisional.",
         "",
-        "| task | points so far (examples x epochs: English dev) | best so far | cheapest within 1 point |",
+        "| task | points so far (examples x epochs: English dev) | best so far | cheapest within "
+        f"{plan.budget_margin:g} point{'' if plan.budget_margin == 1 else 's'} |",
         "|---|---|---|---|",
     ]
     for task, points in curves.items():
@@ -471,21 +478,25 @@ def load_counts(
     return counts
 
 
-def study_comparisons(runs_dir: Path, resamples: int = 10_000, plan: StudyPlan = STUDY_PLAN) -> dict[str, dict]:
+def study_comparisons(
+    runs_dir: Path, resamples: int | None = None, plan: StudyPlan = STUDY_PLAN, first_look: bool = False
+) -> dict[str, dict]:
     """
     The plan's primary (DLFA at the chosen layer minus the baseline) and secondary (DLFA minus the concatenation of
     the same layers) comparisons of every task that has them, with seed intervals, the item-and-seed bootstrap,
     raw and Holm-adjusted p (over every finished comparison) and the verdict. Each records the seeds its task is due
     by the sequential rule (`seeds_due`) and, once the rule has looked, the primary half-width it looked at
     (`first_half_width`). A comparison short of its due seeds is interim: printed with its raw p, left out of Holm,
-    and given no verdict.
+    and given no verdict. `resamples`: the bootstrap's, the plan's if None. `first_look`: the comparisons at the
+    sequential rule's look (seeds 1 to `plan.first_seeds` alone, each task then due those seeds), as they were
+    reported before any later seed ran.
     """
-    from .tasks import TASKS
-
     found = {}
     for task in plan.tasks:
         task_dir = runs_dir / task
         runs = load_runs(task_dir)
+        if first_look:
+            runs = {name: {s: r for s, r in by_seed.items() if s <= plan.first_seeds} for name, by_seed in runs.items()}
         chosen, _ = analysis.study_layer_choice(runs, plan)
         if BASELINE not in runs or chosen is None:
             continue
@@ -502,7 +513,7 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000, plan: StudyPlan =
                 {s: runs[chosen][s] for s in first_seeds}, {s: runs[BASELINE][s] for s in first_seeds}
             )
             first_half_width = (at_first["ci95"][1] - at_first["ci95"][0]) / 2 if "ci95" in at_first else None
-        due = plan.seeds_due(first_half_width) if looked else plan.first_seeds
+        due = plan.seeds_due(first_half_width) if looked and not first_look else plan.first_seeds
         comparisons = {}
         for kind, reference in (("primary", BASELINE), ("secondary", peer)):
             if reference not in runs or len(set(runs[chosen]) & set(runs[reference])) < 2:
@@ -510,7 +521,8 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000, plan: StudyPlan =
             gain = paired_gain(runs[chosen], runs[reference])
             seeds = gain["seeds"]
             counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
-            gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
+            draws = plan.bootstrap_resamples if resamples is None else resamples
+            gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", draws)
             gain["means"] = {
                 name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
             }
@@ -531,7 +543,7 @@ def study_comparisons(runs_dir: Path, resamples: int = 10_000, plan: StudyPlan =
             comparison["verdict"] = (
                 f"interim ({comparison['n']} of {comparison['seeds_due']} seeds): no verdict yet"
                 if comparison["interim"]
-                else verdict(comparison, plan)
+                else verdict(comparison, plan) if kind == "primary" else difference(comparison, plan)
             )
     return found
 
@@ -541,11 +553,57 @@ def verdict(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
     mean, p = comparison["mean"], comparison.get("holm_p")
     upper = comparison.get("ci95", [None, None])[1]
     name = comparison["configuration"]
-    if p is not None and p < 0.05:
+    if p is not None and p < plan.alpha:
         return f"{name} helps ({mean:+.2f} points)" if mean > 0 else f"{name} is worse ({mean:+.2f} points)"
     if upper is not None and upper < plan.equivalence_margin:
         return f"{name} does not help, by at most {max(upper, 0):.2f} points"
     return "too close to call at this budget"
+
+
+def seed_range(seeds: list[int]) -> str:
+    """[6, 7, 8] -> 'seeds 6-8'; [6] -> 'seed 6'."""
+    return f"seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+
+
+# Languages whose gains were noticed after the first look (docs/results.md, 2026-12-03): their gains on the later
+# seeds alone are reported, as descriptive numbers, never tested.
+NOTICED_LANGUAGES = {"udpos": ("hi", "ja")}
+
+
+def later_seeds_note(found: dict[str, dict], runs_dir: Path, plan: StudyPlan = STUDY_PLAN) -> str:
+    """
+    For each task with languages noticed at the first look (`NOTICED_LANGUAGES`), their primary gains on the seeds
+    after it alone (markdown lines; nothing before such a seed exists).
+    """
+    lines = []
+    for task, languages in NOTICED_LANGUAGES.items():
+        primary = found.get(task, {}).get("primary")
+        if primary is None:
+            continue
+        runs = load_runs(runs_dir / task)
+        chosen, reference = primary["configuration"], primary["reference"]
+        later = sorted(seed for seed in set(runs[chosen]) & set(runs[reference]) if seed > plan.first_seeds)
+        if not later:
+            continue
+        gains = language_gains({s: runs[chosen][s] for s in later}, {s: runs[reference][s] for s in later}, languages)
+        lines.append(
+            f"- **{task}**, descriptive (these languages were noticed after the first look, so they are not tested): "
+            f"{chosen} − {reference} on {seed_range(later)} alone: "
+            + ", ".join(f"{language} {gains[language]:+.2f}" for language in languages)
+            + ".\n"
+        )
+    return "".join(lines)
+
+
+def difference(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
+    """
+    What a secondary comparison shows: the plan gives it a test (in Holm) but no verdict rule, so it says only whether
+    the Holm-adjusted test separates the two configurations.
+    """
+    p, name, reference = comparison.get("holm_p"), comparison["configuration"], comparison["reference"]
+    if p is not None and p < plan.alpha:
+        return f"{name} {'ahead of' if comparison['mean'] > 0 else 'behind'} {reference} (Holm p {p:.3f})"
+    return f"no difference shown (Holm p {'-' if p is None else f'{p:.3f}'} >= {plan.alpha})"
 
 
 def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str:
@@ -606,7 +664,7 @@ def study_task_section(
     seeds = sorted(set.intersection(*(set(runs[name]) for name in names)))
     first = runs[names[0]][seeds[0]]
     metric, targets = first["metric"], analysis.target_languages(first)
-    apart = [language for language in ("en",) if language in first["scores"]]
+    apart = [language for language in (TRAIN_LANGUAGE,) if language in first["scores"]]
     chosen = by_kind["primary"]["configuration"] if "primary" in by_kind else names[-1]
     base_seconds = median_runtime({seed: runs[names[0]][seed] for seed in seeds})
     lines = [f"#### {task}: the compared configurations (seeds {seeds})", "",
@@ -659,7 +717,16 @@ def study_main(args: argparse.Namespace) -> None:
     block = study_progress(args.runs_dir, figure, args.document.parent)
     found = study_comparisons(args.runs_dir)
     if found:
-        block += "\n### Comparisons (docs/study-plan.md)\n\n" + comparison_table(found) + "\n"
+        first = study_comparisons(args.runs_dir, first_look=True)
+        block += (
+            f"\n### Comparisons at the first look (seeds 1-{STUDY_PLAN.first_seeds}, Holm over their "
+            f"{sum(map(len, first.values()))} tests: the result reported before any later seed ran)\n\n"
+            + comparison_table(first)
+            + "\n### Comparisons at each task's final seeds (docs/study-plan.md)\n\n"
+            + comparison_table(found)
+            + "\n"
+        )
+        block += later_seeds_note(found, args.runs_dir)
         block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
                          if "primary" in by_kind)  # fmt: skip
         block += sequential_rule(found)
@@ -695,8 +762,8 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
         return study_main(args)
 
     for task in filter(None, args.restore.split(",")):
-        if task not in TASK_TITLES:
-            raise SystemExit(f"--restore {task}: choose among {sorted(TASK_TITLES)}")
+        if task not in PAPER:
+            raise SystemExit(f"--restore {task}: choose among {sorted(PAPER)}")
         archive = args.results_dir / f"{task}.json"
         if not archive.is_file():
             archived = sorted(path.stem for path in args.results_dir.glob("*.json"))
@@ -706,7 +773,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
 
     backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
     sections, summaries = [], []
-    for task in TASK_TITLES:
+    for task in PAPER:
         runs = load_runs(args.runs_dir / task)
         if BASELINE not in runs:
             continue

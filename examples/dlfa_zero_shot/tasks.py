@@ -1,8 +1,9 @@
 """
 The one table of task facts: for each task its kind, label set, metric, which splits train, select and evaluate,
-whether its other-language files are translations (the parallel-task rule), and where each split lives in a local
-folder laid out as `../shared/data/xtreme-lite` and in XTREME on the Hub. Readers (`data.py`) and the script read
-these facts from here and nowhere else.
+whether its other-language files are translations (the parallel-task rule), where each split lives in a local
+folder laid out as `../shared/data/xtreme-lite` and in XTREME on the Hub, and how reports and model cards name it
+(`Presentation`). Readers (`data.py`), the script, the report and the model cards read these facts from here and
+nowhere else.
 
 Splits are named logically: `train`, `dev`, `test`. The Hub calls `dev` "validation" (`HubLayout.split_names`).
 """
@@ -21,8 +22,10 @@ TRAIN_LANGUAGE = "en"
 # XTREME's metrics as a local `evaluate` module (no metric hub needed).
 XTREME_METRIC = str(Path(__file__).with_name("metrics") / "xtreme")
 
-# Metric family -> the score that selects checkpoints and layers (a key of the metric's output).
+# Metric family -> the score that selects checkpoints and layers (a key of the metric's output), and its name in
+# reports and model cards.
 MAIN_SCORE = {"tagging": "f1", "classification": "accuracy"}
+METRIC_NAMES = {"tagging": "seqeval F1", "classification": "accuracy"}
 
 # XTREME's UDPOS configs on the Hub are named by language; the Hub spells Afrikaans "Afrikans".
 UDPOS_LANGUAGE_NAMES = {
@@ -54,6 +57,20 @@ class HubLayout:
 
 
 @dataclass(frozen=True)
+class Presentation:
+    """How reports and model cards name a task; `title` reads "part-of-speech tagging (UDPOS)"."""
+
+    dataset: str  # the data set's name in tables: "UDPOS"
+    activity: str  # what the model does: "part-of-speech tagging"
+    abbreviation: str | None = None  # the activity in a report heading ("POS tagging"); None: the data set says it
+    note: str | None = None  # what sets a variant of the data set apart ("trained on its English dev set")
+
+    @property
+    def title(self) -> str:
+        return f"{self.activity} ({', '.join(filter(None, (self.dataset, self.note)))})"
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     kind: str  # "token" (one label per word) or "pair" (one label per sentence pair)
@@ -65,11 +82,17 @@ class TaskSpec:
     selection_split: str | None  # the English split that selects checkpoints and layers; None: a seeded hold-out
     eval_splits: tuple[str, ...]  # preference order of the evaluation split, per language
     local_files: dict[str, str]  # split -> file pattern under the data folder, "{language}" in it; "|": alternatives
+    presentation: Presentation
     hub: HubLayout | None = None
 
     @property
     def main_score(self) -> str:
         return MAIN_SCORE[self.metric]
+
+    @property
+    def metric_name(self) -> str:
+        """The main score's name in reports and model cards: "seqeval F1" or "accuracy"."""
+        return METRIC_NAMES[self.metric]
 
     @property
     def label_to_id(self) -> dict[str, int]:
@@ -106,6 +129,7 @@ XNLI = TaskSpec(
         "dev": "xnli/xtreme_xnli_dev-{language}.tsv",
         "test": "xnli/xnli_test-{language}.labels-propagated.tsv|xnli/xtreme_xnli_test-{language}.tsv",
     },
+    presentation=Presentation("XNLI", "natural language inference"),
     hub=HubLayout(
         "XNLI",
         ("sentence1", "sentence2", "gold_label"),
@@ -125,6 +149,7 @@ TASKS = {
         selection_split="dev",
         eval_splits=("test", "dev"),  # German has dev only
         local_files={split: f"udpos/xtreme_udpos_{split}-{{language}}.tsv" for split in ("train", "dev", "test")},
+        presentation=Presentation("UDPOS", "part-of-speech tagging", abbreviation="POS tagging"),
         hub=HubLayout("udpos.{language}", ("tokens", "pos_tags"), language_names=UDPOS_LANGUAGE_NAMES),
     ),
     # POS tagging from Universal Dependencies CoNLL-U files: English EWT trains and selects; the GSD treebanks
@@ -142,6 +167,7 @@ TASKS = {
             split: f"ud-conllu/{{language}}_gsd-ud-{split}.conllu|ud-conllu/{{language}}_ewt-ud-{split}.conllu"
             for split in ("train", "dev", "test")
         },
+        presentation=Presentation("UD", "part-of-speech tagging", abbreviation="POS tagging"),
     ),
     # PAN-X's test labels are private in XTREME's release, so dev is the evaluation split from either source.
     "panx": TaskSpec(
@@ -154,6 +180,7 @@ TASKS = {
         selection_split="dev",
         eval_splits=("dev",),
         local_files={split: f"panx/panx_{split}-{{language}}.tsv" for split in ("train", "dev")},
+        presentation=Presentation("PAN-X", "named entity recognition", abbreviation="NER"),
         hub=HubLayout("PAN-X.{language}", ("tokens", "ner_tags")),
     ),
     "xnli": XNLI,
@@ -165,6 +192,7 @@ TASKS = {
         train_split="dev",
         selection_split=None,
         local_files={split: XNLI.local_files[split] for split in ("dev", "test")},
+        presentation=replace(XNLI.presentation, note="trained on its English dev set"),
         hub=replace(XNLI.hub, train_dataset=None),
     ),
     # PAWS-X: the Hub has the English training set; the local folder only the English dev set, which is then trained
@@ -182,6 +210,7 @@ TASKS = {
             "dev": "pawsx/xtreme_pawsx_dev-{language}.tsv",
             "test": "pawsx/pawsx_test-{language}.labeled.tsv|pawsx/xtreme_pawsx_test-{language}.tsv",
         },
+        presentation=Presentation("PAWS-X", "paraphrase identification"),
         hub=HubLayout("PAWS-X.{language}", ("sentence1", "sentence2", "label")),
     ),
 }
@@ -195,8 +224,10 @@ def custom_task(name: str, kind: str, labels: tuple[str, ...]) -> TaskSpec:
     if kind not in ("token", "pair"):
         raise ValueError(f"task kind {kind!r}: choose 'token' (tagging) or 'pair' (sentence pairs)")
     metric = "tagging" if kind == "token" else "classification"
+    activity = "token classification" if kind == "token" else "sentence-pair classification"
     return TaskSpec(name, kind, tuple(labels), metric, parallel=False, train_split="train", selection_split="dev",
-                    eval_splits=("test",), local_files={})  # fmt: skip
+                    eval_splits=("test",), local_files={},
+                    presentation=Presentation("your data", activity))  # fmt: skip
 
 
 # `--task` names for a user's own files, by kind (a built-in task's name also works: its kind is used)
