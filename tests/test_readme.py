@@ -25,3 +25,23 @@ def test_quickstart_runs_as_written(tmp_path, offline_tokenizer):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip().splitlines()[-1] == "DLFABertForTokenClassification 8"
     assert (tmp_path / "dlfa-tagger" / "modeling_dlfa.py").is_file()
+
+
+def test_any_encoder_example_runs_as_written(tmp_path, offline_tokenizer):
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    snippet = re.search(r"## Any encoder.*?```python\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    assert "path/to/xlm-roberta" in snippet
+    config = XLMRobertaConfig(vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=12,
+                              num_attention_heads=4, intermediate_size=37, max_position_embeddings=132,
+                              pad_token_id=offline_tokenizer.pad_token_id)  # fmt: skip
+    XLMRobertaForMaskedLM(config).save_pretrained(tmp_path / "xlmr")  # a stock checkpoint, keys `roberta.*`
+    offline_tokenizer.save_pretrained(tmp_path / "xlmr")
+
+    script = snippet.replace("path/to/xlm-roberta", str(tmp_path / "xlmr"))
+    script += "\nprint(type(reloaded).__name__, reloaded.config.encoder_config.model_type, reloaded.config.fusion_layer)\n"
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "DLFAForSequenceClassification xlm-roberta 8"
