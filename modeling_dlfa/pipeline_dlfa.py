@@ -37,6 +37,7 @@ This file is copied into saved checkpoints (`add_word_pipeline`, and every DLFA 
 imports only from the standard library, numpy and transformers.
 """
 
+import contextvars
 import json
 import re
 import shutil
@@ -54,6 +55,9 @@ WORD_PIPELINES = {
     task: {"impl": "pipeline_dlfa.WordTokenClassificationPipeline", "pt": ["AutoModelForTokenClassification"]}
     for task in ("token-classification", "ner")
 }
+
+
+WORD_LEVEL = contextvars.ContextVar("dlfa_word_level", default=False)  # this call's `word_level`, for `aggregate`
 
 
 class WordTokenClassificationPipeline(TokenClassificationPipeline):
@@ -112,7 +116,7 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
         return kept
 
     def aggregate(self, pre_entities: list[dict], aggregation_strategy: AggregationStrategy) -> list[dict]:
-        if getattr(self, "_word_level", False):  # one entry per word: the words, not grouped into entities
+        if WORD_LEVEL.get():  # one entry per word: the words, not grouped into entities
             return self.aggregate_words(pre_entities, aggregation_strategy)
         return super().aggregate(pre_entities, aggregation_strategy)
 
@@ -128,11 +132,13 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
             return [plain_python(entity) for entity in entities]
         if aggregation_strategy in (AggregationStrategy.NONE, AggregationStrategy.SIMPLE):
             aggregation_strategy = AggregationStrategy.FIRST
-        self._word_level = True
+        # The stock postprocess calls `aggregate` without our argument: the call's choice reaches it through a context
+        # variable, which belongs to this thread (and task) alone, never through the shared pipeline object.
+        token = WORD_LEVEL.set(True)
         try:
             entities = super().postprocess(all_outputs, aggregation_strategy, ignore_labels=[])
         finally:
-            self._word_level = False
+            WORD_LEVEL.reset(token)
         sentence = all_outputs[0]["sentence"]
         for entity in entities:
             # a word's first piece may start at the space before it ("▁" stands for that space)
