@@ -1,11 +1,13 @@
 """
-Make a DLFA "init" checkpoint from any BERT, so the stock transformers example scripts train DLFA unchanged:
+Make a DLFA "init" checkpoint from an encoder of any supported family (BERT, XLM-R, RoBERTa, DeBERTa-v2, DistilBERT,
+ELECTRA), so the stock transformers example scripts train DLFA unchanged:
 
     python examples/make_init_checkpoint.py --base bert-base-multilingual-cased --fusion_layer 8 --out dlfa-mbert-l8
     python run_ner.py --model_name_or_path dlfa-mbert-l8 --trust_remote_code ...          # token classification
     python run_classification.py --model_name_or_path dlfa-mbert-l8 --trust_remote_code ...
 
-The folder holds a `DLFABertModel` (the BERT weights, and the fusion block as `_init_weights` makes it), the tokenizer,
+The folder holds a `DLFABertModel` for BERT, a `DLFAModel` of the same family otherwise (the encoder's weights, and
+the fusion block as `_init_weights` makes it), the tokenizer,
 the config with an `auto_map` for AutoModel, AutoModelForTokenClassification and AutoModelForSequenceClassification,
 and the code files; the example script adds its own head (new weights, `num_labels` from its data).
 """
@@ -15,8 +17,10 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from dlfa_zero_shot import analysis
+from dlfa_zero_shot.heads import encoder_family
 from dlfa_zero_shot.offline_backbone import resolve_backbone
-from modeling_dlfa import DLFABertModel
+from modeling_dlfa import DLFABertModel, DLFAModel
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
 
 
@@ -25,7 +29,8 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
     backbone = resolve_backbone(base)
-    model = DLFABertModel.from_pretrained(backbone, fusion_layer=fusion_layer, **aif)
+    model_class = DLFABertModel if encoder_family(backbone) == "bert" else DLFAModel
+    model = model_class.from_pretrained(backbone, fusion_layer=fusion_layer, **aif)
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(backbone).save_pretrained(out)
     return out
@@ -33,14 +38,20 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="a BERT on the Hub or on disk, or offline:multilingual-e5-small")
+    parser.add_argument(
+        "--base", required=True, help="an encoder on the Hub or on disk, or offline:multilingual-e5-small(-xlmr)"
+    )
     parser.add_argument("--fusion_layer", type=int, required=True, help="1 .. num_hidden_layers - 1")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (must be empty or absent)")
     parser.add_argument("--fusion_method", choices=FUSION_METHODS, default="aif", help="AIF (DLFA) or a peer fusion")
-    parser.add_argument("--aif_gate", choices=AIF_GATES, default="aff", help="the AIF attention map")
-    parser.add_argument("--aif_gate_init", type=float, default=0.5, help="the gate's starting value in (0, 1)")
-    parser.add_argument("--aif_norm", choices=AIF_NORMS, default="batch", help="normalisation in the AIF branches")
-    parser.add_argument("--aif_reduction", type=int, default=4, help="AIF bottleneck ratio r")
+    parser.add_argument("--aif_gate", choices=AIF_GATES, default=analysis.DEFAULT_GATE, help="the AIF attention map")
+    parser.add_argument(
+        "--aif_gate_init", type=float, default=analysis.DEFAULT_GATE_INIT, help="the gate's starting value in (0, 1)"
+    )
+    parser.add_argument(
+        "--aif_norm", choices=AIF_NORMS, default=analysis.DEFAULT_NORM, help="normalisation in the AIF branches"
+    )
+    parser.add_argument("--aif_reduction", type=int, default=analysis.DEFAULT_REDUCTION, help="AIF bottleneck ratio r")
     parser.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
     args = parser.parse_args()
     out = make_init_checkpoint(

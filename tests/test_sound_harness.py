@@ -4,6 +4,9 @@ code before its fix.
 """
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,10 @@ from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
 from dlfa_zero_shot.training import FusionLearningRateTrainer, ZeroShotScorer, load_new_head, write_predictions
 from modeling_dlfa import DLFABertForLayerSearch
+from remote_code import run_without_plugin
+
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(output_dir, backbone, data_dir, *extra: str) -> dict:
@@ -174,3 +181,28 @@ def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path, x
     assert "Repo id must be in the form" not in completed.stderr
     completed = run_script("--model_name_or_path", "someone/tagger", *common, cwd=tmp_path, check=False)
     assert completed.returncode != 0 and "no Hub is reachable (HF_HUB_OFFLINE=1)" in completed.stderr
+
+
+INIT_USE = """
+import json, sys
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+tagger, info = AutoModelForTokenClassification.from_pretrained(sys.argv[1], num_labels=5, trust_remote_code=True,
+                                                               output_loading_info=True)
+classifier = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], num_labels=3, trust_remote_code=True)
+print(json.dumps({"tagger": type(tagger).__name__, "classifier": type(classifier).__name__,
+                  "family": tagger.config.encoder_config.model_type, "missing": sorted(info["missing_keys"])}))
+"""
+
+
+def test_an_init_checkpoint_of_another_family_serves_the_stock_scripts(tmp_path, offline_tokenizer):
+    # Before: make_init_checkpoint built a DLFABertModel from any folder (a random BERT encoder for XLM-R).
+    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer)
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_init_checkpoint.py"), "--base", str(folder),
+                    "--fusion_layer", "1", "--out", str(tmp_path / "init")], check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL)  # fmt: skip
+    result = json.loads(run_without_plugin(INIT_USE, [str(tmp_path / "init")], tmp_path).strip().splitlines()[-1])
+    assert (result["tagger"], result["classifier"], result["family"]) == (
+        "DLFAForTokenClassification", "DLFAForSequenceClassification", "xlm-roberta"
+    )  # fmt: skip
+    assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
