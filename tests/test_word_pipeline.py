@@ -1,12 +1,20 @@
-"""The word-level pipeline takes `word_level` per call: two threads sharing one pipeline never see each other's."""
+"""
+The word-level pipeline: `word_level` is a per-call choice (two threads sharing one pipeline never see each other's),
+and every tokenizer kind (SentencePiece, WordPiece, byte-level BPE) gets one tag per word from a generic DLFA tagger.
+"""
 
+import json
 import threading
+from pathlib import Path
 
+import pytest
 import torch
+from tokenizers import ByteLevelBPETokenizer
+from transformers import AutoConfig, AutoModel, BertTokenizerFast, PreTrainedTokenizerFast, RobertaTokenizerFast
 
 from dlfa_tester import save_tiny_bert
 from dlfa_zero_shot.tasks import TASKS
-from modeling_dlfa import DLFABertForTokenClassification, WordTokenClassificationPipeline
+from modeling_dlfa import DLFABertForTokenClassification, DLFAForTokenClassification, WordTokenClassificationPipeline
 
 
 SENTENCE = "Unbelievably , the committee reconvened yesterday ."
@@ -43,3 +51,51 @@ def test_word_level_is_a_per_call_choice_even_across_threads(tmp_path, offline_t
     release.set()
     words_thread.join(timeout=30)
     assert results["pieces"] == by_piece and results["words"] == by_word
+
+
+def wordpiece_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
+    folder.mkdir(parents=True)
+    words = sorted({word.lower() for word in " ".join(WORDS).split()} | {"##s", "##ed"})
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+
+
+def byte_level_bpe_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator(WORDS * 20, vocab_size=300, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
+    folder.mkdir(parents=True)
+    trainer.save_model(str(folder))
+    merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()[1:] if line.strip()]
+    return RobertaTokenizerFast(vocab=json.loads((folder / "vocab.json").read_text()), merges=merges)
+
+
+WORDS = ["The committee reconvened yesterday in Berlin", "Anna walked home , tired"]
+FAMILIES = {  # a tokenizer of each kind, with a family that ships such tokenizers
+    "sentencepiece": ("xlm-roberta", None),
+    "wordpiece": ("distilbert", wordpiece_tokenizer),
+    "bpe": ("roberta", byte_level_bpe_tokenizer),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAMILIES))
+def test_every_tokenizer_kind_gets_one_tag_per_word_from_the_generic_tagger(kind, tmp_path, offline_tokenizer):
+    family, make_tokenizer = FAMILIES[kind]
+    tokenizer = make_tokenizer(tmp_path / "tokenizer") if make_tokenizer else offline_tokenizer
+    labels = TASKS["udpos"].labels
+    config = AutoConfig.for_model(family, vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=37, hidden_dim=37, max_position_embeddings=64,
+                                  pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    AutoModel.from_config(config).save_pretrained(tmp_path / "encoder")
+    model = DLFAForTokenClassification.from_pretrained(
+        tmp_path / "encoder", fusion_layer=1, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    ).eval()  # fmt: skip
+    tagger = WordTokenClassificationPipeline(model=model, tokenizer=tokenizer)
+    for sentence in WORDS:
+        words = sentence.split()
+        tagged = tagger(sentence, word_level=True)
+        assert [entry["word"] for entry in tagged] == words, kind
+        assert [entry["word"] for entry in tagger([words], is_split_into_words=True, word_level=True)[0]] == words, kind
+        assert all(entry["entity"] in labels for entry in tagged)
