@@ -25,7 +25,15 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments
 
 from dlfa_zero_shot import analysis
-from dlfa_zero_shot.arguments import DataArguments, ModelArguments, configuration_name, parse_layers, run_settings
+from dlfa_zero_shot.arguments import (
+    BASELINE_LAYER,
+    CHECKPOINT,
+    DataArguments,
+    ModelArguments,
+    configuration_name,
+    parse_layers,
+    run_settings,
+)
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
 from dlfa_zero_shot.heads import (
@@ -82,12 +90,18 @@ def plan_training(
     def name_of(layer: int | None) -> str:
         return configuration_name(layer, model_args, data_args, task, lr)
 
+    def settings_of(layer: int | str | None) -> dict:
+        return run_settings(model_args, data_args, sweep.training_args, task, layer)
+
     kept = None
     if model_args.layer_search == "one_pass":
         candidates = [layer for layer in layers if layer is not None]
+        search_layers = f"search:{','.join(map(str, candidates))}"
         search = run_layer_search(
-            sweep, lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
-            {str(layer or "last"): name_of(layer) for layer in [*candidates, None]}, model_args.fusion_learning_rate,
+            sweep, settings_of(search_layers),
+            lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
+            {str(layer or BASELINE_LAYER): name_of(layer) for layer in [*candidates, None]},
+            model_args.fusion_learning_rate,
         )  # fmt: skip
         layers = [analysis.layer_of(search["chosen"])] + ([None] if None in layers else [])
         if model_args.layer_search_then == "keep":
@@ -96,10 +110,11 @@ def plan_training(
     if kept:
         folder = str(Path(sweep.training_args.output_dir) / analysis.LAYER_SEARCH / "model")
         plan[analysis.ONE_PASS_PREFIX + kept] = {"model_factory": lambda: load_finetuned(folder, task, model_args),
-                                                 "do_train": False}  # fmt: skip
+                                                 "do_train": False, "settings": settings_of(search_layers)}  # fmt: skip
     for layer in layers:
         plan[name_of(layer)] = {
-            "model_factory": lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer), "do_train": True,
+            "model_factory": lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer),
+            "do_train": True, "settings": settings_of(layer),
             "fusion_learning_rate": model_args.fusion_learning_rate if layer is not None else None,
         }  # fmt: skip
     return plan
@@ -179,8 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
         features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    settings = run_settings(model_args, data_args, training_args)
-    sweep = Sweep(data, features, tokenizer, training_args, settings, model_args.model_name_or_path)
+    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path)
 
     if training_args.do_train:
         plan = plan_training(sweep, backbone, model_args, data_args)
@@ -192,6 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint_name(config): {
                 "model_factory": lambda: load_finetuned(backbone, task, model_args),
                 "do_train": False,
+                "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
             }
         }
     lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,

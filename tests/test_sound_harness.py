@@ -26,7 +26,13 @@ from dlfa_zero_shot import analysis
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
 from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
-from dlfa_zero_shot.training import FusionLearningRateTrainer, ZeroShotScorer, load_new_head, write_predictions
+from dlfa_zero_shot.training import (
+    FusionLearningRateTrainer,
+    ZeroShotScorer,
+    apply_lora,
+    load_new_head,
+    write_predictions,
+)
 from modeling_dlfa import DLFABertForLayerSearch
 from remote_code import run_without_plugin
 
@@ -126,7 +132,9 @@ def test_an_xlm_roberta_checkpoint_trains_from_its_own_encoder(tmp_path, offline
     assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == "xlm-roberta"
 
 
-def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(tmp_path, offline_tokenizer, xtreme_lite):
+def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
+    tmp_path, offline_tokenizer, xtreme_lite
+):
     # A BERT config whose weights sit under another prefix (saved from a wrapper module): every encoder weight would
     # start at random. Before: exit 0 and a random encoder.
     folder = save_tiny_bert(tmp_path / "wrapped", offline_tokenizer)
@@ -151,7 +159,9 @@ def test_negative_label_ids_are_errors_not_the_tag_o(tmp_path):
     with pytest.raises(ValueError, match=r"label ids \[0, -1\] hold \[-1\]"):
         scorer.score_words([np.array([0, -1])], [np.array([0, 0])])
     with pytest.raises(ValueError, match="hold"):
-        write_predictions(tmp_path / "de.tsv", task, [TaggedSentence(["a", "b"], None)], {"predicted": np.array([0, -1])})
+        write_predictions(
+            tmp_path / "de.tsv", task, [TaggedSentence(["a", "b"], None)], {"predicted": np.array([0, -1])}
+        )
     with pytest.raises(ValueError, match="hold"):
         analysis.item_counts({"predicted": np.array([0, -1]), "gold": np.array([0, 0]), "lengths": np.array([2])},
                              task.labels)  # fmt: skip
@@ -206,3 +216,59 @@ def test_an_init_checkpoint_of_another_family_serves_the_stock_scripts(tmp_path,
         "DLFAForTokenClassification", "DLFAForSequenceClassification", "xlm-roberta"
     )  # fmt: skip
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
+
+
+def settings_of(tmp_path, layer, *flags: str) -> dict:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from dlfa_zero_shot.arguments import DataArguments, ModelArguments, run_settings
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(
+        args=["--output_dir", str(tmp_path), "--use_cpu", "--report_to", "none", *flags]
+    )
+    return run_settings(model_args, data_args, training_args, TASKS[data_args.task], layer)
+
+
+def test_reuse_is_judged_per_run_on_the_settings_its_model_uses(tmp_path):
+    from dlfa_zero_shot.runs import reuse_or_claim
+
+    # The baseline uses no fusion setting and no LoRA setting without LoRA: another gate does not make it another run.
+    assert settings_of(tmp_path, None) == settings_of(tmp_path, None, "--aif_gate", "paper", "--lora_alpha", "32")
+    assert settings_of(tmp_path, 1) != settings_of(tmp_path, 1, "--aif_gate", "paper")
+    assert settings_of(tmp_path, 1) != settings_of(tmp_path, 1, "--do_predict")  # no prediction files to reuse
+    # A one-pass search's candidates are its settings: another candidate list never reads the old choice back.
+    search = tmp_path / "layer-search"
+    assert not reuse_or_claim(search, settings_of(tmp_path, "search:2,4"), TrainingArguments(tmp_path, use_cpu=True))
+    (search / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"layer: stored 'search:2,4', requested 'search:6,8'"):
+        reuse_or_claim(search, settings_of(tmp_path, "search:6,8"), TrainingArguments(tmp_path, use_cpu=True))
+    assert reuse_or_claim(search, settings_of(tmp_path, "search:2,4"), TrainingArguments(tmp_path, use_cpu=True))
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_is_claimed_again(tmp_path):
+    from dlfa_zero_shot.runs import SETTINGS_FILE, reuse_or_claim
+
+    run_dir, args = tmp_path / "aif-layer-01", TrainingArguments(tmp_path, use_cpu=True)
+    assert not reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)  # e.g. then refused: a random encoder
+    corrected = settings_of(tmp_path, 1, "--learning_rate", "2e-5")
+    assert not reuse_or_claim(run_dir, corrected, args)  # nothing to reuse: no error, the folder is this run's
+    assert json.loads((run_dir / SETTINGS_FILE).read_text()) == corrected
+    (run_dir / "checkpoint-10").mkdir()
+    with pytest.raises(SystemExit, match="learning_rate: stored 2e-05, requested 5e-05"):
+        reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)  # a checkpoint to resume: settings must match
+
+
+def test_lora_trains_the_generic_sequence_pooler_in_full(offline_tokenizer):
+    pytest.importorskip("peft", reason="SKIPPED LOUDLY: LoRA needs the peft package (pip install -e '.[examples]')")
+    from modeling_dlfa import DLFAConfig, DLFAForSequenceClassification
+
+    encoder = XLMRobertaConfig(vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=4, intermediate_size=37)  # fmt: skip
+    model = DLFAForSequenceClassification(DLFAConfig(encoder_config=encoder, fusion_layer=1, num_labels=3))
+    # Before: the pooler was looked up on the encoder (XLM-R's, built without one), so the DLFA pooler stayed frozen.
+    trainable = {
+        name for name, p in apply_lora(model, 4, 16, 0.0, ["query", "value"]).named_parameters() if p.requires_grad
+    }
+    for module in ("pooler", "fusion", "classifier"):
+        assert any(f"{module}.modules_to_save." in name for name in trainable), module

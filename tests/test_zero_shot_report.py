@@ -336,3 +336,16 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
     assert (tmp_path / "docs" / "figures" / "gains.png").stat().st_size > 0
     assert "](figures/gains.png)" in text
     assert "Trained on: cpu (4 runs), cuda: NVIDIA H200 (2 runs)." in text  # a reader sees a mixed task at once
+
+
+def test_languages_noticed_at_the_first_look_are_reported_on_the_later_seeds_alone(tmp_path):
+    from dlfa_zero_shot.report import later_seeds_note, study_comparisons
+
+    write_seeds(tmp_path, {1: 3.0, 2: -2.0, 3: 4.0, 4: -1.0, 5: 2.0})
+    found = study_comparisons(tmp_path, resamples=10)
+    assert later_seeds_note(found, tmp_path, noticed={"xnli": ("de",)}) == ""  # no later seed yet: nothing to say
+    write_seeds(tmp_path, {6: 1.0, 7: 2.0})
+    found = study_comparisons(tmp_path, resamples=10)
+    note = later_seeds_note(found, tmp_path, noticed={"xnli": ("de",)})
+    # seeds 6 and 7 alone: DLFA is 10 and 20 items of 1,000 above the baseline, +1.50 points on average
+    assert "aif-layer-10 − baseline on seeds 6-7 alone: de +1.50." in note and "descriptive" in note

@@ -3,7 +3,7 @@ Run names, layer selection on English dev, paired statistics, the summary table 
 the harness's sweep (`examples/run_zero_shot.py`) and the benchmark report (`benchmarks/zero_shot_report.py`) call.
 
 A run is one model: one configuration trained with one seed. Its folder and its name in every table is
-`run_name(...)`: `baseline` (the stock BERT head on the last layer), `aif-layer-NN` (DLFA), `concat-layer-NN` and
+`run_name(...)`: `baseline` (the encoder family's stock head on the last layer), `aif-layer-NN` (DLFA), `concat-layer-NN` and
 `scalar-mix` (peer fusions), and, for DLFA settings other than the defaults, `paper-gate-layer-NN`,
 `gate-init-X-layer-NN`, `fusion-lr-xF-layer-NN`; every further setting that changes the run is a `+` qualifier
 (`aif-layer-08+r8+layer-norm+align-first+lora-r8`). A sweep or a benchmark keeps its runs as

@@ -15,6 +15,7 @@ from .tasks import TASKS, TaskSpec
 
 
 BASELINE_LAYER = "last"  # in --fusion_layers: the stock head on the last layer
+CHECKPOINT = "checkpoint"  # the run of an evaluation-only call: the fine-tuned checkpoint as it is
 
 
 @dataclass
@@ -22,7 +23,8 @@ class ModelArguments:
     model_name_or_path: str = field(
         default="bert-base-multilingual-cased",
         metadata={
-            "help": f"the backbone to fine-tune: a BERT on the Hub or on disk, or '{OFFLINE_PREFIX}multilingual-e5-small'"
+            "help": "the encoder to fine-tune (BERT, XLM-R, RoBERTa, DeBERTa-v2, DistilBERT, ELECTRA) on the Hub or on disk,"
+            f" or '{OFFLINE_PREFIX}multilingual-e5-small' (or its XLM-R layout '{OFFLINE_PREFIX}multilingual-e5-small-xlmr')"
             " (no Hub needed); without --do_train, the fine-tuned checkpoint to evaluate (DLFA or a plain BERT head)"
         },
     )
@@ -168,25 +170,47 @@ def configuration_name(
 
 
 # Arguments that change nothing a run computes (where it is, how it reports, which runs the call makes): left out of
-# the settings a stored run must match. Every other argument is compared.
+# the settings a stored run must match. Every other argument is compared, but for those its model does not use
+# (`run_settings`).
 NOT_SETTINGS = {
     "cache_dir", "trust_remote_code", "hub_dry_run", "fusion_layers", "layer_search", "layer_search_then",
 }  # fmt: skip
+FUSION_SETTINGS = {"fusion_method", "fusion_learning_rate", "aif_reduction", "aif_gate", "aif_gate_init", "aif_norm"}
+LORA_SETTINGS = {"lora_alpha", "lora_dropout", "lora_target_modules"}  # beside lora_r, which says whether LoRA is on
 TRAINING_SETTINGS = (
     "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
     "num_train_epochs", "max_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "optim", "optim_args", "train_sampling_strategy",
-    "label_smoothing_factor", "fp16", "bf16", "tf32", "do_train",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "optim", "optim_args",
+    "optim_target_modules", "train_sampling_strategy", "label_smoothing_factor", "neftune_noise_alpha",
+    "dataloader_drop_last", "average_tokens_across_devices", "auto_find_batch_size", "fp16", "bf16", "tf32",
+    "fp16_full_eval", "bf16_full_eval", "torch_compile", "use_liger_kernel", "do_train", "do_eval", "do_predict",
 )  # fmt: skip
 
 
-def run_settings(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Every setting that changes what a run computes, as JSON values (what `check_stored_settings` compares)."""
+def run_settings(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    task: TaskSpec,
+    layer: int | None | str,
+) -> dict:
+    """
+    Every setting that changes what the run of `layer` computes (an int: DLFA at that layer; None: the baseline;
+    `"search:2,4"`: the one-pass search over those layers, and the head kept from it; `CHECKPOINT`: a fine-tuned
+    checkpoint evaluated as it is), as JSON values: what `runs.check_stored_settings`
+    compares. Settings the run's model does not use are left out, as in its name: the fusion's for the baseline,
+    LoRA's without LoRA, the label alignment for a pair task; so a new fusion setting never blocks the baseline.
+    """
+    unused = set(NOT_SETTINGS)
+    unused |= FUSION_SETTINGS if layer is None or layer == CHECKPOINT else set()
+    unused |= LORA_SETTINGS if not model_args.lora_r else set()
+    unused |= {"label_alignment"} if task.kind != "token" else set()
     settings = {
         name: value
         for arguments in (model_args, data_args)
         for name, value in asdict(arguments).items()
-        if name not in NOT_SETTINGS
+        if name not in unused
     }
     settings.update({name: getattr(training_args, name) for name in TRAINING_SETTINGS if hasattr(training_args, name)})
+    settings["layer"] = layer
     return json.loads(json.dumps(settings, default=str))

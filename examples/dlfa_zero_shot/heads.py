@@ -9,7 +9,9 @@ from transformers import (
     AutoModelForTokenClassification,
     BertForSequenceClassification,
     BertForTokenClassification,
+    PreTrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
 )
 
 from modeling_dlfa import (
@@ -29,7 +31,7 @@ from .tasks import TaskSpec
 from .training import load_new_head
 
 
-def new_head_fields(task: TaskSpec, tokenizer) -> dict:
+def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
     """
     Config fields of every new head: the task's labels, and the tokenizer's special tokens (so that Trainer has
     nothing to align, and nothing to warn about).
@@ -42,12 +44,13 @@ def new_head_fields(task: TaskSpec, tokenizer) -> dict:
     }
 
 
-def checkpoint_labels(config) -> tuple[str, ...]:
+def checkpoint_labels(config: PreTrainedConfig) -> tuple[str, ...]:
     """A fine-tuned checkpoint's labels, in id order."""
     return tuple(config.id2label[index] for index in range(config.num_labels))
 
 
 DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-tuned DLFA checkpoint's config
+BERT_FAMILY = "bert"  # the family that keeps the BERT classes (`DLFABert*`, the one-pass layer search)
 
 
 def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
@@ -64,7 +67,7 @@ def head_classes(family: str, task: TaskSpec) -> tuple[type[PreTrainedModel], ty
     of their own stock head and the generic DLFA classes.
     """
     token = task.kind == "token"
-    if family == "bert":
+    if family == BERT_FAMILY:
         if token:
             return BertForTokenClassification, DLFABertForTokenClassification
         return BertForSequenceClassification, DLFABertForSequenceClassification
@@ -74,7 +77,7 @@ def head_classes(family: str, task: TaskSpec) -> tuple[type[PreTrainedModel], ty
 
 
 def build_model(
-    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer
+    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
     """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
     fields = new_head_fields(task, tokenizer)
@@ -107,10 +110,12 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
     return model
 
 
-def build_layer_search(backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer):
+def build_layer_search(
+    backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+) -> DLFABertForLayerSearch:
     """A `DLFABertForLayerSearch` on `backbone`: a DLFA head for each of `layers` and the stock head, one encoder."""
     family = encoder_family(backbone, model_args.cache_dir)
-    if family != "bert":
+    if family != BERT_FAMILY:
         raise ValueError(f"--layer_search one_pass is built for BERT encoders only, not {family!r}: use the sweep")
     config = DLFABertConfig.from_pretrained(
         backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
@@ -136,7 +141,7 @@ def default_fusion_layer(backbone: str, cache_dir: str | None = None) -> int:
     return DLFAConfig.from_pretrained(backbone, cache_dir=cache_dir).fusion_layer
 
 
-def checkpoint_name(config) -> str:
+def checkpoint_name(config: PreTrainedConfig) -> str:
     """The run name of a fine-tuned checkpoint, from its config (a plain BERT head is the baseline)."""
     if getattr(config, "model_type", None) not in DLFA_MODEL_TYPES:
         return analysis.BASELINE

@@ -501,8 +501,6 @@ def study_comparisons(
         if BASELINE not in runs or chosen is None:
             continue
         peer = CONCAT_PREFIX + chosen.removeprefix(AIF_PREFIX)
-        spec = TASKS[task]
-        labels = spec.labels if spec.kind == "token" else None
         first = next(iter(runs[BASELINE].values()))
         languages = analysis.target_languages(first)
         first_seeds = range(1, plan.first_seeds + 1)
@@ -518,17 +516,8 @@ def study_comparisons(
         for kind, reference in (("primary", BASELINE), ("secondary", peer)):
             if reference not in runs or len(set(runs[chosen]) & set(runs[reference])) < 2:
                 continue
-            gain = paired_gain(runs[chosen], runs[reference])
-            seeds = gain["seeds"]
-            counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
             draws = plan.bootstrap_resamples if resamples is None else resamples
-            gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", draws)
-            gain["means"] = {
-                name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
-            }
-            gain["english_dev"] = {
-                name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
-            }
+            gain = paired_comparison(task_dir, runs, chosen, reference, languages, draws)
             comparisons[kind] = {"configuration": chosen, "reference": reference, **gain, "seeds_due": due,
                                  "interim": gain["n"] < due}  # fmt: skip
             if looked and kind == "primary":
@@ -546,6 +535,24 @@ def study_comparisons(
                 else verdict(comparison, plan) if kind == "primary" else difference(comparison, plan)
             )
     return found
+
+
+def paired_comparison(
+    task_dir: Path, runs: dict, chosen: str, reference: str, languages: list[str], resamples: int
+) -> dict:
+    """
+    `chosen` minus `reference` over the seeds both have (`paired_gain`), with the bootstrap over seeds and items,
+    both configurations' target means and English dev.
+    """
+    spec = TASKS[task_dir.name]
+    gain = paired_gain(runs[chosen], runs[reference])
+    seeds = gain["seeds"]
+    labels = spec.labels if spec.kind == "token" else None
+    counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
+    gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
+    gain["means"] = {name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)}
+    gain["english_dev"] = {name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)}
+    return gain
 
 
 def verdict(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
@@ -570,13 +577,15 @@ def seed_range(seeds: list[int]) -> str:
 NOTICED_LANGUAGES = {"udpos": ("hi", "ja")}
 
 
-def later_seeds_note(found: dict[str, dict], runs_dir: Path, plan: StudyPlan = STUDY_PLAN) -> str:
+def later_seeds_note(
+    found: dict[str, dict], runs_dir: Path, plan: StudyPlan = STUDY_PLAN, noticed: dict | None = None
+) -> str:
     """
-    For each task with languages noticed at the first look (`NOTICED_LANGUAGES`), their primary gains on the seeds
-    after it alone (markdown lines; nothing before such a seed exists).
+    For each task with languages noticed at the first look (`noticed`, by default `NOTICED_LANGUAGES`), their primary
+    gains on the seeds after it alone (markdown lines; nothing before such a seed exists).
     """
     lines = []
-    for task, languages in NOTICED_LANGUAGES.items():
+    for task, languages in (NOTICED_LANGUAGES if noticed is None else noticed).items():
         primary = found.get(task, {}).get("primary")
         if primary is None:
             continue

@@ -7,6 +7,7 @@ The sweep's runs and the one-pass layer search share this path; `examples/run_ze
 import dataclasses
 import json
 import logging
+import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,13 +54,12 @@ SETTINGS_FILE = "settings.json"  # in each run folder: the settings it was made 
 
 @dataclass
 class Sweep:
-    """What every run of one harness call shares: the data, its features, the arguments and their settings."""
+    """What every run of one harness call shares: the data, its features, the tokenizer and the arguments."""
 
     data: TaskData
     features: dict  # `featurize`'s splits, and the tagging label alignment
     tokenizer: PreTrainedTokenizerBase
     training_args: TrainingArguments
-    settings: dict  # `arguments.run_settings`: what a stored run must match to be reused
     base_model: str  # the backbone as the user named it (for the model card)
 
     def run_dir(self, name: str) -> Path:
@@ -84,9 +84,11 @@ def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArgumen
     check_stored_settings(run_dir, settings)
     if (run_dir / "results.json").exists():
         return True
-    if training_args.should_save:
+    if training_args.should_save:  # written whole, then renamed: another process never reads half a file
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        staged = run_dir / f".{SETTINGS_FILE}.{os.getpid()}"
+        staged.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        os.replace(staged, run_dir / SETTINGS_FILE)
     return False
 
 
@@ -94,15 +96,18 @@ def check_stored_settings(run_dir: Path, settings: dict) -> None:
     """
     A run folder is reused (its result, or its checkpoint to resume from) only where the settings stored in it by the
     run that wrote it equal `settings`; otherwise, or where it stores none, stop and name the settings that differ.
+    A folder with nothing to reuse (a run that stopped before its first checkpoint) is simply claimed again.
     """
     stored_file = run_dir / SETTINGS_FILE
-    if not stored_file.exists():
-        if (run_dir / "results.json").exists() or (run_dir.is_dir() and get_last_checkpoint(str(run_dir))):
-            raise SystemExit(
-                f"{run_dir} holds a run that did not record its settings ({SETTINGS_FILE}): it cannot be checked "
-                "against this one. Move it away (or choose another --output_dir) to run it again."
-            )
+    reusable = (run_dir / "results.json").exists() or (run_dir.is_dir() and get_last_checkpoint(str(run_dir)))
+    if not reusable:
         return
+    if not stored_file.exists():
+        raise SystemExit(
+            f"{run_dir} holds a run that did not record its settings ({SETTINGS_FILE}; runs made before they were "
+            "recorded): it cannot be checked against this one. Move it away (or choose another --output_dir) to run "
+            "it again."
+        )
     stored = json.loads(stored_file.read_text())
     differing = [
         f"{name}: stored {stored.get(name)!r}, requested {settings.get(name)!r}"
@@ -220,6 +225,7 @@ def describe(sweep: Sweep, trainer: FusionLearningRateTrainer, name: str) -> dic
 def run_one(
     sweep: Sweep,
     name: str,
+    settings: dict,
     model_factory: Callable[[], PreTrainedModel],
     do_train: bool,
     fusion_learning_rate: float | None = None,
@@ -227,10 +233,10 @@ def run_one(
 ) -> dict:
     """
     Train (when `do_train`) and evaluate one model in its own folder, and save it; read it back if it already
-    finished with the same settings (`reuse_or_claim`).
+    finished with the same `settings` (`arguments.run_settings`, `reuse_or_claim`).
     """
     run_dir, task = sweep.run_dir(name), sweep.data.task
-    if reuse_or_claim(run_dir, sweep.settings, sweep.training_args):
+    if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
     set_seed(sweep.training_args.seed)
@@ -292,6 +298,7 @@ def save_run(
 
 def run_layer_search(
     sweep: Sweep,
+    settings: dict,
     model_factory: Callable[[], PreTrainedModel],
     head_names: dict[str, str],
     fusion_learning_rate: float | None = None,
@@ -300,11 +307,12 @@ def run_layer_search(
     Train one `DLFABertForLayerSearch` (`model_factory`: a head per candidate layer and the last-layer head on one
     encoder) through the runs' own path, score every head on English dev, choose the DLFA layer, and save the chosen
     head as an ordinary checkpoint in `<output_dir>/layer-search/model`. `head_names`: each search head's run name
-    (`"10"` -> `aif-layer-10`, `"last"` -> `baseline`). Read back if it already finished with the same settings.
+    (`"10"` -> `aif-layer-10`, `"last"` -> `baseline`). Read back if it already finished with the same `settings`
+    (its candidate layers among them).
     """
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
-    if reuse_or_claim(run_dir, sweep.settings, sweep.training_args):
+    if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
     set_seed(sweep.training_args.seed)

@@ -8,6 +8,7 @@ nowhere else.
 Splits are named logically: `train`, `dev`, `test`. The Hub calls `dev` "validation" (`HubLayout.split_names`).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -98,12 +99,12 @@ class TaskSpec:
     def label_to_id(self) -> dict[str, int]:
         return {label: index for index, label in enumerate(self.labels)}
 
-    def tag_names(self, ids) -> list[str]:
+    def tag_names(self, ids: Iterable[int]) -> list[str]:
         """Label ids -> label names (`label_names`)."""
         return label_names(self.labels, ids)
 
 
-def label_names(labels: tuple[str, ...], ids) -> list[str]:
+def label_names(labels: tuple[str, ...], ids: Iterable[int]) -> list[str]:
     """
     Label ids -> label names. A negative id (an ignored position, or no prediction) is never a label: ValueError,
     rather than a default tag that some metrics would count as right.

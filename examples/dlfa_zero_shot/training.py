@@ -13,7 +13,7 @@ import evaluate
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, SequentialSampler
-from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
+from transformers import AutoConfig, EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
 from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
 
@@ -46,10 +46,11 @@ def load_new_head(model_class: type[PreTrainedModel], checkpoint: str, **kwargs)
     model, info = model_class.from_pretrained(checkpoint, output_loading_info=True, **kwargs)
     missing = sorted(key for key in info["missing_keys"] if NEW_HEAD_MODULES.isdisjoint(key.split(".")))
     if missing:
+        model_type = AutoConfig.from_pretrained(checkpoint, cache_dir=kwargs.get("cache_dir")).model_type
         raise ValueError(
             f"{checkpoint}: {len(missing)} encoder weights of {model_class.__name__} are not in this checkpoint (e.g. "
-            f"{', '.join(missing[:3])}): its encoder would start at random. The checkpoint's model type is "
-            f"{model.config.model_type!r} in {checkpoint}/config.json; give a checkpoint of that family's encoder."
+            f"{', '.join(missing[:3])}): its encoder would start at random. The checkpoint's config says model type "
+            f"{model_type!r}; give a checkpoint whose weights are that family's encoder's."
         )
     new = sorted({key.rsplit(".", 1)[0] for key in info["missing_keys"]})
     logger.info("%s: every encoder weight loaded; new (initialised as the model defines): %s", checkpoint, new)
@@ -246,20 +247,15 @@ class LayerSearchTrainer(FusionLearningRateTrainer):
         super().log(logs, start_time)
 
 
-def apply_lora(model, rank: int, alpha: int, dropout: float, target_modules: list[str]):
+def apply_lora(model: PreTrainedModel, rank: int, alpha: int, dropout: float, target_modules: list[str]):
     """
-    LoRA (`peft`) on the encoder's `target_modules`, while the fusion block, the pooler (where the head has one) and
-    the classifier train in full (`modules_to_save`). Returns the `PeftModel`; `merge_and_unload()` gives back the
+    LoRA (`peft`) on the encoder's `target_modules`, while the head's own modules (`NEW_HEAD_MODULES` the model has:
+    the fusion block, the pooler where the head has one, the classifier) train in full (`modules_to_save`). Returns the `PeftModel`; `merge_and_unload()` gives back the
     plain model class, which saves and loads as any checkpoint of it.
     """
     from peft import LoraConfig, get_peft_model
 
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    in_full = [
-        name
-        for name in ("fusion", "pooler", "classifier")
-        if name in names and getattr(model.base_model, name, 1) is not None
-    ]
+    in_full = sorted({name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} & NEW_HEAD_MODULES)
     config = LoraConfig(
         r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, modules_to_save=in_full
     )
