@@ -98,7 +98,7 @@ def test_the_sdist_carries_the_tests_and_the_licence(clone, tmp_path):
     with tarfile.open(tmp_path / built.stdout.strip().splitlines()[-1]) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     tracked = subprocess.run(
-        ["git", "ls-files", "tests", "examples"], cwd=clone, capture_output=True, text=True
+        ["git", "ls-files", "tests", "examples", "dlfa_zero_shot"], cwd=clone, capture_output=True, text=True
     ).stdout
     assert {"LICENSE", "setup.cfg", "modeling_dlfa/configuration_dlfa.py"} <= names
     assert set(tracked.split()) <= names
