@@ -32,37 +32,15 @@ from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    BertConfig,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-)
+from transformers import AutoConfig, BertConfig
 
-from modeling_dlfa import (
-    ENCODER_FAMILIES,
-    DLFABertConfig,
-    DLFABertForLayerSearch,
-    DLFABertForSequenceClassification,
-    DLFABertForTokenClassification,
-    DLFAConfig,
-    DLFAForSequenceClassification,
-    DLFAForTokenClassification,
-)
+from dlfa_zero_shot.heads import BERT_FAMILY, head_classes
+from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFABertForLayerSearch, DLFAConfig
+from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
 
 
 COMPARISONS = {"dlfa": ("bert", "dlfa"), "layer-search": ("dlfa", "layer_search")}  # --compare: (reference, candidate)
-HEADS = {
-    "token": (BertForTokenClassification, DLFABertForTokenClassification),
-    "sequence": (BertForSequenceClassification, DLFABertForSequenceClassification),
-}
-# Other families: the family's stock head (its Auto class) against the generic DLFA head.
-FAMILY_HEADS = {
-    "token": (AutoModelForTokenClassification, DLFAForTokenClassification),
-    "sequence": (AutoModelForSequenceClassification, DLFAForSequenceClassification),
-}
+HEAD_KINDS = ("token", "sequence")
 # What a family's config needs, beyond the shared shape, to be that shape (DistilBERT's feed-forward size has its own
 # name) or the multilingual checkpoint it stands for (mDeBERTa-v3's relative attention with position buckets).
 FAMILY_SHAPES = {
@@ -75,7 +53,7 @@ FAMILY_SHAPES = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="dlfa", help="candidate vs reference")
-    parser.add_argument("--head", choices=sorted(HEADS), default="token")
+    parser.add_argument("--head", choices=HEAD_KINDS, default="token")
     parser.add_argument("--family", choices=sorted(ENCODER_FAMILIES), default="bert", help="the encoder family")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-length", type=int, default=128)
@@ -85,8 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fusion-layer", type=int, default=8)
     parser.add_argument("--search-layers", default="2,4,6,8,10,11", help="the layer search's candidates")
     parser.add_argument("--aif-reduction", type=int, default=4)
-    parser.add_argument("--aif-gate", choices=["aff", "paper"], default="aff")
-    parser.add_argument("--aif-norm", choices=["batch", "layer"], default="batch")
+    parser.add_argument("--aif-gate", choices=AIF_GATES, default=DLFABertConfig.aif_gate)
+    parser.add_argument("--aif-norm", choices=AIF_NORMS, default=DLFABertConfig.aif_norm)
     parser.add_argument("--pairs", type=int, default=10, help="timed pairs per measurement (at least 10)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--memory-pairs", type=int, default=3, help="subprocess pairs for peak memory (0: skip)")
@@ -113,7 +91,7 @@ def build_models(args: argparse.Namespace):
     )
     if args.family != "bert":
         return build_family_models(args, shape)
-    bert_class, dlfa_class = HEADS[args.head]
+    bert_class, dlfa_class = head_classes(BERT_FAMILY, args.head)
     torch.manual_seed(0)
     bert = bert_class(BertConfig(**shape))
     dlfa_config = DLFABertConfig(
@@ -144,7 +122,7 @@ def build_models(args: argparse.Namespace):
 def build_family_models(args: argparse.Namespace, shape: dict):
     """The family's stock head and the generic DLFA head on the same encoder weights (`--family` other than BERT)."""
     encoder_config = AutoConfig.for_model(args.family, **shape, **FAMILY_SHAPES.get(args.family, lambda hidden: {})(args.hidden_size))
-    stock_class, dlfa_class = FAMILY_HEADS[args.head]
+    stock_class, dlfa_class = head_classes(args.family, args.head)
     torch.manual_seed(0)
     stock = stock_class.from_config(encoder_config)
     dlfa = dlfa_class(DLFAConfig(

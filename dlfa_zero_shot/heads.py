@@ -60,13 +60,13 @@ def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
     return family
 
 
-def head_classes(family: str, task: TaskSpec) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
+def head_classes(family: str, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
     """
-    (the family's stock last-layer head, the DLFA head) for the task's kind. BERT keeps the BERT classes, whose
-    checkpoints and results are those of every run before the generic classes; other families take the Auto class
-    of their own stock head and the generic DLFA classes.
+    (the family's stock last-layer head, the DLFA head) for a task of `kind` (`"token"`, or `"pair"` / `"sequence"`:
+    one label per input). BERT keeps the BERT classes, whose checkpoints and results are those of every run before the
+    generic classes; other families take the Auto class of their own stock head and the generic DLFA classes.
     """
-    token = task.kind == "token"
+    token = kind == "token"
     if family == BERT_FAMILY:
         if token:
             return BertForTokenClassification, DLFABertForTokenClassification
@@ -81,7 +81,7 @@ def build_model(
 ) -> PreTrainedModel:
     """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
     fields = new_head_fields(task, tokenizer)
-    stock_class, dlfa_class = head_classes(encoder_family(backbone, model_args.cache_dir), task)
+    stock_class, dlfa_class = head_classes(encoder_family(backbone, model_args.cache_dir), task.kind)
     if layer is None:
         model = load_new_head(stock_class, backbone, **fields, cache_dir=model_args.cache_dir)
     else:
