@@ -62,3 +62,19 @@ def test_export_script_checks_and_refuses_to_overwrite(tiny_multilingual_bert, o
     assert opsets[""] == OPSET  # the script exports with the library's opset
     again = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "roberta", "deberta-v2", "distilbert", "electra"])
+def test_generic_dlfa_tagger_of_every_family_exports(family, offline_tokenizer, tmp_path):
+    from transformers import AutoConfig, AutoModel
+
+    from modeling_dlfa import DLFAForTokenClassification
+
+    config = AutoConfig.for_model(family, vocab_size=len(offline_tokenizer), hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=37, hidden_dim=37,
+                                  max_position_embeddings=132, pad_token_id=offline_tokenizer.pad_token_id)  # fmt: skip
+    AutoModel.from_config(config).save_pretrained(tmp_path / "encoder")  # a stock checkpoint of the family
+    model = DLFAForTokenClassification.from_pretrained(tmp_path / "encoder", num_labels=5, fusion_layer=1).eval()
+    path = export_onnx(model, tmp_path / "model.onnx")
+    inputs = dict(offline_tokenizer(SENTENCES, padding=True, return_tensors="pt"))
+    assert max_difference(model, path, inputs) <= 1e-4, family
