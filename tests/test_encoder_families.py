@@ -9,8 +9,11 @@ refused by name. A checkpoint saved by the BERT-only release (tests/fixtures) st
 """
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -508,19 +511,26 @@ def test_saved_folders_reload_sharded_and_through_remote_code_without_the_plugin
 
 def saved_fixture(folder: Path) -> Path:
     """
-    The fixture's folder as the BERT-only release saved it: its code files are kept as `*.py.saved` (frozen bytes of
-    that release, not this project's code), and get their names back here.
+    The fixture's checkpoint as the BERT-only release saves it: `make_fixture.py` run in a fresh interpreter with that
+    release's package (`release/*.py.saved`, frozen bytes of commit 17e14ce) first on the path. Its code files in the
+    checkpoint are that release's, byte for byte.
     """
-    shutil.copytree(FIXTURE / "model", folder)
-    for saved in folder.glob("*.py.saved"):
-        saved.rename(saved.with_suffix(""))
+    package = folder.parent / f"{folder.name}-release" / "modeling_dlfa"
+    package.mkdir(parents=True)
+    for saved in (FIXTURE / "release").glob("*.py.saved"):
+        shutil.copyfile(saved, package / saved.with_suffix("").name)
+    environment = {**os.environ, "PYTHONPATH": str(package.parent)}
+    subprocess.run([sys.executable, str(FIXTURE / "make_fixture.py"), str(folder)], check=True, env=environment,
+                   capture_output=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    for code in ("modeling_dlfa.py", "configuration_dlfa.py", "pipeline_dlfa.py"):
+        assert (folder / code).read_bytes() == (package / code).read_bytes(), code
     return folder
 
 
-def test_checkpoint_of_the_bert_only_release_loads_with_the_same_logits():
+def test_checkpoint_of_the_bert_only_release_loads_with_the_same_logits(tmp_path):
     expected = json.loads((FIXTURE / "expected.json").read_text())
     inputs = {key: torch.tensor(expected[key]) for key in ("input_ids", "attention_mask")}
-    model = AutoModelForTokenClassification.from_pretrained(FIXTURE / "model").eval()
+    model = AutoModelForTokenClassification.from_pretrained(saved_fixture(tmp_path / "fixture")).eval()
     assert type(model) is DLFABertForTokenClassification  # the installed plugin's class, not the folder's copy
     assert model.config.fusion_layer == 2 and model.bert.fusion.global_context.reduce_norm.num_batches_tracked == 3
     with torch.no_grad():
