@@ -489,14 +489,12 @@ def study_comparisons(
     (`first_half_width`). A comparison short of its due seeds is interim: printed with its raw p, left out of Holm,
     and given no verdict. `resamples`: the bootstrap's, the plan's if None. `first_look`: the comparisons at the
     sequential rule's look (seeds 1 to `plan.first_seeds` alone, each task then due those seeds), as they were
-    reported before any later seed ran.
+    reported before any later seed ran. Seeds past a task's due seeds play no part.
     """
     found = {}
     for task in plan.tasks:
         task_dir = runs_dir / task
         runs = load_runs(task_dir)
-        if first_look:
-            runs = {name: {s: r for s, r in by_seed.items() if s <= plan.first_seeds} for name, by_seed in runs.items()}
         chosen, _ = analysis.study_layer_choice(runs, plan)
         if BASELINE not in runs or chosen is None:
             continue
@@ -511,7 +509,8 @@ def study_comparisons(
                 {s: runs[chosen][s] for s in first_seeds}, {s: runs[BASELINE][s] for s in first_seeds}
             )
             first_half_width = (at_first["ci95"][1] - at_first["ci95"][0]) / 2 if "ci95" in at_first else None
-        due = plan.seeds_due(first_half_width) if looked and not first_look else plan.first_seeds
+        due = plan.seeds_due(first_half_width, task) if looked and not first_look else plan.first_seeds
+        runs = {name: {s: r for s, r in by_seed.items() if s <= due} for name, by_seed in runs.items()}
         comparisons = {}
         for kind, reference in (("primary", BASELINE), ("secondary", peer)):
             if reference not in runs or len(set(runs[chosen]) & set(runs[reference])) < 2:
@@ -626,10 +625,12 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
     wide = [task for task, c in looked.items() if (c["first_half_width"] or 0) > plan.half_width]
     capped = [task for task in wide if looked[task]["seeds_due"] == plan.first_seeds]
     extended = [task for task in wide if task not in capped]
-    if capped:
-        line += (f"Above {plan.half_width} ({', '.join(capped)}) the plan would add seeds {plan.first_seeds + 1}-"
-                 f"{plan.extended_seeds}, but the seeds' upper bound is {plan.seeds_upper_bound} (the CPU rule, decided "
-                 "before any comparison run): those tasks stop here, and their intervals are reported as they are. ")  # fmt: skip
+    reasons = {task: plan.held_at_first_seeds.get(task, f"the seeds' upper bound is {plan.seeds_upper_bound}")
+               for task in capped}  # fmt: skip
+    for why in dict.fromkeys(reasons.values()):
+        tasks = " and ".join(task for task in capped if reasons[task] == why)
+        line += (f"Above {plan.half_width}, {tasks} would get seeds {plan.first_seeds + 1}-{plan.extended_seeds}, but "
+                 f"{why}: stopped at {plan.first_seeds} seeds, reported as they are. ")  # fmt: skip
     if extended:
         line += (
             f"Above {plan.half_width}, extended: "
@@ -670,7 +671,8 @@ def study_task_section(
     """
     names = list(dict.fromkeys(name for c in by_kind.values() for name in (c["reference"], c["configuration"])))
     names = [BASELINE] + [name for name in names if name != BASELINE] if BASELINE in names else names
-    seeds = sorted(set.intersection(*(set(runs[name]) for name in names)))
+    compared = set.union(*(set(c["seeds"]) for c in by_kind.values()))
+    seeds = sorted(set.intersection(compared, *(set(runs[name]) for name in names)))
     first = runs[names[0]][seeds[0]]
     metric, targets = first["metric"], analysis.target_languages(first)
     apart = [language for language in (TRAIN_LANGUAGE,) if language in first["scores"]]
@@ -688,6 +690,7 @@ def study_task_section(
     lines += ["", "Trained on: " + ", ".join(f"{device} ({count} runs)" for device, count in sorted(devices.items()))
               + "."]  # fmt: skip
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
+    runs = {name: {seed: runs[name][seed] for seed in seeds} for name in names}
     gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
     header = " | ".join([*names, *(f"{a} − {b}" for a, b in pairs)])

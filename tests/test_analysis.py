@@ -72,6 +72,8 @@ def test_the_sequential_rule_adds_seeds_only_to_a_wide_interval_and_never_past_t
     assert StudyPlan().seeds_due(0.9) == 10  # this study's bound since 2026-12-03: the plan's own extension
     assert StudyPlan(seeds_upper_bound=8).seeds_due(0.9) == 8
     assert StudyPlan(seeds_upper_bound=20).seeds_due(0.9) == 10 and StudyPlan(seeds_upper_bound=20).seeds_due(0.5) == 5
+    assert StudyPlan().seeds_due(0.9, "udpos") == 10 and StudyPlan().seeds_due(0.9, "panx") == 5  # held (2026-12-03)
+    assert StudyPlan(held_at_first_seeds={}).seeds_due(0.9, "panx") == 10
 
 
 def test_paired_gain_and_holm_adjustment():

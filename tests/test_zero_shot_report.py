@@ -191,27 +191,46 @@ def test_sequential_rule_looks_once_at_five_seeds_and_the_upper_bound_caps_it(tm
     assert "every task stops at 5 seeds" in sequential_rule(found)
 
     # A bound of 5 (the CPU rule of 2026-11-26): a wide interval stops at 5 seeds all the same, with a verdict.
-    capped = StudyPlan(seeds_upper_bound=5)
+    capped = StudyPlan(seeds_upper_bound=5, held_at_first_seeds={})
     found = study_comparisons(wide, resamples=20, plan=capped)
     primary = found["xnli"]["primary"]
     assert primary["first_half_width"] > 0.5 and primary["seeds_due"] == 5
     assert primary["verdict"] == "too close to call at this budget" and primary["holm_p"] is not None
-    assert "would add seeds 6-10, but the seeds' upper bound is 5" in sequential_rule(found, capped)
+    assert "xnli would get seeds 6-10, but the seeds' upper bound is 5: stopped at 5 seeds" in sequential_rule(found, capped)
 
     # This study's bound since 2026-12-03 (10): seeds 6 to 10 are due, and until they land nothing is concluded ...
     write_seeds(wide, {6: 5.0})
-    found = study_comparisons(wide, resamples=20)
+    extended = StudyPlan(held_at_first_seeds={})
+    found = study_comparisons(wide, resamples=20, plan=extended)
     primary = found["xnli"]["primary"]
     assert primary["n"] == 6 and primary["seeds_due"] == 10
     assert primary["verdict"] == "interim (6 of 10 seeds): no verdict yet" and primary["holm_p"] is None
     assert primary["first_half_width"] == pytest.approx(
         study_comparisons(wide, resamples=20, plan=capped)["xnli"]["primary"]["first_half_width"]
     )
-    assert "extended: xnli to 10 seeds (6 done)" in sequential_rule(found)
+    assert "extended: xnli to 10 seeds (6 done)" in sequential_rule(found, extended)
     # ... while the first look stays as it was reported: seeds 1-5 alone, tested and given its verdict.
     first = study_comparisons(wide, resamples=20, first_look=True)["xnli"]
     assert first["primary"]["n"] == 5 and first["primary"]["verdict"] == "too close to call at this budget"
     assert first["primary"]["holm_p"] is not None and first["secondary"]["verdict"].startswith("no difference shown")
+
+
+def test_a_task_held_at_five_seeds_is_concluded_there_and_says_why(tmp_path):
+    """PAN-X and XNLI (docs/results.md, 2026-12-03): held at seeds 1-5 whatever their interval; a later seed is unused."""
+    from dlfa_zero_shot.analysis import HELD_AT_FIRST_SEEDS
+    from dlfa_zero_shot.report import sequential_rule, study_comparisons
+
+    assert sorted(HELD_AT_FIRST_SEEDS) == ["panx", "xnli"]
+    runs_dir = tmp_path / "runs"
+    write_seeds(runs_dir, {1: 3.0, 2: -2.0, 3: 4.0, 4: -1.0, 5: 2.0, 6: 9.0})
+    held = study_comparisons(runs_dir, resamples=20)["xnli"]  # the plan as it stands: xnli held
+    first = study_comparisons(runs_dir, resamples=20, first_look=True)["xnli"]
+    primary = held["primary"]
+    assert primary["first_half_width"] > 0.5 and primary["seeds_due"] == 5 and not primary["interim"]
+    assert primary["seeds"] == [1, 2, 3, 4, 5] and primary["mean"] == pytest.approx(first["primary"]["mean"])
+    assert primary["verdict"] == first["primary"]["verdict"] == "too close to call at this budget"
+    rule = sequential_rule({"xnli": held})
+    assert "xnli would get seeds 6-10, but no session was lent a GPU" in rule and "stopped at 5 seeds" in rule
 
 
 @pytest.mark.parametrize(
