@@ -67,6 +67,7 @@ SMALL = Protocol(
         "--per_device_train_batch_size": "16",
         "--per_device_eval_batch_size": "32",
         "--freeze_word_embeddings": "true",
+        "--train_sampling_strategy": "random",  # as its archived runs trained (the harness now groups by length)
         "--use_cpu": "true",
     },  # fmt: skip
     task_flags={
@@ -109,7 +110,8 @@ STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] fo
 # XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
 # sentence pairs; all training data and every evaluation language.
 FULL_COMMON = {"--model_name_or_path": "bert-base-multilingual-cased", "--learning_rate": "2e-5",
-               "--per_device_train_batch_size": "32", "--per_device_eval_batch_size": "64", "--max_seq_length": "128"}  # fmt: skip
+               "--per_device_train_batch_size": "32", "--per_device_eval_batch_size": "64", "--max_seq_length": "128",
+               "--train_sampling_strategy": "random"}  # fmt: skip
 FULL = Protocol(
     flags=FULL_COMMON,
     task_flags={

@@ -28,6 +28,7 @@ from dlfa_zero_shot import analysis
 from dlfa_zero_shot.arguments import (
     BASELINE_LAYER,
     CHECKPOINT,
+    TRAINING_DEFAULTS,
     DataArguments,
     ModelArguments,
     configuration_name,
@@ -126,6 +127,7 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(**TRAINING_DEFAULTS)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     own_files = bool(data_args.train_file or data_args.validation_file or data_args.test_files)
     if data_args.task not in TASKS and not (own_files and data_args.task in CUSTOM_KINDS):

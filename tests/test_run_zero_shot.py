@@ -105,6 +105,17 @@ def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
     assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
+def test_training_batches_are_grouped_by_length_unless_the_user_says_otherwise(
+    tmp_path, tiny_multilingual_bert, xtreme_lite
+):
+    """Length-grouped batches are the harness's default (less padding); `--train_sampling_strategy` still wins."""
+    common = ("--fusion_layers", "last", "--eval_languages", "de", "--num_train_epochs", "1")
+    for strategy, extra in (("group_by_length", ()), ("random", ("--train_sampling_strategy", "random"))):
+        run(tmp_path / strategy, tiny_multilingual_bert, xtreme_lite, *common, *extra)
+        settings = json.loads((tmp_path / strategy / "baseline" / "settings.json").read_text())
+        assert settings["train_sampling_strategy"] == strategy
+
+
 def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
     out = tmp_path / "pairs"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1",
