@@ -1,18 +1,24 @@
 """
-LoRA against full fine-tuning on the README's main job (UDPOS, DLFA at layer 10, one seed): the same harness command
-twice, once with `--lora_r`, one after the other in fresh processes. Reported per run: trainable parameters, seconds
-per training step, the process's peak resident memory (`/usr/bin/time`), English dev and the target average.
+LoRA's learning rate, chosen on English dev, and LoRA against full fine-tuning on the README's main job (UDPOS, DLFA
+at layer 10, the main job's budget and flags). Decided before any run (2026-12-03, issue 20):
+
+- the grid: LoRA rank 8, alpha 16 on query and value (the harness's LoRA defaults) at learning rates `LORA_GRID`,
+  each on `SEEDS`; full fine-tuning at the main job's learning rate on the same seeds;
+- the choice: the learning rate with the best mean English dev F1 over the seeds (ties: the smaller); no target
+  language plays a part. It becomes the harness's learning rate under `--lora_r` (`arguments.LORA_LEARNING_RATE`);
+- the table: full fine-tuning against LoRA at the chosen rate, means over the seeds: trainable parameters, seconds
+  per training step, the process's peak resident memory (`/usr/bin/time`), English dev and the target average.
+
+Every run is the harness command in a fresh process, one after the other; a run already in `--output` is kept, not
+redone.
 
     python benchmarks/lora_vs_full.py --output benchmarks/results/lora_vs_full.json
-
-One seed, LoRA rank 8, alpha 16 on query and value, at the main job's learning rate unless `--lora_learning_rate`
-says otherwise (a later call adds its runs to `--output`): a cost measurement with the scores beside it, not a
-comparison of the two methods' best results.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,60 +29,98 @@ ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB = (
     "--task", "udpos", "--model_name_or_path", "offline:multilingual-e5-small", "--fusion_layers", "10",
     "--max_train_samples", "1000", "--num_train_epochs", "2", "--max_eval_samples", "200", "--max_seq_length", "64",
-    "--per_device_train_batch_size", "16", "--learning_rate", "1e-4", "--freeze_word_embeddings", "--save_total_limit",
-    "1", "--use_cpu", "--do_train", "--do_eval", "--disable_tqdm", "true", "--report_to", "none",
+    "--per_device_train_batch_size", "16", "--freeze_word_embeddings", "--save_total_limit", "1", "--use_cpu",
+    "--do_train", "--do_eval", "--disable_tqdm", "true", "--report_to", "none",
 )  # fmt: skip
+FULL_LEARNING_RATE = "1e-4"  # the main job's
+LORA_GRID = ("1e-4", "3e-4", "1e-3", "3e-3")
+LORA_RANK = "8"
+SEEDS = ("42", "43")  # the Trainer's default seed (the main job's) and the next
+
+
+def measure(name: str, flags: tuple[str, ...], data_dir: Path, runs_dir: Path) -> dict:
+    """One harness run of the main job with `flags`, in a fresh process: its cost and scores."""
+    output_dir = runs_dir / name
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        command = ["/usr/bin/time", "-f", "%M", "-o", rss.name, sys.executable,
+                   str(ROOT / "examples" / "run_zero_shot.py"), *MAIN_JOB, "--data_dir", str(data_dir),
+                   "--output_dir", str(output_dir), *flags]  # fmt: skip
+        with open(runs_dir / f"{name}.log", "w") as log:
+            subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        peak_kib = int(rss.read().split()[-1])
+    (result_file,) = output_dir.glob("aif-layer-10*/results.json")
+    result = json.loads(result_file.read_text())
+    return {
+        "trainable_parameters": result["trainable_parameters"],
+        "train_seconds_per_step": round(result["train_seconds_per_step"], 3),
+        "train_runtime_seconds": result["train_runtime_seconds"],
+        "peak_rss_mib": round(peak_kib / 1024),
+        "english_dev_f1": round(100 * result["scores"]["selection"]["f1"], 2),
+        "target_average_f1": round(100 * result["target_average"], 2),
+        "flags": " ".join(flags),
+    }
+
+
+def planned_runs() -> dict[str, tuple[str, ...]]:
+    """Every run of the plan: name -> the flags it adds to the main job."""
+    runs = {f"full-seed{seed}": ("--learning_rate", FULL_LEARNING_RATE, "--seed", seed) for seed in SEEDS}
+    for rate in LORA_GRID:
+        for seed in SEEDS:
+            runs[f"lora-r{LORA_RANK}-lr{rate}-seed{seed}"] = (
+                "--lora_r", LORA_RANK, "--learning_rate", rate, "--seed", seed,
+            )  # fmt: skip
+    return runs
+
+
+def mean_of(runs: dict[str, dict], prefix: str) -> dict:
+    """The mean over `SEEDS` of every number of the runs named `<prefix>-seed<seed>`."""
+    rows = [runs[f"{prefix}-seed{seed}"] for seed in SEEDS]
+    keys = ("trainable_parameters", "train_seconds_per_step", "peak_rss_mib", "english_dev_f1", "target_average_f1")
+    return {key: statistics.mean(row[key] for row in rows) for key in keys}
+
+
+def choose_learning_rate(runs: dict[str, dict]) -> str:
+    """The grid's learning rate with the best mean English dev F1 over the seeds; ties go to the smaller."""
+    means = {rate: mean_of(runs, f"lora-r{LORA_RANK}-lr{rate}")["english_dev_f1"] for rate in LORA_GRID}
+    return max(sorted(LORA_GRID, key=float), key=lambda rate: means[rate])
+
+
+def table(runs: dict[str, dict], chosen: str) -> str:
+    """The grid on English dev, then full fine-tuning against LoRA at the chosen rate (markdown)."""
+    lines = [f"| LoRA r {LORA_RANK} learning rate | English dev F1 (seeds {', '.join(SEEDS)}) | mean |", "|---|---|---|"]
+    for rate in LORA_GRID:
+        scores = [runs[f"lora-r{LORA_RANK}-lr{rate}-seed{seed}"]["english_dev_f1"] for seed in SEEDS]
+        lines.append(f"| {rate}{' (chosen)' if rate == chosen else ''} | "
+                     f"{', '.join(f'{s:.2f}' for s in scores)} | {statistics.mean(scores):.2f} |")  # fmt: skip
+    full, lora = mean_of(runs, "full"), mean_of(runs, f"lora-r{LORA_RANK}-lr{chosen}")
+    lines += ["", f"| run (mean of seeds {', '.join(SEEDS)}) | trainable parameters | s / step | peak RSS (MiB) | "
+              "English dev F1 | target average F1 |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, row in ((f"full fine-tuning, lr {FULL_LEARNING_RATE}", full), (f"LoRA r {LORA_RANK}, lr {chosen}", lora)):
+        lines.append(f"| {name} | {row['trainable_parameters']:,.0f} | {row['train_seconds_per_step']:.3f} | "
+                     f"{row['peak_rss_mib']:,.0f} | {row['english_dev_f1']:.2f} | {row['target_average_f1']:.2f} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "lora")
-    parser.add_argument("--lora_r", type=int, default=8)
-    parser.add_argument(
-        "--lora_learning_rate", type=float, help="the LoRA run's learning rate (default: the main job's, 1e-4)"
-    )
     parser.add_argument("--note", help="a remark kept with the runs measured by this call (e.g. the machine's load)")
-    parser.add_argument("--output", type=Path, help="the JSON report; runs it already holds are kept, not redone")
+    parser.add_argument("--output", type=Path, required=True, help="the JSON report; runs it holds are not redone")
     args = parser.parse_args()
     report = {"setup": {"command": " ".join(MAIN_JOB)}, "runs": {}}
-    if args.output and args.output.exists():
+    if args.output.exists():
         report = json.loads(args.output.read_text())
     args.runs_dir.mkdir(parents=True, exist_ok=True)
-    lora_name, lora_flags = f"lora-r{args.lora_r}", ("--lora_r", str(args.lora_r))
-    if args.lora_learning_rate is not None:
-        lora_name += f"-lr{args.lora_learning_rate:g}"
-        lora_flags += ("--learning_rate", str(args.lora_learning_rate))
-    for name, extra in (("full", ()), (lora_name, lora_flags)):
-        if name in report["runs"]:
-            continue
-        output_dir = args.runs_dir / name
-        with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-            command = ["/usr/bin/time", "-f", "%M", "-o", rss.name, sys.executable,
-                       str(ROOT / "examples" / "run_zero_shot.py"), *MAIN_JOB, "--data_dir", str(args.data_dir),
-                       "--output_dir", str(output_dir), *extra]  # fmt: skip
-            with open(args.runs_dir / f"{name}.log", "w") as log:
-                subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-            peak_kib = int(rss.read().split()[-1])
-        result = json.loads((output_dir / "aif-layer-10" / "results.json").read_text())
-        report["runs"][name] = {
-            "trainable_parameters": result["trainable_parameters"],
-            "train_seconds_per_step": round(result["train_seconds_per_step"], 3),
-            "train_runtime_seconds": result["train_runtime_seconds"],
-            "peak_rss_mib": round(peak_kib / 1024),
-            "english_dev_f1": round(100 * result["scores"]["selection"]["f1"], 2),
-            "target_average_f1": round(100 * result["target_average"], 2),
-            "flags": " ".join(extra),
-            **({"note": args.note} if args.note else {}),
-        }
-    lines = ["| run | trainable parameters | s / step | peak RSS (MiB) | English dev F1 | target average F1 |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for name, row in report["runs"].items():
-        lines.append(f"| {name} | {row['trainable_parameters']:,} | {row['train_seconds_per_step']:.3f} | "
-                     f"{row['peak_rss_mib']:,} | {row['english_dev_f1']:.2f} | {row['target_average_f1']:.2f} |")  # fmt: skip
-    print("\n".join(lines))
-    if args.output:
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+    for name, flags in planned_runs().items():
+        if name not in report["runs"]:
+            report["runs"][name] = {**measure(name, flags, args.data_dir, args.runs_dir),
+                                    **({"note": args.note} if args.note else {})}  # fmt: skip
+            args.output.write_text(json.dumps(report, indent=1) + "\n")  # each run kept as it lands
+            print(f"{name}: {report['runs'][name]}", flush=True)
+    report["chosen_learning_rate"] = choose_learning_rate(report["runs"])
+    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    print(table(report["runs"], report["chosen_learning_rate"]))
 
 
 if __name__ == "__main__":
