@@ -7,7 +7,8 @@ at layer 10, the main job's budget and flags). Decided before any run (2026-12-0
 - the choice: the learning rate with the best mean English dev F1 over the seeds (ties: the smaller); no target
   language plays a part. It becomes the harness's learning rate under `--lora_r` (`arguments.LORA_LEARNING_RATE`);
 - the table: full fine-tuning against LoRA at the chosen rate, means over the seeds: trainable parameters, seconds
-  per training step, the process's peak resident memory (`/usr/bin/time`), English dev and the target average.
+  per training step, training time, the process's peak resident memory (`/usr/bin/time`), English dev and the
+  target average.
 
 Every run is the harness command in a fresh process, one after the other; a run already in `--output` is kept, not
 redone.
@@ -75,7 +76,8 @@ def planned_runs() -> dict[str, tuple[str, ...]]:
 def mean_of(runs: dict[str, dict], prefix: str) -> dict:
     """The mean over `SEEDS` of every number of the runs named `<prefix>-seed<seed>`."""
     rows = [runs[f"{prefix}-seed{seed}"] for seed in SEEDS]
-    keys = ("trainable_parameters", "train_seconds_per_step", "peak_rss_mib", "english_dev_f1", "target_average_f1")
+    keys = ("trainable_parameters", "train_seconds_per_step", "train_runtime_seconds", "peak_rss_mib",
+            "english_dev_f1", "target_average_f1")  # fmt: skip
     return {key: statistics.mean(row[key] for row in rows) for key in keys}
 
 
@@ -93,11 +95,12 @@ def table(runs: dict[str, dict], chosen: str) -> str:
         lines.append(f"| {rate}{' (chosen)' if rate == chosen else ''} | "
                      f"{', '.join(f'{s:.2f}' for s in scores)} | {statistics.mean(scores):.2f} |")  # fmt: skip
     full, lora = mean_of(runs, "full"), mean_of(runs, f"lora-r{LORA_RANK}-lr{chosen}")
-    lines += ["", f"| run (mean of seeds {', '.join(SEEDS)}) | trainable parameters | s / step | peak RSS (MiB) | "
-              "English dev F1 | target average F1 |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", f"| run (mean of seeds {', '.join(SEEDS)}) | trainable parameters | s / step | training time (s) | "
+              "peak RSS (MiB) | English dev F1 | target average F1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in ((f"full fine-tuning, lr {FULL_LEARNING_RATE}", full), (f"LoRA r {LORA_RANK}, lr {chosen}", lora)):
         lines.append(f"| {name} | {row['trainable_parameters']:,.0f} | {row['train_seconds_per_step']:.3f} | "
-                     f"{row['peak_rss_mib']:,.0f} | {row['english_dev_f1']:.2f} | {row['target_average_f1']:.2f} |")  # fmt: skip
+                     f"{row['train_runtime_seconds']:.1f} | {row['peak_rss_mib']:,.0f} | {row['english_dev_f1']:.2f} | "
+                     f"{row['target_average_f1']:.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 

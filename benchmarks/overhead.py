@@ -4,9 +4,9 @@ Cost of a model against its reference on the same backbone, on the CPU. Two comp
 - `dlfa` (default): a DLFA head against the stock head of the encoder family (`--family`: BERT by default, or any
   family of `ENCODER_FAMILIES`, each built from its own config at the given shape, random weights), on an
   mBERT-base-shaped backbone unless told otherwise;
-- `layer-search`: the one-pass layer search (`DLFABertForLayerSearch`, one head per `--search-layers` plus the
-  last-layer head) against one ordinary DLFA run at `--fusion-layer`, i.e. the extra cost of searching over training
-  one model.
+- `layer-search`: the one-pass layer search (`DLFABertForLayerSearch`, or `DLFAForLayerSearch` for another
+  `--family`; one head per `--search-layers` plus the last-layer head) against one ordinary DLFA run at
+  `--fusion-layer`, i.e. the extra cost of searching over training one model.
 
 Both models live in one process and run alternately (which one goes first alternates too); each ratio is the
 candidate's time over the reference's within one pair, and the report gives the median, min and max over the pairs,
@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, BertConfig
 
 from dlfa_zero_shot.heads import BERT_FAMILY, head_classes
-from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFABertForLayerSearch, DLFAConfig
+from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFABertForLayerSearch, DLFAConfig, DLFAForLayerSearch
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
 
 
@@ -74,8 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.pairs < 10:
         parser.error(f"--pairs must be at least 10 for a meaningful median, got {args.pairs}")
-    if args.compare == "layer-search" and args.family != "bert":
-        parser.error(f"--compare layer-search: the one-pass layer search is built for BERT only, not {args.family!r}")
     return args
 
 
@@ -132,7 +130,15 @@ def build_family_models(args: argparse.Namespace, shape: dict):
     encoder = {key: value for key, value in stock.state_dict().items() if key.startswith(f"{dlfa.base_model_prefix}.")}
     missing, unexpected = dlfa.load_state_dict(encoder, strict=False)
     assert not unexpected and not any(key.startswith(f"{dlfa.base_model_prefix}.") for key in missing), missing
-    return stock, dlfa
+    if args.compare == "dlfa":
+        return stock, dlfa
+    search = DLFAForLayerSearch(DLFAConfig.from_dict(
+        {**dlfa.config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
+         "search_problem": args.head}
+    ))  # fmt: skip
+    missing, unexpected = search.load_state_dict(encoder, strict=False)
+    assert not unexpected and all(key.startswith(("fusions.", "classifiers.", "pooler.")) for key in missing), missing
+    return dlfa, search
 
 
 def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ from modeling_dlfa import (
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFAConfig,
+    DLFAForLayerSearch,
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
 )
@@ -50,7 +51,7 @@ def checkpoint_labels(config: PreTrainedConfig) -> tuple[str, ...]:
 
 
 DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-tuned DLFA checkpoint's config
-BERT_FAMILY = "bert"  # the family that keeps the BERT classes (`DLFABert*`, the one-pass layer search)
+BERT_FAMILY = "bert"  # the family that keeps the BERT classes (`DLFABert*`, `DLFABertForLayerSearch`)
 
 
 def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
@@ -58,6 +59,22 @@ def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
     family = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir).model_type
     check_encoder_family(family)
     return family
+
+
+# LoRA's default targets, the attention's query and value projections, for the families peft's own table lacks
+# (peft 0.21 has BERT, XLM-R, RoBERTa, DeBERTa-v2 and ELECTRA, not DistilBERT).
+LORA_TARGET_MODULES = {"distilbert": ("q_lin", "v_lin")}
+
+
+def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[str, ...]:
+    """The modules LoRA adapts in `backbone`'s encoder family unless told: peft's table, else `LORA_TARGET_MODULES`."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    family = encoder_family(backbone, cache_dir)
+    modules = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(family) or LORA_TARGET_MODULES.get(family)
+    if not modules:
+        raise ValueError(f"LoRA has no default target modules for the {family!r} encoder: give --lora_target_modules")
+    return tuple(modules)
 
 
 def head_classes(family: str, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
@@ -112,16 +129,18 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
 
 def build_layer_search(
     backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
-) -> DLFABertForLayerSearch:
-    """A `DLFABertForLayerSearch` on `backbone`: a DLFA head for each of `layers` and the stock head, one encoder."""
-    family = encoder_family(backbone, model_args.cache_dir)
-    if family != BERT_FAMILY:
-        raise ValueError(f"--layer_search one_pass is built for BERT encoders only, not {family!r}: use the sweep")
-    config = DLFABertConfig.from_pretrained(
+) -> DLFABertForLayerSearch | DLFAForLayerSearch:
+    """
+    The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder
+    (`DLFABertForLayerSearch` for BERT, as every search before the generic classes; `DLFAForLayerSearch` otherwise).
+    """
+    bert = encoder_family(backbone, model_args.cache_dir) == BERT_FAMILY
+    config_class, search_class = (DLFABertConfig, DLFABertForLayerSearch) if bert else (DLFAConfig, DLFAForLayerSearch)
+    config = config_class.from_pretrained(
         backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
     )
     config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = load_new_head(DLFABertForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
+    model = load_new_head(search_class, backbone, config=config, cache_dir=model_args.cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model

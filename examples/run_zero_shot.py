@@ -28,6 +28,7 @@ from dlfa_zero_shot import analysis
 from dlfa_zero_shot.arguments import (
     BASELINE_LAYER,
     CHECKPOINT,
+    LORA_LEARNING_RATE,
     TRAINING_DEFAULTS,
     DataArguments,
     ModelArguments,
@@ -44,6 +45,7 @@ from dlfa_zero_shot.heads import (
     checkpoint_name,
     default_fusion_layer,
     load_finetuned,
+    lora_target_modules,
 )
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
@@ -129,6 +131,9 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
     )
     parser.set_defaults(**TRAINING_DEFAULTS)
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if model_args.lora_r:  # LoRA's own learning rate, unless --learning_rate says otherwise
+        parser.set_defaults(learning_rate=LORA_LEARNING_RATE)
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     own_files = bool(data_args.train_file or data_args.validation_file or data_args.test_files)
     if data_args.task not in TASKS and not (own_files and data_args.task in CUSTOM_KINDS):
         raise ValueError(
@@ -211,8 +216,11 @@ def main(argv: list[str] | None = None) -> dict:
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
             }
         }
-    lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
-                        tuple(model_args.lora_target_modules.split(",")))  # fmt: skip
+    lora = None
+    if training_args.do_train and model_args.lora_r:
+        targets = model_args.lora_target_modules
+        targets = tuple(targets.split(",")) if targets else lora_target_modules(backbone, model_args.cache_dir)
+        lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, targets)
     runs = {name: run_one(sweep, name, **entry, lora=lora) for name, entry in plan.items()}
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}

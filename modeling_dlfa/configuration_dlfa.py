@@ -81,6 +81,8 @@ class EncoderFamily:
         pooler_dropout: dropout on the first token before the pooling's dense layer.
         sequence_dropout: dropout between the pooling and the sequence classifier.
         token_dropout: dropout before the token classifier.
+        stock_sequence_head: where the family's own `...ForSequenceClassification` keeps the pooling's dense layer
+            and the classifier (module paths): the one-pass layer search exports its last-layer head there.
         base_model_kwargs: the family's base model's keyword arguments as its task heads build it (BERT's and
             RoBERTa's heads build theirs without the pretraining pooler).
     """
@@ -89,6 +91,7 @@ class EncoderFamily:
     pooler_dropout: float | FromConfig
     sequence_dropout: float | FromConfig
     token_dropout: float | FromConfig
+    stock_sequence_head: tuple[str, str]
     base_model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -98,6 +101,7 @@ ROBERTA = EncoderFamily(
     pooler_dropout=CLASSIFIER_DROPOUT,
     sequence_dropout=CLASSIFIER_DROPOUT,
     token_dropout=CLASSIFIER_DROPOUT,
+    stock_sequence_head=("classifier.dense", "classifier.out_proj"),
     base_model_kwargs={"add_pooling_layer": False},
 )
 # The encoder families DLFA fuses, by the `model_type` of their config. A new family is one entry here.
@@ -107,6 +111,7 @@ ENCODER_FAMILIES: dict[str, EncoderFamily] = {
         pooler_dropout=0.0,
         sequence_dropout=CLASSIFIER_DROPOUT,
         token_dropout=CLASSIFIER_DROPOUT,
+        stock_sequence_head=("bert.pooler.dense", "classifier"),
         base_model_kwargs={"add_pooling_layer": False},
     ),
     "roberta": ROBERTA,
@@ -116,18 +121,21 @@ ENCODER_FAMILIES: dict[str, EncoderFamily] = {
         pooler_dropout=CLASSIFIER_DROPOUT,
         sequence_dropout=CLASSIFIER_DROPOUT,
         token_dropout=CLASSIFIER_DROPOUT,
+        stock_sequence_head=("classifier.dense", "classifier.out_proj"),
     ),
     "deberta-v2": EncoderFamily(
         pooler_activation=FromConfig(("pooler_hidden_act",)),
         pooler_dropout=FromConfig(("pooler_dropout",)),
         sequence_dropout=FromConfig(("cls_dropout", "hidden_dropout_prob")),
         token_dropout=FromConfig(("hidden_dropout_prob",)),
+        stock_sequence_head=("pooler.dense", "classifier"),
     ),
     "distilbert": EncoderFamily(
         pooler_activation="relu",
         pooler_dropout=0.0,
         sequence_dropout=FromConfig(("seq_classif_dropout",)),
         token_dropout=FromConfig(("dropout",)),
+        stock_sequence_head=("pre_classifier", "classifier"),
     ),
 }
 

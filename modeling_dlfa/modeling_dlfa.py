@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.loss.loss_utils import ForTokenClassification, fixed_cross_entropy
@@ -563,21 +563,22 @@ class LayerSearchOutput(ModelOutput):
     head_losses: torch.FloatTensor | None = None
 
 
-class DLFABertForLayerSearch(DLFABertPreTrainedModel):
-    """
-    One-pass fusion-layer search: one shared BERT encoder, and a head for every candidate of `config.search_layers`
-    (a DLFA fusion block of that layer with the last, and a classifier) plus the stock last-layer head (`"last"`),
-    trained together on the mean of their losses. Every head is evaluated in one forward pass; `export_head` turns
-    the chosen one into an ordinary [`DLFABertForTokenClassification`] / [`DLFABertForSequenceClassification`] (or the
-    stock BERT head, for `"last"`) with the encoder as trained.
+SEARCH_FIELDS = ("search_layers", "search_problem", "search_heads")  # a search's config fields, not its heads'
 
-    Config fields (besides [`DLFABertConfig`]'s): `search_layers` (candidate layers, each in `1 ..
-    num_hidden_layers - 1`) and `search_problem` (`"token"` or `"sequence"`). Sequence heads share the encoder's
-    pooler.
+
+class LayerSearchHeads:
+    """
+    The heads of a one-pass fusion-layer search, shared by [`DLFABertForLayerSearch`] and [`DLFAForLayerSearch`]: a
+    fusion block and a classifier for every candidate layer of `config.search_layers`, and a classifier on the last
+    layer (`"last"`), trained together on the mean of their losses. A subclass builds its encoder, calls
+    `add_search_heads`, and in `forward` runs the encoder with every hidden state and returns `search_outputs`.
+
+    Config fields: `search_layers` (candidate layers, each in `1 .. num_hidden_layers - 1`) and `search_problem`
+    (`"token"` or `"sequence"`); `search_heads` (the heads' names, in logits order) is written here.
     """
 
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
+    def add_search_heads(self, dropout: float) -> None:
+        config = self.config
         layers = list(getattr(config, "search_layers", None) or [])
         problem = getattr(config, "search_problem", "token")
         if not layers or any(not 1 <= layer <= config.num_hidden_layers - 1 for layer in layers):
@@ -585,55 +586,33 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
         if problem not in ("token", "sequence"):
             raise ValueError(f"search_problem={problem!r} is not supported: choose 'token' or 'sequence'.")
         self.search_problem = problem
-        self.bert = BertModel(config, add_pooling_layer=problem == "sequence")
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
+        self.dropout = nn.Dropout(dropout)
         self.fusions = nn.ModuleDict(
-            {str(layer): FUSION_CLASSES[config.fusion_method](self._head_config(layer)) for layer in layers}
+            {str(layer): FUSION_CLASSES[config.fusion_method](self.head_config(layer)) for layer in layers}
         )
         self.classifiers = nn.ModuleDict(
             {name: nn.Linear(config.hidden_size, config.num_labels) for name in [*map(str, layers), "last"]}
         )
         config.search_heads = [*map(str, layers), "last"]
         self.head_loss_sums, self.head_loss_count = [0.0] * len(config.search_heads), 0  # plain floats: no device
-        self.post_init()
 
-    def _head_config(self, layer: int) -> DLFABertConfig:
-        return DLFABertConfig.from_dict({**self.config.to_dict(), "fusion_layer": layer})
+    def head_config(self, layer: int) -> DLFAFusionConfig:
+        """The configuration of the DLFA model of the head of `layer` (the search's, without its search fields)."""
+        fields = {key: value for key, value in self.config.to_dict().items() if key not in SEARCH_FIELDS}
+        return type(self.config).from_dict({**fields, "fusion_layer": layer})
 
-    @can_return_tuple
-    def forward(
+    def search_outputs(
         self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | LayerSearchOutput:
-        r"""
-        labels, num_items_in_batch: as in [`DLFABertForTokenClassification`] or
-            [`DLFABertForSequenceClassification`]; every head is scored against the same labels.
-
-        Returns [`LayerSearchOutput`].
+        hidden_states: tuple[torch.Tensor, ...],
+        padding_mask: torch.Tensor,
+        pool: nn.Module | None,
+        labels: torch.Tensor | None,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> LayerSearchOutput:
         """
-        kwargs.pop("output_hidden_states", None)
-        outputs = self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=True,
-            return_dict=True,
-            **kwargs,
-        )
-        hidden_states = outputs.hidden_states
-        padding_mask = padding_mask_of(attention_mask, hidden_states[0])
+        Every head's logits on the encoder's `hidden_states` (`num_hidden_layers + 1` tensors of shape `(batch,
+        seq_len, hidden_size)`); `pool` turns states into `(batch, hidden_size)` for sequence heads (None: tagging).
+        """
         logits = []
         for name in self.config.search_heads:
             if name == "last":
@@ -641,7 +620,7 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
             else:
                 fusion = self.fusions[name]
                 states = fusion(*(hidden_states[index] for index in fusion.input_layers), padding_mask=padding_mask)
-            features = self.bert.pooler(states) if self.search_problem == "sequence" else states
+            features = pool(states) if pool is not None else states
             logits.append(self.classifiers[name](self.dropout(features)))
         stacked = torch.stack(logits, dim=-2)  # heads before the label axis: batch (and positions) stay in front
 
@@ -676,34 +655,93 @@ class DLFABertForLayerSearch(DLFABertPreTrainedModel):
             self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
         return means
 
+    def head_fields(self, name: str) -> dict:
+        """The config fields of the exported head `name` (checked to be one of `config.search_heads`)."""
+        if name not in self.config.search_heads:
+            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
+        dropped = (*SEARCH_FIELDS, "architectures", "auto_map")
+        return {key: value for key, value in self.config.to_dict().items() if key not in dropped}
+
+    def export_state(
+        self, name: str, prefix: str, fusion_key: str = "fusion", classifier_key: str = "classifier"
+    ) -> dict[str, torch.Tensor]:
+        """
+        The exported head `name`'s weights: the encoder under `prefix`, the head's fusion block under `fusion_key`
+        (a DLFA head) and its classifier under `classifier_key`.
+        """
+        state = {f"{prefix}.{key}": value for key, value in self.base_model.state_dict().items()}
+        if name != "last":
+            state.update({f"{fusion_key}.{key}": value for key, value in self.fusions[name].state_dict().items()})
+        state.update({f"{classifier_key}.{key}": value for key, value in self.classifiers[name].state_dict().items()})
+        return state
+
+
+class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
+    """
+    One-pass fusion-layer search on a BERT encoder ([`LayerSearchHeads`]): every head is evaluated in one forward
+    pass; `export_head` turns the chosen one into an ordinary [`DLFABertForTokenClassification`] /
+    [`DLFABertForSequenceClassification`] (or the stock BERT head, for `"last"`) with the encoder as trained.
+    Sequence heads share the encoder's pooler.
+    """
+
+    def __init__(self, config: DLFABertConfig):
+        super().__init__(config)
+        problem = getattr(config, "search_problem", "token")
+        self.bert = BertModel(config, add_pooling_layer=problem == "sequence")
+        classifier_dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
+        self.add_search_heads(classifier_dropout)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | LayerSearchOutput:
+        r"""
+        labels, num_items_in_batch: as in [`DLFABertForTokenClassification`] or
+            [`DLFABertForSequenceClassification`]; every head is scored against the same labels.
+
+        Returns [`LayerSearchOutput`].
+        """
+        kwargs.pop("output_hidden_states", None)
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=True,
+            return_dict=True,
+            **kwargs,
+        )
+        padding_mask = padding_mask_of(attention_mask, outputs.hidden_states[0])
+        pool = self.bert.pooler if self.search_problem == "sequence" else None
+        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+
     def export_head(self, name: str) -> PreTrainedModel:
         """
         The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
         encoder as trained: a DLFA tagger/classifier, or for `"last"` the stock BERT head.
         """
-        if name not in self.config.search_heads:
-            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
-        fields = {
-            key: value
-            for key, value in self.config.to_dict().items()
-            if key not in ("search_layers", "search_problem", "search_heads", "architectures", "auto_map")
-        }
+        fields = self.head_fields(name)
+        token = self.search_problem == "token"
         if name == "last":
-            model_class = (
-                BertForTokenClassification if self.search_problem == "token" else BertForSequenceClassification
-            )
+            model_class = BertForTokenClassification if token else BertForSequenceClassification
             config = BertConfig.from_dict({**fields, "model_type": "bert"})
         else:
-            model_class = (
-                DLFABertForTokenClassification if self.search_problem == "token" else DLFABertForSequenceClassification
-            )
+            model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
             config = DLFABertConfig.from_dict({**fields, "fusion_layer": int(name)})
         exported = model_class(config)
-        state = {f"bert.{key}": value for key, value in self.bert.state_dict().items()}
-        if name != "last":
-            state.update({f"bert.fusion.{key}": value for key, value in self.fusions[name].state_dict().items()})
-        state.update({f"classifier.{key}": value for key, value in self.classifiers[name].state_dict().items()})
-        exported.load_state_dict(state, strict=True)
+        exported.load_state_dict(self.export_state(name, "bert", fusion_key="bert.fusion"), strict=True)
         return exported.eval()
 
 
@@ -752,12 +790,24 @@ class DLFAPreTrainedModel(PreTrainedModel):
         init_fusion_weights(module)
 
     def add_encoder_and_fusion(self) -> None:
-        """Add the encoder family's base model under its `base_model_prefix`, and the fusion block as `fusion`."""
+        """Add the encoder family's base model (`add_encoder`), and the fusion block as `fusion`."""
+        self.add_encoder()
+        self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
+
+    def add_encoder(self) -> None:
+        """Add the encoder family's base model under its `base_model_prefix`."""
         encoder = AutoModel.from_config(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
         # Read from this instance by transformers' loading, which adds or strips it per checkpoint key.
         self.base_model_prefix = encoder.base_model_prefix
         self.add_module(self.base_model_prefix, encoder)
-        self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
+
+    def run_encoder(self, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+        """
+        The family's base model on these inputs, with `return_dict=True`; inputs that are None are not passed, as
+        DistilBERT's forward has no `token_type_ids`.
+        """
+        inputs = {name: value for name, value in kwargs.items() if value is not None}
+        return self.base_model(attention_mask=attention_mask, return_dict=True, **inputs)
 
     def fused_outputs(
         self,
@@ -781,19 +831,14 @@ class DLFAPreTrainedModel(PreTrainedModel):
         output_hidden_states = kwargs.pop("output_hidden_states", None)
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        inputs = {
-            "input_ids": input_ids,
-            "token_type_ids": token_type_ids,
-            "position_ids": position_ids,
-            "inputs_embeds": inputs_embeds,
-        }
+        inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids}
         # Given the indices of the fused layers, transformers' output capture keeps only those hidden states
         # (transformers >= 5.24; earlier releases, and DeBERTa-v2, which always computes them, return all).
-        encoder_outputs = self.base_model(
-            **{name: value for name, value in inputs.items() if value is not None},
+        encoder_outputs = self.run_encoder(
+            **inputs,
             attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=True if output_hidden_states else list(self.fusion.input_layers),
-            return_dict=True,
             **kwargs,
         )
         hidden_states = encoder_outputs.hidden_states
@@ -894,6 +939,83 @@ class DLFAForSequenceClassification(DLFASequenceClassificationHead, DLFAPreTrain
         )
 
 
+class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
+    """
+    One-pass fusion-layer search on any encoder family of `ENCODER_FAMILIES` ([`LayerSearchHeads`]): the family's own
+    base model, shared by a DLFA head per candidate layer and the last-layer head; sequence heads share one
+    [`DLFAPooler`] (the family's pooling). `export_head` turns the chosen head into an ordinary
+    [`DLFAForTokenClassification`] / [`DLFAForSequenceClassification`], or for `"last"` into the family's own stock
+    head (`AutoModelForTokenClassification` / `AutoModelForSequenceClassification` of `encoder_config`), with the
+    encoder as trained and the same logits.
+    """
+
+    def __init__(self, config: DLFAConfig):
+        super().__init__(config)
+        self.add_encoder()
+        token = getattr(config, "search_problem", "token") == "token"
+        if not token:
+            self.pooler = DLFAPooler(config)
+        self.add_search_heads(config.family_setting("token_dropout" if token else "sequence_dropout"))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | LayerSearchOutput:
+        r"""
+        Inputs as in [`DLFAModel`]; labels, num_items_in_batch as in [`DLFAForTokenClassification`] or
+        [`DLFAForSequenceClassification`]: every head is scored against the same labels.
+
+        Returns [`LayerSearchOutput`].
+        """
+        kwargs.pop("output_hidden_states", None)
+        outputs = self.run_encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=True,
+            **kwargs,
+        )
+        padding_mask = padding_mask_of(attention_mask, outputs.last_hidden_state)
+        pool = self.pooler if self.search_problem == "sequence" else None
+        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+
+    def export_head(self, name: str) -> PreTrainedModel:
+        """
+        The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
+        encoder as trained: a generic DLFA tagger/classifier, or for `"last"` the family's stock head, whose pooling
+        and classifier sit where `EncoderFamily.stock_sequence_head` says.
+        """
+        fields = self.head_fields(name)
+        token = self.search_problem == "token"
+        if name == "last":
+            labels = {key: fields[key] for key in ("id2label", "label2id", "problem_type") if key in fields}
+            encoder_config = type(self.config.encoder_config).from_dict({**self.config.encoder_config.to_dict(), **labels})
+            auto_class = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
+            exported = auto_class.from_config(encoder_config)
+            pooler_key, classifier_key = ("", "classifier") if token else self.config.family_setting("stock_sequence_head")
+        else:
+            exported = (DLFAForTokenClassification if token else DLFAForSequenceClassification)(
+                DLFAConfig.from_dict({**fields, "fusion_layer": int(name)})
+            )
+            pooler_key, classifier_key = ("", "classifier") if token else ("pooler.dense", "classifier")
+        state = self.export_state(name, self.base_model_prefix, classifier_key=classifier_key)
+        if pooler_key:
+            state.update({f"{pooler_key}.{key}": value for key, value in self.pooler.dense.state_dict().items()})
+        exported.load_state_dict(state, strict=True)
+        return exported.eval()
+
+
 __all__ = [
     "AIFBlock",
     "ConcatenationFusion",
@@ -902,6 +1024,7 @@ __all__ = [
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
+    "DLFAForLayerSearch",
     "DLFAForSequenceClassification",
     "DLFAForTokenClassification",
     "DLFAModel",

@@ -55,6 +55,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from modeling_dlfa import (
     DLFABertForTokenClassification,
     DLFAConfig,
+    DLFAForLayerSearch,
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
     DLFAModel,
@@ -464,6 +465,59 @@ for name, job in json.loads(sys.argv[1]).items():
         results[name] = {"class": type(model).__name__, "logits": model(**inputs).logits.tolist()}
 print(json.dumps(results))
 """
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_lora_adapts_the_familys_own_query_and_value_projections_by_default(name, checkpoints):
+    # Before: the default `query,value` matched no DistilBERT module (its are `q_lin`, `v_lin`) and peft refused.
+    pytest.importorskip("peft", reason="SKIPPED LOUDLY: LoRA needs the peft package (pip install -e '.[examples]')")
+    from dlfa_zero_shot.heads import lora_target_modules
+    from dlfa_zero_shot.training import apply_lora
+
+    targets = lora_target_modules(str(checkpoints / name / "base"))
+    model = apply_lora(tagger(checkpoints, name), 4, 16, 0.0, list(targets))
+    adapted = [key.split(".lora_A")[0] for key, _ in model.named_parameters() if ".lora_A." in key]
+    assert {key.rsplit(".", 1)[-1] for key in adapted} == set(targets)
+    assert len(adapted) == len(targets) * NUM_LAYERS  # every layer's, inside the encoder alone
+    assert all(f".{model.base_model.model.base_model_prefix}." in f".{key}" for key in adapted)
+
+
+@pytest.mark.parametrize("problem", ["token", "sequence"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_one_pass_layer_search_heads_export_with_their_logits(name, problem, checkpoints):
+    """
+    The one-pass layer search on every family: a stock checkpoint fills its encoder (only the search heads are new),
+    and each head exports to an ordinary model with the search's logits for that head: a generic DLFA model, or for
+    "last" the family's own stock head (its pooling and classifier where `stock_sequence_head` puts them).
+    """
+    family = FAMILIES[name]
+    folder = checkpoints / name / "pretraining"
+    config = DLFAConfig.from_pretrained(folder, num_labels=5, **family.no_dropout)
+    config.search_layers, config.search_problem = [1, 2], problem
+    search, info = DLFAForLayerSearch.from_pretrained(folder, config=config, output_loading_info=True)
+    assert {key.split(".")[0] for key in info["missing_keys"]} == {"fusions", "classifiers"} | (
+        {"pooler"} if problem == "sequence" else set()
+    )
+    for fusion in search.fusions.values():
+        randomize_fusion_block(fusion)
+    search.eval()
+    inputs = padded_inputs(family)
+    real = inputs["attention_mask"].bool()
+    with torch.no_grad():
+        logits = search(**inputs).logits
+    auto_class = AutoModelForTokenClassification if problem == "token" else AutoModelForSequenceClassification
+    stock_class = type(auto_class.from_config(family.config))
+    dlfa_class = DLFAForTokenClassification if problem == "token" else DLFAForSequenceClassification
+    assert search.config.search_heads == ["1", "2", "last"]
+    for index, head in enumerate(search.config.search_heads):
+        exported = search.export_head(head)
+        assert type(exported) is (stock_class if head == "last" else dlfa_class), head
+        with torch.no_grad():
+            head_logits = exported(**inputs).logits
+        expected = logits[..., index, :]
+        if problem == "token":
+            head_logits, expected = head_logits[real], expected[real]
+        torch.testing.assert_close(head_logits, expected, atol=1e-5, rtol=0, msg=f"{name} head {head}")
 
 
 def test_saved_folders_reload_sharded_and_through_remote_code_without_the_plugin(checkpoints, tmp_path):

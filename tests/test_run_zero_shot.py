@@ -1,5 +1,6 @@
 """The zero-shot harness end to end, as a subprocess, on a tiny BERT with the real multilingual tokenizer and data."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from harness import run_harness, run_script
+from harness import SCRIPT, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
@@ -464,6 +465,20 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
         assert evaluated["scores"][language] == pytest.approx(scores, abs=1e-6), language
     stdout = run_without_plugin(LOAD_CHECKPOINT, [str(run_dir / "model"), str(run_dir / "model")], tmp_path)
     assert json.loads(stdout.strip().splitlines()[-1])["tags"]
+
+
+def test_lora_takes_its_own_learning_rate_unless_one_is_given(tmp_path):
+    """--lora_r without --learning_rate trains at the rate chosen on English dev (benchmarks/lora_vs_full.py)."""
+    from dlfa_zero_shot.arguments import LORA_LEARNING_RATE
+
+    spec = importlib.util.spec_from_file_location("run_zero_shot", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base = ["--task", "udpos", "--data_dir", str(tmp_path), "--model_name_or_path", str(tmp_path), "--output_dir",
+            str(tmp_path / "out"), "--do_train"]  # fmt: skip
+    assert script.parse_arguments(base)[2].learning_rate == TrainingArguments("x").learning_rate  # full: unchanged
+    assert script.parse_arguments([*base, "--lora_r", "8"])[2].learning_rate == LORA_LEARNING_RATE
+    assert script.parse_arguments([*base, "--lora_r", "8", "--learning_rate", "2e-5"])[2].learning_rate == 2e-5
 
 
 HUB_PIPELINE = """

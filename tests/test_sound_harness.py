@@ -132,6 +132,20 @@ def test_an_xlm_roberta_checkpoint_trains_from_its_own_encoder(tmp_path, offline
     assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == "xlm-roberta"
 
 
+def test_one_pass_layer_search_keeps_a_head_on_an_xlm_roberta_checkpoint(tmp_path, offline_tokenizer, xtreme_lite):
+    # Before: refused ("built for BERT encoders only"). Now the generic search shares the family's own encoder.
+    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer)
+    summary = run(tmp_path / "o", folder, xtreme_lite, "--fusion_layers", "1,last", "--layer_search", "one_pass",
+                  "--layer_search_then", "keep")  # fmt: skip
+    assert set(summary["runs"]) == {"one-pass-aif-layer-01", "baseline"}
+    search = json.loads((tmp_path / "o" / "layer-search" / "results.json").read_text())
+    kept = summary["runs"]["one-pass-aif-layer-01"]
+    assert kept["scores"]["selection"]["f1"] == pytest.approx(search["head_selection_scores"]["aif-layer-01"])
+    config = json.loads((tmp_path / "o" / "layer-search" / "model" / "config.json").read_text())
+    assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == "xlm-roberta"
+    assert config["fusion_layer"] == 1 and "search_layers" not in config
+
+
 def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
     tmp_path, offline_tokenizer, xtreme_lite
 ):
