@@ -509,7 +509,7 @@ def study_comparisons(
                 {s: runs[chosen][s] for s in first_seeds}, {s: runs[BASELINE][s] for s in first_seeds}
             )
             first_half_width = (at_first["ci95"][1] - at_first["ci95"][0]) / 2 if "ci95" in at_first else None
-        due = plan.seeds_due(first_half_width, task) if looked and not first_look else plan.first_seeds
+        due = plan.seeds_due(task, first_half_width) if looked and not first_look else plan.first_seeds
         runs = {name: {s: r for s, r in by_seed.items() if s <= due} for name, by_seed in runs.items()}
         comparisons = {}
         for kind, reference in (("primary", BASELINE), ("secondary", peer)):
@@ -590,7 +590,7 @@ def later_seeds_note(
             continue
         runs = load_runs(runs_dir / task)
         chosen, reference = primary["configuration"], primary["reference"]
-        later = sorted(seed for seed in set(runs[chosen]) & set(runs[reference]) if seed > plan.first_seeds)
+        later = [seed for seed in primary["seeds"] if seed > plan.first_seeds]  # the comparison's, up to its due seeds
         if not later:
             continue
         gains = language_gains({s: runs[chosen][s] for s in later}, {s: runs[reference][s] for s in later}, languages)
@@ -625,8 +625,7 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
     wide = [task for task, c in looked.items() if (c["first_half_width"] or 0) > plan.half_width]
     capped = [task for task in wide if looked[task]["seeds_due"] == plan.first_seeds]
     extended = [task for task in wide if task not in capped]
-    reasons = {task: plan.held_at_first_seeds.get(task, f"the seeds' upper bound is {plan.seeds_upper_bound}")
-               for task in capped}  # fmt: skip
+    reasons = {task: plan.held_reason(task) or f"the seeds' upper bound is {plan.seeds_upper_bound}" for task in capped}
     for why in dict.fromkeys(reasons.values()):
         tasks = " and ".join(task for task in capped if reasons[task] == why)
         line += (f"Above {plan.half_width}, {tasks} would get seeds {plan.first_seeds + 1}-{plan.extended_seeds}, but "

@@ -151,7 +151,7 @@ def evaluate_language(
 ) -> tuple[dict, dict]:
     """
     Predict one language (length-sorted batches) and score every word (tagging) or pair. `head`: the head of a
-    `DLFABertForLayerSearch` to score. Returns the scores and the compact per-item record: predicted and gold label
+    layer search (`DLFABertForLayerSearch`, `DLFAForLayerSearch`) to score. Returns the scores and the compact per-item record: predicted and gold label
     ids, and for tagging each sentence's word count.
     """
     predictions = predict_in_order(trainer, features)
@@ -215,7 +215,7 @@ def write_predictions(path: Path, task: TaskSpec, examples: list, record: dict) 
 
 
 class LayerSearchScorer:
-    """`compute_metrics` for a `DLFABertForLayerSearch`: every head scored; `mean_head_<score>` selects checkpoints."""
+    """`compute_metrics` for a one-pass layer search: every head scored; `mean_head_<score>` selects checkpoints."""
 
     def __init__(self, scorer: ZeroShotScorer, head_names: list[str]):
         self.scorer, self.head_names = scorer, head_names
@@ -231,7 +231,7 @@ class LayerSearchScorer:
 
 class LayerSearchTrainer(FusionLearningRateTrainer):
     """
-    The Trainer of a `DLFABertForLayerSearch`: every training log also carries each head's mean loss since the last
+    The Trainer of a one-pass layer search: every training log also carries each head's mean loss since the last
     log, as `loss_<run name>` (`head_names`: the model's head keys -> run names), in the history and in every
     logger.
     """

@@ -18,6 +18,7 @@ finished run is read back from its `results.json`; an unfinished one resumes fro
 """
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -149,6 +150,11 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
         raise ValueError("--do_train with your own files needs --train_file")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise ValueError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    if model_args.lora_r and model_args.layer_search == "one_pass":
+        raise ValueError(
+            f"--lora_r {model_args.lora_r} with --layer_search one_pass: the one-pass search trains its shared encoder "
+            "in full; search with --layer_search sweep, or search first and train the chosen layer with --lora_r"
+        )
     if model_args.layer_search not in ("sweep", "one_pass") or model_args.layer_search_then not in ("retrain", "keep"):
         raise ValueError(
             f"--layer_search {model_args.layer_search!r} --layer_search_then {model_args.layer_search_then!r}: choose "
@@ -181,6 +187,17 @@ def data_source(data_args: DataArguments, model_args: ModelArguments, backbone: 
     return custom_task(data_args.task, kind, labels), source
 
 
+def with_lora_targets(model_args: ModelArguments, backbone: str) -> ModelArguments:
+    """
+    `model_args` with LoRA's target modules spelled out (under --lora_r, the encoder family's default where unset), so
+    that the runs train and record the modules they adapt.
+    """
+    if not model_args.lora_r or model_args.lora_target_modules:
+        return model_args
+    targets = lora_target_modules(backbone, model_args.cache_dir)
+    return dataclasses.replace(model_args, lora_target_modules=",".join(targets))
+
+
 def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -204,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path)
 
     if training_args.do_train:
+        model_args = with_lora_targets(model_args, backbone)
         plan = plan_training(sweep, backbone, model_args, data_args)
     else:
         config = AutoConfig.from_pretrained(
@@ -216,11 +234,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
             }
         }
-    lora = None
-    if training_args.do_train and model_args.lora_r:
-        targets = model_args.lora_target_modules
-        targets = tuple(targets.split(",")) if targets else lora_target_modules(backbone, model_args.cache_dir)
-        lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, targets)
+    lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
+                        tuple(model_args.lora_target_modules.split(",")))  # fmt: skip
     runs = {name: run_one(sweep, name, **entry, lora=lora) for name, entry in plan.items()}
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}

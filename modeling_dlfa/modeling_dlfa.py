@@ -32,6 +32,7 @@ transformers and, relatively, `.configuration_dlfa` and `.pipeline_dlfa`.
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -578,6 +579,7 @@ class LayerSearchHeads:
     """
 
     def add_search_heads(self, dropout: float) -> None:
+        """Add the heads (`fusions`, `classifiers`, with `dropout` before each classifier) for `config.search_layers`."""
         config = self.config
         layers = list(getattr(config, "search_layers", None) or [])
         problem = getattr(config, "search_problem", "token")
@@ -611,7 +613,8 @@ class LayerSearchHeads:
     ) -> LayerSearchOutput:
         """
         Every head's logits on the encoder's `hidden_states` (`num_hidden_layers + 1` tensors of shape `(batch,
-        seq_len, hidden_size)`); `pool` turns states into `(batch, hidden_size)` for sequence heads (None: tagging).
+        seq_len, hidden_size)`), `padding_mask` `(batch, seq_len)` (True on real tokens); `pool` turns states into
+        `(batch, hidden_size)` for sequence heads (None: tagging).
         """
         logits = []
         for name in self.config.search_heads:
@@ -655,7 +658,7 @@ class LayerSearchHeads:
             self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
         return means
 
-    def head_fields(self, name: str) -> dict:
+    def head_fields(self, name: str) -> dict[str, Any]:
         """The config fields of the exported head `name` (checked to be one of `config.search_heads`)."""
         if name not in self.config.search_heads:
             raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
@@ -663,12 +666,13 @@ class LayerSearchHeads:
         return {key: value for key, value in self.config.to_dict().items() if key not in dropped}
 
     def export_state(
-        self, name: str, prefix: str, fusion_key: str = "fusion", classifier_key: str = "classifier"
+        self, name: str, fusion_key: str = "fusion", classifier_key: str = "classifier"
     ) -> dict[str, torch.Tensor]:
         """
-        The exported head `name`'s weights: the encoder under `prefix`, the head's fusion block under `fusion_key`
-        (a DLFA head) and its classifier under `classifier_key`.
+        The exported head `name`'s weights: the encoder under its `base_model_prefix`, the head's fusion block under
+        `fusion_key` (a DLFA head) and its classifier under `classifier_key`.
         """
+        prefix = self.base_model_prefix
         state = {f"{prefix}.{key}": value for key, value in self.base_model.state_dict().items()}
         if name != "last":
             state.update({f"{fusion_key}.{key}": value for key, value in self.fusions[name].state_dict().items()})
@@ -741,7 +745,7 @@ class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
             model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
             config = DLFABertConfig.from_dict({**fields, "fusion_layer": int(name)})
         exported = model_class(config)
-        exported.load_state_dict(self.export_state(name, "bert", fusion_key="bert.fusion"), strict=True)
+        exported.load_state_dict(self.export_state(name, fusion_key="bert.fusion"), strict=True)
         return exported.eval()
 
 
@@ -801,10 +805,11 @@ class DLFAPreTrainedModel(PreTrainedModel):
         self.base_model_prefix = encoder.base_model_prefix
         self.add_module(self.base_model_prefix, encoder)
 
-    def run_encoder(self, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+    def run_encoder(self, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> BaseModelOutput:
         """
-        The family's base model on these inputs, with `return_dict=True`; inputs that are None are not passed, as
-        DistilBERT's forward has no `token_type_ids`.
+        The family's base model on these inputs (`(batch_size, sequence_length)` ids and masks, or `inputs_embeds`
+        `(batch_size, sequence_length, embedding_size)`), with `return_dict=True`; inputs that are None are not
+        passed, as DistilBERT's forward has no `token_type_ids`.
         """
         inputs = {name: value for name, value in kwargs.items() if value is not None}
         return self.base_model(attention_mask=attention_mask, return_dict=True, **inputs)
@@ -1000,16 +1005,17 @@ class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
         token = self.search_problem == "token"
         if name == "last":
             labels = {key: fields[key] for key in ("id2label", "label2id", "problem_type") if key in fields}
-            encoder_config = type(self.config.encoder_config).from_dict({**self.config.encoder_config.to_dict(), **labels})
+            encoder = self.config.encoder_config
             auto_class = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
-            exported = auto_class.from_config(encoder_config)
-            pooler_key, classifier_key = ("", "classifier") if token else self.config.family_setting("stock_sequence_head")
+            exported = auto_class.from_config(type(encoder).from_dict({**encoder.to_dict(), **labels}))
+            stock_head = self.config.family_setting("stock_sequence_head")
+            pooler_key, classifier_key = ("", "classifier") if token else stock_head
         else:
             exported = (DLFAForTokenClassification if token else DLFAForSequenceClassification)(
                 DLFAConfig.from_dict({**fields, "fusion_layer": int(name)})
             )
             pooler_key, classifier_key = ("", "classifier") if token else ("pooler.dense", "classifier")
-        state = self.export_state(name, self.base_model_prefix, classifier_key=classifier_key)
+        state = self.export_state(name, classifier_key=classifier_key)
         if pooler_key:
             state.update({f"{pooler_key}.{key}": value for key, value in self.pooler.dense.state_dict().items()})
         exported.load_state_dict(state, strict=True)

@@ -67,13 +67,15 @@ def test_the_study_layer_choice_waits_for_all_its_runs_and_ignores_others():
 
 
 def test_the_sequential_rule_adds_seeds_only_to_a_wide_interval_and_never_past_the_bound():
-    assert StudyPlan().seeds_due(0.4) == 5 and StudyPlan().seeds_due(None) == 5  # None: every difference equal
-    assert StudyPlan(seeds_upper_bound=5).seeds_due(0.9) == 5  # a bound at the first look stops every task there
-    assert StudyPlan().seeds_due(0.9) == 10  # this study's bound since 2026-12-03: the plan's own extension
-    assert StudyPlan(seeds_upper_bound=8).seeds_due(0.9) == 8
-    assert StudyPlan(seeds_upper_bound=20).seeds_due(0.9) == 10 and StudyPlan(seeds_upper_bound=20).seeds_due(0.5) == 5
-    assert StudyPlan().seeds_due(0.9, "udpos") == 10 and StudyPlan().seeds_due(0.9, "panx") == 5  # held (2026-12-03)
-    assert StudyPlan(held_at_first_seeds={}).seeds_due(0.9, "panx") == 10
+    plan = StudyPlan()
+    assert plan.seeds_due("udpos", 0.4) == 5 and plan.seeds_due("udpos", None) == 5  # None: every difference equal
+    assert StudyPlan(seeds_upper_bound=5).seeds_due("udpos", 0.9) == 5  # a bound at the first look stops every task
+    assert plan.seeds_due("udpos", 0.9) == 10  # this study's bound since 2026-12-03: the plan's own extension
+    assert StudyPlan(seeds_upper_bound=8).seeds_due("udpos", 0.9) == 8
+    assert StudyPlan(seeds_upper_bound=20).seeds_due("udpos", 0.9) == 10
+    assert plan.seeds_due("panx", 0.9) == plan.seeds_due("xnli", 0.9) == 5  # held at the first look (2026-12-03)
+    assert StudyPlan(held_at_first_seeds=()).seeds_due("panx", 0.9) == 10
+    assert hash(plan) == hash(StudyPlan())  # a plan is a value
 
 
 def test_paired_gain_and_holm_adjustment():

@@ -458,6 +458,8 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
     run_dir = tmp_path / "lora" / "aif-layer-01+lora-r4"
     adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and set(adapter["modules_to_save"]) == {"fusion", "classifier"}
+    assert set(adapter["target_modules"]) == {"query", "value"}  # BERT's, the family's default
+    assert json.loads((run_dir / "settings.json").read_text())["lora_target_modules"] == "query,value"  # as trained
     # The merged checkpoint is an ordinary DLFA tagger: evaluating it reproduces the LoRA run's scores.
     evaluated = run_harness(tmp_path / "eval", run_dir / "model", "--data_dir", str(xtreme_lite), "--eval_languages",
                             "de", "--do_eval")["runs"]["aif-layer-01"]  # fmt: skip
@@ -467,18 +469,27 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
     assert json.loads(stdout.strip().splitlines()[-1])["tags"]
 
 
+def the_script():
+    """examples/run_zero_shot.py as a module, to parse arguments the way it does."""
+    spec = importlib.util.spec_from_file_location("run_zero_shot", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_lora_takes_its_own_learning_rate_unless_one_is_given(tmp_path):
     """--lora_r without --learning_rate trains at the rate chosen on English dev (benchmarks/lora_vs_full.py)."""
     from dlfa_zero_shot.arguments import LORA_LEARNING_RATE
 
-    spec = importlib.util.spec_from_file_location("run_zero_shot", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = the_script()
     base = ["--task", "udpos", "--data_dir", str(tmp_path), "--model_name_or_path", str(tmp_path), "--output_dir",
             str(tmp_path / "out"), "--do_train"]  # fmt: skip
     assert script.parse_arguments(base)[2].learning_rate == TrainingArguments("x").learning_rate  # full: unchanged
     assert script.parse_arguments([*base, "--lora_r", "8"])[2].learning_rate == LORA_LEARNING_RATE
     assert script.parse_arguments([*base, "--lora_r", "8", "--learning_rate", "2e-5"])[2].learning_rate == 2e-5
+    # Before: the one-pass search silently trained its encoder in full (at LoRA's rate), under a `+lora` run name.
+    with pytest.raises(ValueError, match="--lora_r 8 with --layer_search one_pass"):
+        script.parse_arguments([*base, "--lora_r", "8", "--layer_search", "one_pass"])
 
 
 HUB_PIPELINE = """
