@@ -45,6 +45,22 @@ def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
     }
 
 
+def check_padding_id(backbone: str, tokenizer: PreTrainedTokenizerBase, cache_dir: str | None = None) -> None:
+    """
+    Refuse (ValueError naming both ids) a backbone whose config and tokenizer disagree on the padding id: a new head
+    takes the tokenizer's (`new_head_fields`), and XLM-R and RoBERTa count position ids from it, so every position
+    of the pretrained encoder would move; in any family it means the tokenizer is not the checkpoint's own.
+    """
+    config_id = getattr(AutoConfig.from_pretrained(backbone, cache_dir=cache_dir), "pad_token_id", None)
+    tokenizer_id = tokenizer.pad_token_id
+    if config_id is not None and tokenizer_id is not None and config_id != tokenizer_id:
+        raise ValueError(
+            f"{backbone}: its tokenizer pads with id {tokenizer_id} ({tokenizer.pad_token!r}) but its config says "
+            f"pad_token_id={config_id}; a model built from both would move every position of XLM-R/RoBERTa encoders. "
+            "Use the checkpoint's own tokenizer, or set the same pad_token_id in both."
+        )
+
+
 def checkpoint_labels(config: PreTrainedConfig) -> tuple[str, ...]:
     """A fine-tuned checkpoint's labels, in id order."""
     return tuple(config.id2label[index] for index in range(config.num_labels))

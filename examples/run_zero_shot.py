@@ -42,6 +42,7 @@ from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pa
 from dlfa_zero_shot.heads import (
     build_layer_search,
     build_model,
+    check_padding_id,
     checkpoint_labels,
     checkpoint_name,
     default_fusion_layer,
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     with training_args.main_process_first(desc="preparing the backbone"):
         backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(backbone, cache_dir=model_args.cache_dir)
+    if training_args.do_train:
+        check_padding_id(backbone, tokenizer, model_args.cache_dir)
     task, source = data_source(data_args, model_args, backbone)
     data = load_task_data(
         task, source,

@@ -108,9 +108,10 @@ def test_names_of_settings_that_change_nothing_stay_the_same():
     assert analysis.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
 
 
-def save_tiny_xlm_roberta(folder, tokenizer):
+def save_tiny_xlm_roberta(folder, tokenizer, pad_token_id=None):
+    pad_token_id = tokenizer.pad_token_id if pad_token_id is None else pad_token_id
     config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                              intermediate_size=37, max_position_embeddings=132, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+                              intermediate_size=37, max_position_embeddings=132, pad_token_id=pad_token_id)  # fmt: skip
     torch.manual_seed(0)
     XLMRobertaForMaskedLM(config).save_pretrained(folder)  # keys `roberta.*`, as Hub checkpoints have them
     tokenizer.save_pretrained(folder)
@@ -144,6 +145,22 @@ def test_one_pass_layer_search_keeps_a_head_on_an_xlm_roberta_checkpoint(tmp_pat
     config = json.loads((tmp_path / "o" / "layer-search" / "model" / "config.json").read_text())
     assert config["model_type"] == "dlfa" and config["encoder_config"]["model_type"] == "xlm-roberta"
     assert config["fusion_layer"] == 1 and "search_layers" not in config
+
+
+def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_any_work(
+    tmp_path, offline_tokenizer, xtreme_lite
+):
+    # Before: exit 0; the new heads took the tokenizer's pad id as XLM-R's padding_idx, so every position id moved
+    # by the difference (XLM-R counts positions from it) and the pretrained position rows were read one-off.
+    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2)
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
+                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
+                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
+                           cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert f"its tokenizer pads with id {offline_tokenizer.pad_token_id}" in completed.stderr
+    assert f"pad_token_id={offline_tokenizer.pad_token_id + 2}" in completed.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
 
 
 def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
