@@ -24,7 +24,7 @@ from modeling_dlfa import (
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
 )
-from modeling_dlfa.configuration_dlfa import check_encoder_family
+from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
 from . import analysis
 from .arguments import ModelArguments
@@ -47,17 +47,21 @@ def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
 
 def check_padding_id(backbone: str, tokenizer: PreTrainedTokenizerBase, cache_dir: str | None = None) -> None:
     """
-    Refuse (ValueError naming both ids) a backbone whose config and tokenizer disagree on the padding id: a new head
-    takes the tokenizer's (`new_head_fields`), and XLM-R and RoBERTa count position ids from it, so every position
-    of the pretrained encoder would move; in any family it means the tokenizer is not the checkpoint's own.
+    Refuse (ValueError naming both ids) a backbone of a family that numbers its positions from the pad id (RoBERTa,
+    XLM-R: `EncoderFamily.positions_from_pad`) whose config and tokenizer disagree on that id: a new head takes the
+    tokenizer's (`new_head_fields`), which would move every position of the pretrained encoder. Elsewhere the pad id
+    only marks an embedding row, and the tokenizer's is the right one (multilingual-e5-small's config says 0, its
+    tokenizer pads with 1).
     """
-    config_id = getattr(AutoConfig.from_pretrained(backbone, cache_dir=cache_dir), "pad_token_id", None)
-    tokenizer_id = tokenizer.pad_token_id
-    if config_id is not None and tokenizer_id is not None and config_id != tokenizer_id:
+    config = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir)
+    config_id, tokenizer_id = getattr(config, "pad_token_id", None), tokenizer.pad_token_id
+    family = ENCODER_FAMILIES.get(config.model_type)
+    if family and family.positions_from_pad and None not in (config_id, tokenizer_id) and config_id != tokenizer_id:
         raise ValueError(
             f"{backbone}: its tokenizer pads with id {tokenizer_id} ({tokenizer.pad_token!r}) but its config says "
-            f"pad_token_id={config_id}; a model built from both would move every position of XLM-R/RoBERTa encoders. "
-            "Use the checkpoint's own tokenizer, or set the same pad_token_id in both."
+            f"pad_token_id={config_id}; {config.model_type} numbers its positions from that id, so a model built "
+            "with the tokenizer's would read other position rows. Use the checkpoint's own tokenizer, or set the "
+            "same pad_token_id in both."
         )
 
 

@@ -306,9 +306,9 @@ def run_layer_search(
     """
     Train one layer search (`model_factory`: a `DLFABertForLayerSearch` or `DLFAForLayerSearch`, a head per
     candidate layer and the last-layer head on one encoder) through the runs' own path, score every head on English
-    dev, choose the DLFA layer, and save the chosen head as an ordinary checkpoint in `<output_dir>/layer-search/model`. `head_names`: each search head's run name
-    (`"10"` -> `aif-layer-10`, `"last"` -> `baseline`). Read back if it already finished with the same `settings`
-    (its candidate layers among them).
+    dev, choose the DLFA layer, and save the chosen head as an ordinary checkpoint in
+    `<output_dir>/layer-search/model`. `head_names`: each search head's run name (`"10"` -> `aif-layer-10`, `"last"`
+    -> `baseline`). Read back if it already finished with the same `settings` (its candidate layers among them).
     """
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)

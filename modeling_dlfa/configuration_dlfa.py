@@ -85,6 +85,8 @@ class EncoderFamily:
             and the classifier (module paths): the one-pass layer search exports its last-layer head there.
         base_model_kwargs: the family's base model's keyword arguments as its task heads build it (BERT's and
             RoBERTa's heads build theirs without the pretraining pooler).
+        positions_from_pad: whether the family numbers its position ids from the config's `pad_token_id` (RoBERTa
+            and XLM-R start at `padding_idx + 1`), so that a model built with another pad id reads other position rows.
     """
 
     pooler_activation: str | FromConfig
@@ -93,6 +95,7 @@ class EncoderFamily:
     token_dropout: float | FromConfig
     stock_sequence_head: tuple[str, str]
     base_model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    positions_from_pad: bool = False
 
 
 # RoBERTa's and XLM-R's heads (XLM-R's modules are RoBERTa's).
@@ -103,6 +106,7 @@ ROBERTA = EncoderFamily(
     token_dropout=CLASSIFIER_DROPOUT,
     stock_sequence_head=("classifier.dense", "classifier.out_proj"),
     base_model_kwargs={"add_pooling_layer": False},
+    positions_from_pad=True,
 )
 # The encoder families DLFA fuses, by the `model_type` of their config. A new family is one entry here.
 ENCODER_FAMILIES: dict[str, EncoderFamily] = {

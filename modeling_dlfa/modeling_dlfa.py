@@ -579,7 +579,7 @@ class LayerSearchHeads:
     """
 
     def add_search_heads(self, dropout: float) -> None:
-        """Add the heads (`fusions`, `classifiers`, with `dropout` before each classifier) for `config.search_layers`."""
+        """Add the heads for `config.search_layers`: `fusions`, `classifiers`, and `dropout` before each classifier."""
         config = self.config
         layers = list(getattr(config, "search_layers", None) or [])
         problem = getattr(config, "search_problem", "token")

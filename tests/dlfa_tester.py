@@ -87,8 +87,13 @@ def build(model_class, config: DLFABertConfig, seed: int = 0, eval_mode: bool = 
     return model.eval() if eval_mode else model.train()
 
 
-def save_tiny_bert(folder: Path, tokenizer: PreTrainedTokenizerBase, num_hidden_layers: int = 2) -> Path:
-    """A hidden-32 BERT over `tokenizer`'s vocabulary, saved with the tokenizer: a small stand-in checkpoint."""
+def save_tiny_bert(
+    folder: Path, tokenizer: PreTrainedTokenizerBase, num_hidden_layers: int = 2, pad_token_id: int | None = None
+) -> Path:
+    """
+    A hidden-32 BERT over `tokenizer`'s vocabulary, saved with the tokenizer: a small stand-in checkpoint. Its config's
+    `pad_token_id` is the tokenizer's unless given.
+    """
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -96,7 +101,7 @@ def save_tiny_bert(folder: Path, tokenizer: PreTrainedTokenizerBase, num_hidden_
         num_attention_heads=4,
         intermediate_size=37,
         max_position_embeddings=130,
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id if pad_token_id is None else pad_token_id,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

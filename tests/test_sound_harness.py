@@ -161,6 +161,12 @@ def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_a
     assert f"its tokenizer pads with id {offline_tokenizer.pad_token_id}" in completed.stderr
     assert f"pad_token_id={offline_tokenizer.pad_token_id + 2}" in completed.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
+    # BERT numbers its positions from 0 whatever the pad id, which only marks an embedding row: a config that says 0
+    # beside a tokenizer padding with 1 (multilingual-e5-small on the Hub) trains, with the tokenizer's pad id.
+    bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, pad_token_id=0)
+    summary = run(tmp_path / "b", bert, xtreme_lite, "--fusion_layers", "last")
+    config = json.loads((tmp_path / "b" / "baseline" / "model" / "config.json").read_text())
+    assert set(summary["runs"]) == {"baseline"} and config["pad_token_id"] == offline_tokenizer.pad_token_id
 
 
 def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
