@@ -277,6 +277,16 @@ def padding_mask_of(attention_mask: torch.Tensor | None, hidden_states: torch.Te
     return attention_mask.bool()
 
 
+def run_encoder(encoder: nn.Module, attention_mask: torch.Tensor | None = None, **inputs: Any) -> BaseModelOutput:
+    """
+    `encoder` (a family's base model) on these inputs (`(batch_size, sequence_length)` ids and masks, or
+    `inputs_embeds` `(batch_size, sequence_length, embedding_size)`), with `return_dict=True`; inputs that are None
+    are not passed, as DistilBERT's forward has no `token_type_ids`.
+    """
+    given = {name: value for name, value in inputs.items() if value is not None}
+    return encoder(attention_mask=attention_mask, return_dict=True, **given)
+
+
 class DLFABertPreTrainedModel(BertPreTrainedModel):
     config: DLFABertConfig
     config_class = DLFABertConfig
@@ -571,8 +581,8 @@ class LayerSearchHeads:
     """
     The heads of a one-pass fusion-layer search, shared by [`DLFABertForLayerSearch`] and [`DLFAForLayerSearch`]: a
     fusion block and a classifier for every candidate layer of `config.search_layers`, and a classifier on the last
-    layer (`"last"`), trained together on the mean of their losses. A subclass builds its encoder, calls
-    `add_search_heads`, and in `forward` runs the encoder with every hidden state and returns `search_outputs`.
+    layer (`"last"`), trained together on the mean of their losses. A subclass builds its encoder (its `base_model`),
+    calls `add_search_heads` and says which module pools sequence heads (`sequence_pooler`); `forward` is shared.
 
     Config fields: `search_layers` (candidate layers, each in `1 .. num_hidden_layers - 1`) and `search_problem`
     (`"token"` or `"sequence"`); `search_heads` (the heads' names, in logits order) is written here.
@@ -647,6 +657,39 @@ class LayerSearchHeads:
                 self.head_loss_count += 1
         return LayerSearchOutput(loss=loss, logits=stacked, head_losses=head_losses)
 
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | LayerSearchOutput:
+        r"""
+        Inputs as in the encoder family's base model; labels, num_items_in_batch as in the DLFA token or sequence
+        classifiers: every head is scored against the same labels. Sequence heads pool through `sequence_pooler()`.
+
+        Returns [`LayerSearchOutput`].
+        """
+        kwargs.pop("output_hidden_states", None)
+        outputs = run_encoder(
+            self.base_model,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=True,
+            **kwargs,
+        )
+        padding_mask = padding_mask_of(attention_mask, outputs.last_hidden_state)
+        pool = self.sequence_pooler() if self.search_problem == "sequence" else None
+        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+
     def head_loss_means(self, reset: bool = True) -> dict[str, float]:
         """Each head's mean training loss since the last call (empty before the first training step)."""
         if not self.head_loss_count:
@@ -698,38 +741,9 @@ class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
         self.add_search_heads(classifier_dropout)
         self.post_init()
 
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | LayerSearchOutput:
-        r"""
-        labels, num_items_in_batch: as in [`DLFABertForTokenClassification`] or
-            [`DLFABertForSequenceClassification`]; every head is scored against the same labels.
-
-        Returns [`LayerSearchOutput`].
-        """
-        kwargs.pop("output_hidden_states", None)
-        outputs = self.bert(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=True,
-            return_dict=True,
-            **kwargs,
-        )
-        padding_mask = padding_mask_of(attention_mask, outputs.hidden_states[0])
-        pool = self.bert.pooler if self.search_problem == "sequence" else None
-        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+    def sequence_pooler(self) -> nn.Module:
+        """The pooling of the sequence heads: the encoder's own pooler."""
+        return self.bert.pooler
 
     def export_head(self, name: str) -> PreTrainedModel:
         """
@@ -805,15 +819,6 @@ class DLFAPreTrainedModel(PreTrainedModel):
         self.base_model_prefix = encoder.base_model_prefix
         self.add_module(self.base_model_prefix, encoder)
 
-    def run_encoder(self, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> BaseModelOutput:
-        """
-        The family's base model on these inputs (`(batch_size, sequence_length)` ids and masks, or `inputs_embeds`
-        `(batch_size, sequence_length, embedding_size)`), with `return_dict=True`; inputs that are None are not
-        passed, as DistilBERT's forward has no `token_type_ids`.
-        """
-        inputs = {name: value for name, value in kwargs.items() if value is not None}
-        return self.base_model(attention_mask=attention_mask, return_dict=True, **inputs)
-
     def fused_outputs(
         self,
         input_ids: torch.Tensor | None = None,
@@ -839,7 +844,8 @@ class DLFAPreTrainedModel(PreTrainedModel):
         inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids}
         # Given the indices of the fused layers, transformers' output capture keeps only those hidden states
         # (transformers >= 5.24; earlier releases, and DeBERTa-v2, which always computes them, return all).
-        encoder_outputs = self.run_encoder(
+        encoder_outputs = run_encoder(
+            self.base_model,
             **inputs,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
@@ -963,37 +969,9 @@ class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
         self.add_search_heads(config.family_setting("token_dropout" if token else "sequence_dropout"))
         self.post_init()
 
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | LayerSearchOutput:
-        r"""
-        Inputs as in [`DLFAModel`]; labels, num_items_in_batch as in [`DLFAForTokenClassification`] or
-        [`DLFAForSequenceClassification`]: every head is scored against the same labels.
-
-        Returns [`LayerSearchOutput`].
-        """
-        kwargs.pop("output_hidden_states", None)
-        outputs = self.run_encoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=True,
-            **kwargs,
-        )
-        padding_mask = padding_mask_of(attention_mask, outputs.last_hidden_state)
-        pool = self.pooler if self.search_problem == "sequence" else None
-        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+    def sequence_pooler(self) -> nn.Module:
+        """The pooling of the sequence heads: the family's own, on the fused first token ([`DLFAPooler`])."""
+        return self.pooler
 
     def export_head(self, name: str) -> PreTrainedModel:
         """
