@@ -672,24 +672,23 @@ def study_task_section(
     names = [BASELINE] + [name for name in names if name != BASELINE] if BASELINE in names else names
     compared = set.union(*(set(c["seeds"]) for c in by_kind.values()))
     seeds = sorted(set.intersection(compared, *(set(runs[name]) for name in names)))
+    runs = {name: {seed: runs[name][seed] for seed in seeds} for name in names}  # the compared runs alone
     first = runs[names[0]][seeds[0]]
     metric, targets = first["metric"], analysis.target_languages(first)
     apart = [language for language in (TRAIN_LANGUAGE,) if language in first["scores"]]
     chosen = by_kind["primary"]["configuration"] if "primary" in by_kind else names[-1]
-    base_seconds = median_runtime({seed: runs[names[0]][seed] for seed in seeds})
+    base_seconds = median_runtime(runs[names[0]])
     lines = [f"#### {task}: the compared configurations (seeds {seeds})", "",
              "| configuration | English dev | target average | training time per run |", "|---|---|---|---|"]  # fmt: skip
     for name in names:
-        by_seed = {seed: runs[name][seed] for seed in seeds}
-        dev = mean_std([dev_score(result) for result in by_seed.values()])
-        target = mean_std([target_score(result) for result in by_seed.values()])
+        dev = mean_std([dev_score(result) for result in runs[name].values()])
+        target = mean_std([target_score(result) for result in runs[name].values()])
         lines.append(f"| {name} | {_cell(dev)} | {_cell(target)} | "
-                     f"{_time_cell(median_runtime(by_seed), base_seconds if name != names[0] else None)} |")  # fmt: skip
-    devices = Counter(runs[name][seed].get("device", "not recorded") for name in names for seed in seeds)
+                     f"{_time_cell(median_runtime(runs[name]), base_seconds if name != names[0] else None)} |")  # fmt: skip
+    devices = Counter(result.get("device", "not recorded") for name in names for result in runs[name].values())
     lines += ["", "Trained on: " + ", ".join(f"{device} ({count} runs)" for device, count in sorted(devices.items()))
               + "."]  # fmt: skip
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
-    runs = {name: {seed: runs[name][seed] for seed in seeds} for name in names}
     gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
     header = " | ".join([*names, *(f"{a} − {b}" for a, b in pairs)])

@@ -608,10 +608,14 @@ class LayerSearchHeads:
         config.search_heads = [*map(str, layers), "last"]
         self.head_loss_sums, self.head_loss_count = [0.0] * len(config.search_heads), 0  # plain floats: no device
 
+    def head_fields(self) -> dict[str, Any]:
+        """The search's config fields that an exported head keeps: all but the search's own and its class names."""
+        dropped = (*SEARCH_FIELDS, "architectures", "auto_map")
+        return {key: value for key, value in self.config.to_dict().items() if key not in dropped}
+
     def head_config(self, layer: int) -> DLFAFusionConfig:
-        """The configuration of the DLFA model of the head of `layer` (the search's, without its search fields)."""
-        fields = {key: value for key, value in self.config.to_dict().items() if key not in SEARCH_FIELDS}
-        return type(self.config).from_dict({**fields, "fusion_layer": layer})
+        """The configuration of the DLFA model of the head of `layer`: the search's, without its search fields."""
+        return type(self.config).from_dict({**self.head_fields(), "fusion_layer": layer})
 
     def search_outputs(
         self,
@@ -701,25 +705,24 @@ class LayerSearchHeads:
             self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
         return means
 
-    def head_fields(self, name: str) -> dict[str, Any]:
-        """The config fields of the exported head `name` (checked to be one of `config.search_heads`)."""
-        if name not in self.config.search_heads:
-            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
-        dropped = (*SEARCH_FIELDS, "architectures", "auto_map")
-        return {key: value for key, value in self.config.to_dict().items() if key not in dropped}
-
     def export_state(
-        self, name: str, fusion_key: str = "fusion", classifier_key: str = "classifier"
+        self, name: str, fusion_key: str = "fusion", classifier_key: str = "classifier", pooler_key: str | None = None
     ) -> dict[str, torch.Tensor]:
         """
-        The exported head `name`'s weights: the encoder under its `base_model_prefix`, the head's fusion block under
-        `fusion_key` (a DLFA head) and its classifier under `classifier_key`.
+        The weights of the head `name` (checked to be one of `config.search_heads`) as an ordinary model keeps them:
+        the encoder under its `base_model_prefix`, the head's fusion block under `fusion_key` (a DLFA head), its
+        classifier under `classifier_key`, and the dense layer of `sequence_pooler()` under `pooler_key` if given.
         """
+        if name not in self.config.search_heads:
+            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
         prefix = self.base_model_prefix
         state = {f"{prefix}.{key}": value for key, value in self.base_model.state_dict().items()}
         if name != "last":
             state.update({f"{fusion_key}.{key}": value for key, value in self.fusions[name].state_dict().items()})
         state.update({f"{classifier_key}.{key}": value for key, value in self.classifiers[name].state_dict().items()})
+        if pooler_key:
+            pooler = self.sequence_pooler().dense.state_dict()
+            state.update({f"{pooler_key}.{key}": value for key, value in pooler.items()})
         return state
 
 
@@ -750,16 +753,16 @@ class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
         The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
         encoder as trained: a DLFA tagger/classifier, or for `"last"` the stock BERT head.
         """
-        fields = self.head_fields(name)
+        state = self.export_state(name, fusion_key="bert.fusion")
         token = self.search_problem == "token"
         if name == "last":
             model_class = BertForTokenClassification if token else BertForSequenceClassification
-            config = BertConfig.from_dict({**fields, "model_type": "bert"})
+            config = BertConfig.from_dict({**self.head_fields(), "model_type": "bert"})
         else:
             model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
-            config = DLFABertConfig.from_dict({**fields, "fusion_layer": int(name)})
+            config = self.head_config(int(name))
         exported = model_class(config)
-        exported.load_state_dict(self.export_state(name, fusion_key="bert.fusion"), strict=True)
+        exported.load_state_dict(state, strict=True)
         return exported.eval()
 
 
@@ -979,23 +982,20 @@ class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
         encoder as trained: a generic DLFA tagger/classifier, or for `"last"` the family's stock head, whose pooling
         and classifier sit where `EncoderFamily.stock_sequence_head` says.
         """
-        fields = self.head_fields(name)
-        token = self.search_problem == "token"
-        if name == "last":
+        token, stock = self.search_problem == "token", name == "last"
+        # The family's stock head keeps its pooling and classifier in places of its own.
+        sequence_keys = self.config.family_setting("stock_sequence_head") if stock else ("pooler.dense", "classifier")
+        pooler_key, classifier_key = (None, "classifier") if token else sequence_keys
+        state = self.export_state(name, classifier_key=classifier_key, pooler_key=pooler_key)
+        if stock:
+            fields = self.head_fields()
             labels = {key: fields[key] for key in ("id2label", "label2id", "problem_type") if key in fields}
             encoder = self.config.encoder_config
             auto_class = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
             exported = auto_class.from_config(type(encoder).from_dict({**encoder.to_dict(), **labels}))
-            stock_head = self.config.family_setting("stock_sequence_head")
-            pooler_key, classifier_key = ("", "classifier") if token else stock_head
         else:
-            exported = (DLFAForTokenClassification if token else DLFAForSequenceClassification)(
-                DLFAConfig.from_dict({**fields, "fusion_layer": int(name)})
-            )
-            pooler_key, classifier_key = ("", "classifier") if token else ("pooler.dense", "classifier")
-        state = self.export_state(name, classifier_key=classifier_key)
-        if pooler_key:
-            state.update({f"{pooler_key}.{key}": value for key, value in self.pooler.dense.state_dict().items()})
+            dlfa_class = DLFAForTokenClassification if token else DLFAForSequenceClassification
+            exported = dlfa_class(self.head_config(int(name)))
         exported.load_state_dict(state, strict=True)
         return exported.eval()
 
