@@ -197,6 +197,8 @@ def test_tagging_metric_is_seqeval_with_the_upos_quirk_and_token_accuracy():
         predictions=[["B-PER", "I-PER", "O", "B-LOC"]], references=[["B-PER", "I-PER", "O", "B-ORG"]]
     )
     assert scores["f1"] == pytest.approx(0.5) and scores["token_accuracy"] == pytest.approx(0.75)
+    extra = metric.compute(predictions=[["B-PER", "O", "B-LOC"]], references=[["B-PER", "O", "O"]])
+    assert (extra["precision"], extra["recall"], extra["f1"]) == pytest.approx((0.5, 1.0, 2 / 3))
     # seqeval reads UPOS tags' first letter as B/I: SCONJ and CCONJ are the same "CONJ" chunk, NOUN NOUN is one chunk.
     quirk = metric.compute(predictions=[["SCONJ", "NOUN", "NOUN"]], references=[["CCONJ", "NOUN", "NOUN"]])
     assert quirk["token_accuracy"] == pytest.approx(2 / 3)

@@ -12,7 +12,7 @@ import warnings
 
 import datasets
 import evaluate
-from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
 
 
 _CITATION = """\
@@ -70,12 +70,11 @@ class Xtreme(evaluate.Metric):
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*seems not to be NE tag")  # every UPOS tag, by design
-            scores = {
-                "f1": f1_score(references, predictions),
-                "precision": precision_score(references, predictions),
-                "recall": recall_score(references, predictions),
-            }
+            # one pass over the chunks: the same numbers as seqeval's f1_score, precision_score and recall_score
+            precision, recall, f1, _ = precision_recall_fscore_support(references, predictions, average="micro")
         return {
-            **{key: float(value) for key, value in scores.items()},
+            "f1": float(f1),
+            "precision": float(precision),
+            "recall": float(recall),
             "token_accuracy": correct / tokens if tokens else 0.0,
         }
