@@ -104,6 +104,28 @@ def table(runs: dict[str, dict], chosen: str) -> str:
     return "\n".join(lines)
 
 
+def flag_values(command: list[str]) -> dict[str, str]:
+    """A harness command's flags -> values (a flag followed by another flag, or by nothing, is "true")."""
+    values = {}
+    for index, token in enumerate(command):
+        if token.startswith("--"):
+            following = command[index + 1] if index + 1 < len(command) else "--"
+            values[token] = "true" if following.startswith("--") else following
+    return values
+
+
+def check_same_job(report: dict, output: Path) -> None:
+    """Stop, naming the flags, when `report` holds runs of another job than `MAIN_JOB`: none of them is reused."""
+    stored, requested = flag_values(report["setup"]["command"].split()), flag_values(list(MAIN_JOB))
+    differing = [f"{name}: stored {stored.get(name)!r}, now {requested.get(name)!r}"
+                 for name in sorted(set(stored) | set(requested)) if stored.get(name) != requested.get(name)]  # fmt: skip
+    if differing:
+        raise SystemExit(
+            f"{output} holds runs of another job ({'; '.join(differing)}): none is reused. Give another --output "
+            "(and --runs_dir), or move it away to measure this job."
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
@@ -114,6 +136,7 @@ def main() -> None:
     report = {"setup": {"command": " ".join(MAIN_JOB)}, "runs": {}}
     if args.output.exists():
         report = json.loads(args.output.read_text())
+        check_same_job(report, args.output)
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     for name, flags in planned_runs().items():
         if name not in report["runs"]:

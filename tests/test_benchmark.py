@@ -1,6 +1,9 @@
 """The zero-shot benchmark's command line: which harness commands it plans, as a subprocess with --dry_run."""
 
+import importlib.util
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +92,52 @@ def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path
     (command,) = planned(tmp_path, "--configs", "baseline+lora-r8")
     assert flag(command, "--fusion_layers") == "last" and flag(command, "--lora_r") == "8"
     assert "--aif_reduction" not in command  # only the settings that differ from the defaults are passed
+
+
+def lora_benchmark():
+    """benchmarks/lora_vs_full.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("lora_vs_full", ROOT / "benchmarks" / "lora_vs_full.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def readme_main_job() -> list[str]:
+    """The arguments of the README's command 1 (the main job) after `run_zero_shot.py`."""
+    section = (ROOT / "README.md").read_text().split("## The two set-up commands", 1)[1]
+    command = re.search(r"python examples/run_zero_shot\.py (.*?)\n\n", section.replace("\\\n", " "), re.DOTALL)
+    return shlex.split(command.group(1).split("```")[0])
+
+
+def test_the_lora_benchmark_measures_the_readmes_main_job():
+    lora = lora_benchmark()
+    readme = lora.flag_values(readme_main_job())
+    benchmark = lora.flag_values(list(lora.MAIN_JOB))
+    assert readme.pop("--learning_rate") == lora.FULL_LEARNING_RATE
+    assert readme.pop("--fusion_layers") == "10,last" and benchmark.pop("--fusion_layers") == "10"  # DLFA alone
+    for where in ("--data_dir", "--output_dir"):
+        readme.pop(where)
+    for quiet in ("--disable_tqdm", "--report_to"):
+        benchmark.pop(quiet)
+    assert readme == benchmark
+
+
+def test_the_lora_benchmark_reuses_no_run_of_another_job(tmp_path):
+    """Before, a report of another budget (the main job before its evaluation was halved) was read as this one's."""
+    lora = lora_benchmark()
+    stored = " ".join(lora.MAIN_JOB).replace("--num_train_epochs 2", "--num_train_epochs 3")
+    assert stored != " ".join(lora.MAIN_JOB)
+    measured = {"trainable_parameters": 1, "train_seconds_per_step": 0.5, "train_runtime_seconds": 60.0,
+                "peak_rss_mib": 2000, "english_dev_f1": 90.0, "target_average_f1": 70.0}  # fmt: skip
+    runs = {name: {**measured, "flags": " ".join(flags)} for name, flags in lora.planned_runs().items()}
+    report = tmp_path / "lora.json"
+    report.write_text(json.dumps({"setup": {"command": stored}, "runs": runs}))
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "lora_vs_full.py"), "--output", str(report), "--runs_dir",
+         str(tmp_path / "runs"), "--data_dir", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    assert "--num_train_epochs: stored '3', now '2'" in completed.stderr and "none is reused" in completed.stderr
+    assert json.loads(report.read_text())["setup"]["command"] == stored  # the stored report is left as it was
+    assert not (tmp_path / "runs").exists()  # no run started
