@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB = (
     "--task", "udpos", "--model_name_or_path", "offline:multilingual-e5-small", "--fusion_layers", "10",
-    "--max_train_samples", "1000", "--num_train_epochs", "2", "--max_eval_samples", "200", "--max_seq_length", "64",
+    "--max_train_samples", "1000", "--num_train_epochs", "2", "--max_eval_samples", "100", "--max_seq_length", "64",
     "--per_device_train_batch_size", "16", "--freeze_word_embeddings", "--save_total_limit", "1", "--use_cpu",
     "--do_train", "--do_eval", "--disable_tqdm", "true", "--report_to", "none",
 )  # fmt: skip
