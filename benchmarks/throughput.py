@@ -87,6 +87,41 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def time_rounds(args: argparse.Namespace, settings: list[str], models: dict, features, collator) -> tuple[dict, dict]:
+    """
+    `args.rounds` rounds of every model x setting, each from a fresh model seeded by its round: the seconds of the
+    timed steps and of the untimed first step (warm-up, compilation), per (model, setting).
+    """
+    seconds = {(model, setting): [] for model in models for setting in settings}
+    first_step = {(model, setting): [] for model in models for setting in settings}
+    for round_index in range(args.rounds):
+        for model_name, factory in models.items():
+            for setting in settings:
+                torch.manual_seed(round_index)
+                model = factory()
+                model.get_input_embeddings().weight.requires_grad_(False)  # as the study trains
+                model.train()
+                step_batches = batches(
+                    features, collator, args.batch_size, args.steps + 1, setting, args.max_length, round_index
+                )
+                if setting == "compile":
+                    model = torch.compile(model, dynamic=True)
+                warm = time.perf_counter()
+                train_steps(model, step_batches[:1], setting)  # warm-up (and compilation) not timed
+                first_step[model_name, setting].append(time.perf_counter() - warm)
+                seconds[model_name, setting].append(train_steps(model, step_batches[1:], setting))
+                print(
+                    f"round {round_index} {model_name} {setting}: {seconds[model_name, setting][-1]:.2f} s", flush=True
+                )
+    return seconds, first_step
+
+
+def throughput(sentences_per_step: int, seconds: list[float]) -> dict[str, float]:
+    """Sentences per second over the rounds: median, min and max."""
+    rates = [sentences_per_step / s for s in seconds]
+    return {"sentences_per_second_median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
@@ -115,39 +150,10 @@ def main() -> None:
             backbone, num_labels=len(task.labels), fusion_layer=10
         ),
     }
-    seconds = {(model, setting): [] for model in models for setting in settings}
-    first_step = {(model, setting): [] for model in models for setting in settings}
-    for round_index in range(args.rounds):
-        for model_name, factory in models.items():
-            for setting in settings:
-                torch.manual_seed(round_index)
-                model = factory()
-                model.get_input_embeddings().weight.requires_grad_(False)  # as the study trains
-                model.train()
-                step_batches = batches(
-                    features, collator, args.batch_size, args.steps + 1, setting, args.max_length, round_index
-                )
-                if setting == "compile":
-                    model = torch.compile(model, dynamic=True)
-                warm = time.perf_counter()
-                train_steps(model, step_batches[:1], setting)  # warm-up (and compilation) not timed
-                first_step[model_name, setting].append(time.perf_counter() - warm)
-                seconds[model_name, setting].append(train_steps(model, step_batches[1:], setting))
-                print(
-                    f"round {round_index} {model_name} {setting}: {seconds[model_name, setting][-1]:.2f} s", flush=True
-                )
+    seconds, first_step = time_rounds(args, settings, models, features, collator)
     sentences_per_step = args.batch_size * args.steps
     table = {
-        model: {
-            setting: {
-                "sentences_per_second_median": statistics.median(
-                    sentences_per_step / s for s in seconds[model, setting]
-                ),
-                "min": min(sentences_per_step / s for s in seconds[model, setting]),
-                "max": max(sentences_per_step / s for s in seconds[model, setting]),
-            }
-            for setting in settings
-        }
+        model: {setting: throughput(sentences_per_step, seconds[model, setting]) for setting in settings}
         for model in models
     }
     warmup = {f"{model}/{setting}": statistics.median(values) for (model, setting), values in first_step.items()}

@@ -252,6 +252,58 @@ def hold_out_selection(
     return train, selection
 
 
+def evaluation_splits(
+    task: TaskSpec, available: dict[str, list[str]], splits: tuple[str, ...], eval_languages: list[str] | None
+) -> dict[str, str]:
+    """
+    Each evaluation language -> the first of `splits` the source has for it: `eval_languages`, or every language with
+    one of them. A requested language with none of them is a ValueError naming the languages that have some.
+    """
+    with_eval = [language for language, have in available.items() if set(have) & set(splits)]
+    if not with_eval:
+        raise FileNotFoundError(f"{task.name}: no {'/'.join(splits)} data for any language in this source")
+    split_of = {}
+    for language in eval_languages or with_eval:
+        chosen = next((split for split in splits if split in available.get(language, ())), None)
+        if chosen is None:
+            raise ValueError(
+                f"{task.name}: no {'/'.join(splits)} data for language {language!r}; languages with some: {with_eval}"
+            )
+        split_of[language] = chosen
+    return split_of
+
+
+def read_evaluation(
+    task: TaskSpec, source: LocalSource | HubSource, split_of: dict[str, str], max_eval_samples: int | None
+) -> tuple[dict[str, list], dict[str, str]]:
+    """Each language's examples of its split (the first `max_eval_samples`), and where they were read."""
+    evaluation = {
+        language: source.read(task, language, split, max_eval_samples) for language, split in split_of.items()
+    }
+    return evaluation, {language: source.describe(task, language, split) for language, split in split_of.items()}
+
+
+def load_evaluation_only(
+    task: TaskSpec,
+    source: LocalSource | HubSource,
+    available: dict[str, list[str]],
+    splits: tuple[str, ...],
+    eval_languages: list[str] | None,
+    max_eval_samples: int | None,
+) -> TaskData:
+    """`load_task_data` without English training data: the languages found, and English dev (if any) for selection."""
+    english = available.get(TRAIN_LANGUAGE, [])
+    split_of = {language: next(split for split in splits if split in have) for language, have in available.items()
+                if set(have) & set(splits) and (not eval_languages or language in eval_languages)}  # fmt: skip
+    selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
+    evaluation, files = read_evaluation(task, source, split_of, max_eval_samples)
+    if selection:
+        files["selection"] = source.describe(task, TRAIN_LANGUAGE, "dev")
+    for language, examples in [("selection", selection), *evaluation.items()]:
+        check_labels(task, examples, files.get(language, language))
+    return TaskData(task, [], selection, evaluation, split_of, files)
+
+
 def load_task_data(
     task: TaskSpec,
     source: LocalSource | HubSource,
@@ -272,30 +324,9 @@ def load_task_data(
     available = source.splits_by_language(task)
     english = available.get(TRAIN_LANGUAGE, [])
     if not need_training and task.train_split not in english:
-        split_of = {language: next(split for split in splits if split in have) for language, have in available.items()
-                    if set(have) & set(splits) and (not eval_languages or language in eval_languages)}  # fmt: skip
-        selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
-        evaluation = {
-            language: source.read(task, language, split, max_eval_samples) for language, split in split_of.items()
-        }
-        files = {language: source.describe(task, language, split) for language, split in split_of.items()}
-        if selection:
-            files["selection"] = source.describe(task, TRAIN_LANGUAGE, "dev")
-        for language, examples in [("selection", selection), *evaluation.items()]:
-            check_labels(task, examples, files.get(language, language))
-        return TaskData(task, [], selection, evaluation, split_of, files)
+        return load_evaluation_only(task, source, available, splits, eval_languages, max_eval_samples)
     trained_split, selection_split = english_splits(task, english)
-    with_eval = [language for language, have in available.items() if set(have) & set(splits)]
-    if not with_eval:
-        raise FileNotFoundError(f"{task.name}: no {'/'.join(splits)} data for any language in this source")
-    split_of = {}
-    for language in eval_languages or with_eval:
-        chosen = next((split for split in splits if split in available.get(language, ())), None)
-        if chosen is None:
-            raise ValueError(
-                f"{task.name}: no {'/'.join(splits)} data for language {language!r}; languages with some: {with_eval}"
-            )
-        split_of[language] = chosen
+    split_of = evaluation_splits(task, available, splits, eval_languages)
     check_zero_shot(task, trained_split, split_of)
 
     files = {"train": source.describe(task, TRAIN_LANGUAGE, trained_split)}
@@ -309,10 +340,8 @@ def load_task_data(
             max_eval_samples,
         )  # fmt: skip
         files["selection"] = f"{files['train']} (seeded {selection_fraction:.0%} held out)"
-    evaluation = {
-        language: source.read(task, language, split, max_eval_samples) for language, split in split_of.items()
-    }
-    files.update({language: source.describe(task, language, split) for language, split in split_of.items()})
+    evaluation, evaluation_files = read_evaluation(task, source, split_of, max_eval_samples)
+    files.update(evaluation_files)
     for where, examples in [(files["train"], train), (files["selection"], selection)] + [
         (files[language], examples) for language, examples in evaluation.items()
     ]:
