@@ -820,6 +820,9 @@ class DLFAPreTrainedModel(PreTrainedModel):
         encoder = AutoModel.from_config(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
         # Read from this instance by transformers' loading, which adds or strips it per checkpoint key.
         self.base_model_prefix = encoder.base_model_prefix
+        # The encoder's class settles the attention it runs where none was asked for (DeBERTa-v2: eager only); the
+        # DLFA config says the same, so that what it reports (and `output_attentions`, which checks it) holds.
+        self.config._attn_implementation = encoder.config._attn_implementation
         self.add_module(self.base_model_prefix, encoder)
 
     def fused_outputs(
@@ -844,6 +847,9 @@ class DLFAPreTrainedModel(PreTrainedModel):
         output_hidden_states = kwargs.pop("output_hidden_states", None)
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
+        output_attentions = kwargs.pop("output_attentions", None)
+        if output_attentions is None:  # the encoder reads its own config, not this model's
+            output_attentions = self.config.output_attentions
         inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids}
         # Given the indices of the fused layers, transformers' output capture keeps only those hidden states
         # (transformers >= 5.24; earlier releases, and DeBERTa-v2, which always computes them, return all).
@@ -853,6 +859,7 @@ class DLFAPreTrainedModel(PreTrainedModel):
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             output_hidden_states=True if output_hidden_states else list(self.fusion.input_layers),
+            output_attentions=output_attentions,
             **kwargs,
         )
         hidden_states = encoder_outputs.hidden_states

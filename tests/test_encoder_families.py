@@ -379,6 +379,26 @@ def test_outputs_tuples_and_attention_implementations(name, checkpoints):
             tagger(checkpoints, name, attn_implementation="sdpa")
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_config_reports_the_attention_the_encoder_runs_and_asks_for_attentions(name, checkpoints, tmp_path):
+    """
+    Loaded without asking for an implementation, the model's config says what its encoder runs, after a reload too,
+    and `config.output_attentions = True` returns the attentions, as the family's own model does. Before: an mDeBERTa
+    model's config said `sdpa` while its encoder ran eager, so setting `output_attentions` raised, asking for eager;
+    and on every family the setting was ignored.
+    """
+    model = tagger(checkpoints, name)
+    expected = "sdpa" if FAMILIES[name].supports_sdpa else "eager"
+    assert model.config._attn_implementation == model.base_model.config._attn_implementation == expected
+    model.save_pretrained(tmp_path)
+    reloaded = DLFAForTokenClassification.from_pretrained(tmp_path)
+    assert reloaded.config._attn_implementation == expected
+    eager = reloaded if expected == "eager" else tagger(checkpoints, name, attn_implementation="eager")
+    eager.config.output_attentions = True
+    with torch.no_grad():
+        assert len(eager(**padded_inputs(FAMILIES[name])).attentions) == NUM_LAYERS
+
+
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing_enable` is deprecated:FutureWarning")
 @pytest.mark.parametrize("name", FAMILIES)
 def test_gradient_checkpointing_recomputes_the_layers_with_the_same_gradients(name, checkpoints):
