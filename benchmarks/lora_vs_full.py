@@ -11,7 +11,7 @@ at layer 10, the main job's budget and flags). Decided before any run (2026-12-0
   target average.
 
 Every run is the harness command in a fresh process, one after the other; a run already in `--output` is kept, not
-redone.
+redone, and a report made with other flags (the main job's, or a run's own) is refused, naming them.
 
     python benchmarks/lora_vs_full.py --output benchmarks/results/lora_vs_full.json
 """
@@ -87,20 +87,32 @@ def choose_learning_rate(runs: dict[str, dict]) -> str:
     return max(sorted(LORA_GRID, key=float), key=lambda rate: means[rate])
 
 
-def table(runs: dict[str, dict], chosen: str) -> str:
-    """The grid on English dev, then full fine-tuning against LoRA at the chosen rate (markdown)."""
-    lines = [f"| LoRA r {LORA_RANK} learning rate | English dev F1 (seeds {', '.join(SEEDS)}) | mean |", "|---|---|---|"]
+def grid_table(runs: dict[str, dict], chosen: str) -> str:
+    """The grid's English dev F1 per seed and its mean, the chosen rate marked (markdown, as docs/usage.md shows)."""
+    header = f"| LoRA r {LORA_RANK} learning rate | English dev F1 (seeds {', '.join(SEEDS)}) | mean |"
+    lines = [header, "|---|---|---|"]
     for rate in LORA_GRID:
         scores = [runs[f"lora-r{LORA_RANK}-lr{rate}-seed{seed}"]["english_dev_f1"] for seed in SEEDS]
-        lines.append(f"| {rate}{' (chosen)' if rate == chosen else ''} | "
-                     f"{', '.join(f'{s:.2f}' for s in scores)} | {statistics.mean(scores):.2f} |")  # fmt: skip
-    full, lora = mean_of(runs, "full"), mean_of(runs, f"lora-r{LORA_RANK}-lr{chosen}")
-    lines += ["", f"| run (mean of seeds {', '.join(SEEDS)}) | trainable parameters | s / step | training time (s) | "
-              "peak RSS (MiB) | English dev F1 | target average F1 |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, row in ((f"full fine-tuning, lr {FULL_LEARNING_RATE}", full), (f"LoRA r {LORA_RANK}, lr {chosen}", lora)):
-        lines.append(f"| {name} | {row['trainable_parameters']:,.0f} | {row['train_seconds_per_step']:.3f} | "
-                     f"{row['train_runtime_seconds']:.1f} | {row['peak_rss_mib']:,.0f} | {row['english_dev_f1']:.2f} | "
-                     f"{row['target_average_f1']:.2f} |")  # fmt: skip
+        marked = f"{rate} (chosen)" if rate == chosen else rate
+        lines.append(f"| {marked} | {', '.join(f'{s:.2f}' for s in scores)} | {statistics.mean(scores):.2f} |")
+    return "\n".join(lines)
+
+
+def comparison_table(runs: dict[str, dict], chosen: str) -> str:
+    """Full fine-tuning against LoRA at the chosen rate, means over the seeds (markdown, as the README shows)."""
+    header = (
+        f"| run (mean of seeds {', '.join(SEEDS)}) | trainable parameters | s / step | training time (s) | "
+        "peak RSS (MiB) | English dev F1 | target average F1 |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    rows = {f"full fine-tuning, lr {FULL_LEARNING_RATE}": mean_of(runs, "full"),
+            f"LoRA r {LORA_RANK}, lr {chosen}": mean_of(runs, f"lora-r{LORA_RANK}-lr{chosen}")}  # fmt: skip
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['trainable_parameters']:,.0f} | {row['train_seconds_per_step']:.3f} | "
+            f"{row['train_runtime_seconds']:.1f} | {row['peak_rss_mib']:,.0f} | {row['english_dev_f1']:.2f} | "
+            f"{row['target_average_f1']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -114,11 +126,27 @@ def flag_values(command: list[str]) -> dict[str, str]:
     return values
 
 
+def differing_flags(stored: list[str], requested: list[str]) -> list[str]:
+    """`flag: stored 'x', now 'y'` for every flag whose value differs between two harness commands."""
+    old, new = flag_values(stored), flag_values(requested)
+    return [
+        f"{name}: stored {old.get(name)!r}, now {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
+
+
 def check_same_job(report: dict, output: Path) -> None:
-    """Stop, naming the flags, when `report` holds runs of another job than `MAIN_JOB`: none of them is reused."""
-    stored, requested = flag_values(report["setup"]["command"].split()), flag_values(list(MAIN_JOB))
-    differing = [f"{name}: stored {stored.get(name)!r}, now {requested.get(name)!r}"
-                 for name in sorted(set(stored) | set(requested)) if stored.get(name) != requested.get(name)]  # fmt: skip
+    """
+    Stop, naming the flags, when `report` holds runs of another job than `MAIN_JOB`, or a run under a planned name
+    with other flags than the plan's (`planned_runs`): none of them is reused.
+    """
+    if "setup" not in report:
+        raise SystemExit(f"{output} is not a report of this benchmark (no 'setup'): give another --output")
+    differing = differing_flags(report["setup"]["command"].split(), list(MAIN_JOB))
+    for name, flags in planned_runs().items():
+        if name in report["runs"]:
+            differing += [f"{name} {item}" for item in differing_flags(report["runs"][name]["flags"].split(), flags)]
     if differing:
         raise SystemExit(
             f"{output} holds runs of another job ({'; '.join(differing)}): none is reused. Give another --output "
@@ -131,7 +159,9 @@ def main() -> None:
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "lora")
     parser.add_argument("--note", help="a remark kept with the runs measured by this call (e.g. the machine's load)")
-    parser.add_argument("--output", type=Path, required=True, help="the JSON report; runs it holds are not redone")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="the JSON report; runs it holds with the same flags are not redone"
+    )
     args = parser.parse_args()
     report = {"setup": {"command": " ".join(MAIN_JOB)}, "runs": {}}
     if args.output.exists():
@@ -146,7 +176,9 @@ def main() -> None:
             print(f"{name}: {report['runs'][name]}", flush=True)
     report["chosen_learning_rate"] = choose_learning_rate(report["runs"])
     args.output.write_text(json.dumps(report, indent=1) + "\n")
-    print(table(report["runs"], report["chosen_learning_rate"]))
+    print(grid_table(report["runs"], report["chosen_learning_rate"]))
+    print()
+    print(comparison_table(report["runs"], report["chosen_learning_rate"]))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The zero-shot benchmark's command line: which harness commands it plans, as a subprocess with --dry_run."""
+"""The benchmarks' command lines: the zero-shot benchmark's planned harness commands (as a subprocess with --dry_run),
+and the LoRA benchmark's job, reuse rule and archived report."""
 
 import importlib.util
 import json
@@ -7,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +96,7 @@ def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path
     assert "--aif_reduction" not in command  # only the settings that differ from the defaults are passed
 
 
-def lora_benchmark():
+def lora_benchmark() -> ModuleType:
     """benchmarks/lora_vs_full.py as a module (benchmarks/ is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("lora_vs_full", ROOT / "benchmarks" / "lora_vs_full.py")
     module = importlib.util.module_from_spec(spec)
@@ -132,12 +134,32 @@ def test_the_lora_benchmark_reuses_no_run_of_another_job(tmp_path):
     runs = {name: {**measured, "flags": " ".join(flags)} for name, flags in lora.planned_runs().items()}
     report = tmp_path / "lora.json"
     report.write_text(json.dumps({"setup": {"command": stored}, "runs": runs}))
-    completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "lora_vs_full.py"), "--output", str(report), "--runs_dir",
-         str(tmp_path / "runs"), "--data_dir", str(tmp_path)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    command = [sys.executable, str(ROOT / "benchmarks" / "lora_vs_full.py"), "--output", str(report), "--runs_dir",
+               str(tmp_path / "runs"), "--data_dir", str(tmp_path)]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     assert completed.returncode != 0
     assert "--num_train_epochs: stored '3', now '2'" in completed.stderr and "none is reused" in completed.stderr
     assert json.loads(report.read_text())["setup"]["command"] == stored  # the stored report is left as it was
     assert not (tmp_path / "runs").exists()  # no run started
+
+    # The same job, but a run stored under a planned name with another learning rate than the plan's.
+    runs["full-seed42"]["flags"] = runs["full-seed42"]["flags"].replace(lora.FULL_LEARNING_RATE, "3e-5")
+    report.write_text(json.dumps({"setup": {"command": " ".join(lora.MAIN_JOB)}, "runs": runs}))
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode != 0
+    assert f"full-seed42 --learning_rate: stored '3e-5', now '{lora.FULL_LEARNING_RATE}'" in completed.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_docs_show_the_archived_lora_report():
+    """The README's LoRA table, docs/usage.md's grid and the harness's LoRA rate are the archived report's."""
+    from dlfa_zero_shot.arguments import LORA_LEARNING_RATE
+
+    lora = lora_benchmark()
+    report = json.loads((ROOT / "benchmarks" / "results" / "lora_vs_full.json").read_text())
+    assert report["setup"]["command"] == " ".join(lora.MAIN_JOB)  # measured on today's main job
+    chosen = report["chosen_learning_rate"]
+    assert chosen == lora.choose_learning_rate(report["runs"]) and float(chosen) == LORA_LEARNING_RATE
+    assert lora.comparison_table(report["runs"], chosen) in (ROOT / "README.md").read_text()
+    usage = "\n".join(line.strip() for line in (ROOT / "docs" / "usage.md").read_text().splitlines())
+    assert lora.grid_table(report["runs"], chosen) in usage
