@@ -253,14 +253,19 @@ def hold_out_selection(
 
 
 def evaluation_splits(
-    task: TaskSpec, available: dict[str, list[str]], splits: tuple[str, ...], eval_languages: list[str] | None
+    task: TaskSpec,
+    available: dict[str, list[str]],
+    splits: tuple[str, ...],
+    eval_languages: list[str] | None,
+    need_some: bool = True,
 ) -> dict[str, str]:
     """
     Each evaluation language -> the first of `splits` the source has for it: `eval_languages`, or every language with
-    one of them. A requested language with none of them is a ValueError naming the languages that have some.
+    one of them. A requested language with none of them is a ValueError naming the languages that have some; a source
+    with none for any language is a FileNotFoundError when languages were requested or `need_some`.
     """
     with_eval = [language for language, have in available.items() if set(have) & set(splits)]
-    if not with_eval:
+    if not with_eval and (need_some or eval_languages):
         raise FileNotFoundError(f"{task.name}: no {'/'.join(splits)} data for any language in this source")
     split_of = {}
     for language in eval_languages or with_eval:
@@ -274,7 +279,10 @@ def evaluation_splits(
 
 
 def read_evaluation(
-    task: TaskSpec, source: LocalSource | HubSource, split_of: dict[str, str], max_eval_samples: int | None
+    task: TaskSpec,
+    source: LocalSource | HubSource | FileSource,
+    split_of: dict[str, str],
+    max_eval_samples: int | None,
 ) -> tuple[dict[str, list], dict[str, str]]:
     """Each language's examples of its split (the first `max_eval_samples`), and where they were read."""
     evaluation = {
@@ -285,7 +293,7 @@ def read_evaluation(
 
 def load_evaluation_only(
     task: TaskSpec,
-    source: LocalSource | HubSource,
+    source: LocalSource | HubSource | FileSource,
     available: dict[str, list[str]],
     splits: tuple[str, ...],
     eval_languages: list[str] | None,
@@ -293,8 +301,7 @@ def load_evaluation_only(
 ) -> TaskData:
     """`load_task_data` without English training data: the languages found, and English dev (if any) for selection."""
     english = available.get(TRAIN_LANGUAGE, [])
-    split_of = {language: next(split for split in splits if split in have) for language, have in available.items()
-                if set(have) & set(splits) and (not eval_languages or language in eval_languages)}  # fmt: skip
+    split_of = evaluation_splits(task, available, splits, eval_languages, need_some=False)
     selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
     evaluation, files = read_evaluation(task, source, split_of, max_eval_samples)
     if selection:
@@ -306,7 +313,7 @@ def load_evaluation_only(
 
 def load_task_data(
     task: TaskSpec,
-    source: LocalSource | HubSource,
+    source: LocalSource | HubSource | FileSource,
     eval_languages: list[str] | None = None,
     eval_splits: tuple[str, ...] | None = None,
     max_train_samples: int | None = None,

@@ -248,6 +248,21 @@ def test_own_files_in_the_stock_scripts_formats(tmp_path):
     assert data.files == {"train": str(jsonl), "selection": f"{jsonl} (seeded 10% held out)", "de": str(conll)}
 
 
+def test_evaluation_only_refuses_a_requested_language_without_data(tmp_path):
+    """Before, evaluation without training dropped a requested language that had no data, without a word."""
+    from dlfa_zero_shot.data import FileSource
+    from dlfa_zero_shot.tasks import custom_task
+
+    conll = tmp_path / "de.conll"
+    conll.write_text("Anna B-PER\nlebt O\n\n")
+    task = custom_task("tagging", "token", ("B-LOC", "B-PER", "O"))
+    source = FileSource(None, None, {"de": str(conll)})
+    data = load_task_data(task, source, ["de"], need_training=False)
+    assert list(data.evaluation) == ["de"] and data.train == [] and data.selection == []
+    with pytest.raises(ValueError, match="no test data for language 'fr'; languages with some: \\['de'\\]"):
+        load_task_data(task, source, ["de", "fr"], need_training=False)
+
+
 @pytest.mark.parametrize(
     "name, text, message",
     [
