@@ -16,10 +16,17 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import torch
-from transformers import AutoTokenizer, BertForTokenClassification, DataCollatorForTokenClassification
+from transformers import (
+    AutoTokenizer,
+    BertForTokenClassification,
+    DataCollatorForTokenClassification,
+    PreTrainedModel,
+)
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from dlfa_zero_shot.data import LocalSource
@@ -87,7 +94,13 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def time_rounds(args: argparse.Namespace, settings: list[str], models: dict, features, collator) -> tuple[dict, dict]:
+def time_rounds(
+    args: argparse.Namespace,
+    settings: list[str],
+    models: dict[str, Callable[[], PreTrainedModel]],
+    features: datasets.Dataset,
+    collator: DataCollatorForTokenClassification,
+) -> tuple[dict, dict]:
     """
     `args.rounds` rounds of every model x setting, each from a fresh model seeded by its round: the seconds of the
     timed steps and of the untimed first step (warm-up, compilation), per (model, setting).

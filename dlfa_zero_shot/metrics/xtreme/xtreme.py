@@ -70,7 +70,8 @@ class Xtreme(evaluate.Metric):
         )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*seems not to be NE tag")  # every UPOS tag, by design
-            # one pass over the chunks: the same numbers as seqeval's f1_score, precision_score and recall_score
+            # one pass over the chunks: the numbers of seqeval's f1_score, precision_score and recall_score (only the
+            # wording of its UndefinedMetricWarning, when no chunk is predicted or none is gold, differs)
             precision, recall, f1, _ = precision_recall_fscore_support(references, predictions, average="micro")
         return {
             "f1": float(f1),
