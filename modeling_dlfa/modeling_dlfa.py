@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
+from transformers import MODEL_MAPPING, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.loss.loss_utils import ForTokenClassification, fixed_cross_entropy
@@ -799,11 +799,22 @@ class DLFAPreTrainedModel(PreTrainedModel):
     config: DLFAConfig
     config_class = DLFAConfig
     supports_gradient_checkpointing = True
-    # Attention runs inside the encoder, whose own class checks the implementation asked for (DeBERTa-v2: eager only).
-    _supports_sdpa = True
-    _supports_flash_attn = True
-    _supports_flex_attn = True
     _supports_attention_backend = True
+
+    # Attention runs inside the encoder: the implementations this model supports are its encoder class's (DeBERTa-v2:
+    # eager only). transformers reads them per instance, so it resolves, reports and checks this model's
+    # implementation (at loading and in `set_attn_implementation`) as it does the family's own model's.
+    @property
+    def _supports_sdpa(self) -> bool:
+        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_sdpa
+
+    @property
+    def _supports_flash_attn(self) -> bool:
+        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_flash_attn
+
+    @property
+    def _supports_flex_attn(self) -> bool:
+        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_flex_attn
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights of the fusion block and the head; the encoder's own class initialises its own."""
@@ -820,9 +831,6 @@ class DLFAPreTrainedModel(PreTrainedModel):
         encoder = AutoModel.from_config(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
         # Read from this instance by transformers' loading, which adds or strips it per checkpoint key.
         self.base_model_prefix = encoder.base_model_prefix
-        # The encoder's class settles the attention it runs where none was asked for (DeBERTa-v2: eager only); the
-        # DLFA config says the same, so that what it reports (and `output_attentions`, which checks it) holds.
-        self.config._attn_implementation = encoder.config._attn_implementation
         self.add_module(self.base_model_prefix, encoder)
 
     def fused_outputs(

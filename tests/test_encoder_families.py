@@ -382,10 +382,10 @@ def test_outputs_tuples_and_attention_implementations(name, checkpoints):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_the_config_reports_the_attention_the_encoder_runs_and_asks_for_attentions(name, checkpoints, tmp_path):
     """
-    Loaded without asking for an implementation, the model's config says what its encoder runs, after a reload too,
-    and `config.output_attentions = True` returns the attentions, as the family's own model does. Before: an mDeBERTa
-    model's config said `sdpa` while its encoder ran eager, so setting `output_attentions` raised, asking for eager;
-    and on every family the setting was ignored.
+    The model's config says what its encoder runs: loaded without asking for an implementation, after a reload, and
+    after `set_attn_implementation`, which refuses what the family refuses; `config.output_attentions = True` returns
+    the attentions, as the family's own model does. Before: an mDeBERTa model's config said `sdpa` while its encoder
+    ran eager, so setting `output_attentions` raised, asking for eager; and on every family the setting was ignored.
     """
     model = tagger(checkpoints, name)
     expected = "sdpa" if FAMILIES[name].supports_sdpa else "eager"
@@ -393,10 +393,17 @@ def test_the_config_reports_the_attention_the_encoder_runs_and_asks_for_attentio
     model.save_pretrained(tmp_path)
     reloaded = DLFAForTokenClassification.from_pretrained(tmp_path)
     assert reloaded.config._attn_implementation == expected
-    eager = reloaded if expected == "eager" else tagger(checkpoints, name, attn_implementation="eager")
-    eager.config.output_attentions = True
+    if expected == "eager":
+        with pytest.raises(ValueError, match="does not support"):
+            reloaded.set_attn_implementation("sdpa")
+    else:
+        reloaded.set_attn_implementation("eager")
+    assert reloaded.config._attn_implementation == reloaded.base_model.config._attn_implementation == "eager"
+    reloaded.config.output_attentions = True
+    inputs = padded_inputs(FAMILIES[name])
     with torch.no_grad():
-        assert len(eager(**padded_inputs(FAMILIES[name])).attentions) == NUM_LAYERS
+        assert len(reloaded(**inputs).attentions) == NUM_LAYERS
+        assert reloaded(**inputs, output_attentions=False).attentions is None  # the call's choice wins
 
 
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing_enable` is deprecated:FutureWarning")
