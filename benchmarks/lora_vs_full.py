@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -116,7 +117,7 @@ def comparison_table(runs: dict[str, dict], chosen: str) -> str:
     return "\n".join(lines)
 
 
-def flag_values(command: list[str]) -> dict[str, str]:
+def flag_values(command: Sequence[str]) -> dict[str, str]:
     """A harness command's flags -> values (a flag followed by another flag, or by nothing, is "true")."""
     values = {}
     for index, token in enumerate(command):
@@ -126,7 +127,7 @@ def flag_values(command: list[str]) -> dict[str, str]:
     return values
 
 
-def differing_flags(stored: list[str], requested: list[str]) -> list[str]:
+def differing_flags(stored: Sequence[str], requested: Sequence[str]) -> list[str]:
     """`flag: stored 'x', now 'y'` for every flag whose value differs between two harness commands."""
     old, new = flag_values(stored), flag_values(requested)
     return [
@@ -136,21 +137,35 @@ def differing_flags(stored: list[str], requested: list[str]) -> list[str]:
     ]
 
 
-def check_same_job(report: dict, output: Path) -> None:
+def data_label(data_dir: Path) -> str:
+    """The data folder as a report records it: relative to the repository (`../shared/data/xtreme-lite`)."""
+    return os.path.relpath(data_dir.resolve(), ROOT)
+
+
+def check_same_job(report: dict, output: Path, data_dir: Path) -> None:
     """
-    Stop, naming the flags, when `report` holds runs of another job than `MAIN_JOB`, or a run under a planned name
-    with other flags than the plan's (`planned_runs`): none of them is reused.
+    Stop, naming what differs, when `report` holds runs made on other data or of another job than `MAIN_JOB`, or a
+    run under a planned name with other flags than the plan's (`planned_runs`): none of them is reused.
     """
-    if "setup" not in report:
-        raise SystemExit(f"{output} is not a report of this benchmark (no 'setup'): give another --output")
-    differing = differing_flags(report["setup"]["command"].split(), list(MAIN_JOB))
+    runs = report.get("runs")
+    if (
+        "command" not in report.get("setup", {})
+        or not isinstance(runs, dict)
+        or any("flags" not in run for run in runs.values())
+    ):
+        raise SystemExit(f"{output} is not a report of this benchmark (a 'setup' command, runs with flags)")
+    stored_data, requested_data = report["setup"].get("data_dir"), data_label(data_dir)
+    differing = (
+        [f"--data_dir: stored {stored_data!r}, now {requested_data!r}"] if stored_data != requested_data else []
+    )
+    differing += differing_flags(report["setup"]["command"].split(), MAIN_JOB)
     for name, flags in planned_runs().items():
-        if name in report["runs"]:
-            differing += [f"{name} {item}" for item in differing_flags(report["runs"][name]["flags"].split(), flags)]
+        if name in runs:
+            differing += [f"{name} {item}" for item in differing_flags(runs[name]["flags"].split(), flags)]
     if differing:
         raise SystemExit(
-            f"{output} holds runs of another job ({'; '.join(differing)}): none is reused. Give another --output "
-            "(and --runs_dir), or move it away to measure this job."
+            f"{output} holds runs made with other settings ({'; '.join(differing)}): none is reused. Give another "
+            "--output (and --runs_dir), or move it away to measure this job."
         )
 
 
@@ -163,10 +178,10 @@ def main() -> None:
         "--output", type=Path, required=True, help="the JSON report; runs it holds with the same flags are not redone"
     )
     args = parser.parse_args()
-    report = {"setup": {"command": " ".join(MAIN_JOB)}, "runs": {}}
+    report = {"setup": {"command": " ".join(MAIN_JOB), "data_dir": data_label(args.data_dir)}, "runs": {}}
     if args.output.exists():
         report = json.loads(args.output.read_text())
-        check_same_job(report, args.output)
+        check_same_job(report, args.output, args.data_dir)
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     for name, flags in planned_runs().items():
         if name not in report["runs"]:

@@ -40,7 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ("dynamic", "static", "grouped", "threads-1", "compile", "bf16")
 
 
-def batches(features, collator, batch_size: int, steps: int, setting: str, max_length: int, seed: int) -> list[dict]:
+def batches(
+    features: datasets.Dataset,
+    collator: DataCollatorForTokenClassification,
+    batch_size: int,
+    steps: int,
+    setting: str,
+    max_length: int,
+    seed: int,
+) -> list[dict]:
     """The batches of `steps` steps: a shuffled draw (seeded), length-grouped for `grouped`."""
     generator = torch.Generator().manual_seed(seed)
     if setting == "grouped":
@@ -62,7 +70,7 @@ def batches(features, collator, batch_size: int, steps: int, setting: str, max_l
     return out
 
 
-def train_steps(model, step_batches: list[dict], setting: str) -> float:
+def train_steps(model: torch.nn.Module, step_batches: list[dict], setting: str) -> float:
     """Seconds for the optimizer steps on `step_batches` (AdamW, as Trainer)."""
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5)
     forward = model
@@ -150,6 +158,9 @@ def main() -> None:
         print(markdown_table(json.loads(args.table.read_text())))
         return
     settings = args.settings.split(",")
+    unknown = [setting for setting in settings if setting not in SETTINGS]
+    if unknown or "dynamic" not in settings:
+        parser.error(f"--settings {args.settings!r}: choose among {SETTINGS}, with `dynamic` (the ratios' reference)")
 
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)

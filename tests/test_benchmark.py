@@ -143,12 +143,28 @@ def test_the_lora_benchmark_reuses_no_run_of_another_job(tmp_path):
     assert not (tmp_path / "runs").exists()  # no run started
 
     # The same job, but a run stored under a planned name with another learning rate than the plan's.
-    runs["full-seed42"]["flags"] = runs["full-seed42"]["flags"].replace(lora.FULL_LEARNING_RATE, "3e-5")
-    report.write_text(json.dumps({"setup": {"command": " ".join(lora.MAIN_JOB)}, "runs": runs}))
+    same_job = {"command": " ".join(lora.MAIN_JOB), "data_dir": lora.data_label(tmp_path)}
+    changed = {**runs, "full-seed42": {**runs["full-seed42"], "flags": runs["full-seed42"]["flags"].replace(
+        lora.FULL_LEARNING_RATE, "3e-5")}}  # fmt: skip
+    report.write_text(json.dumps({"setup": same_job, "runs": changed}))
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     assert completed.returncode != 0
     assert f"full-seed42 --learning_rate: stored '3e-5', now '{lora.FULL_LEARNING_RATE}'" in completed.stderr
+
+    # The same job and runs, measured on another data folder.
+    report.write_text(json.dumps({"setup": {**same_job, "data_dir": "elsewhere/xtreme-lite"}, "runs": runs}))
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode != 0 and "--data_dir: stored 'elsewhere/xtreme-lite'" in completed.stderr
     assert not (tmp_path / "runs").exists()
+
+    # A JSON file that is not this benchmark's report.
+    report.write_text(json.dumps({"runs": runs}))
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert completed.returncode != 0 and "is not a report of this benchmark" in completed.stderr
+
+    report.write_text(json.dumps({"setup": same_job, "runs": runs}))  # every setting equal: the runs are reused
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "| LoRA r 8, lr 1e-4 |" in completed.stdout and not (tmp_path / "runs" / "full-seed42").exists()
 
 
 def test_the_docs_show_the_archived_lora_report():
@@ -163,3 +179,13 @@ def test_the_docs_show_the_archived_lora_report():
     assert lora.comparison_table(report["runs"], chosen) in (ROOT / "README.md").read_text()
     usage = "\n".join(line.strip() for line in (ROOT / "docs" / "usage.md").read_text().splitlines())
     assert lora.grid_table(report["runs"], chosen) in usage
+
+
+def test_the_throughput_benchmark_refuses_settings_without_its_reference_before_any_work(tmp_path):
+    """Before, `--settings grouped` trained every round and then failed on the table's missing `dynamic` reference."""
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--settings", "grouped", "--data_dir",
+         str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 2 and "--settings 'grouped'" in completed.stderr and "`dynamic`" in completed.stderr
