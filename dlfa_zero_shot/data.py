@@ -261,11 +261,11 @@ def evaluation_splits(
 ) -> dict[str, str]:
     """
     Each evaluation language -> the first of `splits` the source has for it: `eval_languages`, or every language with
-    one of them. A requested language with none of them is a ValueError naming the languages that have some; a source
-    with none for any language is a FileNotFoundError when languages were requested or `need_some`.
+    one of them. A requested language with none of them is a ValueError naming the languages that have some; without
+    `eval_languages`, a source with none for any language is a FileNotFoundError if `need_some`.
     """
     with_eval = [language for language, have in available.items() if set(have) & set(splits)]
-    if not with_eval and (need_some or eval_languages):
+    if not with_eval and need_some and not eval_languages:
         raise FileNotFoundError(f"{task.name}: no {'/'.join(splits)} data for any language in this source")
     split_of = {}
     for language in eval_languages or with_eval:
@@ -299,9 +299,12 @@ def load_evaluation_only(
     eval_languages: list[str] | None,
     max_eval_samples: int | None,
 ) -> TaskData:
-    """`load_task_data` without English training data: the languages found, and English dev (if any) for selection."""
+    """
+    `load_task_data` without English training data: the languages found, and English dev (if any) for selection; a
+    source with neither is a FileNotFoundError.
+    """
     english = available.get(TRAIN_LANGUAGE, [])
-    split_of = evaluation_splits(task, available, splits, eval_languages, need_some=False)
+    split_of = evaluation_splits(task, available, splits, eval_languages, need_some="dev" not in english)
     selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
     evaluation, files = read_evaluation(task, source, split_of, max_eval_samples)
     if selection:

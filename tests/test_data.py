@@ -261,6 +261,11 @@ def test_evaluation_only_refuses_a_requested_language_without_data(tmp_path):
     assert list(data.evaluation) == ["de"] and data.train == [] and data.selection == []
     with pytest.raises(ValueError, match="no test data for language 'fr'; languages with some: \\['de'\\]"):
         load_task_data(task, source, ["de", "fr"], need_training=False)
+    # A source with nothing to evaluate, neither a test file nor English dev, was an empty run.
+    with pytest.raises(FileNotFoundError, match="no test data for any language in this source"):
+        load_task_data(task, FileSource(None, None, {}), need_training=False)
+    with pytest.raises(ValueError, match="no test data for language 'fr'; languages with some: \\[\\]"):
+        load_task_data(task, FileSource(None, None, {}), ["fr"], need_training=False)
 
 
 @pytest.mark.parametrize(
