@@ -799,22 +799,34 @@ class DLFAPreTrainedModel(PreTrainedModel):
     config: DLFAConfig
     config_class = DLFAConfig
     supports_gradient_checkpointing = True
+    # Read on the class by transformers (`is_backend_compatible`), so it cannot follow the family: DeBERTa-v2's own
+    # class does not declare it.
     _supports_attention_backend = True
+
+    def encoder_class(self) -> type[PreTrainedModel]:
+        """The family's base model class, as `AutoModel.from_config(self.config.encoder_config)` builds it."""
+        config_class = type(self.config.encoder_config)
+        if config_class not in MODEL_MAPPING:
+            raise ValueError(
+                f"encoder_config is a {config_class.__name__}, which has no base model in transformers' AutoModel "
+                "mapping: give the family's own config class"
+            )
+        return MODEL_MAPPING[config_class]
 
     # Attention runs inside the encoder: the implementations this model supports are its encoder class's (DeBERTa-v2:
     # eager only). transformers reads them per instance, so it resolves, reports and checks this model's
     # implementation (at loading and in `set_attn_implementation`) as it does the family's own model's.
     @property
     def _supports_sdpa(self) -> bool:
-        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_sdpa
+        return self.encoder_class()._supports_sdpa
 
     @property
     def _supports_flash_attn(self) -> bool:
-        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_flash_attn
+        return self.encoder_class()._supports_flash_attn
 
     @property
     def _supports_flex_attn(self) -> bool:
-        return MODEL_MAPPING[type(self.config.encoder_config)]._supports_flex_attn
+        return self.encoder_class()._supports_flex_attn
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights of the fusion block and the head; the encoder's own class initialises its own."""

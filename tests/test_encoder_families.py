@@ -328,6 +328,18 @@ def test_refuses_what_cannot_be_fused_before_reading_any_weight(tmp_path, checkp
                 load(folder, **kwargs)
 
 
+def test_an_encoder_config_of_a_class_transformers_cannot_build_is_refused_by_name():
+    """A subclass of a family's config (AutoModel maps exact classes): before, a bare KeyError on its class."""
+
+    class MyBertConfig(BertConfig):
+        pass
+
+    encoder = MyBertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37)
+    config = DLFAConfig(encoder_config=encoder, fusion_layer=2, num_labels=3)
+    with pytest.raises(ValueError, match="encoder_config is a MyBertConfig, which has no base model"):
+        DLFAForTokenClassification(config)
+
+
 def test_bert_classes_refuse_another_family_and_still_take_bert(checkpoints):
     for name in ("xlm-roberta", "distilbert"):
         with pytest.raises(ValueError, match=rf"model_type is '{name}'.*DLFAForTokenClassification"):
