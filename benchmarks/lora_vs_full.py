@@ -11,7 +11,8 @@ at layer 10, the main job's budget and flags). Decided before any run (2026-12-0
   target average.
 
 Every run is the harness command in a fresh process, one after the other; a run already in `--output` is kept, not
-redone, and a report made with other flags (the main job's, or a run's own) is refused, naming them.
+redone, and a report made with other flags (the main job's, or a run's own) or on another data folder (its path,
+relative to the repository) is refused, naming them.
 
     python benchmarks/lora_vs_full.py --output benchmarks/results/lora_vs_full.json
 """
@@ -147,12 +148,9 @@ def check_same_job(report: dict, output: Path, data_dir: Path) -> None:
     Stop, naming what differs, when `report` holds runs made on other data or of another job than `MAIN_JOB`, or a
     run under a planned name with other flags than the plan's (`planned_runs`): none of them is reused.
     """
-    runs = report.get("runs")
-    if (
-        "command" not in report.get("setup", {})
-        or not isinstance(runs, dict)
-        or any("flags" not in run for run in runs.values())
-    ):
+    setup, runs = (report.get("setup"), report.get("runs")) if isinstance(report, dict) else (None, None)
+    shaped = isinstance(setup, dict) and isinstance(setup.get("command"), str) and isinstance(runs, dict)
+    if not shaped or not all(isinstance(run, dict) and isinstance(run.get("flags"), str) for run in runs.values()):
         raise SystemExit(f"{output} is not a report of this benchmark (a 'setup' command, runs with flags)")
     stored_data, requested_data = report["setup"].get("data_dir"), data_label(data_dir)
     differing = (
@@ -175,12 +173,18 @@ def main() -> None:
     parser.add_argument("--runs_dir", type=Path, default=ROOT / "benchmarks" / "runs" / "lora")
     parser.add_argument("--note", help="a remark kept with the runs measured by this call (e.g. the machine's load)")
     parser.add_argument(
-        "--output", type=Path, required=True, help="the JSON report; runs it holds with the same flags are not redone"
+        "--output",
+        type=Path,
+        required=True,
+        help="the JSON report; runs it holds with the same settings are not redone",
     )
     args = parser.parse_args()
     report = {"setup": {"command": " ".join(MAIN_JOB), "data_dir": data_label(args.data_dir)}, "runs": {}}
     if args.output.exists():
-        report = json.loads(args.output.read_text())
+        try:
+            report = json.loads(args.output.read_text())
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{args.output} is not a report of this benchmark: not JSON ({error})") from None
         check_same_job(report, args.output, args.data_dir)
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     for name, flags in planned_runs().items():

@@ -159,8 +159,10 @@ def main() -> None:
         return
     settings = args.settings.split(",")
     unknown = [setting for setting in settings if setting not in SETTINGS]
-    if unknown or "dynamic" not in settings:
-        parser.error(f"--settings {args.settings!r}: choose among {SETTINGS}, with `dynamic` (the ratios' reference)")
+    if unknown or "dynamic" not in settings or len(set(settings)) < len(settings):
+        parser.error(
+            f"--settings {args.settings!r}: choose among {SETTINGS}, each once, with `dynamic` (the ratios' reference)"
+        )
 
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)

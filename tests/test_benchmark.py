@@ -157,10 +157,12 @@ def test_the_lora_benchmark_reuses_no_run_of_another_job(tmp_path):
     assert completed.returncode != 0 and "--data_dir: stored 'elsewhere/xtreme-lite'" in completed.stderr
     assert not (tmp_path / "runs").exists()
 
-    # A JSON file that is not this benchmark's report.
-    report.write_text(json.dumps({"runs": runs}))
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    assert completed.returncode != 0 and "is not a report of this benchmark" in completed.stderr
+    # Files that are not this benchmark's report: before, a JSON list or a file that is not JSON ended in a traceback.
+    for text in (json.dumps({"setup": same_job, "runs": {"full-seed42": {}}}), json.dumps([same_job]), "{"):
+        report.write_text(text)
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert completed.returncode != 0 and "is not a report of this benchmark" in completed.stderr, text
+        assert "Traceback" not in completed.stderr
 
     report.write_text(json.dumps({"setup": same_job, "runs": runs}))  # every setting equal: the runs are reused
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
