@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from transformers import AutoConfig, BertConfig
+from transformers import AutoConfig, BertConfig, PreTrainedConfig, PreTrainedModel
 
-from dlfa_zero_shot.heads import BERT_FAMILY, head_classes
-from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFABertForLayerSearch, DLFAConfig, DLFAForLayerSearch
+from dlfa_zero_shot.heads import BERT_FAMILY, family_classes, head_classes
+from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
 
 
@@ -104,17 +104,22 @@ def build_models(args: argparse.Namespace):
     assert not unexpected and all(".fusion." in key for key in missing), (missing, unexpected)
     if args.compare == "dlfa":
         return bert, dlfa
-    search_config = DLFABertConfig.from_dict(
-        {**dlfa_config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
-         "search_problem": args.head}
-    )  # fmt: skip
-    search = DLFABertForLayerSearch(search_config)
+    search = layer_search(args, dlfa.config)
     missing, unexpected = search.load_state_dict(
         {key: value for key, value in dlfa.state_dict().items() if key.startswith("bert.") and ".fusion." not in key},
         strict=False,
     )
     assert not unexpected and all(key.startswith(("fusions.", "classifiers.")) for key in missing), missing
     return dlfa, search
+
+
+def layer_search(args: argparse.Namespace, dlfa_config: PreTrainedConfig) -> PreTrainedModel:
+    """The family's one-pass search over `--search-layers` with `dlfa_config`'s settings, its heads new."""
+    search_config = type(dlfa_config).from_dict(
+        {**dlfa_config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
+         "search_problem": args.head}
+    )  # fmt: skip
+    return family_classes(args.family).layer_search(search_config)
 
 
 def build_family_models(args: argparse.Namespace, shape: dict):
@@ -132,10 +137,7 @@ def build_family_models(args: argparse.Namespace, shape: dict):
     assert not unexpected and not any(key.startswith(f"{dlfa.base_model_prefix}.") for key in missing), missing
     if args.compare == "dlfa":
         return stock, dlfa
-    search = DLFAForLayerSearch(DLFAConfig.from_dict(
-        {**dlfa.config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
-         "search_problem": args.head}
-    ))  # fmt: skip
+    search = layer_search(args, dlfa.config)
     missing, unexpected = search.load_state_dict(encoder, strict=False)
     assert not unexpected and all(key.startswith(("fusions.", "classifiers.", "pooler.")) for key in missing), missing
     return dlfa, search

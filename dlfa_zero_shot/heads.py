@@ -3,6 +3,8 @@ Which model a run trains or evaluates: a new head (the stock last-layer head, a 
 search) on a pretrained encoder, with every encoder weight checked loaded, or a fine-tuned checkpoint.
 """
 
+from dataclasses import dataclass
+
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -19,10 +21,12 @@ from modeling_dlfa import (
     DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
+    DLFABertModel,
     DLFAConfig,
     DLFAForLayerSearch,
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
+    DLFAModel,
 )
 from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
@@ -74,6 +78,42 @@ DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-
 BERT_FAMILY = "bert"  # the family that keeps the BERT classes (`DLFABert*`, `DLFABertForLayerSearch`)
 
 
+@dataclass(frozen=True)
+class FamilyClasses:
+    """The classes an encoder family's runs are built with (`family_classes`)."""
+
+    stock_token: type[PreTrainedModel]
+    stock_sequence: type[PreTrainedModel]
+    dlfa_token: type[PreTrainedModel]
+    dlfa_sequence: type[PreTrainedModel]
+    dlfa_model: type[PreTrainedModel]  # the encoder with its fusion block, no head
+    dlfa_config: type[PreTrainedConfig]
+    layer_search: type[PreTrainedModel]
+
+    def heads(self, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
+        """(the stock last-layer head, the DLFA head) for `kind` (`"token"`, else one label per input)."""
+        if kind == "token":
+            return self.stock_token, self.dlfa_token
+        return self.stock_sequence, self.dlfa_sequence
+
+
+# BERT keeps the BERT classes, whose checkpoints and results are those of every run before the generic classes; the
+# other families take the Auto classes of their own stock heads and the generic DLFA classes.
+BERT_CLASSES = FamilyClasses(
+    BertForTokenClassification, BertForSequenceClassification, DLFABertForTokenClassification,
+    DLFABertForSequenceClassification, DLFABertModel, DLFABertConfig, DLFABertForLayerSearch,
+)  # fmt: skip
+GENERIC_CLASSES = FamilyClasses(
+    AutoModelForTokenClassification, AutoModelForSequenceClassification, DLFAForTokenClassification,
+    DLFAForSequenceClassification, DLFAModel, DLFAConfig, DLFAForLayerSearch,
+)  # fmt: skip
+
+
+def family_classes(family: str) -> FamilyClasses:
+    """The classes the runs of `family` (a `model_type` of `ENCODER_FAMILIES`) are built with."""
+    return BERT_CLASSES if family == BERT_FAMILY else GENERIC_CLASSES
+
+
 def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
     """The `model_type` of `backbone`'s encoder, refused (ValueError naming it) unless DLFA can fuse that family."""
     family = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir).model_type
@@ -100,17 +140,9 @@ def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[st
 def head_classes(family: str, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
     """
     (the family's stock last-layer head, the DLFA head) for a task of `kind` (`"token"`, or `"pair"` / `"sequence"`:
-    one label per input). BERT keeps the BERT classes, whose checkpoints and results are those of every run before the
-    generic classes; other families take the Auto class of their own stock head and the generic DLFA classes.
+    one label per input), from `family_classes`.
     """
-    token = kind == "token"
-    if family == BERT_FAMILY:
-        if token:
-            return BertForTokenClassification, DLFABertForTokenClassification
-        return BertForSequenceClassification, DLFABertForSequenceClassification
-    if token:
-        return AutoModelForTokenClassification, DLFAForTokenClassification
-    return AutoModelForSequenceClassification, DLFAForSequenceClassification
+    return family_classes(family).heads(kind)
 
 
 def build_model(
@@ -154,13 +186,12 @@ def build_layer_search(
     The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder
     (`DLFABertForLayerSearch` for BERT, as every search before the generic classes; `DLFAForLayerSearch` otherwise).
     """
-    bert = encoder_family(backbone, model_args.cache_dir) == BERT_FAMILY
-    config_class, search_class = (DLFABertConfig, DLFABertForLayerSearch) if bert else (DLFAConfig, DLFAForLayerSearch)
-    config = config_class.from_pretrained(
+    classes = family_classes(encoder_family(backbone, model_args.cache_dir))
+    config = classes.dlfa_config.from_pretrained(
         backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
     )
     config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = load_new_head(search_class, backbone, config=config, cache_dir=model_args.cache_dir)
+    model = load_new_head(classes.layer_search, backbone, config=config, cache_dir=model_args.cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model

@@ -18,10 +18,9 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from dlfa_zero_shot import analysis
-from dlfa_zero_shot.heads import BERT_FAMILY, encoder_family
+from dlfa_zero_shot.heads import encoder_family, family_classes
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
-from modeling_dlfa import DLFABertModel, DLFAModel
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
 
 
@@ -30,7 +29,7 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
     backbone = resolve_backbone(base)
-    model_class = DLFABertModel if encoder_family(backbone) == BERT_FAMILY else DLFAModel
+    model_class = family_classes(encoder_family(backbone)).dlfa_model
     model = load_new_head(model_class, backbone, fusion_layer=fusion_layer, **aif)  # refuses a random encoder
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(backbone).save_pretrained(out)
