@@ -581,15 +581,19 @@ class LayerSearchHeads:
     """
     The heads of a one-pass fusion-layer search, shared by [`DLFABertForLayerSearch`] and [`DLFAForLayerSearch`]: a
     fusion block and a classifier for every candidate layer of `config.search_layers`, and a classifier on the last
-    layer (`"last"`), trained together on the mean of their losses. A subclass builds its encoder (its `base_model`),
-    calls `add_search_heads` and says which module pools sequence heads (`sequence_pooler`); `forward` is shared.
+    layer (`"last"`), trained together on the mean of their losses. A subclass calls `check_search`, builds its
+    encoder (its `base_model`), calls `add_search_heads` and says which module pools sequence heads
+    (`sequence_pooler`); `forward` is shared.
 
     Config fields: `search_layers` (candidate layers, each in `1 .. num_hidden_layers - 1`) and `search_problem`
     (`"token"` or `"sequence"`); `search_heads` (the heads' names, in logits order) is written here.
     """
 
-    def add_search_heads(self, dropout: float) -> None:
-        """Add the heads for `config.search_layers`: `fusions`, `classifiers`, and `dropout` before each classifier."""
+    def check_search(self) -> str:
+        """
+        Check `config.search_layers` and `config.search_problem` (a ValueError names a bad one) before anything is
+        built, and keep the problem as `search_problem`, which it returns.
+        """
         config = self.config
         layers = list(getattr(config, "search_layers", None) or [])
         problem = getattr(config, "search_problem", "token")
@@ -598,6 +602,15 @@ class LayerSearchHeads:
         if problem not in ("token", "sequence"):
             raise ValueError(f"search_problem={problem!r} is not supported: choose 'token' or 'sequence'.")
         self.search_problem = problem
+        return problem
+
+    def add_search_heads(self, dropout: float) -> None:
+        """
+        Add the heads for `config.search_layers` (checked by `check_search`): `fusions`, `classifiers`, and `dropout`
+        before each classifier.
+        """
+        config = self.config
+        layers = list(config.search_layers)
         self.dropout = nn.Dropout(dropout)
         self.fusions = nn.ModuleDict(
             {str(layer): FUSION_CLASSES[config.fusion_method](self.head_config(layer)) for layer in layers}
@@ -736,8 +749,7 @@ class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
 
     def __init__(self, config: DLFABertConfig):
         super().__init__(config)
-        problem = getattr(config, "search_problem", "token")
-        self.bert = BertModel(config, add_pooling_layer=problem == "sequence")
+        self.bert = BertModel(config, add_pooling_layer=self.check_search() == "sequence")
         classifier_dropout = (
             config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         )
@@ -992,8 +1004,8 @@ class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
 
     def __init__(self, config: DLFAConfig):
         super().__init__(config)
+        token = self.check_search() == "token"
         self.add_encoder()
-        token = getattr(config, "search_problem", "token") == "token"
         if not token:
             self.pooler = DLFAPooler(config)
         self.add_search_heads(config.family_setting("token_dropout" if token else "sequence_dropout"))
