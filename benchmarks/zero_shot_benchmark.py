@@ -107,6 +107,17 @@ STUDY_TASK_FLAGS = {
 # The study's tasks are the plan's (`analysis.StudyPlan.tasks`); each one's flags are here.
 STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in analysis.STUDY_PLAN.tasks})
 
+# The UDPOS replication (docs/replication-plan.md): the study's UDPOS settings, its budget written out (the study read it
+# off its curve), and the kit's languages the study never scored evaluated too (reported apart, never tested).
+REPLICATION = Protocol(
+    flags=STUDY_COMMON,
+    task_flags={analysis.REPLICATION_PLAN.task: {
+        "--max_train_samples": str(analysis.REPLICATION_PLAN.budget[0]),
+        "--num_train_epochs": str(analysis.REPLICATION_PLAN.budget[1]),
+        "--eval_languages": ",".join([TAGGING_LANGUAGES, *analysis.REPLICATION_PLAN.descriptive_languages]),
+    }},
+)  # fmt: skip
+
 # XTREME's recipe (Hu et al. 2020, their scripts): mBERT, lr 2e-5, batch 32, length 128, 10 epochs for tagging, 5 for
 # sentence pairs; all training data and every evaluation language.
 FULL_COMMON = {"--model_name_or_path": "bert-base-multilingual-cased", "--learning_rate": "2e-5",
@@ -121,7 +132,7 @@ FULL = Protocol(
         "pawsx": {"--num_train_epochs": "5"},
     },  # fmt: skip
 )
-PROTOCOLS = {"small": SMALL, "study": STUDY, "full": FULL}
+PROTOCOLS = {"small": SMALL, "study": STUDY, "replication": REPLICATION, "full": FULL}
 
 
 def parse_seeds(spec: str) -> list[int]:

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from .provenance import file_sha256
 from .readers import SentencePair, TaggedSentence, read_examples
 from .tasks import TRAIN_LANGUAGE, TaskSpec
 
@@ -27,6 +28,7 @@ class TaskData:
     evaluation: dict[str, list]  # language -> examples, English included when it has an evaluation file
     eval_splits: dict[str, str]  # language -> the split evaluated
     files: dict[str, str]  # "train", "selection" and each language -> where the examples came from
+    sha256: dict[str, str | None]  # the same keys -> the SHA-256 of that file (None: read from the Hub)
 
 
 class LocalSource:
@@ -60,6 +62,9 @@ class LocalSource:
 
     def describe(self, task: TaskSpec, language: str, split: str) -> str:
         return self.path(task, language, split).relative_to(self.data_dir).as_posix()
+
+    def sha256(self, task: TaskSpec, language: str, split: str) -> str | None:
+        return file_sha256(self.path(task, language, split))
 
 
 class HubSource:
@@ -136,6 +141,9 @@ class HubSource:
         rows = f" ({language} rows)" if layout.language_column else ""
         return f"{self.dataset_name}:{layout.config_name(language)}/{layout.split_names[split]}{rows}"
 
+    def sha256(self, task: TaskSpec, language: str, split: str) -> str | None:
+        return None  # a Hub data set is named by `describe`; its files are the datasets cache's
+
     def _load(self, config: str | None, split: str, dataset: str | None = None):
         import datasets
 
@@ -171,6 +179,9 @@ class FileSource:
 
     def describe(self, task: TaskSpec, language: str, split: str) -> str:
         return str(self.files[language, split])
+
+    def sha256(self, task: TaskSpec, language: str, split: str) -> str | None:
+        return file_sha256(self.files[language, split])
 
 
 def labels_of(kind: str, examples: list) -> tuple[str, ...]:
@@ -291,6 +302,13 @@ def read_evaluation(
     return evaluation, {language: source.describe(task, language, split) for language, split in split_of.items()}
 
 
+def file_digests(
+    task: TaskSpec, source: LocalSource | HubSource | FileSource, read: dict[str, tuple[str, str]]
+) -> dict[str, str | None]:
+    """`read`: what `TaskData.files` names (split or language) -> (language, split) -> that file's SHA-256."""
+    return {key: source.sha256(task, language, split) for key, (language, split) in read.items()}
+
+
 def load_evaluation_only(
     task: TaskSpec,
     source: LocalSource | HubSource | FileSource,
@@ -307,11 +325,13 @@ def load_evaluation_only(
     split_of = evaluation_splits(task, available, splits, eval_languages, need_some="dev" not in english)
     selection = source.read(task, TRAIN_LANGUAGE, "dev", max_eval_samples) if "dev" in english else []
     evaluation, files = read_evaluation(task, source, split_of, max_eval_samples)
+    read = {language: (language, split) for language, split in split_of.items()}
     if selection:
         files["selection"] = source.describe(task, TRAIN_LANGUAGE, "dev")
+        read["selection"] = (TRAIN_LANGUAGE, "dev")
     for language, examples in [("selection", selection), *evaluation.items()]:
         check_labels(task, examples, files.get(language, language))
-    return TaskData(task, [], selection, evaluation, split_of, files)
+    return TaskData(task, [], selection, evaluation, split_of, files, file_digests(task, source, read))
 
 
 def load_task_data(
@@ -356,4 +376,6 @@ def load_task_data(
         (files[language], examples) for language, examples in evaluation.items()
     ]:
         check_labels(task, examples, where)
-    return TaskData(task, train, selection, evaluation, split_of, files)
+    read = {"train": (TRAIN_LANGUAGE, trained_split), "selection": (TRAIN_LANGUAGE, selection_split or trained_split),
+            **{language: (language, split) for language, split in split_of.items()}}  # fmt: skip
+    return TaskData(task, train, selection, evaluation, split_of, files, file_digests(task, source, read))

