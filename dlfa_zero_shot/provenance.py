@@ -78,7 +78,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 def backbone_files(backbone: str) -> dict[str, str] | None:
-    """File name -> SHA-256 of every file of a local backbone folder; None for a Hub name (its revision is the Hub's)."""
+    """File name -> SHA-256 of each file of a local backbone folder; None for a Hub name (the Hub keeps revisions)."""
     folder = Path(backbone)
     if not folder.is_dir():
         return None
@@ -137,12 +137,12 @@ def pooling_differences(runs: dict[str, dict[int, dict]]) -> list[str]:
         if len(groups) > 1:
             values = [value_of(recorded[labels[0]]) for labels in groups.values()]
             sides = " | ".join(", ".join(labels) for labels in groups.values())
-            lines.append(f"{what} differ ({differing(values, names_only=what == 'code')}): {sides}")
+            lines.append(f"different {what} ({differing(values, names_only=what == 'code')}): {sides}")
     return lines
 
 
 def differing(values: list, names_only: bool = False) -> str:
-    """What differs among `values`: for dicts, the keys (with each side's value unless `names_only`), else the values."""
+    """What differs among `values`: for dicts the keys (each side's value too unless `names_only`), else the values."""
     if not all(isinstance(value, dict) for value in values):
         return " / ".join(map(str, values))
     keys = sorted({key for value in values for key in value})

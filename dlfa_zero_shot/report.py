@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis
+from . import analysis, provenance
 from .analysis import (
     AIF_PREFIX,
     BASELINE,
     CONCAT_PREFIX,
     SCALAR_MIX,
+    REPLICATION_PLAN,
     STUDY_PLAN,
+    ReplicationPlan,
     StudyPlan,
     dev_score,
     language_gains,
@@ -50,14 +52,17 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 
 
-def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: dict | None = None) -> Path:
+def write_archive(
+    path: Path, task_dir: Path, backbone: dict | None, summary: dict | None = None, predictions: str | None = None
+) -> Path:
     """
     The committed archive of one task (both studies), what `restore_archive` writes back: the small study's
     `summary`, `runs` (run name -> seed -> results.json), the backbone's shape (for the parameter table, as no model
     files are archived) and, where there are some, the one-pass layer searches (seed -> record), the learning
-    curve (`n-<examples>` -> results.json) and the benchmark's wall time of each run (run folder -> seconds). Each run's `predictions.npz` is copied to
-    `<path's folder>/predictions/<task>/<run folder>.npz`. File paths in the results are already relative to the
-    data folder (the harness records them so).
+    curve (`n-<examples>` -> results.json) and the benchmark's wall time of each run (run folder -> seconds). Each
+    run's `predictions.npz` is copied to `<path's folder>/predictions/<predictions>/<run folder>.npz` (by default
+    the task folder's name). File paths in the results are already relative to the data folder (the harness records
+    them so).
     """
     archive = {"summary": summary} if summary is not None else {}
     archive.update(runs=load_runs(task_dir), backbone_shape=backbone)
@@ -72,22 +77,23 @@ def write_archive(path: Path, task_dir: Path, backbone: dict | None, summary: di
     curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
     if curve:
         archive["curve"] = curve
-    for predictions in sorted(task_dir.rglob("predictions.npz")):
-        run_folder = predictions.parent.relative_to(task_dir).as_posix()
-        target = path.parent / "predictions" / task_dir.name / f"{run_folder}.npz"
+    for stored in sorted(task_dir.rglob("predictions.npz")):
+        run_folder = stored.parent.relative_to(task_dir).as_posix()
+        target = path.parent / "predictions" / (predictions or task_dir.name) / f"{run_folder}.npz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(predictions, target)
+        shutil.copyfile(stored, target)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(archive, indent=1) + "\n")
     return path
 
 
-def restore_archive(path: Path, task_dir: Path) -> list[Path]:
+def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) -> list[Path]:
     """
     Write the runs of a committed archive back as run folders (`seed-N/<run>/results.json`, the searches' records,
     `curve/n-<examples>/seed-1/baseline/results.json`, each run's archived `predictions.npz` and process wall time
     (`wall_time.json`); no weights), so that the report can be regenerated, and the benchmark resumed, on a machine
-    without the original runs. A run that already has a results.json is left alone. Returns the results files written.
+    without the original runs. A run that already has a results.json is left alone. `predictions`: the predictions
+    folder's name `write_archive` was given. Returns the results files written.
     """
     archive = json.loads(path.read_text())
     wall_times = archive.get("wall_times", {})
@@ -103,9 +109,9 @@ def restore_archive(path: Path, task_dir: Path) -> list[Path]:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
         target.write_text(json.dumps(result, indent=1) + "\n")
-        predictions = path.parent / "predictions" / task_dir.name / f"{folder}.npz"
-        if predictions.exists():
-            shutil.copyfile(predictions, target.parent / "predictions.npz")
+        stored = path.parent / "predictions" / (predictions or task_dir.name) / f"{folder}.npz"
+        if stored.exists():
+            shutil.copyfile(stored, target.parent / "predictions.npz")
         if folder in wall_times:
             (target.parent / "wall_time.json").write_text(json.dumps({"seconds": wall_times[folder]}) + "\n")
         written.append(target)
@@ -546,6 +552,7 @@ def paired_comparison(
     spec = TASKS[task_dir.name]
     gain = paired_gain(runs[chosen], runs[reference])
     seeds = gain["seeds"]
+    check_pooling(task_dir.name, {name: {seed: runs[name][seed] for seed in seeds} for name in (chosen, reference)})
     labels = spec.labels if spec.kind == "token" else None
     counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
     gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
@@ -554,7 +561,31 @@ def paired_comparison(
     return gain
 
 
-def verdict(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
+def check_pooling(task: str, runs: dict[str, dict[int, dict]]) -> None:
+    """Stop, naming the runs and what differs, where `runs` (name -> seed -> result) may not be pooled."""
+    refused = provenance.pooling_differences(runs)
+    if refused:
+        raise SystemExit(f"{task}: these runs were not made by the same code and settings, and are not pooled: "
+                         + "; ".join(refused))  # fmt: skip
+
+
+def provenance_line(runs: dict[str, dict[int, dict]]) -> str:
+    """What the compared runs record of the code, versions and device that made them (one markdown paragraph)."""
+    bare = provenance.unrecorded(runs)
+    results = [result for by_seed in runs.values() for result in by_seed.values()]
+    if bare:
+        return (f"Provenance: none of these {len(bare)} runs records its commit, code, versions or data (they predate "
+                "2026-12-06, when runs began to record them); docs/results.md names the commits each phase ran "
+                "from, as written at the time, but the archive cannot show which code made which run.")  # fmt: skip
+    made = {(r["provenance"]["commit"], r["provenance"]["dirty"], r["provenance"]["code_sha256"]) for r in results}
+    versions = results[0]["provenance"]["versions"]
+    cells = "; ".join(f"commit {commit[:7] if commit else 'none'}{' with uncommitted changes' if dirty else ''}, "
+                      f"code {code[:12]}" for commit, dirty, code in sorted(made, key=str))  # fmt: skip
+    return (f"Provenance ({len(results)} runs, checked equal before pooling): {cells}; torch {versions['torch']}, "
+            f"transformers {versions['transformers']}, peft {versions['peft']}.")
+
+
+def verdict(comparison: dict, plan: StudyPlan | ReplicationPlan = STUDY_PLAN) -> str:
     """The plan's verdict sentence for one comparison."""
     mean, p = comparison["mean"], comparison.get("holm_p")
     upper = comparison.get("ci95", [None, None])[1]
@@ -603,7 +634,7 @@ def later_seeds_note(
     return "".join(lines)
 
 
-def difference(comparison: dict, plan: StudyPlan = STUDY_PLAN) -> str:
+def difference(comparison: dict, plan: StudyPlan | ReplicationPlan = STUDY_PLAN) -> str:
     """
     What a secondary comparison shows: the plan gives it a test (in Holm) but no verdict rule, so it says only whether
     the Holm-adjusted test separates the two configurations.
@@ -687,7 +718,7 @@ def study_task_section(
                      f"{_time_cell(median_runtime(runs[name]), base_seconds if name != names[0] else None)} |")  # fmt: skip
     devices = Counter(result.get("device", "not recorded") for name in names for result in runs[name].values())
     lines += ["", "Trained on: " + ", ".join(f"{device} ({count} runs)" for device, count in sorted(devices.items()))
-              + "."]  # fmt: skip
+              + ".", "", provenance_line(runs)]  # fmt: skip
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
     gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
@@ -751,10 +782,124 @@ def study_main(args: argparse.Namespace) -> None:
     replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The UDPOS replication (docs/replication-plan.md): fixed seeds, one look
+
+
+REPLICATION_BEGIN = "<!-- BEGIN replication_report (generated: edit outside) -->"
+REPLICATION_END = "<!-- END replication_report -->"
+
+
+def restrict_targets(result: dict, languages: list[str]) -> dict:
+    """`result` scored on `languages` alone (English dev kept), its target average recomputed over them."""
+    scores = {key: value for key, value in result["scores"].items() if key == "selection" or key in languages}
+    average = statistics.mean(scores[language][result["metric"]] for language in languages)
+    return {**result, "scores": scores, "target_average": average}
+
+
+def replication_runs(runs_dir: Path, plan: ReplicationPlan = REPLICATION_PLAN) -> tuple[dict, list[str]]:
+    """The plan's runs found under `runs_dir/<task>` (name -> seed -> result), and the missing ones ("baseline seed 11")."""
+    runs = load_runs(runs_dir / plan.task)
+    found = {name: {seed: runs[name][seed] for seed in plan.seeds if seed in runs.get(name, {})}
+             for name in plan.configurations}  # fmt: skip
+    missing = [f"{name} seed {seed}" for seed in plan.seeds for name in plan.configurations if seed not in found[name]]
+    return found, missing
+
+
+def replication_comparisons(
+    runs_dir: Path, plan: ReplicationPlan = REPLICATION_PLAN, resamples: int | None = None
+) -> tuple[dict, dict]:
+    """
+    The plan's one look, once every run is there: primary (DLFA minus the baseline) and secondary (DLFA minus the
+    concatenation) on the study's target languages (every evaluated language but English and the plan's descriptive
+    ones), Holm over these 2 tests, the study plan's verdict words. Returns (the comparisons, the compared runs scored
+    on those languages). Raises ValueError while a run is missing: there is no interim look.
+    """
+    runs, missing = replication_runs(runs_dir, plan)
+    if missing:
+        raise ValueError(f"the replication's one look needs every run; missing: {', '.join(missing)}")
+    baseline, dlfa, concat = plan.configurations
+    check_pooling(plan.task, runs)
+    first = runs[baseline][plan.seeds[0]]
+    languages = [lang for lang in analysis.target_languages(first) if lang not in plan.descriptive_languages]
+    studied = {name: {seed: restrict_targets(result, languages) for seed, result in by_seed.items()}
+               for name, by_seed in runs.items()}  # fmt: skip
+    draws = plan.bootstrap_resamples if resamples is None else resamples
+    found = {kind: {"configuration": dlfa, "reference": reference,
+                    **paired_comparison(runs_dir / plan.task, studied, dlfa, reference, languages, draws)}
+             for kind, reference in (("primary", baseline), ("secondary", concat))}  # fmt: skip
+    adjusted = analysis.holm({kind: comparison["t_test_p"] for kind, comparison in found.items()})
+    for kind, comparison in found.items():
+        comparison["holm_p"] = adjusted[kind]
+        comparison["verdict"] = verdict(comparison, plan) if kind == "primary" else difference(comparison, plan)
+    return found, studied
+
+
+def descriptive_table(runs: dict[str, dict[int, dict]], plan: ReplicationPlan = REPLICATION_PLAN) -> str:
+    """The plan's descriptive languages: each configuration's mean, DLFA's paired gains, and their mean (markdown)."""
+    baseline, dlfa, concat = plan.configurations
+    languages = list(plan.descriptive_languages)
+    metric = runs[baseline][plan.seeds[0]]["metric"]
+    means = {name: {language: statistics.mean(100 * result["scores"][language][metric] for result in by_seed.values())
+                    for language in languages} for name, by_seed in runs.items()}  # fmt: skip
+    gains = {reference: language_gains(runs[dlfa], runs[reference], languages) for reference in (baseline, concat)}
+    lines = [f"| language | {baseline} | {dlfa} | {concat} | {dlfa} − {baseline} | {dlfa} − {concat} |",
+             "|---" * 6 + "|"]  # fmt: skip
+    for language in [*languages, "mean"]:
+        cells = [statistics.mean(means[name].values()) if language == "mean" else means[name][language]
+                 for name in plan.configurations]  # fmt: skip
+        cells += [statistics.mean(gains[ref].values()) if language == "mean" else gains[ref][language]
+                  for ref in (baseline, concat)]  # fmt: skip
+        lines.append(f"| {language} | " + " | ".join(f"{value:.2f}" for value in cells[:3]) + " | "
+                     + " | ".join(f"{value:+.2f}" for value in cells[3:]) + " |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def replication_block(
+    runs_dir: Path, document_dir: Path, plan: ReplicationPlan = REPLICATION_PLAN
+) -> tuple[str, dict]:
+    """The replication's generated block: which runs are done until all are, then the one look; and its comparisons."""
+    runs, missing = replication_runs(runs_dir, plan)
+    total = len(plan.seeds) * len(plan.configurations)
+    lines = [f"### UDPOS replication: {seed_range(list(plan.seeds))}, fixed in advance, one look "
+             "(docs/replication-plan.md)", ""]  # fmt: skip
+    if missing:
+        done = ", ".join(f"{name} (seeds {sorted(by_seed)})" for name, by_seed in runs.items() if by_seed) or "none"
+        lines.append(f"{total - len(missing)} of {total} runs done: {done}. By the plan no comparison is computed "
+                     f"before all {total} are: no interim look.")  # fmt: skip
+        return "\n".join(lines) + "\n", {}
+    found, studied = replication_comparisons(runs_dir, plan)
+    figure = document_dir / "figures" / f"replication_gains_{plan.task}.png"
+    lines += [comparison_table({plan.task: found}), f"- **{plan.task}**, replication: {found['primary']['verdict']}.",
+              f"- Secondary: {found['secondary']['verdict']}.", "",
+              study_task_section(plan.task, studied, found, figure, document_dir),
+              f"Languages the study never scored (descriptive, in no test; {TASKS[plan.task].metric_name}, mean of "
+              f"{len(plan.seeds)} seeds):", "", descriptive_table(runs, plan)]  # fmt: skip
+    return "\n".join(lines), found
+
+
+def replication_main(args: argparse.Namespace, plan: ReplicationPlan = REPLICATION_PLAN) -> None:
+    archive = args.results_dir / f"{plan.task}_replication.json"
+    task_dir = args.runs_dir / plan.task
+    for task in filter(None, args.restore.split(",")):
+        if task != plan.task or not archive.is_file():
+            raise SystemExit(f"--restore {task}: the replication's archive is {archive} (task {plan.task})")
+        print(f"{task}: restored {len(restore_archive(archive, task_dir, archive.stem))} archived replication runs")
+    if task_dir.is_dir():
+        print(f"archived {write_archive(archive, task_dir, None, predictions=archive.stem)}")
+    block, found = replication_block(args.runs_dir, args.document.parent, plan)
+    if found:
+        (args.results_dir / f"{archive.stem}_comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
+    print(block)
+    replace_generated(args.document, block, REPLICATION_BEGIN, REPLICATION_END)
+
+
 def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     """The report's command line; `root` is the repository root the default folders are under."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--study", choices=("small", "study"), default="small", help="which study to report")
+    parser.add_argument(
+        "--study", choices=("small", "study", "replication"), default="small", help="which study to report"
+    )
     parser.add_argument("--runs_dir", type=Path, help="default: benchmarks/runs/<study>")
     parser.add_argument("--results_dir", type=Path, help="default: benchmarks/results/zero_shot (small), .../study")
     parser.add_argument("--document", type=Path, default=root / "docs" / "results.md")
@@ -770,6 +915,8 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     )
     if args.study == "study":
         return study_main(args)
+    if args.study == "replication":
+        return replication_main(args)
 
     for task in filter(None, args.restore.split(",")):
         if task not in PAPER:

@@ -1,5 +1,6 @@
 """The zero-shot harness end to end, as a subprocess, on a tiny BERT with the real multilingual tokenizer and data."""
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers
 import yaml
 from harness import SCRIPT, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
@@ -64,6 +66,31 @@ def test_sweep_writes_json_markdown_heatmap_and_selects_on_english(tmp_path, tin
     scores = runs["aif-layer-01"]["scores"]
     assert reported["seqeval F1 (de, zero-shot)"] == round(100 * scores["de"]["f1"], 2)
     assert "trust_remote_code=True" in card and "| fusion layer (fused with the last, layer 2) | 1 |" in card
+
+
+def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    out = tmp_path / "provenance"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "last", "--eval_languages", "de",
+                  "--num_train_epochs", "1")  # fmt: skip
+    made = summary["runs"]["baseline"]["provenance"]
+    assert json.loads((out / "baseline" / "results.json").read_text())["provenance"] == made
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert made["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert isinstance(made["dirty"], bool) and made["dirty"] == bool(made["uncommitted"])
+    assert made["versions"]["torch"] == torch.__version__
+    assert made["versions"]["transformers"] == transformers.__version__
+    assert "peft" in made["versions"] and made["threads"] >= 1
+    assert made["argv"][made["argv"].index("--eval_languages") + 1] == "de" and "--num_train_epochs" in made["argv"]
+    assert made["settings"] == json.loads((out / "baseline" / "settings.json").read_text())
+    for key, file in (("train", "udpos/xtreme_udpos_train-en.tsv"), ("selection", "udpos/xtreme_udpos_dev-en.tsv"),
+                      ("de", "udpos/xtreme_udpos_dev-de.tsv")):  # fmt: skip
+        digest = hashlib.sha256((xtreme_lite / file).read_bytes()).hexdigest()
+        assert made["data"][key] == {"file": file, "sha256": digest}
+    for name in ("dlfa_zero_shot/training.py", "modeling_dlfa/modeling_dlfa.py", "examples/run_zero_shot.py"):
+        assert made["code_files"][name] == hashlib.sha256((ROOT / name).read_bytes()).hexdigest()
+    assert "dlfa_zero_shot/report.py" not in made["code_files"]  # it reads archived runs; no run executes it
+    weights = tiny_multilingual_bert / "model.safetensors"
+    assert made["backbone"]["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 def test_long_sentences_are_scored_word_for_word_in_windows(tmp_path, tiny_multilingual_bert, xtreme_lite):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlfa_zero_shot import analysis
 from dlfa_zero_shot.analysis import StudyPlan
 from dlfa_zero_shot.analysis import load_runs as collect
 from dlfa_zero_shot.report import (
@@ -371,3 +372,100 @@ def test_languages_noticed_at_the_first_look_are_reported_on_the_later_seeds_alo
     note = later_seeds_note(found, tmp_path, extended, noticed={"xnli": ("de",)})
     # seeds 6 and 7 alone: DLFA is 10 and 20 items of 1,000 above the baseline, +1.50 points on average
     assert "aif-layer-10 − baseline on seeds 6-7 alone: de +1.50." in note and "descriptive" in note
+
+
+def add_provenance(runs_dir: Path, change=lambda name, seed, made: None) -> None:
+    """Give every run under `runs_dir` the provenance the harness records, equal for all but what `change` edits."""
+    for path in runs_dir.rglob("results.json"):
+        result = json.loads(path.read_text())
+        made = {"commit": "7f688ba", "dirty": False, "code_sha256": "c0de",
+                "code_files": {"dlfa_zero_shot/training.py": "a1", "modeling_dlfa/modeling_dlfa.py": "b2"},
+                "versions": {"torch": "2.13.0+cpu", "transformers": "5.25.0", "peft": "0.21.2"},
+                "backbone": {"resolved": "/cache/e5", "sha256": {"model.safetensors": "e5"}},
+                "data": {"de": {"file": "xnli/test-de.tsv", "sha256": "d1"}},
+                "settings": {"seed": result["seed"], "layer": analysis.layer_of(result["run"]), "learning_rate": 5e-5,
+                             "data_dir": "../shared/data/xtreme-lite"}}  # fmt: skip
+        change(result["run"], result["seed"], made)
+        result["provenance"] = made
+        path.write_text(json.dumps(result))
+
+
+def test_runs_of_different_code_versions_data_or_settings_are_not_pooled(tmp_path):
+    """A comparison pools runs only where what made them is equal but for the seed and the configuration."""
+    from dlfa_zero_shot.report import study_comparisons, study_task_section
+
+    write_seeds(tmp_path, {1: 1.0, 2: 2.0, 3: 1.5})
+    plan = StudyPlan(first_seeds=3, seeds_upper_bound=3)
+    legacy = study_comparisons(tmp_path, resamples=10, plan=plan)["xnli"]  # no run records provenance: not checkable
+    section = study_task_section("xnli", collect(tmp_path / "xnli"), legacy, tmp_path / "gains.png", tmp_path)
+    assert "the archive cannot show which code made which run" in section
+
+    add_provenance(tmp_path, lambda name, seed, made: made["settings"].update(data_dir=f"/copy-{seed}"))
+    pooled = study_comparisons(tmp_path, resamples=10, plan=plan)["xnli"]  # layers and seeds differ by design
+    assert pooled["primary"]["mean"] == pytest.approx(legacy["primary"]["mean"])
+    section = study_task_section("xnli", collect(tmp_path / "xnli"), pooled, tmp_path / "gains.png", tmp_path)
+    assert "Provenance (9 runs, checked equal before pooling): commit 7f688ba, code c0de" in section
+
+    def edit(name, seed, made):
+        if (name, seed) == ("aif-layer-10", 3):
+            made["code_files"]["dlfa_zero_shot/training.py"] = "a2"
+            made["versions"]["torch"] = "2.11.0"
+        if (name, seed) == ("baseline", 2):
+            made["settings"]["learning_rate"] = 3e-5
+            made["data"]["de"]["sha256"] = "d2"
+
+    add_provenance(tmp_path, edit)
+    with pytest.raises(SystemExit) as refused:
+        study_comparisons(tmp_path, resamples=10, plan=plan)
+    message = str(refused.value)
+    assert "different code (dlfa_zero_shot/training.py): " in message and "| aif-layer-10 seed 3" in message
+    assert "different package versions (torch: 2.13.0+cpu / 2.11.0)" in message
+    assert "different settings (learning_rate: 5e-05 / 3e-05)" in message and "different data files" in message
+
+    add_provenance(tmp_path)  # all equal again, but for one run that records none
+    path = tmp_path / "xnli" / "seed-2" / "concat-layer-10" / "results.json"
+    result = json.loads(path.read_text())
+    del result["provenance"]
+    path.write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match="concat-layer-10 seed 2 record no provenance"):
+        study_comparisons(tmp_path, resamples=10, plan=plan)
+
+
+def test_the_replication_looks_once_every_run_is_in_on_the_studys_languages(tmp_path):
+    from dlfa_zero_shot.analysis import ReplicationPlan
+    from dlfa_zero_shot.report import replication_block, replication_comparisons, write_archive
+
+    plan = ReplicationPlan(task="xnli", fusion_layer=10, seeds=(11, 12, 13), descriptive_languages=("ta",))
+    rng = np.random.default_rng(1)
+    for seed in plan.seeds:
+        base = {lang: rng.random(400) < 0.6 for lang in ("de", "zh", "ta")}
+        dlfa = {lang: values | (rng.random(400) < (0.5 if lang == "ta" else 0.1)) for lang, values in base.items()}
+        for name, correct in (("baseline", base), ("aif-layer-10", dlfa), ("concat-layer-10", base)):
+            if (name, seed) != ("concat-layer-10", 13):
+                write_study_run(tmp_path, name, seed, 0.7, correct)
+
+    block, found = replication_block(tmp_path, tmp_path, plan)  # one run missing: no comparison, no number
+    assert found == {} and "8 of 9 runs done" in block and "no interim look" in block and "+" not in block
+    with pytest.raises(ValueError, match="missing: concat-layer-10 seed 13"):
+        replication_comparisons(tmp_path, plan, resamples=10)
+
+    write_study_run(tmp_path, "concat-layer-10", 13, 0.7, base)
+    found, studied = replication_comparisons(tmp_path, plan, resamples=50)
+    runs = collect(tmp_path / "xnli")
+    expected = np.mean([100 * np.mean([runs["aif-layer-10"][s]["scores"][lang]["accuracy"]
+                                       - runs["baseline"][s]["scores"][lang]["accuracy"] for lang in ("de", "zh")])
+                        for s in plan.seeds])  # fmt: skip
+    assert found["primary"]["mean"] == pytest.approx(expected)  # ta (descriptive) is in no tested mean
+    assert set(studied["baseline"][11]["scores"]) == {"selection", "de", "zh"}
+    ordered = sorted(found.values(), key=lambda c: c["t_test_p"])  # Holm over its own 2 tests
+    assert ordered[0]["holm_p"] == pytest.approx(min(1.0, 2 * ordered[0]["t_test_p"]))
+    assert found["primary"]["verdict"].startswith("aif-layer-10 helps")
+    block, _ = replication_block(tmp_path, tmp_path, plan)
+    assert "| xnli | primary: aif-layer-10 - baseline | 3 |" in block and "| ta |" in block
+
+    archive = write_archive(tmp_path / "results" / "xnli_replication.json", tmp_path / "xnli", None, None,
+                            "xnli_replication")  # fmt: skip
+    assert (tmp_path / "results" / "predictions" / "xnli_replication" / "seed-11" / "baseline.npz").is_file()
+    fresh = tmp_path / "fresh"
+    restore_archive(archive, fresh / "xnli", "xnli_replication")
+    assert replication_comparisons(fresh, plan, resamples=50)[0]["primary"]["mean"] == found["primary"]["mean"]
