@@ -196,8 +196,10 @@ TASKS = {
         presentation=replace(XNLI.presentation, note="trained on its English dev set"),
         hub=replace(XNLI.hub, train_dataset=None),
     ),
-    # PAWS-X: the Hub has the English training set; the local folder only the English dev set, which is then trained
-    # on with a seeded hold-out for selection (`data.english_splits`).
+    # PAWS-X: trains on English PAWS (locally PAWS-Wiki's labelled test split, 8,000 pairs that share no sentence with
+    # PAWS-X dev or test; on the Hub PAWS-X's English train), selects on English dev, evaluates every language's test
+    # (English apart). A local folder without the training file trains on English dev with a seeded hold-out
+    # (`data.english_splits`).
     "pawsx": TaskSpec(
         "pawsx",
         "pair",
@@ -208,6 +210,7 @@ TASKS = {
         selection_split="dev",
         eval_splits=("test",),
         local_files={
+            "train": "pawsx/pawsx_train-{language}.paws-wiki-test.tsv",
             "dev": "pawsx/xtreme_pawsx_dev-{language}.tsv",
             "test": "pawsx/pawsx_test-{language}.labeled.tsv|pawsx/xtreme_pawsx_test-{language}.tsv",
         },

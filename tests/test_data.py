@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import evaluate
@@ -81,7 +82,7 @@ def test_languages_found_per_task(xtreme_lite):
         "ar", "de", "en", "es", "fr", "hi", "ru", "tr", "zh"
     ]  # fmt: skip
     assert found["xnli"]["en"] == ["train", "dev", "test"]  # MultiNLI trains, English XNLI dev selects
-    assert found["pawsx"] == {"de": ["test"], "en": ["dev"]}
+    assert found["pawsx"] == {"en": ["train", "dev", "test"], **{lang: ["test"] for lang in PAWSX_TARGETS}}
 
 
 def test_udpos_from_universal_dependencies_conllu(xtreme_lite):
@@ -110,8 +111,34 @@ def test_a_source_without_english_training_data_trains_on_dev_with_a_seeded_hold
         load_task_data(TASKS["xnli_dev"], LocalSource(xtreme_lite), ["de"], max_eval_samples=10).selection
         == data.selection
     )
-    paws = load_task_data(TASKS["pawsx"], LocalSource(xtreme_lite), ["de"])
-    assert paws.files["train"] == "pawsx/xtreme_pawsx_dev-en.tsv" and len(paws.train) == 1800
+
+
+PAWSX_TARGETS = ("de", "es", "fr", "ja", "ko", "zh")
+
+
+def test_pawsx_trains_on_english_paws_selects_on_dev_and_scores_every_test(xtreme_lite):
+    data = load_task_data(TASKS["pawsx"], LocalSource(xtreme_lite))
+    assert data.files["train"] == "pawsx/pawsx_train-en.paws-wiki-test.tsv" and len(data.train) == 8000
+    assert data.files["selection"] == "pawsx/xtreme_pawsx_dev-en.tsv" and len(data.selection) == 2000  # no hold-out
+    assert data.eval_splits == {language: "test" for language in ("en", *PAWSX_TARGETS)}
+    assert all(len(data.evaluation[language]) == 2000 for language in data.evaluation)
+    assert data.files["ja"] == "pawsx/pawsx_test-ja.labeled.tsv" and data.evaluation["de"][0].label in ("0", "1")
+    trained = {sentence for pair in data.train for sentence in (pair.first, pair.second)}
+    english_dev_and_test = data.evaluation["en"] + data.selection
+    assert not trained & {sentence for pair in english_dev_and_test for sentence in (pair.first, pair.second)}
+
+
+def test_a_malformed_pawsx_line_is_refused_with_its_file_and_line(xtreme_lite, tmp_path):
+    source = xtreme_lite / "pawsx"
+    shutil.copytree(source, tmp_path / "pawsx")
+    training = tmp_path / "pawsx" / "pawsx_train-en.paws-wiki-test.tsv"
+    lines = training.read_text().splitlines(keepends=True)
+    training.write_text("".join(lines[:4] + ["one sentence\tits label is missing\n"] + lines[5:]))
+    with pytest.raises(ValueError, match=r"pawsx_train-en\.paws-wiki-test\.tsv:5: expected 3 tab-separated fields"):
+        load_task_data(TASKS["pawsx"], LocalSource(tmp_path))
+    training.write_text("".join(lines[:6] + [lines[6].rsplit("\t", 1)[0] + "\t2\n"] + lines[7:]))
+    with pytest.raises(ValueError, match=r"pawsx_train-en\.paws-wiki-test\.tsv:7: label\(s\) \['2'\] were never seen"):
+        load_task_data(TASKS["pawsx"], LocalSource(tmp_path))
 
 
 def test_panx_is_evaluated_on_dev_by_default(xtreme_lite):

@@ -144,13 +144,20 @@ def test_training_batches_are_grouped_by_length_unless_the_user_says_otherwise(
         assert settings["train_sampling_strategy"] == strategy
 
 
-def test_pair_task_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
+def test_pawsx_trains_on_its_english_training_file_and_scores_every_test_language(
+    tmp_path, tiny_multilingual_bert, xtreme_lite
+):
     out = tmp_path / "pairs"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1",
                   "--do_train", "--do_eval", "--do_predict", task="pawsx")  # fmt: skip
     result = summary["runs"]["aif-layer-01"]
-    assert summary["metric"] == "accuracy" and set(result["scores"]) == {"selection", "de"}
-    assert result["target_average"] == result["scores"]["de"]["accuracy"]
+    targets = ("de", "es", "fr", "ja", "ko", "zh")
+    assert summary["metric"] == "accuracy" and set(result["scores"]) == {"selection", "en", *targets}
+    assert result["target_average"] == pytest.approx(np.mean([result["scores"][lang]["accuracy"] for lang in targets]))
+    data = result["provenance"]["data"]
+    assert data["train"]["file"] == "pawsx/pawsx_train-en.paws-wiki-test.tsv"
+    assert data["selection"]["file"] == "pawsx/xtreme_pawsx_dev-en.tsv"
+    assert data["en"]["file"] == "pawsx/pawsx_test-en.labeled.tsv"  # English test: scored, apart from the targets
     labels = (out / "aif-layer-01" / "predictions" / "de.txt").read_text().splitlines()
     assert len(labels) == 8 and set(labels) <= {"0", "1"}
 
