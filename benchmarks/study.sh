@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Every run of the study (docs/study-plan.md), in the plan's order; resumable (finished runs are skipped, an
-# unfinished one resumes from its last checkpoint). After each phase the archive is refreshed, so a finished run can be
-# committed as soon as it lands: `python benchmarks/zero_shot_report.py --study study` then `git add
-# benchmarks/results/study docs`.
+# Every run of a pre-registered study, in its plan's order: `bash benchmarks/study.sh` (docs/study-plan.md) or
+# `bash benchmarks/study.sh pawsx` (docs/pawsx-plan.md); further arguments go to the benchmark. Resumable (finished runs
+# are skipped, an unfinished one resumes from its last checkpoint). After each phase the archive is refreshed, so a
+# finished run can be committed as soon as it lands: `python benchmarks/zero_shot_report.py --study <protocol>` then
+# `git add benchmarks/results/study docs`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The plan's tasks, layer choice and seeds, read from their one owner (dlfa_zero_shot.analysis.StudyPlan).
-plan() { python -c "from dlfa_zero_shot.analysis import STUDY_PLAN as plan, run_name; print($1)"; }
+protocol=${1:-study}
+shift || true
+# The plan's tasks, layer choice and seeds, read from their one owner (dlfa_zero_shot.analysis.STUDY_PLANS).
+plan() { python -c "from dlfa_zero_shot.analysis import STUDY_PLANS, run_name; plan = STUDY_PLANS['$protocol']; print($1)"; }
 tasks=$(plan "' '.join(plan.tasks)")
 choice=$(plan "','.join(run_name(layer) for layer in plan.choice_layers)")
 choice_seeds=$(plan "','.join(map(str, plan.choice_seeds))")
 first_seeds=$(plan "plan.first_seeds")
-benchmark="python benchmarks/zero_shot_benchmark.py --protocol study $*"
-report="python benchmarks/zero_shot_report.py --study study"
+benchmark="python benchmarks/zero_shot_benchmark.py --protocol $protocol $*"
+report="python benchmarks/zero_shot_report.py --study $protocol"
 for task in $tasks; do        # 1. the baseline's learning curve on English dev: each task's budget
     $benchmark --task $task --phase curve && $report > /dev/null
 done

@@ -2,7 +2,8 @@
 Does DLFA transfer better? Every run here is one `examples/run_zero_shot.py` command (the harness users run) with a
 protocol's settings, one configuration and one seed; `benchmarks/zero_shot_report.py` turns the runs into the report.
 
-    # the study (docs/study-plan.md): learning curve, layer choice on English dev, then the paired comparison
+    # the study (docs/study-plan.md): learning curve, layer choice on English dev, then the paired comparison;
+    # the PAWS-X study (docs/pawsx-plan.md) is the same with --protocol pawsx: bash benchmarks/study.sh pawsx
     python benchmarks/zero_shot_benchmark.py --protocol study --task panx --phase curve
     python benchmarks/zero_shot_benchmark.py --protocol study --task panx --configs aif-layer-08,aif-layer-10,aif-layer-11 --seeds 1,2
     python benchmarks/zero_shot_benchmark.py --protocol study --task panx --configs baseline,aif-layer-best,concat-layer-best --seeds 1-5
@@ -40,6 +41,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "xtreme-lite"
 # The ten target languages of the CPU protocols: five scripts, six families, available for UDPOS and PAN-X.
 TAGGING_LANGUAGES = "ar,de,es,fi,fr,hi,ja,ru,tr,zh"
 XNLI_LANGUAGES = "ar,de,es,fr,hi,ru,tr,zh"
+PAWSX_LANGUAGES = "de,es,fr,ja,ko,zh"  # every PAWS-X test language but English
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Protocol:
     flags: dict[str, str]
     task_flags: dict[str, dict[str, str]]
     harness_task: dict[str, str] = field(default_factory=dict)  # benchmark task -> harness --task, where they differ
+    plan: analysis.StudyPlan | None = None  # a pre-registered plan: budgets from its curve, its layer choice
 
     def arguments(self, task: str) -> dict[str, str]:
         if task not in self.task_flags:
@@ -95,7 +98,7 @@ STUDY_COMMON = {
     "--use_cpu": "true",
 }
 CURVE = {"udpos": ((1000, 2000, 4000, 8000), 3), "panx": ((1000, 2000, 4000, 8000), 3),
-         "xnli": ((2500, 5000, 10000, 20000), 2)}  # fmt: skip
+         "xnli": ((2500, 5000, 10000, 20000), 2), "pawsx": ((1000, 2000, 4000, 8000), 3)}  # fmt: skip
 # Each task's budget (training examples, epochs) is not written here: `study_budget` reads it off the task's curve
 # runs by the plan's rule (`analysis.choose_budget`), so it is the same on every machine that has those runs.
 STUDY_TASK_FLAGS = {
@@ -105,7 +108,15 @@ STUDY_TASK_FLAGS = {
     "xnli": {"--eval_languages": f"{TRAIN_LANGUAGE},{XNLI_LANGUAGES}"},
 }
 # The study's tasks are the plan's (`analysis.StudyPlan.tasks`); each one's flags are here.
-STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in analysis.STUDY_PLAN.tasks})
+STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in analysis.STUDY_PLAN.tasks},
+                 plan=analysis.STUDY_PLAN)  # fmt: skip
+# The PAWS-X study (docs/pawsx-plan.md): the study's settings, all 2,000 pairs of every test (as XTREME scores them)
+# and of English dev, English test reported apart.
+PAWSX = Protocol(
+    flags={**STUDY_COMMON, "--max_eval_samples": "2000"},
+    task_flags={"pawsx": {"--eval_languages": f"{TRAIN_LANGUAGE},{PAWSX_LANGUAGES}"}},
+    plan=analysis.PAWSX_PLAN,
+)
 
 # The UDPOS replication (docs/replication-plan.md): the study's UDPOS settings, its budget written out (the study read it
 # off its curve), and the kit's languages the study never scored evaluated too (reported apart, never tested).
@@ -132,7 +143,7 @@ FULL = Protocol(
         "pawsx": {"--num_train_epochs": "5"},
     },  # fmt: skip
 )
-PROTOCOLS = {"small": SMALL, "study": STUDY, "replication": REPLICATION, "full": FULL}
+PROTOCOLS = {"small": SMALL, "study": STUDY, "pawsx": PAWSX, "replication": REPLICATION, "full": FULL}
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -144,10 +155,10 @@ def parse_seeds(spec: str) -> list[int]:
     return seeds
 
 
-def study_budget(task_dir: Path) -> dict[str, str]:
-    """The study's training budget for a task, chosen on its learning curve by the plan's rule."""
+def study_budget(task_dir: Path, plan: analysis.StudyPlan) -> dict[str, str]:
+    """A task's training budget, chosen on its learning curve by the plan's rule."""
     try:
-        budget = analysis.choose_budget(analysis.load_curve(task_dir / "curve"))
+        budget = analysis.choose_budget(analysis.load_curve(task_dir / "curve"), plan.budget_margin)
     except ValueError:
         raise SystemExit(f"no learning curve under {task_dir / 'curve'}: run --phase curve first") from None
     print(f"{task_dir.name}: budget {budget['examples']} examples x {budget['epochs']} epochs (English dev "
@@ -155,14 +166,14 @@ def study_budget(task_dir: Path) -> dict[str, str]:
     return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
 
 
-def chosen_layer(task_dir: Path, study: bool) -> int:
+def chosen_layer(task_dir: Path, plan: analysis.StudyPlan | None) -> int:
     """
-    The DLFA layer chosen on English dev: the study plan's choice (its layers and seeds, all finished) under the study
-    protocol, else among the finished `aif-layer-*` runs over the seeds they all have.
+    The DLFA layer chosen on English dev: the plan's choice (its layers and seeds, all finished) under a protocol with
+    a plan, else among the finished `aif-layer-*` runs over the seeds they all have.
     """
     runs = analysis.load_runs(task_dir)
-    if study:
-        chosen, missing = analysis.study_layer_choice(runs)
+    if plan:
+        chosen, missing = analysis.study_layer_choice(runs, plan)
         if missing:
             raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
                              "run it before any '-best' configuration")  # fmt: skip
@@ -221,8 +232,9 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
     """(output_dir, harness flags) of every run the command asks for, finished ones included."""
     base = protocol.arguments(args.task)
     if args.phase == "curve":
-        if args.protocol != "study":
-            raise SystemExit("--phase curve belongs to the study protocol")
+        if not protocol.plan:
+            planned = sorted(name for name, protocol in PROTOCOLS.items() if protocol.plan)
+            raise SystemExit(f"--phase curve belongs to the protocols with a plan: {planned}")
         sizes, epochs = CURVE[args.task]
         return [
             (task_dir / "curve" / f"n-{size}" / "seed-1",
@@ -230,11 +242,11 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
               "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
             for size in sizes
         ]  # fmt: skip
-    if args.protocol == "study":
-        base = {**base, **study_budget(task_dir)}
+    if protocol.plan:
+        base = {**base, **study_budget(task_dir, protocol.plan)}
     names = args.configs.split(",")
     if any("-best" in name for name in names):
-        layer = chosen_layer(task_dir, study=args.protocol == "study")
+        layer = chosen_layer(task_dir, protocol.plan)
         names = [name.replace("-best", f"-{layer:02d}") for name in names]
     planned = []
     for seed in parse_seeds(args.seeds):  # seed-major: a partial benchmark has every configuration at equal seeds

@@ -229,6 +229,8 @@ class StudyPlan:
     alpha: float = 0.05  # a Holm-adjusted p below this: the configuration helps (or is worse)
     budget_margin: float = 1.0  # a task's budget: the cheapest curve point within this many points of the curve's best
     bootstrap_resamples: int = 10_000  # the item-and-seed bootstrap of each comparison
+    # False: no comparison is computed before every task's `first_seeds` are in (a fixed number of seeds, one look)
+    interim_looks: bool = True
 
     def held_reason(self, task: str) -> str | None:
         """Why `task` ends at `first_seeds` whatever its interval (`held_at_first_seeds`); None if it is not held."""
@@ -246,6 +248,11 @@ class StudyPlan:
 
 
 STUDY_PLAN = StudyPlan()
+# The PAWS-X study (docs/pawsx-plan.md): the study plan's rules, its own layer candidates, ten seeds fixed in advance,
+# no sequential rule and no interim look.
+PAWSX_PLAN = StudyPlan(tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10,
+                       seeds_upper_bound=10, held_at_first_seeds=(), interim_looks=False)  # fmt: skip
+STUDY_PLANS = {"study": STUDY_PLAN, "pawsx": PAWSX_PLAN}  # benchmark protocol (and report) -> its plan
 
 
 @dataclass(frozen=True)

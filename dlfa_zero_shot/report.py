@@ -515,6 +515,8 @@ def study_comparisons(
                 {s: runs[chosen][s] for s in first_seeds}, {s: runs[BASELINE][s] for s in first_seeds}
             )
             first_half_width = (at_first["ci95"][1] - at_first["ci95"][0]) / 2 if "ci95" in at_first else None
+        if not looked and not plan.interim_looks:  # a fixed number of seeds, one look: nothing before it
+            continue
         due = plan.seeds_due(task, first_half_width) if looked and not first_look else plan.first_seeds
         runs = {name: {s: r for s, r in by_seed.items() if s <= due} for name, by_seed in runs.items()}
         comparisons = {}
@@ -742,44 +744,56 @@ def study_task_section(
     return "\n".join(lines)
 
 
+STUDY_MARKERS = {  # the generated block of each study in docs/results.md, and its figure and comparisons names
+    "study": (STUDY_BEGIN, STUDY_END, "study"),
+    "pawsx": ("<!-- BEGIN pawsx_report (generated: edit outside) -->", "<!-- END pawsx_report -->", "pawsx"),
+}
+
+
 def study_main(args: argparse.Namespace) -> None:
+    """A pre-registered study's report (`args.study`: its plan in `analysis.STUDY_PLANS`): archives, then its block."""
+    plan = analysis.STUDY_PLANS[args.study]
+    begin, end, prefix = STUDY_MARKERS[args.study]
     for task in filter(None, args.restore.split(",")):
         archive = args.results_dir / f"{task}.json"
-        if task not in STUDY_PLAN.tasks or not archive.is_file():
-            raise SystemExit(
-                f"--restore {task}: the archived study tasks are {sorted(p.stem for p in args.results_dir.glob('*.json'))}"
-            )
+        if task not in plan.tasks or not archive.is_file():
+            raise SystemExit(f"--restore {task}: the archived tasks of this study are "
+                             f"{sorted(t for t in plan.tasks if (args.results_dir / f'{t}.json').is_file())}")  # fmt: skip
         print(f"{task}: restored {len(restore_archive(archive, args.runs_dir / task))} archived runs")
     backbone = backbone_shape(args.runs_dir, args.results_dir)  # before the archives are rewritten
-    for task in STUDY_PLAN.tasks:
+    for task in plan.tasks:
         if (args.runs_dir / task).is_dir():
             print(f"archived {write_archive(args.results_dir / f'{task}.json', args.runs_dir / task, backbone)}")
-    figure = args.document.parent / "figures" / "study_learning_curve.png"
-    block = study_progress(args.runs_dir, figure, args.document.parent)
-    found = study_comparisons(args.runs_dir)
+    figure = args.document.parent / "figures" / f"{prefix}_learning_curve.png"
+    block = study_progress(args.runs_dir, figure, args.document.parent, plan)
+    found = study_comparisons(args.runs_dir, plan=plan)
     if found:
-        first = study_comparisons(args.runs_dir, first_look=True)
-        block += (
-            f"\n### Comparisons at the first look (seeds 1-{STUDY_PLAN.first_seeds}, Holm over their "
-            f"{sum(map(len, first.values()))} tests: the result reported before any later seed ran)\n\n"
-            + comparison_table(first)
-            + "\n### Comparisons at each task's final seeds (docs/study-plan.md)\n\n"
-            + comparison_table(found)
-            + "\n"
-        )
-        block += later_seeds_note(found, args.runs_dir)
+        tests = f"Holm over their {sum(map(len, found.values()))} tests"
+        if plan.extended_seeds > plan.first_seeds:  # a sequential rule: its first look is reported as it was
+            first = study_comparisons(args.runs_dir, plan=plan, first_look=True)
+            block += (
+                f"\n### Comparisons at the first look (seeds 1-{plan.first_seeds}, Holm over their "
+                f"{sum(map(len, first.values()))} tests: the result reported before any later seed ran)\n\n"
+                + comparison_table(first)
+                + "\n### Comparisons at each task's final seeds (docs/study-plan.md)\n\n"
+            )
+        else:
+            block += f"\n### Comparisons (seeds 1-{plan.first_seeds}, fixed in advance, one look; {tests})\n\n"
+        block += comparison_table(found) + "\n"
+        block += later_seeds_note(found, args.runs_dir, plan, NOTICED_LANGUAGES if plan is STUDY_PLAN else {})
         block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
                          if "primary" in by_kind)  # fmt: skip
-        block += sequential_rule(found)
+        block += sequential_rule(found, plan) if plan.extended_seeds > plan.first_seeds else ""
         for task, by_kind in found.items():
-            figure = args.document.parent / "figures" / f"study_gains_{task}.png"
+            figure = args.document.parent / "figures" / f"{prefix}_gains_{task}.png"
             block += "\n" + study_task_section(task, load_runs(args.runs_dir / task), by_kind, figure,
                                                 args.document.parent)  # fmt: skip
         if backbone:
             block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
-        (args.results_dir / "comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
+        comparisons = "comparisons.json" if plan is STUDY_PLAN else f"{prefix}_comparisons.json"
+        (args.results_dir / comparisons).write_text(json.dumps(found, indent=1) + "\n")
     print(block)
-    replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
+    replace_generated(args.document, block, begin, end)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -898,7 +912,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     """The report's command line; `root` is the repository root the default folders are under."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--study", choices=("small", "study", "replication"), default="small", help="which study to report"
+        "--study", choices=("small", *analysis.STUDY_PLANS, "replication"), default="small", help="which study to report"
     )
     parser.add_argument("--runs_dir", type=Path, help="default: benchmarks/runs/<study>")
     parser.add_argument("--results_dir", type=Path, help="default: benchmarks/results/zero_shot (small), .../study")
@@ -913,7 +927,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     args.results_dir = args.results_dir or root / "benchmarks" / "results" / (
         "zero_shot" if args.study == "small" else "study"
     )
-    if args.study == "study":
+    if args.study in analysis.STUDY_PLANS:
         return study_main(args)
     if args.study == "replication":
         return replication_main(args)

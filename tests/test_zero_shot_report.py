@@ -469,3 +469,18 @@ def test_the_replication_looks_once_every_run_is_in_on_the_studys_languages(tmp_
     fresh = tmp_path / "fresh"
     restore_archive(archive, fresh / "xnli", "xnli_replication")
     assert replication_comparisons(fresh, plan, resamples=50)[0]["primary"]["mean"] == found["primary"]["mean"]
+
+
+def test_a_plan_without_interim_looks_compares_nothing_before_its_fixed_seeds(tmp_path):
+    """The PAWS-X plan's rule: a fixed number of seeds and one look, so no comparison (nor p) before the last seed."""
+    from dlfa_zero_shot.analysis import PAWSX_PLAN
+    from dlfa_zero_shot.report import study_comparisons
+
+    assert not PAWSX_PLAN.interim_looks and PAWSX_PLAN.first_seeds == PAWSX_PLAN.extended_seeds == 10
+    fixed = StudyPlan(tasks=("xnli",), first_seeds=4, extended_seeds=4, seeds_upper_bound=4, interim_looks=False)
+    write_seeds(tmp_path, {1: 3.0, 2: -2.0, 3: 4.0})
+    assert study_comparisons(tmp_path, resamples=10, plan=fixed) == {}
+    assert study_comparisons(tmp_path, resamples=10, plan=StudyPlan(tasks=("xnli",)))["xnli"]["primary"]["interim"]
+    write_seeds(tmp_path, {4: 1.0})
+    found = study_comparisons(tmp_path, resamples=10, plan=fixed)["xnli"]
+    assert found["primary"]["n"] == 4 and not found["primary"]["interim"] and found["primary"]["holm_p"] is not None
