@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 protocol=${1:-study}
 shift || true
-# The plan's tasks, layer choice and seeds, read from their one owner (dlfa_zero_shot.analysis.STUDY_PLANS).
-plan() { python -c "from dlfa_zero_shot.analysis import STUDY_PLANS, run_name; plan = STUDY_PLANS['$protocol']; print($1)"; }
+# The plan's tasks, layer choice and seeds, read from their one owner (dlfa_zero_shot.plans.STUDY_PLANS).
+plan() { python -c "from dlfa_zero_shot.plans import STUDY_PLANS, run_name; plan = STUDY_PLANS['$protocol']; print($1)"; }
 tasks=$(plan "' '.join(plan.tasks)")
 choice=$(plan "','.join(run_name(layer) for layer in plan.choice_layers)")
 choice_seeds=$(plan "','.join(map(str, plan.choice_seeds))")

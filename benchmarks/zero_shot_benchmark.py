@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlfa_zero_shot import analysis
+from dlfa_zero_shot import analysis, plans
 from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
@@ -51,7 +51,7 @@ class Protocol:
     flags: dict[str, str]
     task_flags: dict[str, dict[str, str]]
     harness_task: dict[str, str] = field(default_factory=dict)  # benchmark task -> harness --task, where they differ
-    plan: analysis.StudyPlan | None = None  # a pre-registered plan: budgets from its curve, its layer choice
+    plan: plans.StudyPlan | None = None  # a pre-registered plan: budgets from its curve, its layer choice
 
     def arguments(self, task: str) -> dict[str, str]:
         if task not in self.task_flags:
@@ -107,25 +107,25 @@ STUDY_TASK_FLAGS = {
     # the plan reports XNLI's English test apart (never in the target average, which leaves English out)
     "xnli": {"--eval_languages": f"{TRAIN_LANGUAGE},{XNLI_LANGUAGES}"},
 }
-# The study's tasks are the plan's (`analysis.StudyPlan.tasks`); each one's flags are here.
-STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in analysis.STUDY_PLAN.tasks},
-                 plan=analysis.STUDY_PLAN)  # fmt: skip
+# The study's tasks are the plan's (`plans.StudyPlan.tasks`); each one's flags are here.
+STUDY = Protocol(flags=STUDY_COMMON, task_flags={task: STUDY_TASK_FLAGS[task] for task in plans.STUDY_PLAN.tasks},
+                 plan=plans.STUDY_PLAN)  # fmt: skip
 # The PAWS-X study (docs/pawsx-plan.md): the study's settings, all 2,000 pairs of every test (as XTREME scores them)
 # and of English dev, English test reported apart.
 PAWSX = Protocol(
     flags={**STUDY_COMMON, "--max_eval_samples": "2000"},
     task_flags={"pawsx": {"--eval_languages": f"{TRAIN_LANGUAGE},{PAWSX_LANGUAGES}"}},
-    plan=analysis.PAWSX_PLAN,
+    plan=plans.PAWSX_PLAN,
 )
 
 # The UDPOS replication (docs/replication-plan.md): the study's UDPOS settings, its budget written out (the study read it
 # off its curve), and the kit's languages the study never scored evaluated too (reported apart, never tested).
 REPLICATION = Protocol(
     flags=STUDY_COMMON,
-    task_flags={analysis.REPLICATION_PLAN.task: {
-        "--max_train_samples": str(analysis.REPLICATION_PLAN.budget[0]),
-        "--num_train_epochs": str(analysis.REPLICATION_PLAN.budget[1]),
-        "--eval_languages": ",".join([TAGGING_LANGUAGES, *analysis.REPLICATION_PLAN.descriptive_languages]),
+    task_flags={plans.REPLICATION_PLAN.task: {
+        "--max_train_samples": str(plans.REPLICATION_PLAN.budget[0]),
+        "--num_train_epochs": str(plans.REPLICATION_PLAN.budget[1]),
+        "--eval_languages": ",".join([TAGGING_LANGUAGES, *plans.REPLICATION_PLAN.descriptive_languages]),
     }},
 )  # fmt: skip
 
@@ -155,7 +155,7 @@ def parse_seeds(spec: str) -> list[int]:
     return seeds
 
 
-def study_budget(task_dir: Path, plan: analysis.StudyPlan) -> dict[str, str]:
+def study_budget(task_dir: Path, plan: plans.StudyPlan) -> dict[str, str]:
     """A task's training budget, chosen on its learning curve by the plan's rule."""
     try:
         budget = analysis.choose_budget(analysis.load_curve(task_dir / "curve"), plan.budget_margin)
@@ -166,14 +166,14 @@ def study_budget(task_dir: Path, plan: analysis.StudyPlan) -> dict[str, str]:
     return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
 
 
-def chosen_layer(task_dir: Path, plan: analysis.StudyPlan | None) -> int:
+def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> int:
     """
     The DLFA layer chosen on English dev: the plan's choice (its layers and seeds, all finished) under a protocol with
     a plan, else among the finished `aif-layer-*` runs over the seeds they all have.
     """
     runs = analysis.load_runs(task_dir)
     if plan:
-        chosen, missing = analysis.study_layer_choice(runs, plan)
+        chosen, missing = plans.study_layer_choice(runs, plan)
         if missing:
             raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
                              "run it before any '-best' configuration")  # fmt: skip

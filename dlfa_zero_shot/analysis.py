@@ -12,7 +12,6 @@ A run is one model: one configuration trained with one seed. Its folder and its 
 
 import json
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,102 +199,6 @@ def select_on_english_dev(runs: dict[str, dict[int, dict]], candidates: list[str
     return shared, max(candidates, key=lambda name: means[name])
 
 
-# docs/results.md, 2026-12-03 (later): no GPU was lent before UDPOS's seeds 6-10 finished, so these end at 5 seeds.
-HELD_REASON = (
-    "no session was lent a GPU before UDPOS's seeds 6-10 finished, and the 2026-12-03 decision keeps these tasks off "
-    "the CPU (docs/results.md)"
-)
-HELD_AT_FIRST_SEEDS = (("panx", HELD_REASON), ("xnli", HELD_REASON))
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    """
-    The pre-registered study's numbers (docs/study-plan.md) and its dated deviations (docs/results.md: the seeds' upper
-    bound, the tasks held at the first look), written down once; every reader takes them from here.
-    """
-
-    tasks: tuple[str, ...] = ("udpos", "panx", "xnli")
-    choice_layers: tuple[int, ...] = (8, 10, 11)  # the layer choice: DLFA at these layers ...
-    choice_seeds: tuple[int, ...] = (1, 2)  # ... on these seeds, chosen on English dev alone
-    first_seeds: int = 5  # every comparison runs seeds 1 to this; the sequential rule looks once, there:
-    half_width: float = 0.5  # a primary 95% interval wider than +-this (points) calls for more seeds ...
-    extended_seeds: int = 10  # ... up to this many ...
-    seeds_upper_bound: int = 10  # ... but never past this (5 by the CPU rule of 2026-11-26, lifted on 2026-12-03)
-    # Tasks that end at `first_seeds` whatever their interval, each with its reason (a dated decision in
-    # docs/results.md), as (task, reason) pairs: the report prints the reason.
-    held_at_first_seeds: tuple[tuple[str, str], ...] = HELD_AT_FIRST_SEEDS
-    equivalence_margin: float = 1.0  # "does not help" needs the upper end below this: below every gain of the paper
-    alpha: float = 0.05  # a Holm-adjusted p below this: the configuration helps (or is worse)
-    budget_margin: float = 1.0  # a task's budget: the cheapest curve point within this many points of the curve's best
-    bootstrap_resamples: int = 10_000  # the item-and-seed bootstrap of each comparison
-    # False: no comparison is computed before every task's `first_seeds` are in (a fixed number of seeds, one look)
-    interim_looks: bool = True
-
-    def held_reason(self, task: str) -> str | None:
-        """Why `task` ends at `first_seeds` whatever its interval (`held_at_first_seeds`); None if it is not held."""
-        return dict(self.held_at_first_seeds).get(task)
-
-    def seeds_due(self, task: str, first_half_width: float | None) -> int:
-        """
-        How many seeds `task`'s comparisons end at, by the sequential rule, given the half-width of its primary 95%
-        interval at `first_seeds` seeds (None where that interval is undefined: the differences are all equal). A task
-        in `held_at_first_seeds` ends at `first_seeds`.
-        """
-        if first_half_width is None or first_half_width <= self.half_width or self.held_reason(task):
-            return self.first_seeds
-        return max(self.first_seeds, min(self.extended_seeds, self.seeds_upper_bound))
-
-
-STUDY_PLAN = StudyPlan()
-# The PAWS-X study (docs/pawsx-plan.md): the study plan's rules, its own layer candidates, ten seeds fixed in advance,
-# no sequential rule and no interim look.
-PAWSX_PLAN = StudyPlan(tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10,
-                       seeds_upper_bound=10, held_at_first_seeds=(), interim_looks=False)  # fmt: skip
-STUDY_PLANS = {"study": STUDY_PLAN, "pawsx": PAWSX_PLAN}  # benchmark protocol (and report) -> its plan
-
-
-@dataclass(frozen=True)
-class ReplicationPlan:
-    """
-    The fixed-N UDPOS replication (docs/replication-plan.md, committed before its first run): new seeds, one look.
-    Primary: DLFA at the study's layer minus the baseline on the study's target languages; secondary: minus the
-    concatenation of the same layers; Holm over these 2 tests; the study plan's verdict words.
-    """
-
-    task: str = "udpos"
-    fusion_layer: int = 11  # the study's layer choice on English dev (docs/results.md)
-    seeds: tuple[int, ...] = tuple(range(11, 21))
-    budget: tuple[int, int] = (8000, 2)  # training sentences x epochs: the study's UDPOS budget (2026-11-26)
-    # Kit languages the study never scored: reported per language, descriptively; in no tested average.
-    descriptive_languages: tuple[str, ...] = ("af", "it", "ko", "nl", "pt", "ta")
-    equivalence_margin: float = STUDY_PLAN.equivalence_margin
-    alpha: float = STUDY_PLAN.alpha
-    bootstrap_resamples: int = STUDY_PLAN.bootstrap_resamples
-
-    @property
-    def configurations(self) -> tuple[str, str, str]:
-        """(the baseline, DLFA at the layer, the concatenation of the same layers)."""
-        return BASELINE, run_name(self.fusion_layer), run_name(self.fusion_layer, "concat")
-
-
-REPLICATION_PLAN = ReplicationPlan()
-
-
-def study_layer_choice(runs: dict[str, dict[int, dict]], plan: StudyPlan = STUDY_PLAN) -> tuple[str | None, list[str]]:
-    """
-    The study plan's layer choice among `runs` (name -> seed -> result): (the chosen run name, or None while any of
-    its runs is missing; the missing runs, as "aif-layer-08 seed 2"). Runs of other layers or seeds play no part.
-    """
-    candidates = [run_name(layer, "aif") for layer in plan.choice_layers]
-    missing = [f"{name} seed {seed}" for name in candidates for seed in plan.choice_seeds
-               if seed not in runs.get(name, {})]  # fmt: skip
-    if missing:
-        return None, missing
-    choice = {name: {seed: runs[name][seed] for seed in plan.choice_seeds} for name in candidates}
-    return select_on_english_dev(choice)[1], []
-
-
 def best_on_targets(runs: dict[str, dict[int, dict]], candidates: list[str], seeds: list[int]) -> str:
     """The paper's protocol (for comparison only; it peeks at the test languages): best mean target average."""
     return max(candidates, key=lambda name: statistics.mean(target_score(runs[name][seed]) for seed in seeds))
@@ -318,7 +221,7 @@ def load_curve(folder: Path) -> list[dict]:
     return sorted(points, key=lambda point: (point["examples"] * point["epochs"], point["examples"]))
 
 
-def choose_budget(points: list[dict], margin: float = STUDY_PLAN.budget_margin) -> dict:
+def choose_budget(points: list[dict], margin: float) -> dict:
     """The study plan's rule: the cheapest point (examples x epochs) within `margin` points of the curve's best."""
     if not points:
         raise ValueError("no learning-curve points: run the curve first")
@@ -469,7 +372,7 @@ def bootstrap_gain(
     first: str,
     second: str,
     tagging: bool,
-    resamples: int = STUDY_PLAN.bootstrap_resamples,
+    resamples: int,
     seed: int = 0,
 ) -> dict:
     """

@@ -24,10 +24,6 @@ from .analysis import (
     BASELINE,
     CONCAT_PREFIX,
     SCALAR_MIX,
-    REPLICATION_PLAN,
-    STUDY_PLAN,
-    ReplicationPlan,
-    StudyPlan,
     dev_score,
     language_gains,
     load_runs,
@@ -35,6 +31,7 @@ from .analysis import (
     paired_gain,
     target_score,
 )
+from .plans import REPLICATION_PLAN, STUDY_PLAN, STUDY_PLANS, ReplicationPlan, StudyPlan, study_layer_choice
 from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
 
@@ -446,7 +443,7 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
         runs = load_runs(runs_dir / task)
         layers = [analysis.run_name(layer) for layer in plan.choice_layers]
         if any(name in runs for name in layers):
-            chosen, missing = analysis.study_layer_choice(runs, plan)
+            chosen, missing = study_layer_choice(runs, plan)
             cells = []
             for name in layers:
                 seeds = [seed for seed in plan.choice_seeds if seed in runs.get(name, {})]
@@ -501,7 +498,7 @@ def study_comparisons(
     for task in plan.tasks:
         task_dir = runs_dir / task
         runs = load_runs(task_dir)
-        chosen, _ = analysis.study_layer_choice(runs, plan)
+        chosen, _ = study_layer_choice(runs, plan)
         if BASELINE not in runs or chosen is None:
             continue
         peer = CONCAT_PREFIX + chosen.removeprefix(AIF_PREFIX)
@@ -751,8 +748,8 @@ STUDY_MARKERS = {  # the generated block of each study in docs/results.md, and i
 
 
 def study_main(args: argparse.Namespace) -> None:
-    """A pre-registered study's report (`args.study`: its plan in `analysis.STUDY_PLANS`): archives, then its block."""
-    plan = analysis.STUDY_PLANS[args.study]
+    """A pre-registered study's report (`args.study`: its plan in `STUDY_PLANS`): archives, then its block."""
+    plan = STUDY_PLANS[args.study]
     begin, end, prefix = STUDY_MARKERS[args.study]
     for task in filter(None, args.restore.split(",")):
         archive = args.results_dir / f"{task}.json"
@@ -912,7 +909,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     """The report's command line; `root` is the repository root the default folders are under."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--study", choices=("small", *analysis.STUDY_PLANS, "replication"), default="small", help="which study to report"
+        "--study", choices=("small", *STUDY_PLANS, "replication"), default="small", help="which study to report"
     )
     parser.add_argument("--runs_dir", type=Path, help="default: benchmarks/runs/<study>")
     parser.add_argument("--results_dir", type=Path, help="default: benchmarks/results/zero_shot (small), .../study")
@@ -927,7 +924,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
     args.results_dir = args.results_dir or root / "benchmarks" / "results" / (
         "zero_shot" if args.study == "small" else "study"
     )
-    if args.study in analysis.STUDY_PLANS:
+    if args.study in STUDY_PLANS:
         return study_main(args)
     if args.study == "replication":
         return replication_main(args)

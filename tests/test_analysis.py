@@ -5,15 +5,14 @@ import pytest
 
 from dlfa_zero_shot.analysis import (
     BASELINE,
-    StudyPlan,
     configuration_of,
     holm,
     layer_of,
     paired_gain,
     run_name,
     select_on_english_dev,
-    study_layer_choice,
 )
+from dlfa_zero_shot.plans import StudyPlan, study_layer_choice
 
 
 NAMES = ["baseline", "aif-layer-08", "concat-layer-11", "scalar-mix", "paper-gate-layer-10", "gate-init-0.1-layer-10",

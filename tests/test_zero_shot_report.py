@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlfa_zero_shot import analysis
-from dlfa_zero_shot.analysis import StudyPlan
+from dlfa_zero_shot.plans import StudyPlan
 from dlfa_zero_shot.analysis import load_runs as collect
 from dlfa_zero_shot.report import (
     BEGIN,
@@ -218,7 +218,7 @@ def test_sequential_rule_looks_once_at_five_seeds_and_the_upper_bound_caps_it(tm
 
 def test_a_task_held_at_five_seeds_is_concluded_there_and_says_why(tmp_path):
     """PAN-X and XNLI (docs/results.md, 2026-12-03): held at seeds 1-5 whatever their interval; a later seed is unused."""
-    from dlfa_zero_shot.analysis import HELD_AT_FIRST_SEEDS
+    from dlfa_zero_shot.plans import HELD_AT_FIRST_SEEDS
     from dlfa_zero_shot.report import sequential_rule, study_comparisons
 
     assert [task for task, _ in HELD_AT_FIRST_SEEDS] == ["panx", "xnli"]
@@ -432,7 +432,7 @@ def test_runs_of_different_code_versions_data_or_settings_are_not_pooled(tmp_pat
 
 
 def test_the_replication_looks_once_every_run_is_in_on_the_studys_languages(tmp_path):
-    from dlfa_zero_shot.analysis import ReplicationPlan
+    from dlfa_zero_shot.plans import ReplicationPlan
     from dlfa_zero_shot.report import replication_block, replication_comparisons, write_archive
 
     plan = ReplicationPlan(task="xnli", fusion_layer=10, seeds=(11, 12, 13), descriptive_languages=("ta",))
@@ -473,7 +473,7 @@ def test_the_replication_looks_once_every_run_is_in_on_the_studys_languages(tmp_
 
 def test_a_plan_without_interim_looks_compares_nothing_before_its_fixed_seeds(tmp_path):
     """The PAWS-X plan's rule: a fixed number of seeds and one look, so no comparison (nor p) before the last seed."""
-    from dlfa_zero_shot.analysis import PAWSX_PLAN
+    from dlfa_zero_shot.plans import PAWSX_PLAN
     from dlfa_zero_shot.report import study_comparisons
 
     assert not PAWSX_PLAN.interim_looks and PAWSX_PLAN.first_seeds == PAWSX_PLAN.extended_seeds == 10
@@ -484,3 +484,19 @@ def test_a_plan_without_interim_looks_compares_nothing_before_its_fixed_seeds(tm
     write_seeds(tmp_path, {4: 1.0})
     found = study_comparisons(tmp_path, resamples=10, plan=fixed)["xnli"]
     assert found["primary"]["n"] == 4 and not found["primary"]["interim"] and found["primary"]["holm_p"] is not None
+
+
+def test_no_run_imports_the_modules_left_out_of_its_code_digest():
+    """A run's code digest leaves out the report and the plans, so the harness must never import them."""
+    import subprocess
+    import sys
+
+    from dlfa_zero_shot.provenance import NOT_RUN, REPOSITORY, code_files
+
+    load = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('harness', sys.argv[1]); "
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec)); print(' '.join(sorted(sys.modules)))")  # fmt: skip
+    loaded = subprocess.run([sys.executable, "-c", load, str(REPOSITORY / "examples" / "run_zero_shot.py")],
+                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert "dlfa_zero_shot.runs" in loaded and "modeling_dlfa" in loaded
+    for path in NOT_RUN:
+        assert path.removesuffix(".py").replace("/", ".") not in loaded and path not in code_files()
