@@ -652,6 +652,8 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
     widths = ", ".join(f"{task} {c['first_half_width']:.2f}" if c["first_half_width"] is not None else f"{task} -"
                        for task, c in looked.items())  # fmt: skip
     line = f"- Sequential rule (plan): half-width of the primary 95% interval at {plan.first_seeds} seeds: {widths} (points). "
+    if plan.second_look:
+        line += f"{plan.second_look}. "
     wide = [task for task, c in looked.items() if (c["first_half_width"] or 0) > plan.half_width]
     capped = [task for task in wide if looked[task]["seeds_due"] == plan.first_seeds]
     extended = [task for task in wide if task not in capped]
@@ -662,13 +664,34 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
                  f"{why}: stopped at {plan.first_seeds} seeds, reported as they are. ")  # fmt: skip
     if extended:
         line += (
-            f"Above {plan.half_width}, extended: "
+            ("Second look: " if plan.second_look else f"Above {plan.half_width}, extended: ")
             + ", ".join(f"{task} to {looked[task]['seeds_due']} seeds ({looked[task]['n']} done)" for task in extended)
             + ". "
         )
     if not wide:
         line += f"All at most {plan.half_width}: every task stops at {plan.first_seeds} seeds. "
     return line.rstrip() + "\n"
+
+
+def mark_second_look(found: dict[str, dict], first: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> None:
+    """
+    The comparisons at each task's final seeds where the plan's `second_look` says they were decided after the first
+    look: Holm over every p-value the report prints (the first look's and these), and no verdict words, which belong
+    to the pre-registered analysis. A task that stopped at the first look keeps its numbers, said to be the first
+    look's. Edits `found` in place.
+    """
+    printed = {(look, task, kind): c["t_test_p"] for look, comparisons in (("first", first), ("final", found))
+               for task, by_kind in comparisons.items() for kind, c in by_kind.items() if "t_test_p" in c}  # fmt: skip
+    adjusted = analysis.holm(printed)
+    for task, by_kind in found.items():
+        for kind, c in by_kind.items():
+            c["holm_p"] = adjusted.get(("final", task, kind))
+            c["holm_tests"] = len(printed)
+            c["verdict"] = (
+                f"second look: no verdict (Holm over the {len(printed)} printed tests)"
+                if c["n"] > plan.first_seeds
+                else f"the first look's {c['n']} seeds, not extended"
+            )
 
 
 def comparison_table(found: dict[str, dict]) -> str:
@@ -766,20 +789,27 @@ def study_main(args: argparse.Namespace) -> None:
     found = study_comparisons(args.runs_dir, plan=plan)
     if found:
         tests = f"Holm over their {sum(map(len, found.values()))} tests"
+        archived = found
         if plan.extended_seeds > plan.first_seeds:  # a sequential rule: its first look is reported as it was
             first = study_comparisons(args.runs_dir, plan=plan, first_look=True)
             block += (
-                f"\n### Comparisons at the first look (seeds 1-{plan.first_seeds}, Holm over their "
-                f"{sum(map(len, first.values()))} tests: the result reported before any later seed ran)\n\n"
-                + comparison_table(first)
-                + "\n### Comparisons at each task's final seeds (docs/study-plan.md)\n\n"
-            )
+                f"\n### The pre-registered answer: the first look (seeds 1-{plan.first_seeds}, Holm over its "
+                f"{sum(map(len, first.values()))} tests, the plan's verdicts)\n\n" + comparison_table(first) + "\n"
+                + "".join(f"- **{task}**, first look: {by_kind['primary']['verdict']}.\n"
+                          for task, by_kind in first.items() if "primary" in by_kind)
+            )  # fmt: skip
+            if plan.second_look:
+                mark_second_look(found, first, plan)
+                archived = {"first_look": first, "final_seeds": found}
+            block += (f"\n### {'Second look' if plan.second_look else 'Comparisons'} at each task's final seeds "
+                      f"(Holm over every p-value printed here)\n\n")  # fmt: skip
         else:
             block += f"\n### Comparisons (seeds 1-{plan.first_seeds}, fixed in advance, one look; {tests})\n\n"
         block += comparison_table(found) + "\n"
         block += later_seeds_note(found, args.runs_dir, plan, NOTICED_LANGUAGES if plan is STUDY_PLAN else {})
-        block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
-                         if "primary" in by_kind)  # fmt: skip
+        if not plan.second_look:
+            block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
+                             if "primary" in by_kind)  # fmt: skip
         block += sequential_rule(found, plan) if plan.extended_seeds > plan.first_seeds else ""
         for task, by_kind in found.items():
             figure = args.document.parent / "figures" / f"{prefix}_gains_{task}.png"
@@ -788,7 +818,7 @@ def study_main(args: argparse.Namespace) -> None:
         if backbone:
             block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
         comparisons = "comparisons.json" if plan is STUDY_PLAN else f"{prefix}_comparisons.json"
-        (args.results_dir / comparisons).write_text(json.dumps(found, indent=1) + "\n")
+        (args.results_dir / comparisons).write_text(json.dumps(archived, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, begin, end)
 

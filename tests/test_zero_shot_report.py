@@ -500,3 +500,47 @@ def test_no_run_imports_the_modules_left_out_of_its_code_digest():
     assert "dlfa_zero_shot.runs" in loaded and "modeling_dlfa" in loaded
     for path in NOT_RUN:
         assert path.removesuffix(".py").replace("/", ".") not in loaded and path not in code_files()
+
+
+def test_a_second_look_gets_holm_over_every_printed_p_and_no_verdict_words(tmp_path):
+    """Seeds past the first look that were decided after its results (the study's UDPOS) are not the plan's answer."""
+    from dlfa_zero_shot.plans import SECOND_LOOK, STUDY_PLAN
+    from dlfa_zero_shot.report import mark_second_look, sequential_rule, study_comparisons
+
+    assert STUDY_PLAN.second_look == SECOND_LOOK and STUDY_PLAN.first_seeds == 5
+    write_seeds(tmp_path, {1: 1.0, 2: 3.0, 3: 0.5, 4: 2.5, 5: 1.5, 6: 2.0, 7: 1.0, 8: 2.2, 9: 1.8, 10: 1.2})
+    plan = StudyPlan(held_at_first_seeds=(), second_look="Lifted after the first look")
+    first = study_comparisons(tmp_path, resamples=10, plan=plan, first_look=True)
+    found = study_comparisons(tmp_path, resamples=10, plan=plan)
+    assert found["xnli"]["primary"]["n"] == 10 and found["xnli"]["primary"]["verdict"].startswith("aif-layer-10 helps")
+    mark_second_look(found, first, plan)
+    printed = [c["t_test_p"] for looked in (first, found) for c in looked["xnli"].values()]
+    primary = found["xnli"]["primary"]
+    p = primary["t_test_p"]
+    assert primary["holm_tests"] == 4 and primary["holm_p"] == pytest.approx(
+        max(min(1.0, (4 - rank) * q) for rank, q in enumerate(sorted(printed)) if q <= p)
+    )
+    assert primary["verdict"] == "second look: no verdict (Holm over the 4 printed tests)"
+    assert "helps" not in json.dumps(found) and first["xnli"]["primary"]["verdict"] != primary["verdict"]
+    assert "Lifted after the first look. Second look: xnli to 10 seeds (10 done)" in sequential_rule(found, plan)
+
+
+def test_the_docs_state_each_study_result_as_archived_with_its_status():
+    """README's answer and docs/results.md's status table quote the archived comparisons, first and second look."""
+    root = Path(__file__).resolve().parent.parent
+    archived = json.loads((root / "benchmarks" / "results" / "study" / "comparisons.json").read_text())
+    results, readme = (root / "docs" / "results.md").read_text(), (root / "README.md").read_text()
+
+    def interval(c: dict) -> str:
+        return f"{c['mean']:+.2f} [{c['ci95'][0]:+.2f}, {c['ci95'][1]:+.2f}]".replace("-", "−")
+
+    for task, by_kind in archived["first_look"].items():
+        primary = by_kind["primary"]
+        verdict = primary["verdict"].removeprefix("aif-layer-11 ")
+        row = f"| {interval(primary)}, Holm p {primary['holm_p']:.3f}: {verdict} | 1-5 | pre-registered first look"
+        assert row in results and interval(primary) in readme, task
+    second = archived["final_seeds"]["udpos"]["primary"]
+    assert second["n"] == 10 and second["holm_tests"] == 12 and "no verdict" in second["verdict"]
+    row = f"| {interval(second)}, raw p {second['t_test_p']:.3f}, Holm p {second['holm_p']:.3f} over the 12 p-values"
+    assert row in results and f"{interval(second)} is a second look" in readme.replace("\n", " ")
+    assert f"gives {second['holm_p']:.3f}" in readme.replace("\n", " ")
