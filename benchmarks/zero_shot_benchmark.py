@@ -24,6 +24,7 @@ an unfinished one resumes from its last checkpoint. Each finished run's weights 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,10 +39,10 @@ from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS = ROOT / "benchmarks" / "runs"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "xtreme-lite"
-# The ten target languages of the CPU protocols: five scripts, six families, available for UDPOS and PAN-X.
-TAGGING_LANGUAGES = "ar,de,es,fi,fr,hi,ja,ru,tr,zh"
-XNLI_LANGUAGES = "ar,de,es,fr,hi,ru,tr,zh"
-PAWSX_LANGUAGES = "de,es,fr,ja,ko,zh"  # every PAWS-X test language but English
+# The target languages of the CPU protocols (their owner is `plans`), as --eval_languages.
+TAGGING_LANGUAGES = ",".join(plans.TAGGING_TARGETS)
+XNLI_LANGUAGES = ",".join(plans.XNLI_TARGETS)
+PAWSX_LANGUAGES = ",".join(plans.PAWSX_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ PAWSX = Protocol(
     plan=plans.PAWSX_PLAN,
 )
 
-# The UDPOS replication (docs/replication-plan.md): the study's UDPOS settings, its budget written out (the study read it
-# off its curve), and the kit's languages the study never scored evaluated too (reported apart, never tested).
+# The UDPOS replication (docs/replication-plan.md): the study's UDPOS settings, its budget written out (the study read
+# it off its curve), and the kit's languages the study never scored evaluated too (reported apart, never tested).
 REPLICATION = Protocol(
     flags=STUDY_COMMON,
     task_flags={plans.REPLICATION_PLAN.task: {
@@ -211,15 +212,26 @@ def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[s
 
 
 def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> int:
-    """One harness process; its wall time (start to exit, evaluation included) goes to `run_dir/wall_time.json`."""
+    """
+    One harness process. Each stretch of a run (a process, to its exit) appends its wall and CPU seconds (user and
+    system, every thread; far less moved by other work on the machine than wall time) to `stretches.jsonl`; a
+    finished run's totals over its stretches, evaluation included, go to `wall_time.json`.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(run_dir / "log.txt", "a") as log:
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
-    seconds = time.perf_counter() - start
-    if returncode == 0:  # a resumed run records only its last stretch
-        (run_dir / "wall_time.json").write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    stretch = {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(cpu, 1), "threads": threads,
+               "exit": returncode}  # fmt: skip
+    with open(run_dir / "stretches.jsonl", "a") as stretches:
+        stretches.write(json.dumps(stretch) + "\n")
+    if returncode == 0:
+        made = [json.loads(line) for line in (run_dir / "stretches.jsonl").read_text().splitlines()]
+        totals = {key: round(sum(s[key] for s in made), 1) for key in ("seconds", "cpu_seconds")}
+        (run_dir / "wall_time.json").write_text(json.dumps({**totals, "stretches": len(made)}) + "\n")
     if returncode == 0 and not keep_models:
         for folder in run_dir.glob("checkpoint-*"):
             shutil.rmtree(folder)
@@ -242,9 +254,18 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
               "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
             for size in sizes
         ]  # fmt: skip
+    names = args.configs.split(",")
+    if protocol.plan and protocol.plan.seeds_decision == "":
+        choice = {analysis.run_name(layer) for layer in protocol.plan.choice_layers}
+        beyond = [name for name in names if name not in choice]
+        beyond += [f"seed {seed}" for seed in parse_seeds(args.seeds) if seed not in protocol.plan.choice_seeds]
+        if beyond:
+            raise SystemExit(
+                f"{', '.join(beyond)}: this plan's number of seeds awaits its dated decision (plans.StudyPlan."
+                "seeds_decision); until it is written, only the curve and the layer choice run"
+            )
     if protocol.plan:
         base = {**base, **study_budget(task_dir, protocol.plan)}
-    names = args.configs.split(",")
     if any("-best" in name for name in names):
         layer = chosen_layer(task_dir, protocol.plan)
         names = [name.replace("-best", f"-{layer:02d}") for name in names]

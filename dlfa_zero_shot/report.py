@@ -66,10 +66,13 @@ def write_archive(
     searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
-    wall_times = {path.parent.relative_to(task_dir).as_posix(): json.loads(path.read_text())["seconds"]
-                  for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
-    if wall_times:  # the benchmark's process wall times (evaluation included)
-        archive["wall_times"] = wall_times
+    timings = {path.parent.relative_to(task_dir).as_posix(): json.loads(path.read_text())
+               for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
+    if timings:  # the benchmark's process wall times (evaluation included) and, since 2026-12-06, CPU times
+        archive["wall_times"] = {folder: timing["seconds"] for folder, timing in timings.items()}
+    cpu_times = {folder: timing["cpu_seconds"] for folder, timing in timings.items() if "cpu_seconds" in timing}
+    if cpu_times:
+        archive["cpu_times"] = cpu_times
     curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
     curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
     if curve:
@@ -93,7 +96,7 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
     folder's name `write_archive` was given. Returns the results files written.
     """
     archive = json.loads(path.read_text())
-    wall_times = archive.get("wall_times", {})
+    wall_times, cpu_times = archive.get("wall_times", {}), archive.get("cpu_times", {})
     folders = {f"seed-{seed}/{analysis.LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
     for name, by_seed in archive["runs"].items():
         folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
@@ -110,7 +113,9 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
         if stored.exists():
             shutil.copyfile(stored, target.parent / "predictions.npz")
         if folder in wall_times:
-            (target.parent / "wall_time.json").write_text(json.dumps({"seconds": wall_times[folder]}) + "\n")
+            timing = {"seconds": wall_times[folder]}
+            timing.update({"cpu_seconds": cpu_times[folder]} if folder in cpu_times else {})
+            (target.parent / "wall_time.json").write_text(json.dumps(timing) + "\n")
         written.append(target)
     return written
 
@@ -676,22 +681,39 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
 def mark_second_look(found: dict[str, dict], first: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> None:
     """
     The comparisons at each task's final seeds where the plan's `second_look` says they were decided after the first
-    look: Holm over every p-value the report prints (the first look's and these), and no verdict words, which belong
-    to the pre-registered analysis. A task that stopped at the first look keeps its numbers, said to be the first
-    look's. Edits `found` in place.
+    look. No analysis was pre-registered for them, so they get no verdict words (those belong to the pre-registered
+    analysis) and Holm over every p-value the report prints (the plan's wording, applied to this report: the first
+    look's tests and these, a task held at the first look counted in both tables), the most conservative family;
+    beside it, as a sensitivity, Holm over the distinct tests (`holm_p_distinct`) and over the final seeds' tests
+    alone (`holm_p_final`, what the study's own Holm gives them). Edits `found` in place.
     """
     printed = {(look, task, kind): c["t_test_p"] for look, comparisons in (("first", first), ("final", found))
                for task, by_kind in comparisons.items() for kind, c in by_kind.items() if "t_test_p" in c}  # fmt: skip
-    adjusted = analysis.holm(printed)
+    distinct = {key: p for key, p in printed.items()
+                if key[0] == "first" or found[key[1]][key[2]]["n"] > plan.first_seeds}  # fmt: skip
+    adjusted, adjusted_distinct = analysis.holm(printed), analysis.holm(distinct)
     for task, by_kind in found.items():
         for kind, c in by_kind.items():
+            c["holm_p_final"] = c["holm_p"]
             c["holm_p"] = adjusted.get(("final", task, kind))
             c["holm_tests"] = len(printed)
+            extended = c["n"] > plan.first_seeds
+            c["holm_p_distinct"] = adjusted_distinct.get(("final" if extended else "first", task, kind))
             c["verdict"] = (
                 f"second look: no verdict (Holm over the {len(printed)} printed tests)"
                 if c["n"] > plan.first_seeds
                 else f"the first look's {c['n']} seeds, not extended"
             )
+
+
+def second_look_sensitivity(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str:
+    """One markdown line per extended comparison: its Holm p over each family `mark_second_look` considers."""
+    return "".join(
+        f"- **{task}** {kind}, second look ({c['n']} seeds), Holm p by family: the {c['holm_tests']} printed tests "
+        f"{c['holm_p']:.3f}, the distinct tests {c['holm_p_distinct']:.3f}, the final seeds' tests alone "
+        f"{c['holm_p_final']:.3f}; no family was pre-registered for this look.\n"
+        for task, by_kind in found.items() for kind, c in by_kind.items() if c["n"] > plan.first_seeds
+    )  # fmt: skip
 
 
 def comparison_table(found: dict[str, dict]) -> str:
@@ -764,9 +786,10 @@ def study_task_section(
     return "\n".join(lines)
 
 
+PAWSX_BEGIN, PAWSX_END = "<!-- BEGIN pawsx_report (generated: edit outside) -->", "<!-- END pawsx_report -->"
 STUDY_MARKERS = {  # the generated block of each study in docs/results.md, and its figure and comparisons names
     "study": (STUDY_BEGIN, STUDY_END, "study"),
-    "pawsx": ("<!-- BEGIN pawsx_report (generated: edit outside) -->", "<!-- END pawsx_report -->", "pawsx"),
+    "pawsx": (PAWSX_BEGIN, PAWSX_END, "pawsx"),
 }
 
 
@@ -802,11 +825,12 @@ def study_main(args: argparse.Namespace) -> None:
                 mark_second_look(found, first, plan)
                 archived = {"first_look": first, "final_seeds": found}
             block += (f"\n### {'Second look' if plan.second_look else 'Comparisons'} at each task's final seeds "
-                      f"(Holm over every p-value printed here)\n\n")  # fmt: skip
+                      "(Holm over every p-value this block prints, both tables)\n\n")  # fmt: skip
         else:
             block += f"\n### Comparisons (seeds 1-{plan.first_seeds}, fixed in advance, one look; {tests})\n\n"
         block += comparison_table(found) + "\n"
-        block += later_seeds_note(found, args.runs_dir, plan, NOTICED_LANGUAGES if plan is STUDY_PLAN else {})
+        block += second_look_sensitivity(found, plan) if plan.second_look else ""
+        block += later_seeds_note(found, args.runs_dir, plan, NOTICED_LANGUAGES if args.study == "study" else {})
         if not plan.second_look:
             block += "".join(f"- **{task}**: {by_kind['primary']['verdict']}.\n" for task, by_kind in found.items()
                              if "primary" in by_kind)  # fmt: skip
@@ -817,7 +841,7 @@ def study_main(args: argparse.Namespace) -> None:
                                                 args.document.parent)  # fmt: skip
         if backbone:
             block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
-        comparisons = "comparisons.json" if plan is STUDY_PLAN else f"{prefix}_comparisons.json"
+        comparisons = "comparisons.json" if args.study == "study" else f"{prefix}_comparisons.json"
         (args.results_dir / comparisons).write_text(json.dumps(archived, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, begin, end)
@@ -832,8 +856,9 @@ REPLICATION_END = "<!-- END replication_report -->"
 
 
 def restrict_targets(result: dict, languages: list[str]) -> dict:
-    """`result` scored on `languages` alone (English dev kept), its target average recomputed over them."""
-    scores = {key: value for key, value in result["scores"].items() if key == "selection" or key in languages}
+    """`result` scored on `languages` alone (English dev and test kept), its target average recomputed over them."""
+    scores = {key: value for key, value in result["scores"].items()
+              if key in ("selection", TRAIN_LANGUAGE) or key in languages}  # fmt: skip
     average = statistics.mean(scores[language][result["metric"]] for language in languages)
     return {**result, "scores": scores, "target_average": average}
 
@@ -852,8 +877,8 @@ def replication_comparisons(
 ) -> tuple[dict, dict]:
     """
     The plan's one look, once every run is there: primary (DLFA minus the baseline) and secondary (DLFA minus the
-    concatenation) on the study's target languages (every evaluated language but English and the plan's descriptive
-    ones), Holm over these 2 tests, the study plan's verdict words. Returns (the comparisons, the compared runs scored
+    concatenation) on the study's target languages (`plan.target_languages`, each of which every run must have
+    scored), Holm over these 2 tests, the study plan's verdict words. Returns (the comparisons, the compared runs scored
     on those languages). Raises ValueError while a run is missing: there is no interim look.
     """
     runs, missing = replication_runs(runs_dir, plan)
@@ -861,8 +886,11 @@ def replication_comparisons(
         raise ValueError(f"the replication's one look needs every run; missing: {', '.join(missing)}")
     baseline, dlfa, concat = plan.configurations
     check_pooling(plan.task, runs)
-    first = runs[baseline][plan.seeds[0]]
-    languages = [lang for lang in analysis.target_languages(first) if lang not in plan.descriptive_languages]
+    languages = list(plan.target_languages)
+    unscored = sorted({f"{name} seed {seed}" for name, by_seed in runs.items() for seed, result in by_seed.items()
+                       if not set(languages) <= set(result["scores"])})  # fmt: skip
+    if unscored:
+        raise SystemExit(f"{plan.task}: the replication tests {languages}, which these runs did not all score: {unscored}")
     studied = {name: {seed: restrict_targets(result, languages) for seed, result in by_seed.items()}
                for name, by_seed in runs.items()}  # fmt: skip
     draws = plan.bootstrap_resamples if resamples is None else resamples
@@ -920,6 +948,7 @@ def replication_block(
 
 
 def replication_main(args: argparse.Namespace, plan: ReplicationPlan = REPLICATION_PLAN) -> None:
+    """The replication's report: archive its runs (`<task>_replication.json`), then its block in the document."""
     archive = args.results_dir / f"{plan.task}_replication.json"
     task_dir = args.runs_dir / plan.task
     for task in filter(None, args.restore.split(",")):

@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
         features = featurize(data, tokenizer, data_args)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    recorded = provenance.collect(sys.argv[1:] if argv is None else argv, backbone, data.files, data.sha256)
+    recorded = provenance.collect(
+        sys.argv[1:] if argv is None else argv, Path(__file__), backbone, data.files, data.sha256
+    )
     sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded)
 
     if training_args.do_train:

@@ -191,3 +191,55 @@ def test_the_throughput_benchmark_refuses_settings_without_its_reference_before_
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert completed.returncode == 2 and "--settings 'grouped'" in completed.stderr and "`dynamic`" in completed.stderr
+
+
+def benchmark_dry_run(tmp_path: Path, protocol: str, task: str, *arguments: str) -> subprocess.CompletedProcess:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "zero_shot_benchmark.py"), "--protocol", protocol, "--task", task,
+         "--data_dir", str(data), "--runs_dir", str(tmp_path / "runs"), "--dry_run", *arguments],
+        capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and_more_languages(tmp_path):
+    """The replication's flags are the study's UDPOS run's, the budget read off the study's archived curve."""
+    from dlfa_zero_shot import analysis, plans
+    from dlfa_zero_shot.report import restore_archive
+
+    runs = tmp_path / "runs" / "study" / "udpos"
+    restore_archive(ROOT / "benchmarks" / "results" / "study" / "udpos.json", runs)
+    plan = plans.REPLICATION_PLAN
+    budget = analysis.choose_budget(analysis.load_curve(runs / "curve"), plans.STUDY_PLAN.budget_margin)
+    assert plan.budget == (budget["examples"], budget["epochs"])
+    assert plan.fusion_layer == analysis.layer_of(plans.study_layer_choice(analysis.load_runs(runs))[0])
+
+    def commands(protocol: str) -> list[list[str]]:
+        done = benchmark_dry_run(tmp_path, protocol, "udpos", "--configs", ",".join(plan.configurations),
+                                 "--seeds", str(plan.seeds[0]))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line]
+
+    for study, replication in zip(commands("study"), commands("replication"), strict=True):
+        ours, theirs = dict(zip(study[::2], study[1::2])), dict(zip(replication[::2], replication[1::2]))
+        languages = theirs.pop("--eval_languages").split(",")
+        assert languages == [*ours.pop("--eval_languages").split(","), *plan.descriptive_languages]
+        assert languages[: len(plan.target_languages)] == list(plan.target_languages)
+        assert {k: v for k, v in ours.items() if k != "--output_dir"} == {
+            k: v for k, v in theirs.items() if k != "--output_dir"
+        }
+
+
+def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are_decided(tmp_path):
+    from dlfa_zero_shot.plans import PAWSX_PLAN
+
+    assert PAWSX_PLAN.seeds_decision == ""  # pending: docs/pawsx-plan.md's CPU rule decides 10 or 5
+    refused = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--configs", "baseline,aif-layer-best", "--seeds", "1-10")
+    assert refused.returncode == 1 and "awaits its dated decision" in refused.stderr and "seed 3" in refused.stderr
+    curve = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--phase", "curve")
+    assert curve.returncode == 0 and "pawsx/pawsx: 4 runs to do" in curve.stdout
+    command = next(line.split() for line in curve.stdout.splitlines() if "run_zero_shot.py" in line)
+    assert flag(command, "--max_eval_samples") == "2000" and flag(command, "--task") == "pawsx"
+    study = subprocess.run(["bash", str(ROOT / "benchmarks" / "study.sh"), "replication"], capture_output=True, text=True)
+    assert study.returncode == 2 and "unknown study 'replication'" in study.stderr

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dlfa_zero_shot.data import LocalSource, load_task_data
+from dlfa_zero_shot.plans import PAWSX_TARGETS
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions, word_windows
 from dlfa_zero_shot.readers import TaggedSentence, read_conllu, read_pair_tsv, read_tagged_tsv
 from dlfa_zero_shot.tasks import PANX_TAGS, TASKS, UPOS_TAGS, XTREME_METRIC
@@ -113,7 +114,6 @@ def test_a_source_without_english_training_data_trains_on_dev_with_a_seeded_hold
     )
 
 
-PAWSX_TARGETS = ("de", "es", "fr", "ja", "ko", "zh")
 
 
 def test_pawsx_trains_on_english_paws_selects_on_dev_and_scores_every_test(xtreme_lite):

@@ -17,6 +17,7 @@ from harness import SCRIPT, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
+from dlfa_zero_shot.plans import PAWSX_TARGETS
 from dlfa_zero_shot.training import FusionLearningRateTrainer
 from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
@@ -86,8 +87,11 @@ def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path
                       ("de", "udpos/xtreme_udpos_dev-de.tsv")):  # fmt: skip
         digest = hashlib.sha256((xtreme_lite / file).read_bytes()).hexdigest()
         assert made["data"][key] == {"file": file, "sha256": digest}
-    for name in ("dlfa_zero_shot/training.py", "modeling_dlfa/modeling_dlfa.py", "examples/run_zero_shot.py"):
-        assert made["code_files"][name] == hashlib.sha256((ROOT / name).read_bytes()).hexdigest()
+    for name, path in (("dlfa_zero_shot/training.py", ROOT / "dlfa_zero_shot" / "training.py"),
+                       ("modeling_dlfa/modeling_dlfa.py", ROOT / "modeling_dlfa" / "modeling_dlfa.py"),
+                       ("program:run_zero_shot.py", SCRIPT)):  # fmt: skip
+        assert made["code_files"][name] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert made["program"] == str(SCRIPT.resolve())
     assert "dlfa_zero_shot/report.py" not in made["code_files"]  # it reads archived runs; no run executes it
     weights = tiny_multilingual_bert / "model.safetensors"
     assert made["backbone"]["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -151,7 +155,7 @@ def test_pawsx_trains_on_its_english_training_file_and_scores_every_test_languag
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1", "--num_train_epochs", "1",
                   "--do_train", "--do_eval", "--do_predict", task="pawsx")  # fmt: skip
     result = summary["runs"]["aif-layer-01"]
-    targets = ("de", "es", "fr", "ja", "ko", "zh")
+    targets = PAWSX_TARGETS
     assert summary["metric"] == "accuracy" and set(result["scores"]) == {"selection", "en", *targets}
     assert result["target_average"] == pytest.approx(np.mean([result["scores"][lang]["accuracy"] for lang in targets]))
     data = result["provenance"]["data"]

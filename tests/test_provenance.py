@@ -1,0 +1,49 @@
+"""What a run records of its making (`dlfa_zero_shot.provenance`), and when runs may be pooled."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
+
+
+SCRIPT = PACKAGES_ROOT / "examples" / "run_zero_shot.py"
+
+
+def test_the_commit_is_recorded_only_for_the_checkout_the_code_and_program_came_from(tmp_path):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGES_ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert git_state(SCRIPT)["commit"] == head.stdout.strip()
+    copy = tmp_path / "elsewhere" / "run_zero_shot.py"  # a program from another tree: its code is not that commit's
+    copy.parent.mkdir()
+    shutil.copyfile(SCRIPT, copy)
+    foreign = git_state(copy)
+    assert foreign["commit"] is None and foreign["installed"]["version"]
+    # packages installed into a venv inside a checkout: git answers for the checkout, which is not where they are
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    site = checkout / ".venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    assert git_state(None, root=site)["commit"] is None
+
+
+def test_the_code_digest_covers_the_program_that_ran(tmp_path):
+    copy = tmp_path / "run_zero_shot.py"
+    copy.write_text(SCRIPT.read_text() + "\n# changed\n")
+    ours, theirs = code_files(SCRIPT), code_files(copy)
+    assert ours.keys() == theirs.keys() and "program:run_zero_shot.py" in ours
+    assert [name for name in ours if ours[name] != theirs[name]] == ["program:run_zero_shot.py"]
+
+
+def made(device: str, settings: dict | None = None) -> dict:
+    return {"device": device, "provenance": {"code_files": {"a.py": "1"}, "versions": {"torch": "2.13.0"}, "data": {},
+            "backbone": {"sha256": None}, "settings": {"seed": 1, "learning_rate": 5e-5, **(settings or {})}}}  # fmt: skip
+
+
+def test_runs_pool_across_cards_of_one_device_kind_and_setting_order_but_not_across_kinds():
+    h100, h200 = made("cuda: NVIDIA H100 80GB HBM3"), made("cuda: NVIDIA H200")
+    assert pooling_differences({"baseline": {1: h100}, "aif-layer-11": {1: h200}}) == []
+    reordered = made("cpu", {"b": 1, "a": 2}), made("cpu", {"a": 2, "b": 1})
+    assert pooling_differences({"baseline": {1: reordered[0]}, "aif-layer-11": {1: reordered[1]}}) == []
+    refused = pooling_differences({"baseline": {1: made("cpu")}, "aif-layer-11": {1: h200}})
+    assert refused == ["different device kind (cpu / cuda): baseline seed 1 | aif-layer-11 seed 1"]
