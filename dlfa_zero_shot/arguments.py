@@ -175,13 +175,42 @@ def parse_layers(spec: str, num_layers: int, default_layer: int) -> list[int | N
 def configuration_name(
     layer: int | None, model_args: ModelArguments, data_args: DataArguments, task: TaskSpec, learning_rate: float
 ) -> str:
-    """The run name of the model trained at `layer` (None: the baseline) with these arguments: every setting in it."""
+    """
+    The run name of the model trained at `layer` (None: the baseline, the family's stock head, which has no fusion
+    method) with these arguments: every setting in it.
+    """
     factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
     return analysis.run_name(
-        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor,
-        aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
+        layer, model_args.fusion_method if layer is not None else None, model_args.aif_gate, model_args.aif_gate_init,
+        factor, aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
         label_alignment=data_args.label_alignment if task.kind == "token" else None,
     )  # fmt: skip
+
+
+def run_names(
+    layers: list[int | None],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    task: TaskSpec,
+    learning_rate: float,
+) -> dict[int | None, str]:
+    """
+    The run name of each of `layers` (`configuration_name`; None: the baseline). Two layers that would make one run,
+    as two layers under the scalar mix (it mixes every layer, and its name carries none), are refused by name: each
+    run of a call has a folder of its own.
+    """
+    names: dict[int | None, str] = {}
+    for layer in layers:
+        name = configuration_name(layer, model_args, data_args, task, learning_rate)
+        for other, other_name in names.items():
+            if other_name == name:
+                raise ValueError(
+                    f"--fusion_layers {model_args.fusion_layers!r} with --fusion_method {model_args.fusion_method}: "
+                    f"layers {other} and {layer} would both be the run {name!r} (this fusion uses no fusion layer); "
+                    "give one of them"
+                )
+        names[layer] = name
+    return names
 
 
 # Arguments that change nothing a run computes (where it is, how it reports, which runs the call makes): left out of

@@ -36,6 +36,7 @@ from dlfa_zero_shot.arguments import (
     ModelArguments,
     configuration_name,
     parse_layers,
+    run_names,
     run_settings,
 )
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
@@ -81,17 +82,21 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
     }
 
 
+def training_layers(backbone: str, model_args: ModelArguments) -> list[int | None]:
+    """The layers of `--fusion_layers` (None: the baseline), checked against the backbone's depth."""
+    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
+    return parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+
+
 def plan_training(
-    sweep: Sweep, backbone: str, model_args: ModelArguments, data_args: DataArguments
+    sweep: Sweep, backbone: str, layers: list[int | None], model_args: ModelArguments, data_args: DataArguments
 ) -> dict[str, dict]:
     """
-    The runs a training call makes, by name: one per `--fusion_layers` entry (a DLFA layer or the baseline), or,
-    after a one-pass layer search, the chosen layer (retrained, or the search's head kept) and the baseline if asked.
-    Each entry: the model's factory, and whether it trains.
+    The runs a training call makes, by name: one per `--fusion_layers` entry of `layers` (a DLFA layer or the
+    baseline), or, after a one-pass layer search, the chosen layer (retrained, or the search's head kept) and the
+    baseline if asked. Each entry: the model's factory, and whether it trains.
     """
     task, tokenizer, lr = sweep.data.task, sweep.tokenizer, sweep.training_args.learning_rate
-    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
-    layers = parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
 
     def name_of(layer: int | None) -> str:
         return configuration_name(layer, model_args, data_args, task, lr)
@@ -103,13 +108,15 @@ def plan_training(
     if model_args.layer_search == "one_pass":
         candidates = [layer for layer in layers if layer is not None]
         search_layers = f"search:{','.join(map(str, candidates))}"
+        heads = run_names([*candidates, None], model_args, data_args, task, lr)  # a distinct name each
         search = run_layer_search(
             sweep, settings_of(search_layers),
             lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
-            {str(layer or BASELINE_LAYER): name_of(layer) for layer in [*candidates, None]},
+            {str(layer or BASELINE_LAYER): name for layer, name in heads.items()},
             model_args.fusion_learning_rate,
         )  # fmt: skip
-        layers = [analysis.layer_of(search["chosen"])] + ([None] if None in layers else [])
+        chosen = next(layer for layer, name in heads.items() if name == search["chosen"])
+        layers = [chosen] + ([None] if None in layers else [])
         if model_args.layer_search_then == "keep":
             kept, layers = search["chosen"], layers[1:]
     plan = {}
@@ -211,6 +218,9 @@ def main(argv: list[str] | None = None) -> dict:
     if training_args.do_train:
         check_padding_id(backbone, tokenizer, model_args.cache_dir)
     task, source = data_source(data_args, model_args, backbone)
+    if training_args.do_train:  # each run's name, every one its own, before any work
+        layers = training_layers(backbone, model_args)
+        run_names(layers, model_args, data_args, task, training_args.learning_rate)
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if training_args.do_train:
         model_args = with_lora_targets(model_args, backbone)
-        plan = plan_training(sweep, backbone, model_args, data_args)
+        plan = plan_training(sweep, backbone, layers, model_args, data_args)
     else:
         config = AutoConfig.from_pretrained(
             backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code

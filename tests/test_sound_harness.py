@@ -152,7 +152,9 @@ def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_a
 ):
     # Before: exit 0; the new heads took the tokenizer's pad id as XLM-R's padding_idx, so every position id moved
     # by the difference (XLM-R counts positions from it) and the pretrained position rows were read one-off.
-    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2)
+    folder = save_tiny_xlm_roberta(
+        tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2
+    )
     completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
                            "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
                            "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
@@ -255,16 +257,53 @@ def test_an_init_checkpoint_of_another_family_serves_the_stock_scripts(tmp_path,
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
 
 
-def settings_of(tmp_path, layer, *flags: str) -> dict:
+def parsed(tmp_path, *flags: str) -> tuple:
+    """The harness's (ModelArguments, DataArguments, TrainingArguments) of these flags."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    from dlfa_zero_shot.arguments import DataArguments, ModelArguments, run_settings
+    from dlfa_zero_shot.arguments import DataArguments, ModelArguments
 
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(
-        args=["--output_dir", str(tmp_path), "--use_cpu", "--report_to", "none", *flags]
-    )
+    return parser.parse_args_into_dataclasses(args=["--output_dir", str(tmp_path), "--use_cpu", "--report_to", "none",
+                                                    *flags])  # fmt: skip
+
+
+def settings_of(tmp_path, layer, *flags: str) -> dict:
+    from dlfa_zero_shot.arguments import run_settings
+
+    model_args, data_args, training_args = parsed(tmp_path, *flags)
     return run_settings(model_args, data_args, training_args, TASKS[data_args.task], layer)
+
+
+def test_the_scalar_mix_and_the_baseline_keep_names_of_their_own(tmp_path):
+    # Before: with --fusion_method scalar_mix, the baseline was named `scalar-mix` too, so `--fusion_layers 2,last`
+    # trained the stock head under that name and never the scalar mix, with no baseline row; every head of a one-pass
+    # search had that name.
+    from dlfa_zero_shot.arguments import configuration_name
+
+    model_args, data_args, training_args = parsed(tmp_path, "--fusion_method", "scalar_mix")
+    task, rate = TASKS["udpos"], training_args.learning_rate
+    assert configuration_name(None, model_args, data_args, task, rate) == "baseline"
+    from dlfa_zero_shot.arguments import run_names
+
+    assert run_names([2, None], model_args, data_args, task, rate) == {2: "scalar-mix", None: "baseline"}
+    # Two layers of a fusion that uses none would be one run (and two search heads of one name): refused by name.
+    with pytest.raises(ValueError, match="layers 2 and 4 would both be the run 'scalar-mix'"):
+        run_names([2, 4, None], model_args, data_args, task, rate)
+    assert len(set(run_names([2, 4, None], *parsed(tmp_path)[:2], task, rate).values())) == 3  # AIF: a name each
+
+
+def test_two_layers_of_the_scalar_mix_are_refused_before_any_work(tmp_path, offline_tokenizer):
+    # Before: exit 0, one `scalar-mix` run (the later layer's) and the other silently dropped.
+    bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, num_hidden_layers=3)
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "o"),
+                           "--data_dir", str(tmp_path), "--fusion_method", "scalar_mix", "--fusion_layers",
+                           "1,2,last", "--use_cpu", "--do_train", "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert "--fusion_layers '1,2,last' with --fusion_method scalar_mix: layers 1 and 2 would both be the run" in (
+        completed.stderr
+    )
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
 
 
 def test_reuse_is_judged_per_run_on_the_settings_its_model_uses(tmp_path):
