@@ -4,7 +4,7 @@ The harness's command-line arguments (`examples/run_zero_shot.py`, parsed with `
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from transformers import TrainingArguments
 
@@ -140,10 +140,41 @@ class DataArguments:
         default=None,
         metadata={"help": "use the first N examples of every evaluation language and of the selection set"},
     )
-    label_alignment: str = field(
-        default=DEFAULT_LABEL_ALIGNMENT,
-        metadata={"help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}"},
+    label_alignment: str | None = field(
+        default=None,
+        metadata={
+            "help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}; unset: "
+            f"'{DEFAULT_LABEL_ALIGNMENT}' when training, the checkpoint's own when evaluating one (its "
+            "config.label_alignment, else 'first', the stock run_ner.py rule), which a different value may not override"
+        },
     )
+
+
+def with_label_alignment(
+    data_args: DataArguments, task: TaskSpec, checkpoint_alignment: str | None = None
+) -> DataArguments:
+    """
+    `data_args` with the label alignment its runs use: when training (no `checkpoint_alignment`), `--label_alignment`
+    or the harness's default; when evaluating a checkpoint, the alignment it was trained with
+    (`pipeline_dlfa.label_alignment_of` its config), and a `--label_alignment` that says otherwise is refused by name.
+    A pair task has none (None).
+    """
+    given = data_args.label_alignment
+    if given not in (None, *LABEL_ALIGNMENTS):
+        raise ValueError(f"--label_alignment {given!r} is not supported: choose one of {LABEL_ALIGNMENTS}")
+    if task.kind != "token":
+        alignment = None
+    elif checkpoint_alignment is None:
+        alignment = given or DEFAULT_LABEL_ALIGNMENT
+    elif given not in (None, checkpoint_alignment):
+        raise ValueError(
+            f"--label_alignment {given}: the checkpoint was trained with label_alignment {checkpoint_alignment!r} "
+            "(its config.label_alignment; none there means 'first', the stock run_ner.py rule), and its words are "
+            f"scored from the piece it learned to tag: drop --label_alignment, or give {checkpoint_alignment}"
+        )
+    else:
+        alignment = checkpoint_alignment
+    return replace(data_args, label_alignment=alignment)
 
 
 def parse_layers(spec: str, num_layers: int, default_layer: int) -> list[int | None]:

@@ -38,6 +38,7 @@ from dlfa_zero_shot.arguments import (
     parse_layers,
     run_names,
     run_settings,
+    with_label_alignment,
 )
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
@@ -55,6 +56,7 @@ from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
 from dlfa_zero_shot.runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, custom_task
+from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
 
 logger = logging.getLogger("run_zero_shot")
@@ -219,8 +221,14 @@ def main(argv: list[str] | None = None) -> dict:
         check_padding_id(backbone, tokenizer, model_args.cache_dir)
     task, source = data_source(data_args, model_args, backbone)
     if training_args.do_train:  # each run's name, every one its own, before any work
+        data_args = with_label_alignment(data_args, task)
         layers = training_layers(backbone, model_args)
         run_names(layers, model_args, data_args, task, training_args.learning_rate)
+    else:  # a checkpoint is scored as it was trained to tag
+        checkpoint = AutoConfig.from_pretrained(
+            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+        )
+        data_args = with_label_alignment(data_args, task, label_alignment_of(checkpoint))
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
@@ -239,11 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
         model_args = with_lora_targets(model_args, backbone)
         plan = plan_training(sweep, backbone, layers, model_args, data_args)
     else:
-        config = AutoConfig.from_pretrained(
-            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-        )
         plan = {
-            checkpoint_name(config): {
+            checkpoint_name(checkpoint): {
                 "model_factory": lambda: load_finetuned(backbone, task, model_args),
                 "do_train": False,
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),

@@ -44,6 +44,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from transformers import PreTrainedConfig
 from transformers.pipelines.token_classification import AggregationStrategy, TokenClassificationPipeline
 
 
@@ -76,12 +77,7 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
 
     @property
     def label_alignment(self) -> str:
-        alignment = getattr(self.model.config, "label_alignment", None) or "first"
-        if alignment not in LABEL_ALIGNMENTS:
-            raise ValueError(
-                f"config.label_alignment={alignment!r} is not supported: choose one of {LABEL_ALIGNMENTS}"
-            )
-        return alignment
+        return label_alignment_of(self.model.config)
 
     def gather_pre_entities(
         self,
@@ -145,6 +141,17 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
                 entity["start"] += 1
             entity["word"] = sentence[entity["start"] : entity["end"]]  # as written, not as normalised
         return [plain_python(entity) for entity in entities]
+
+
+def label_alignment_of(config: PreTrainedConfig) -> str:
+    """
+    The label alignment a saved tagger was trained with: its `config.label_alignment`, or `"first"` where its config
+    has none (the stock `run_ner.py` rule); a ValueError names any other value.
+    """
+    alignment = getattr(config, "label_alignment", None) or "first"
+    if alignment not in LABEL_ALIGNMENTS:
+        raise ValueError(f"config.label_alignment={alignment!r} is not supported: choose one of {LABEL_ALIGNMENTS}")
+    return alignment
 
 
 def skips_bare_word_start(alignment: str, pieces: list[str], words: list[int | None], position: int) -> bool:

@@ -225,6 +225,8 @@ def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_
         "--num_train_epochs", "1")  # fmt: skip
     checkpoint = next((out / "aif-layer-01").glob("checkpoint-*"))
     assert {"modeling_dlfa.py", "configuration_dlfa.py"} <= {path.name for path in checkpoint.iterdir()}
+    # What it trained with, for an evaluation-only run of the checkpoint (none would mean `first`).
+    assert json.loads((checkpoint / "config.json").read_text())["label_alignment"] == "first_content"
     stdout = run_without_plugin(LOAD_CHECKPOINT, [str(checkpoint), str(out / "aif-layer-01" / "model")], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
 

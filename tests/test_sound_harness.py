@@ -306,6 +306,66 @@ def test_two_layers_of_the_scalar_mix_are_refused_before_any_work(tmp_path, offl
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
 
 
+CJK_SENTENCES = [  # words the multilingual tokenizer splits into a bare "▁" and a content piece
+    (["我", "喜欢", "北京", "。"], ["O", "O", "B-LOC", "O"]),
+    (["王", "先生", "在", "上海", "工作", "。"], ["B-PER", "I-PER", "O", "B-LOC", "O", "O"]),
+    (["东京", "和", "大阪", "很", "大", "。"], ["B-LOC", "O", "B-LOC", "O", "O", "O"]),
+]
+
+
+def test_an_evaluation_only_run_scores_with_the_checkpoints_label_alignment(tmp_path, offline_tokenizer):
+    """
+    A tagger whose config says `label_alignment: first` (stock `run_ner.py` checkpoints mean the same by saying
+    nothing), evaluated without training: the words are scored from the piece it learned to tag, the one its word
+    pipeline reads, and settings.json says so; a `--label_alignment` that says otherwise is refused by name before
+    any work. Before: scored with the harness's `first_content`, exit 0, no warning, settings.json `first_content`.
+    """
+    from modeling_dlfa.pipeline_dlfa import WordTokenClassificationPipeline, add_word_pipeline
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC"]
+    folder = save_tiny_bert(tmp_path / "bert", offline_tokenizer)
+    torch.manual_seed(0)
+    tagger = BertForTokenClassification.from_pretrained(
+        folder,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={tag: i for i, tag in enumerate(labels)},
+    ).eval()
+    tagger.save_pretrained(tmp_path / "tagger")
+    offline_tokenizer.save_pretrained(tmp_path / "tagger")
+    add_word_pipeline(tmp_path / "tagger", "first")
+    test_file = tmp_path / "zh.jsonl"
+    test_file.write_text(
+        "".join(json.dumps({"tokens": words, "ner_tags": tags}) + "\n" for words, tags in CJK_SENTENCES)
+    )
+    common = ("--task", "tagging", "--test_files", f"zh={test_file}", "--do_eval", "--do_predict")
+
+    run_harness(tmp_path / "eval", tmp_path / "tagger", *common, task="tagging")
+    assert json.loads((tmp_path / "eval" / "baseline" / "settings.json").read_text())["label_alignment"] == "first"
+    predicted = (tmp_path / "eval" / "baseline" / "predictions" / "zh.tsv").read_text().strip().split("\n\n")
+    scored = [[line.split("\t")[1] for line in sentence.splitlines()] for sentence in predicted]
+    pipeline = WordTokenClassificationPipeline(model=tagger, tokenizer=offline_tokenizer)
+    words = [words for words, _ in CJK_SENTENCES]
+    read = {}
+    for alignment in ("first", "first_content"):
+        tagger.config.label_alignment = alignment
+        read[alignment] = [
+            [entry["entity"] for entry in sentence]
+            for sentence in pipeline(words, is_split_into_words=True, word_level=True)
+        ]
+    assert read["first"] != read["first_content"]  # the alignment changes these words' tags
+    assert scored == read["first"]
+
+    completed = run_script("--model_name_or_path", str(tmp_path / "tagger"), "--output_dir", str(tmp_path / "o"),
+                           *common, "--label_alignment", "first_content", "--use_cpu", "--report_to", "none",
+                           cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert (
+        "--label_alignment first_content: the checkpoint was trained with label_alignment 'first'" in completed.stderr
+    )
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
+
+
 def test_reuse_is_judged_per_run_on_the_settings_its_model_uses(tmp_path):
     from dlfa_zero_shot.runs import reuse_or_claim
 
