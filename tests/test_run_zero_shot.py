@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from harness import SCRIPT, run_harness, run_script
+from harness import SCRIPT, own_files, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
@@ -106,20 +106,19 @@ def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
     assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
-def test_the_scalar_mix_beside_the_baseline_trains_both_under_names_of_their_own(
-    tmp_path, tiny_multilingual_bert, xtreme_lite
-):
+def test_the_scalar_mix_beside_the_baseline_trains_both_under_names_of_their_own(tmp_path, tiny_multilingual_bert):
     # Before: both runs were named `scalar-mix`; the stock baseline head trained under that name, the scalar mix never
     # trained, no baseline row was reported, exit 0. In a one-pass search every head had that name.
-    common = ("--fusion_method", "scalar_mix", "--fusion_layers", "1,last", "--eval_languages", "de",
+    common = (*own_files(tmp_path), "--fusion_method", "scalar_mix", "--fusion_layers", "1,last",
               "--num_train_epochs", "1")  # fmt: skip
-    runs = run(tmp_path / "sweep", tiny_multilingual_bert, xtreme_lite, *common)["runs"]
+    runs = run_harness(tmp_path / "sweep", tiny_multilingual_bert, *common, task="tagging")["runs"]
     assert set(runs) == {"scalar-mix", "baseline"}
     assert (runs["scalar-mix"]["fusion_method"], runs["baseline"]["fusion_method"]) == ("scalar_mix", None)
     config = json.loads((tmp_path / "sweep" / "scalar-mix" / "model" / "config.json").read_text())
     assert config["fusion_method"] == "scalar_mix"
 
-    searched = run(tmp_path / "search", tiny_multilingual_bert, xtreme_lite, *common, "--layer_search", "one_pass")
+    searched = run_harness(tmp_path / "search", tiny_multilingual_bert, *common, "--layer_search", "one_pass",
+                           task="tagging")  # fmt: skip
     search = json.loads((tmp_path / "search" / "layer-search" / "results.json").read_text())
     assert search["heads"] == ["scalar-mix", "baseline"]
     # The chosen head is retrained as what it is (its layer is not read back from a name that carries none).

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness import run_harness, run_script
+from harness import own_files, run_harness, run_script
 from safetensors.torch import load_file, save_file
 from transformers import (
     BertForTokenClassification,
@@ -147,17 +147,15 @@ def test_one_pass_layer_search_keeps_a_head_on_an_xlm_roberta_checkpoint(tmp_pat
     assert config["fusion_layer"] == 1 and "search_layers" not in config
 
 
-def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_any_work(
-    tmp_path, offline_tokenizer, xtreme_lite
-):
+def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_any_work(tmp_path, offline_tokenizer):
     # Before: exit 0; the new heads took the tokenizer's pad id as XLM-R's padding_idx, so every position id moved
     # by the difference (XLM-R counts positions from it) and the pretrained position rows were read one-off.
     folder = save_tiny_xlm_roberta(
         tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2
     )
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
-                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
-                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
+    own_data = own_files(tmp_path)
+    completed = run_script("--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"), *own_data,
+                           "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
                            cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0
     assert f"its tokenizer pads with id {offline_tokenizer.pad_token_id}" in completed.stderr
@@ -166,14 +164,13 @@ def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_a
     # BERT numbers its positions from 0 whatever the pad id, which only marks an embedding row: a config that says 0
     # beside a tokenizer padding with 1 (multilingual-e5-small on the Hub) trains, with the tokenizer's pad id.
     bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, pad_token_id=0)
-    summary = run(tmp_path / "b", bert, xtreme_lite, "--fusion_layers", "last")
+    summary = run_harness(tmp_path / "b", bert, *own_data, "--fusion_layers", "last", "--num_train_epochs", "1",
+                          task="tagging")  # fmt: skip
     config = json.loads((tmp_path / "b" / "baseline" / "model" / "config.json").read_text())
     assert set(summary["runs"]) == {"baseline"} and config["pad_token_id"] == offline_tokenizer.pad_token_id
 
 
-def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
-    tmp_path, offline_tokenizer, xtreme_lite
-):
+def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(tmp_path, offline_tokenizer):
     # A BERT config whose weights sit under another prefix (saved from a wrapper module): every encoder weight would
     # start at random. Before: exit 0 and a random encoder.
     folder = save_tiny_bert(tmp_path / "wrapped", offline_tokenizer)
@@ -182,10 +179,9 @@ def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
               metadata={"format": "pt"})  # fmt: skip
     with pytest.raises(ValueError, match=r"encoder weights of BertForTokenClassification are not in this checkpoint"):
         load_new_head(BertForTokenClassification, str(folder), num_labels=3)
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
-                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
-                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
-                           cwd=tmp_path, check=False)  # fmt: skip
+    completed = run_script(*own_files(tmp_path), "--model_name_or_path", str(folder), "--output_dir",
+                           str(tmp_path / "o"), "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval",
+                           "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "its encoder would start at random" in completed.stderr
     assert not list((tmp_path / "o").glob("*/model"))
 
@@ -221,10 +217,10 @@ def test_a_word_the_tokenizer_drops_still_gets_a_prediction(tmp_path):
     assert predicted[0].tolist() == [TASKS["panx"].label_to_id[tag] for tag in sentence.tags]
 
 
-def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path, xtreme_lite):
+def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path):
     # Before: four tracebacks ending in transformers' "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
     missing = tmp_path / "runs" / "udpos" / "model"
-    common = ("--task", "udpos", "--data_dir", str(xtreme_lite), "--output_dir", str(tmp_path / "o"), "--do_eval")
+    common = ("--task", "udpos", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--do_eval")
     completed = run_script("--model_name_or_path", str(missing), *common, cwd=tmp_path, check=False)
     assert completed.returncode != 0 and f"the folder {missing} does not exist" in completed.stderr
     assert "Repo id must be in the form" not in completed.stderr
