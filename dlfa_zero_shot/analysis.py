@@ -48,7 +48,8 @@ def run_name(
     lora_r: int = 0,
 ) -> str:
     """
-    The name of one configuration; `fusion_layer=None` is the last-layer baseline. Every setting that changes what
+    The name of one configuration; `fusion_method=None` is the last-layer baseline (so is `fusion_layer=None` with a
+    fusion of two layers; the scalar mix, which mixes every layer, takes none). Every setting that changes what
     the run computes and differs from its default is in the name: the first DLFA deviation picks the stem
     (`paper-gate-layer-08`), every further one is a qualifier after a `+` (`paper-gate-layer-08+gate-init-0.1+r8`), so
     two runs of one sweep that differ in any of them never share a folder. `label_alignment=None`: a pair task.

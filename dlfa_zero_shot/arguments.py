@@ -4,7 +4,7 @@ The harness's command-line arguments (`examples/run_zero_shot.py`, parsed with `
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from transformers import TrainingArguments
 
@@ -140,10 +140,41 @@ class DataArguments:
         default=None,
         metadata={"help": "use the first N examples of every evaluation language and of the selection set"},
     )
-    label_alignment: str = field(
-        default=DEFAULT_LABEL_ALIGNMENT,
-        metadata={"help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}"},
+    label_alignment: str | None = field(
+        default=None,
+        metadata={
+            "help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}; unset: "
+            f"'{DEFAULT_LABEL_ALIGNMENT}' when training, the checkpoint's own when evaluating one (its "
+            "config.label_alignment, else 'first', the stock run_ner.py rule), which a different value may not override"
+        },
     )
+
+
+def with_label_alignment(
+    data_args: DataArguments, task: TaskSpec, checkpoint_alignment: str | None = None
+) -> DataArguments:
+    """
+    `data_args` with the label alignment its runs use: when training (no `checkpoint_alignment`), `--label_alignment`
+    or the harness's default; when evaluating a checkpoint, the alignment it was trained with
+    (`pipeline_dlfa.label_alignment_of` its config), and a `--label_alignment` that says otherwise is refused by name.
+    A pair task has none (None).
+    """
+    given = data_args.label_alignment
+    if given not in (None, *LABEL_ALIGNMENTS):
+        raise ValueError(f"--label_alignment {given!r} is not supported: choose one of {LABEL_ALIGNMENTS}")
+    if task.kind != "token":
+        alignment = None
+    elif checkpoint_alignment is None:
+        alignment = given or DEFAULT_LABEL_ALIGNMENT
+    elif given not in (None, checkpoint_alignment):
+        raise ValueError(
+            f"--label_alignment {given}: the checkpoint was trained with label_alignment {checkpoint_alignment!r} "
+            "(its config.label_alignment; none there means 'first', the stock run_ner.py rule), and its words are "
+            f"scored from the piece it learned to tag: drop --label_alignment, or give {checkpoint_alignment}"
+        )
+    else:
+        alignment = checkpoint_alignment
+    return replace(data_args, label_alignment=alignment)
 
 
 def parse_layers(spec: str, num_layers: int, default_layer: int) -> list[int | None]:
@@ -175,13 +206,42 @@ def parse_layers(spec: str, num_layers: int, default_layer: int) -> list[int | N
 def configuration_name(
     layer: int | None, model_args: ModelArguments, data_args: DataArguments, task: TaskSpec, learning_rate: float
 ) -> str:
-    """The run name of the model trained at `layer` (None: the baseline) with these arguments: every setting in it."""
+    """
+    The run name of the model trained at `layer` (None: the baseline, the family's stock head, which has no fusion
+    method) with these arguments: every setting in it.
+    """
     factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
     return analysis.run_name(
-        layer, model_args.fusion_method, model_args.aif_gate, model_args.aif_gate_init, factor,
-        aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
+        layer, model_args.fusion_method if layer is not None else None, model_args.aif_gate, model_args.aif_gate_init,
+        factor, aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
         label_alignment=data_args.label_alignment if task.kind == "token" else None,
     )  # fmt: skip
+
+
+def run_names(
+    layers: list[int | None],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    task: TaskSpec,
+    learning_rate: float,
+) -> dict[int | None, str]:
+    """
+    The run name of each of `layers` (`configuration_name`; None: the baseline). Two layers that would make one run,
+    as two layers under the scalar mix (it mixes every layer, and its name carries none), are refused by name: each
+    run of a call has a folder of its own.
+    """
+    names: dict[int | None, str] = {}
+    for layer in layers:
+        name = configuration_name(layer, model_args, data_args, task, learning_rate)
+        for other, other_name in names.items():
+            if other_name == name:
+                raise ValueError(
+                    f"--fusion_layers {model_args.fusion_layers!r} with --fusion_method {model_args.fusion_method}: "
+                    f"layers {other} and {layer} would both be the run {name!r} (this fusion uses no fusion layer); "
+                    "give one of them"
+                )
+        names[layer] = name
+    return names
 
 
 # Arguments that change nothing a run computes (where it is, how it reports, which runs the call makes): left out of

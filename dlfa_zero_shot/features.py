@@ -14,8 +14,8 @@ import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-# The alignment names and the bare piece are the plugin's: its word-level pipeline reads words by the same rule.
-from modeling_dlfa.pipeline_dlfa import BARE_WORD_START, LABEL_ALIGNMENTS
+# The alignments and the bare-piece rule are the plugin's: its word-level pipeline reads words by the same rule.
+from modeling_dlfa.pipeline_dlfa import LABEL_ALIGNMENTS, skips_bare_word_start
 
 from .readers import SentencePair, TaggedSentence
 
@@ -80,8 +80,7 @@ def tokenize_tagging(
             tokens, word_ids = encoding.tokens(window), encoding.word_ids(window)
             labels, words = [], []
             for position, word in enumerate(word_ids):
-                next_is_same_word = position + 1 < len(word_ids) and word_ids[position + 1] == word
-                skip_bare_piece = alignment == "first_content" and tokens[position] == BARE_WORD_START and next_is_same_word
+                skip_bare_piece = skips_bare_word_start(alignment, tokens, word_ids, position)
                 if word is None or (words and words[-1] == start + word) or skip_bare_piece:
                     labels.append(IGNORE_INDEX)
                     continue

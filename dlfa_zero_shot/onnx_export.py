@@ -4,7 +4,6 @@ Runtime: dynamic batch and sequence axes, inputs `input_ids`, `attention_mask` (
 tokenizer makes them), output `logits`.
 """
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -30,21 +29,17 @@ def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = 
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = registration.level
-    registration.setLevel(logging.ERROR)  # "torchvision is not installed": this model uses none of its operators
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # Known, harmless notices: the two inputs share their axes on purpose; a deprecation inside torch's
-            # own pytree code.
-            warnings.filterwarnings("ignore", message="# The axis name")
-            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-            program = torch.onnx.export(
-                model, (), kwargs=example, output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
-                dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
-            )  # fmt: skip
-    finally:
-        registration.setLevel(level)
+    # The process's logging is the application's to configure (examples/export_onnx.py drops torch's notice that
+    # torchvision is not installed, whose operators these models never use); the export changes no logger.
+    with torch.no_grad(), warnings.catch_warnings():
+        # Known, harmless notices: the two inputs share their axes on purpose; a deprecation inside torch's
+        # own pytree code.
+        warnings.filterwarnings("ignore", message="# The axis name")
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        program = torch.onnx.export(
+            model, (), kwargs=example, output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
+        )  # fmt: skip
     program.save(str(path))
     return path
 

@@ -172,6 +172,17 @@ def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
     }
 
 
+def recording_label_alignment(model: PreTrainedModel, sweep: Sweep) -> PreTrainedModel:
+    """
+    A tagger about to train, its config recording the label alignment it trains with (`config.label_alignment`), so
+    that every folder saved from it, Trainer checkpoints too, is scored (an evaluation-only run) and read (the word
+    pipeline) from the pieces it learned to tag.
+    """
+    if sweep.features["label_alignment"]:
+        model.config.label_alignment = sweep.features["label_alignment"]
+    return model
+
+
 def finish_model_folder(folder: Path, sweep: Sweep) -> None:
     """
     A saved tagger's folder also names the word-level pipeline (`modeling_dlfa.add_word_pipeline`), with the label
@@ -241,7 +252,7 @@ def run_one(
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
     set_seed(sweep.training_args.seed)
-    model = model_factory()
+    model = recording_label_alignment(model_factory(), sweep) if do_train else model_factory()
     lora = lora if do_train and lora and lora.rank > 0 else None
     if lora:
         model = apply_lora(model, lora.rank, lora.alpha, lora.dropout, list(lora.target_modules))
@@ -318,7 +329,7 @@ def run_layer_search(
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return json.loads((run_dir / "results.json").read_text())
     set_seed(sweep.training_args.seed)
-    model = model_factory()
+    model = recording_label_alignment(model_factory(), sweep)
     heads = {head: head_names[head] for head in model.config.search_heads}
     scorer = ZeroShotScorer(task)
     trainer = make_trainer(

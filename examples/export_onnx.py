@@ -10,6 +10,7 @@ Needs `onnx` and `onnxruntime` (pip install -e ".[onnx]").
 """
 
 import argparse
+import logging
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
@@ -18,7 +19,14 @@ import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto cl
 from dlfa_zero_shot.onnx_export import OPSET, export_onnx, max_difference
 
 
+def without_torchvision_notice(record: logging.LogRecord) -> bool:
+    """A log filter: torch's ONNX exporter says when torchvision is not installed; these models use none of its ops."""
+    return not record.getMessage().startswith("torchvision is not installed")
+
+
 def main() -> None:
+    for handler in logging.getLogger("torch.onnx").handlers:  # torch's own handler of its "onnx" log component
+        handler.addFilter(without_torchvision_notice)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a fine-tuned model folder or Hub id (with its tokenizer)")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (must not exist)")

@@ -36,7 +36,9 @@ from dlfa_zero_shot.arguments import (
     ModelArguments,
     configuration_name,
     parse_layers,
+    run_names,
     run_settings,
+    with_label_alignment,
 )
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
@@ -54,6 +56,7 @@ from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
 from dlfa_zero_shot.runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, custom_task
+from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
 
 logger = logging.getLogger("run_zero_shot")
@@ -81,17 +84,21 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
     }
 
 
+def training_layers(backbone: str, model_args: ModelArguments) -> list[int | None]:
+    """The layers of `--fusion_layers` (None: the baseline), checked against the backbone's depth."""
+    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
+    return parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+
+
 def plan_training(
-    sweep: Sweep, backbone: str, model_args: ModelArguments, data_args: DataArguments
+    sweep: Sweep, backbone: str, layers: list[int | None], model_args: ModelArguments, data_args: DataArguments
 ) -> dict[str, dict]:
     """
-    The runs a training call makes, by name: one per `--fusion_layers` entry (a DLFA layer or the baseline), or,
-    after a one-pass layer search, the chosen layer (retrained, or the search's head kept) and the baseline if asked.
-    Each entry: the model's factory, and whether it trains.
+    The runs a training call makes, by name: one per `--fusion_layers` entry of `layers` (a DLFA layer or the
+    baseline), or, after a one-pass layer search, the chosen layer (retrained, or the search's head kept) and the
+    baseline if asked. Each entry: the model's factory, and whether it trains.
     """
     task, tokenizer, lr = sweep.data.task, sweep.tokenizer, sweep.training_args.learning_rate
-    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
-    layers = parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
 
     def name_of(layer: int | None) -> str:
         return configuration_name(layer, model_args, data_args, task, lr)
@@ -103,13 +110,15 @@ def plan_training(
     if model_args.layer_search == "one_pass":
         candidates = [layer for layer in layers if layer is not None]
         search_layers = f"search:{','.join(map(str, candidates))}"
+        heads = run_names([*candidates, None], model_args, data_args, task, lr)  # a distinct name each
         search = run_layer_search(
             sweep, settings_of(search_layers),
             lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
-            {str(layer or BASELINE_LAYER): name_of(layer) for layer in [*candidates, None]},
+            {str(layer or BASELINE_LAYER): name for layer, name in heads.items()},
             model_args.fusion_learning_rate,
         )  # fmt: skip
-        layers = [analysis.layer_of(search["chosen"])] + ([None] if None in layers else [])
+        chosen = next(layer for layer, name in heads.items() if name == search["chosen"])
+        layers = [chosen] + ([None] if None in layers else [])
         if model_args.layer_search_then == "keep":
             kept, layers = search["chosen"], layers[1:]
     plan = {}
@@ -211,6 +220,15 @@ def main(argv: list[str] | None = None) -> dict:
     if training_args.do_train:
         check_padding_id(backbone, tokenizer, model_args.cache_dir)
     task, source = data_source(data_args, model_args, backbone)
+    if training_args.do_train:  # each run's name, every one its own, before any work
+        data_args = with_label_alignment(data_args, task)
+        layers = training_layers(backbone, model_args)
+        run_names(layers, model_args, data_args, task, training_args.learning_rate)
+    else:  # a checkpoint is scored as it was trained to tag
+        checkpoint = AutoConfig.from_pretrained(
+            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+        )
+        data_args = with_label_alignment(data_args, task, label_alignment_of(checkpoint))
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
@@ -229,13 +247,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     if training_args.do_train:
         model_args = with_lora_targets(model_args, backbone)
-        plan = plan_training(sweep, backbone, model_args, data_args)
+        plan = plan_training(sweep, backbone, layers, model_args, data_args)
     else:
-        config = AutoConfig.from_pretrained(
-            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-        )
         plan = {
-            checkpoint_name(config): {
+            checkpoint_name(checkpoint): {
                 "model_factory": lambda: load_finetuned(backbone, task, model_args),
                 "do_train": False,
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),

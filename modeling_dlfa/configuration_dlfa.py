@@ -82,7 +82,8 @@ class EncoderFamily:
         sequence_dropout: dropout between the pooling and the sequence classifier.
         token_dropout: dropout before the token classifier.
         stock_sequence_head: where the family's own `...ForSequenceClassification` keeps the pooling's dense layer
-            and the classifier (module paths): the one-pass layer search exports its last-layer head there.
+            and the classifier (module paths): the one-pass layer search exports its last-layer head there, and a
+            new DLFA sequence head takes a checkpoint's pooler only where the stock one does (`pooler.dense`).
         base_model_kwargs: the family's base model's keyword arguments as its task heads build it (BERT's and
             RoBERTa's heads build theirs without the pretraining pooler).
         positions_from_pad: whether the family numbers its position ids from the config's `pad_token_id` (RoBERTa

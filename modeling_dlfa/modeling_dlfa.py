@@ -30,6 +30,7 @@ with `trust_remote_code=True` where this plugin is not installed: import only fr
 transformers and, relatively, `.configuration_dlfa` and `.pipeline_dlfa`.
 """
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -59,12 +60,15 @@ from transformers.models.bert.modeling_bert import (
     BertPreTrainedModel,
 )
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_dlfa import DLFABertConfig, DLFAConfig, DLFAFusionConfig
 from .pipeline_dlfa import WORD_PIPELINES
+
+
+logger = logging.get_logger(__name__)
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
@@ -287,9 +291,49 @@ def run_encoder(encoder: nn.Module, attention_mask: torch.Tensor | None = None, 
     return encoder(attention_mask=attention_mask, return_dict=True, **given)
 
 
+def requested_hidden_states(output_hidden_states: bool | int | list[int] | None, num_states: int) -> set[int]:
+    """
+    The indices of the `num_states` hidden states that `output_hidden_states` asks for, as transformers' output
+    capture reads it: a flag (all or none), or an index or list of indices (negative ones from the end; out of range
+    ones select nothing).
+    """
+    if not output_hidden_states:  # as there: 0 and [] ask for nothing
+        return set()
+    if output_hidden_states is True:
+        return set(range(num_states))
+    indices = [output_hidden_states] if isinstance(output_hidden_states, int) else output_hidden_states
+    return {index % num_states for index in indices if -num_states <= index < num_states}
+
+
+def returned_hidden_states(
+    encoder: nn.Module,
+    hidden_states: tuple[torch.Tensor | None, ...],
+    requested: set[int],
+    fused_layers: set[int],
+) -> tuple[torch.Tensor | None, ...]:
+    """
+    The encoder's `hidden_states` (`num_hidden_layers + 1` entries, each `(batch, seq_len, hidden_size)` or None),
+    computed for the `requested` indices and the `fused_layers`, as the encoder returns them for the `requested` ones
+    alone: the states only the fusion needed are None, unless the encoder computes every state whatever it is asked
+    (DeBERTa-v2, whose forward takes `output_hidden_states` itself; every family before transformers 5.24).
+    """
+    asked = requested | fused_layers
+    computes_all = "output_hidden_states" in inspect.signature(encoder.forward).parameters or any(
+        state is not None for index, state in enumerate(hidden_states) if index not in asked
+    )
+    if computes_all:
+        return hidden_states
+    return tuple(state if index in requested else None for index, state in enumerate(hidden_states))
+
+
 class DLFABertPreTrainedModel(BertPreTrainedModel):
     config: DLFABertConfig
     config_class = DLFABertConfig
+
+    def __init__(self, config: DLFABertConfig, *inputs: Any, **kwargs: Any):
+        super().__init__(config, *inputs, **kwargs)
+        # The config checks its fields when it is made, but a field set afterwards (`config.fusion_layer = 0`) is not.
+        config.validate_dlfa_fields()
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`."""
@@ -312,7 +356,6 @@ class DLFABertModel(DLFABertPreTrainedModel):
 
     def __init__(self, config: DLFABertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
-        config.validate_dlfa_fields()
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
@@ -783,7 +826,9 @@ class DLFAPooler(nn.Module):
     The encoder family's sequence pooling, on the fused first token: dropout, a dense layer and the family's
     activation (BERT's pooler, RoBERTa's and ELECTRA's classification head, DeBERTa-v2's `ContextPooler`,
     DistilBERT's `pre_classifier` + ReLU; `EncoderFamily` in the configuration gives each one's settings). Its weights
-    are named as BERT's pooler (`pooler.dense`), so a BERT checkpoint's pretrained pooler loads into it.
+    are named as BERT's pooler (`pooler.dense`), so a BERT checkpoint's pretrained pooler loads into it, as into BERT's
+    own head; where the family's own head starts its pooling fresh (RoBERTa, XLM-R), a new head's does too
+    ([`DLFAPreTrainedModel.start_pooling_as_the_family_does`]).
 
     Shapes: `hidden_states` `(batch, seq_len, hidden_size)` -> `(batch, hidden_size)`.
     """
@@ -796,6 +841,24 @@ class DLFAPooler(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(self.dropout(hidden_states[:, 0])))
+
+
+class EncoderClassFlag:
+    """
+    A `_supports_*` flag of the generic DLFA models (`_supports_sdpa`, ...), which follows the encoder family: read on a
+    model, its encoder class's flag (transformers reads these per instance, so it resolves, reports and checks the
+    model's attention implementation as it does the family's own model's); read on a class, which has no family yet,
+    `False`, as code that reads the flag from the class (transformers' own tests do) can only rely on what every
+    family supports. Shapes: none (a descriptor).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: "DLFAPreTrainedModel | None", owner: type | None = None) -> bool:
+        if model is None:
+            return False
+        return getattr(model.encoder_class(), self.name)
 
 
 class DLFAPreTrainedModel(PreTrainedModel):
@@ -826,19 +889,55 @@ class DLFAPreTrainedModel(PreTrainedModel):
         return MODEL_MAPPING[config_class]
 
     # Attention runs inside the encoder: the implementations this model supports are its encoder class's (DeBERTa-v2:
-    # eager only). transformers reads them per instance, so it resolves, reports and checks this model's
-    # implementation (at loading and in `set_attn_implementation`) as it does the family's own model's.
-    @property
-    def _supports_sdpa(self) -> bool:
-        return self.encoder_class()._supports_sdpa
+    # eager only), checked at loading and in `set_attn_implementation` as for the family's own model.
+    _supports_sdpa = EncoderClassFlag()
+    _supports_flash_attn = EncoderClassFlag()
+    _supports_flex_attn = EncoderClassFlag()
 
-    @property
-    def _supports_flash_attn(self) -> bool:
-        return self.encoder_class()._supports_flash_attn
+    def __init__(self, config: DLFAConfig, *inputs: Any, **kwargs: Any):
+        super().__init__(config, *inputs, **kwargs)
+        # The config checks its fields when it is made, but a field set afterwards (`config.fusion_layer = 0`) is not.
+        config.validate_dlfa_fields()
 
-    @property
-    def _supports_flex_attn(self) -> bool:
-        return self.encoder_class()._supports_flex_attn
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "DLFAPreTrainedModel | tuple[DLFAPreTrainedModel, dict]":
+        """
+        As [`PreTrainedModel.from_pretrained`], except that a new sequence head on an encoder's own checkpoint (one
+        without this model's fusion weights) starts its pooling as the family's own `...ForSequenceClassification`
+        does (`start_pooling_as_the_family_does`).
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        model.start_pooling_as_the_family_does(loading_info)
+        return (model, loading_info) if output_loading_info else model
+
+    def start_pooling_as_the_family_does(self, loading_info: dict[str, set]) -> None:
+        """
+        After loading an encoder's own checkpoint into a model with a sequence pooling ([`DLFAPooler`] as `pooler`):
+        where the family's own sequence head keeps its pooling somewhere other than the checkpoint's pooler (RoBERTa
+        and XLM-R start `classifier.dense` fresh; `EncoderFamily.stock_sequence_head`), the pooling's dense layer,
+        which transformers filled from the checkpoint's `pooler.dense` (same name), starts fresh too, initialised by
+        `_init_weights`; `loading_info` then reports it missing and the checkpoint's pooler unexpected, as the
+        family's own head's report does. A DLFA checkpoint (its fusion weights loaded) keeps its trained pooling.
+        """
+        pooler, missing = getattr(self, "pooler", None), loading_info["missing_keys"]
+        stock_pooling = self.config.family_setting("stock_sequence_head")[0]
+        keeps_checkpoint_pooler = stock_pooling.removeprefix(f"{self.base_model_prefix}.") == "pooler.dense"
+        if not isinstance(pooler, DLFAPooler) or keeps_checkpoint_pooler:
+            return
+        fusion_keys = {key for key in self.state_dict() if key.startswith(("fusion.", "fusions."))}
+        pooler_keys = {f"pooler.dense.{name}" for name, _ in pooler.dense.named_parameters()}
+        if not fusion_keys <= missing or pooler_keys <= missing:  # a DLFA checkpoint, or no pooler in the checkpoint
+            return
+        loaded = pooler.dense.weight
+        pooler.dense = nn.Linear(*loaded.shape[::-1], device=loaded.device, dtype=loaded.dtype)
+        self._init_weights(pooler.dense)
+        loading_info["missing_keys"] |= pooler_keys
+        loading_info["unexpected_keys"] |= pooler_keys
+        logger.warning(
+            "%s: %s newly initialised, as the family's own sequence head starts %s; the checkpoint's pooler is unused",
+            type(self).__name__, ", ".join(sorted(pooler_keys)), stock_pooling,
+        )  # fmt: skip
 
     def _init_weights(self, module: nn.Module) -> None:
         """Initialize the weights of the fusion block and the head; the encoder's own class initialises its own."""
@@ -873,8 +972,9 @@ class DLFAPreTrainedModel(PreTrainedModel):
         Takes the inputs of the family's base model (`(batch_size, sequence_length)` ids and masks, or
         `inputs_embeds` of shape `(batch_size, sequence_length, embedding_size)`); those not given are not passed,
         as DistilBERT's forward has no `token_type_ids`. Returns [`BaseModelOutput`] with the fused states
-        `(batch_size, sequence_length, hidden_size)` as `last_hidden_state`; `hidden_states` (when asked for) and
-        `attentions` are the encoder's own.
+        `(batch_size, sequence_length, hidden_size)` as `last_hidden_state`; `hidden_states` and `attentions` are
+        what the family's own base model returns for the same `output_hidden_states` (True, or a list of indices:
+        those states and None for the others, transformers >= 5.24) and `output_attentions`.
         """
         output_hidden_states = kwargs.pop("output_hidden_states", None)
         if output_hidden_states is None:
@@ -882,15 +982,17 @@ class DLFAPreTrainedModel(PreTrainedModel):
         output_attentions = kwargs.pop("output_attentions", None)
         if output_attentions is None:  # the encoder reads its own config, not this model's
             output_attentions = self.config.output_attentions
+        num_states, fused_layers = self.config.num_hidden_layers + 1, set(self.fusion.input_layers)
+        requested = requested_hidden_states(output_hidden_states, num_states)
         inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids}
-        # Given the indices of the fused layers, transformers' output capture keeps only those hidden states
-        # (transformers >= 5.24; earlier releases, and DeBERTa-v2, which always computes them, return all).
+        # Given indices, transformers' output capture keeps only those hidden states (transformers >= 5.24; earlier
+        # releases, and DeBERTa-v2, which always computes them, return all): the fused layers and the requested ones.
         encoder_outputs = run_encoder(
             self.base_model,
             **inputs,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
-            output_hidden_states=True if output_hidden_states else list(self.fusion.input_layers),
+            output_hidden_states=True if requested >= set(range(num_states)) else sorted(requested | fused_layers),
             output_attentions=output_attentions,
             **kwargs,
         )
@@ -901,7 +1003,9 @@ class DLFAPreTrainedModel(PreTrainedModel):
         )
         return BaseModelOutput(
             last_hidden_state=fused_states,
-            hidden_states=hidden_states if output_hidden_states else None,
+            hidden_states=(
+                returned_hidden_states(self.base_model, hidden_states, requested, fused_layers) if requested else None
+            ),
             attentions=encoder_outputs.attentions,
         )
 

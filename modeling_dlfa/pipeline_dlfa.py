@@ -44,6 +44,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from transformers import PreTrainedConfig
 from transformers.pipelines.token_classification import AggregationStrategy, TokenClassificationPipeline
 
 
@@ -76,12 +77,7 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
 
     @property
     def label_alignment(self) -> str:
-        alignment = getattr(self.model.config, "label_alignment", None) or "first"
-        if alignment not in LABEL_ALIGNMENTS:
-            raise ValueError(
-                f"config.label_alignment={alignment!r} is not supported: choose one of {LABEL_ALIGNMENTS}"
-            )
-        return alignment
+        return label_alignment_of(self.model.config)
 
     def gather_pre_entities(
         self,
@@ -105,11 +101,10 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
             words = [word_ids[piece["index"]] for piece in pieces]
         else:
             words = whitespace_words(sentence, [(piece["start"], piece["end"]) for piece in pieces])
-        kept, kept_words = [], []
+        kept, kept_words, texts = [], [], [piece["word"] for piece in pieces]
         for position, (piece, word) in enumerate(zip(pieces, words)):
-            next_is_same_word = position + 1 < len(words) and words[position + 1] == word
-            if self.label_alignment == "first_content" and piece["word"] == BARE_WORD_START and next_is_same_word:
-                continue  # no content, and never labelled in training: the word starts at its next piece
+            if skips_bare_word_start(self.label_alignment, texts, words, position):
+                continue
             piece["is_subword"] = bool(kept_words) and kept_words[-1] == word
             kept.append(piece)
             kept_words.append(word)
@@ -146,6 +141,32 @@ class WordTokenClassificationPipeline(TokenClassificationPipeline):
                 entity["start"] += 1
             entity["word"] = sentence[entity["start"] : entity["end"]]  # as written, not as normalised
         return [plain_python(entity) for entity in entities]
+
+
+def label_alignment_of(config: PreTrainedConfig) -> str:
+    """
+    The label alignment a saved tagger was trained with: its `config.label_alignment`, or `"first"` where its config
+    has none (the stock `run_ner.py` rule); a ValueError names any other value.
+    """
+    alignment = getattr(config, "label_alignment", None) or "first"
+    if alignment not in LABEL_ALIGNMENTS:
+        raise ValueError(f"config.label_alignment={alignment!r} is not supported: choose one of {LABEL_ALIGNMENTS}")
+    return alignment
+
+
+def skips_bare_word_start(alignment: str, pieces: list[str], words: list[int | None], position: int) -> bool:
+    """
+    Whether the piece at `position` is passed over when a word's tag is read from (or, in training, given to) one of
+    its pieces under `alignment`: under `"first_content"`, a bare "▁" followed by another piece of the same word (it
+    carries no content, so the word starts at its next piece). `pieces` are the tokens as strings, `words` the word
+    of each (None for special tokens).
+    """
+    return (
+        alignment == "first_content"
+        and pieces[position] == BARE_WORD_START
+        and position + 1 < len(words)
+        and words[position + 1] == words[position]
+    )
 
 
 def whitespace_words(sentence: str, spans: list[tuple[int, int]]) -> list[int]:

@@ -34,3 +34,22 @@ def run_harness(output_dir: Path, backbone: Path, *extra: str, task: str = "udpo
     run_script(*args, *(QUICK if quick else ()), *actions, *extra, cwd=output_dir.parent)
     summary = output_dir / "summary.json"
     return json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def own_files(folder: Path) -> tuple[str, ...]:
+    """
+    The flags of a small tagging task of the user's own (jsonl files, tokens + tags: English training, German test):
+    a run that needs no data folder.
+    """
+    english = [
+        (["Anna", "lives", "in", "Berlin", "."], ["PROPN", "VERB", "ADP", "PROPN", "PUNCT"]),
+        (["The", "dog", "sleeps", "."], ["DET", "NOUN", "VERB", "PUNCT"]),
+        (["We", "read", "old", "books", "."], ["PRON", "VERB", "ADJ", "NOUN", "PUNCT"]),
+        (["Paris", "is", "big", "."], ["PROPN", "AUX", "ADJ", "PUNCT"]),
+    ] * 4
+    german = [(["Der", "Hund", "schläft", "."], ["DET", "NOUN", "VERB", "PUNCT"])]
+    files = {}
+    for name, sentences in (("train", english), ("de", german)):
+        files[name] = folder / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps({"tokens": w, "pos_tags": t}) + "\n" for w, t in sentences))
+    return "--task", "tagging", "--train_file", str(files["train"]), "--test_files", f"de={files['de']}"

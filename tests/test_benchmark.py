@@ -96,12 +96,36 @@ def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path
     assert "--aif_reduction" not in command  # only the settings that differ from the defaults are passed
 
 
-def lora_benchmark() -> ModuleType:
-    """benchmarks/lora_vs_full.py as a module (benchmarks/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("lora_vs_full", ROOT / "benchmarks" / "lora_vs_full.py")
+def test_every_configuration_name_makes_the_harness_flags_of_that_name(tmp_path):
+    """`harness_flags(name)` parsed as the harness parses them names that very run (the scalar mix and the baseline too)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from dlfa_zero_shot.arguments import DataArguments, ModelArguments, parse_layers, run_names
+    from dlfa_zero_shot.tasks import TASKS
+
+    benchmark = script_module("zero_shot_benchmark")
+    names = ["baseline", "scalar-mix", "aif-layer-08", "concat-layer-08+fusion-lr-x10", "paper-gate-layer-08+r8",
+             "gate-init-0.1-layer-08+layer-norm+align-first", "baseline+align-first+lora-r4"]  # fmt: skip
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    for name in names:
+        flags = benchmark.harness_flags(name, 2e-5, "")
+        arguments = ["--output_dir", str(tmp_path), "--learning_rate", "2e-5", *sum(flags.items(), ())]
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=arguments)
+        (layer,) = parse_layers(model_args.fusion_layers, 12, 11)
+        made = run_names([layer], model_args, data_args, TASKS["udpos"], training_args.learning_rate)
+        assert made == {layer: name}, flags
+
+
+def script_module(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def lora_benchmark() -> ModuleType:
+    return script_module("lora_vs_full")
 
 
 def readme_main_job() -> list[str]:

@@ -53,7 +53,11 @@ from transformers import (
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from modeling_dlfa import (
+    DLFABertConfig,
+    DLFABertForLayerSearch,
+    DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
+    DLFABertModel,
     DLFAConfig,
     DLFAForLayerSearch,
     DLFAForSequenceClassification,
@@ -224,9 +228,9 @@ def test_sequence_head_pools_the_fused_first_token_as_the_family_does(name, chec
     saved = load_file(folder / "model.safetensors")
     state = model.state_dict()
     new = {key for key in state if key.startswith(("fusion.", "classifier."))}
-    if "pooler.dense.weight" in saved:  # BERT's pretrained pooler (and RoBERTa's, XLM-R's) is kept
+    if "pooler.dense.weight" in saved and name == "bert":  # BERT's own head keeps the pretrained pooler
         assert torch.equal(model.pooler.dense.weight, saved["pooler.dense.weight"])
-    else:
+    else:  # RoBERTa's and XLM-R's own heads start their pooling fresh (`test_sequence_pooling_starts_as_...`)
         new |= {"pooler.dense.weight", "pooler.dense.bias"}
     assert set(info["missing_keys"]) == new
     assert model.config.fusion_layer == NUM_LAYERS - 1  # the default: the layer below the last
@@ -236,6 +240,71 @@ def test_sequence_head_pools_the_fused_first_token_as_the_family_does(name, chec
         fused = model.fused_outputs(**inputs).last_hidden_state
         pooled = family.pooler_activation(model.pooler.dense(fused[:, 0]))
         torch.testing.assert_close(model(**inputs).logits, model.classifier(pooled), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("folder", ["base", "pretraining"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sequence_pooling_starts_as_the_familys_own_head_does(name, folder, checkpoints):
+    """
+    Against the family's own `...ForSequenceClassification`'s load report on the same stock checkpoint: the pooling is
+    new exactly where the stock head's pooling is new, and the checkpoint's pooler is unused where the stock head
+    leaves it unused. Before: on XLM-R's and RoBERTa's base checkpoints, whose stock heads start `classifier.dense`
+    fresh (the checkpoint's `pooler.dense` unexpected), DLFA's `pooler.dense` loaded the checkpoint's pooler.
+    """
+    path = checkpoints / name / folder
+    stock, stock_info = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=3, output_loading_info=True
+    )
+    model, info = DLFAForSequenceClassification.from_pretrained(path, num_labels=3, output_loading_info=True)
+    stock_pooling = model.config.family_setting("stock_sequence_head")[0]
+    stock_pooling_is_new = {f"{stock_pooling}.weight", f"{stock_pooling}.bias"} <= stock_info["missing_keys"]
+    pooling_keys = {"pooler.dense.weight", "pooler.dense.bias"}
+    assert pooling_keys & info["missing_keys"] == (pooling_keys if stock_pooling_is_new else set()), stock_pooling
+    unused = {
+        key.removeprefix(f"{FAMILIES[name].prefix}.") for key in stock_info["unexpected_keys"] if "pooler" in key
+    }
+    assert {key for key in info["unexpected_keys"] if "pooler" in key} == unused
+    pooling = model.pooler.dense.weight
+    if stock_pooling_is_new:  # initialised as the model's own new weights are
+        assert 0.01 < pooling.std().item() < 0.03 and not model.pooler.dense.bias.any()
+    else:
+        assert torch.equal(pooling, stock.get_submodule(stock_pooling).weight)
+    if name in ("xlm-roberta", "roberta") and folder == "base":  # the case of the issue: a base model's pooler
+        assert unused == {"pooler.dense.weight", "pooler.dense.bias"}
+        assert not torch.equal(pooling, load_file(path / "model.safetensors")["pooler.dense.weight"])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_selected_hidden_states_are_those_the_familys_own_model_returns(name, checkpoints):
+    """
+    `output_hidden_states` as a list or an index (transformers >= 5.24 captures only those states) gives what the
+    family's own base model gives, state for state and None for None, though the fusion reads layer 1 and the last
+    layer. Before: every hidden state on BERT, RoBERTa, XLM-R, DistilBERT and ELECTRA.
+    """
+    family = FAMILIES[name]
+    folder = checkpoints / name / "pretraining"
+    stock = family.base_class.from_pretrained(folder).eval()
+    models = [
+        DLFAModel.from_pretrained(folder, fusion_layer=1),
+        DLFAForTokenClassification.from_pretrained(folder, fusion_layer=1, num_labels=5),
+        DLFAForSequenceClassification.from_pretrained(folder, fusion_layer=1),
+    ]
+    if name == "bert":
+        models += [DLFABertModel.from_pretrained(folder, fusion_layer=1)]
+    inputs = padded_inputs(family)
+    for selection in ([0, 2, -1], [-2], 2, True, False):
+        with torch.no_grad():
+            expected = stock(**inputs, output_hidden_states=selection).hidden_states
+            for model in models:
+                returned = model.eval()(**inputs, output_hidden_states=selection).hidden_states
+                where = f"{type(model).__name__} output_hidden_states={selection}"
+                if expected is None:
+                    assert returned is None, where
+                    continue
+                assert [state is None for state in returned] == [state is None for state in expected], where
+                for state, stock_state in zip(returned, expected):
+                    if stock_state is not None:
+                        torch.testing.assert_close(state, stock_state, atol=0, rtol=0, msg=where)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -326,6 +395,46 @@ def test_refuses_what_cannot_be_fused_before_reading_any_weight(tmp_path, checkp
         for load in (DLFAForTokenClassification.from_pretrained, DLFAConfig.from_pretrained):
             with pytest.raises(ValueError, match=re.escape(message)):
                 load(folder, **kwargs)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_class_refuses_a_fusion_layer_set_after_the_config_was_made(name):
+    """
+    A fusion layer set on a config after it was made (it checks its fields when made, not on assignment) is refused
+    by every DLFA class when it is built, naming the value and the range. Before: the generic classes fused the
+    embeddings (0) or the last layer with itself (L); only `DLFABertModel` refused.
+    """
+    classes = [DLFAModel, DLFAForTokenClassification, DLFAForSequenceClassification, DLFAForLayerSearch]
+    if name == "bert":
+        classes += [DLFABertModel, DLFABertForTokenClassification, DLFABertForSequenceClassification,
+                    DLFABertForLayerSearch]  # fmt: skip
+    for model_class in classes:
+        for layer in (0, NUM_LAYERS):
+            if model_class.__name__.startswith("DLFABert"):
+                config = DLFABertConfig(**SHAPE, fusion_layer=1)
+            else:
+                config = DLFAConfig(encoder_config=FAMILIES[name].config, fusion_layer=1)
+            config.search_layers = [1]
+            config.fusion_layer = layer
+            message = f"fusion_layer={layer} is out of range: it must be an integer in 1..{NUM_LAYERS - 1}"
+            with pytest.raises(ValueError, match=re.escape(message)):
+                model_class(config)
+
+
+def test_the_attention_flags_read_on_a_class_promise_nothing_and_on_a_model_follow_its_family(checkpoints):
+    """
+    `_supports_sdpa` (flash, flex) read on a generic DLFA class is False, as the class does not know its family;
+    transformers reads it on the model, where it is the encoder class's. Before: read on the class, a property
+    object, which is truthy, so code that reads the flag from the class (as transformers' own tests do) took every
+    DLFA class for SDPA-capable, mDeBERTa's too.
+    """
+    for model_class in (DLFAModel, DLFAForTokenClassification, DLFAForSequenceClassification, DLFAForLayerSearch):
+        for flag in ("_supports_sdpa", "_supports_flash_attn", "_supports_flex_attn"):
+            assert getattr(model_class, flag) is False, (model_class.__name__, flag)
+    for name, family in FAMILIES.items():
+        model = tagger(checkpoints, name)
+        assert model._supports_sdpa is family.supports_sdpa is family.base_class._supports_sdpa, name
+        assert model._supports_flash_attn is family.base_class._supports_flash_attn, name
 
 
 def test_an_encoder_config_of_a_class_transformers_cannot_build_is_refused_by_name():

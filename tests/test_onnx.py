@@ -1,6 +1,7 @@
 """ONNX export for CPU inference: ONNX Runtime gives PyTorch's logits, padding and unseen shapes included."""
 
 import importlib.util
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +59,36 @@ def test_export_script_checks_and_refuses_to_overwrite(tiny_multilingual_bert, o
     first = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "max |difference|" in first.stdout and (tmp_path / "tagger.onnx").stat().st_size > 0
+    assert "torchvision is not installed" not in first.stderr  # the command drops that notice, nothing else
     opsets = {entry.domain: entry.version for entry in onnx.load(tmp_path / "tagger.onnx").opset_import}
     assert opsets[""] == OPSET  # the script exports with the library's opset
     again = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr
+
+
+def test_the_export_changes_no_logger_of_the_process(tiny_multilingual_bert, tmp_path):
+    """
+    Code that runs while the model is exported (here the model's own forward, traced by the exporter; in a server,
+    any other thread) logs as the application configured logging. Before, the export set a torch logger's level to
+    ERROR for the length of the call, process-wide, and set it back afterwards.
+    """
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, num_labels=5, fusion_layer=1)
+
+    def levels() -> dict[str, int]:
+        return {
+            name: logger.level for name, logger in logging.root.manager.loggerDict.items() if hasattr(logger, "level")
+        }
+
+    before, seen = levels(), []
+    model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(levels()), with_kwargs=True)
+    export_onnx(model, tmp_path / "model.onnx")
+    changed = {
+        name: (before.get(name, logging.NOTSET), level)
+        for during in seen
+        for name, level in during.items()
+        if level != before.get(name, logging.NOTSET)
+    }
+    assert seen and not changed, changed
 
 
 @pytest.mark.parametrize("family", ["xlm-roberta", "roberta", "deberta-v2", "distilbert", "electra"])

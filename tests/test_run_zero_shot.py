@@ -13,7 +13,7 @@ import pytest
 import torch
 import transformers
 import yaml
-from harness import SCRIPT, run_harness, run_script
+from harness import SCRIPT, own_files, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
@@ -137,6 +137,27 @@ def test_peer_fusion_run(tmp_path, tiny_multilingual_bert, xtreme_lite):
     assert config["fusion_method"] == "concat" and config["fusion_layer"] == 1
 
 
+def test_the_scalar_mix_beside_the_baseline_trains_both_under_names_of_their_own(tmp_path, tiny_multilingual_bert):
+    # Before: both runs were named `scalar-mix`; the stock baseline head trained under that name, the scalar mix never
+    # trained, no baseline row was reported, exit 0. In a one-pass search every head had that name.
+    common = (*own_files(tmp_path), "--fusion_method", "scalar_mix", "--fusion_layers", "1,last",
+              "--num_train_epochs", "1")  # fmt: skip
+    runs = run_harness(tmp_path / "sweep", tiny_multilingual_bert, *common, task="tagging")["runs"]
+    assert set(runs) == {"scalar-mix", "baseline"}
+    assert (runs["scalar-mix"]["fusion_method"], runs["baseline"]["fusion_method"]) == ("scalar_mix", None)
+    config = json.loads((tmp_path / "sweep" / "scalar-mix" / "model" / "config.json").read_text())
+    assert config["fusion_method"] == "scalar_mix"
+
+    searched = run_harness(tmp_path / "search", tiny_multilingual_bert, *common, "--layer_search", "one_pass",
+                           task="tagging")  # fmt: skip
+    search = json.loads((tmp_path / "search" / "layer-search" / "results.json").read_text())
+    assert search["heads"] == ["scalar-mix", "baseline"]
+    # The chosen head is retrained as what it is (its layer is not read back from a name that carries none).
+    chosen = searched["runs"][search["chosen"]]
+    assert set(searched["runs"]) == {search["chosen"], "baseline"}
+    assert chosen["fusion_method"] == (None if search["chosen"] == "baseline" else "scalar_mix")
+
+
 def test_training_batches_are_grouped_by_length_unless_the_user_says_otherwise(
     tmp_path, tiny_multilingual_bert, xtreme_lite
 ):
@@ -241,6 +262,8 @@ def test_trainer_checkpoint_and_pipeline_load_without_the_plugin(tmp_path, tiny_
         "--num_train_epochs", "1")  # fmt: skip
     checkpoint = next((out / "aif-layer-01").glob("checkpoint-*"))
     assert {"modeling_dlfa.py", "configuration_dlfa.py"} <= {path.name for path in checkpoint.iterdir()}
+    # What it trained with, for an evaluation-only run of the checkpoint (none would mean `first`).
+    assert json.loads((checkpoint / "config.json").read_text())["label_alignment"] == "first_content"
     stdout = run_without_plugin(LOAD_CHECKPOINT, [str(checkpoint), str(out / "aif-layer-01" / "model")], tmp_path)
     result = json.loads(stdout.strip().splitlines()[-1])
 

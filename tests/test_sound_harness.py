@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness import run_harness, run_script
+from harness import own_files, run_harness, run_script
 from safetensors.torch import load_file, save_file
 from transformers import (
     BertForTokenClassification,
@@ -147,15 +147,15 @@ def test_one_pass_layer_search_keeps_a_head_on_an_xlm_roberta_checkpoint(tmp_pat
     assert config["fusion_layer"] == 1 and "search_layers" not in config
 
 
-def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_any_work(
-    tmp_path, offline_tokenizer, xtreme_lite
-):
+def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_any_work(tmp_path, offline_tokenizer):
     # Before: exit 0; the new heads took the tokenizer's pad id as XLM-R's padding_idx, so every position id moved
     # by the difference (XLM-R counts positions from it) and the pretrained position rows were read one-off.
-    folder = save_tiny_xlm_roberta(tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2)
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
-                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
-                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
+    folder = save_tiny_xlm_roberta(
+        tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2
+    )
+    own_data = own_files(tmp_path)
+    completed = run_script("--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"), *own_data,
+                           "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
                            cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0
     assert f"its tokenizer pads with id {offline_tokenizer.pad_token_id}" in completed.stderr
@@ -164,14 +164,13 @@ def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_a
     # BERT numbers its positions from 0 whatever the pad id, which only marks an embedding row: a config that says 0
     # beside a tokenizer padding with 1 (multilingual-e5-small on the Hub) trains, with the tokenizer's pad id.
     bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, pad_token_id=0)
-    summary = run(tmp_path / "b", bert, xtreme_lite, "--fusion_layers", "last")
+    summary = run_harness(tmp_path / "b", bert, *own_data, "--fusion_layers", "last", "--num_train_epochs", "1",
+                          task="tagging")  # fmt: skip
     config = json.loads((tmp_path / "b" / "baseline" / "model" / "config.json").read_text())
     assert set(summary["runs"]) == {"baseline"} and config["pad_token_id"] == offline_tokenizer.pad_token_id
 
 
-def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
-    tmp_path, offline_tokenizer, xtreme_lite
-):
+def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(tmp_path, offline_tokenizer):
     # A BERT config whose weights sit under another prefix (saved from a wrapper module): every encoder weight would
     # start at random. Before: exit 0 and a random encoder.
     folder = save_tiny_bert(tmp_path / "wrapped", offline_tokenizer)
@@ -180,10 +179,9 @@ def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(
               metadata={"format": "pt"})  # fmt: skip
     with pytest.raises(ValueError, match=r"encoder weights of BertForTokenClassification are not in this checkpoint"):
         load_new_head(BertForTokenClassification, str(folder), num_labels=3)
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"),
-                           "--data_dir", str(xtreme_lite), "--fusion_layers", "1,last", "--max_train_samples", "16",
-                           "--max_eval_samples", "8", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
-                           cwd=tmp_path, check=False)  # fmt: skip
+    completed = run_script(*own_files(tmp_path), "--model_name_or_path", str(folder), "--output_dir",
+                           str(tmp_path / "o"), "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval",
+                           "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "its encoder would start at random" in completed.stderr
     assert not list((tmp_path / "o").glob("*/model"))
 
@@ -219,10 +217,10 @@ def test_a_word_the_tokenizer_drops_still_gets_a_prediction(tmp_path):
     assert predicted[0].tolist() == [TASKS["panx"].label_to_id[tag] for tag in sentence.tags]
 
 
-def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path, xtreme_lite):
+def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path):
     # Before: four tracebacks ending in transformers' "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
     missing = tmp_path / "runs" / "udpos" / "model"
-    common = ("--task", "udpos", "--data_dir", str(xtreme_lite), "--output_dir", str(tmp_path / "o"), "--do_eval")
+    common = ("--task", "udpos", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--do_eval")
     completed = run_script("--model_name_or_path", str(missing), *common, cwd=tmp_path, check=False)
     assert completed.returncode != 0 and f"the folder {missing} does not exist" in completed.stderr
     assert "Repo id must be in the form" not in completed.stderr
@@ -255,16 +253,113 @@ def test_an_init_checkpoint_of_another_family_serves_the_stock_scripts(tmp_path,
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
 
 
-def settings_of(tmp_path, layer, *flags: str) -> dict:
+def parsed(tmp_path, *flags: str) -> tuple:
+    """The harness's (ModelArguments, DataArguments, TrainingArguments) of these flags."""
     from transformers import HfArgumentParser, TrainingArguments
 
-    from dlfa_zero_shot.arguments import DataArguments, ModelArguments, run_settings
+    from dlfa_zero_shot.arguments import DataArguments, ModelArguments
 
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(
-        args=["--output_dir", str(tmp_path), "--use_cpu", "--report_to", "none", *flags]
-    )
+    return parser.parse_args_into_dataclasses(args=["--output_dir", str(tmp_path), "--use_cpu", "--report_to", "none",
+                                                    *flags])  # fmt: skip
+
+
+def settings_of(tmp_path, layer, *flags: str) -> dict:
+    from dlfa_zero_shot.arguments import run_settings
+
+    model_args, data_args, training_args = parsed(tmp_path, *flags)
     return run_settings(model_args, data_args, training_args, TASKS[data_args.task], layer)
+
+
+def test_the_scalar_mix_and_the_baseline_keep_names_of_their_own(tmp_path):
+    # Before: with --fusion_method scalar_mix, the baseline was named `scalar-mix` too, so `--fusion_layers 2,last`
+    # trained the stock head under that name and never the scalar mix, with no baseline row; every head of a one-pass
+    # search had that name.
+    from dlfa_zero_shot.arguments import configuration_name
+
+    model_args, data_args, training_args = parsed(tmp_path, "--fusion_method", "scalar_mix")
+    task, rate = TASKS["udpos"], training_args.learning_rate
+    assert configuration_name(None, model_args, data_args, task, rate) == "baseline"
+    from dlfa_zero_shot.arguments import run_names
+
+    assert run_names([2, None], model_args, data_args, task, rate) == {2: "scalar-mix", None: "baseline"}
+    # Two layers of a fusion that uses none would be one run (and two search heads of one name): refused by name.
+    with pytest.raises(ValueError, match="layers 2 and 4 would both be the run 'scalar-mix'"):
+        run_names([2, 4, None], model_args, data_args, task, rate)
+    assert len(set(run_names([2, 4, None], *parsed(tmp_path)[:2], task, rate).values())) == 3  # AIF: a name each
+
+
+def test_two_layers_of_the_scalar_mix_are_refused_before_any_work(tmp_path, offline_tokenizer):
+    # Before: exit 0, one `scalar-mix` run (the later layer's) and the other silently dropped.
+    bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, num_hidden_layers=3)
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "o"),
+                           "--data_dir", str(tmp_path), "--fusion_method", "scalar_mix", "--fusion_layers",
+                           "1,2,last", "--use_cpu", "--do_train", "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert "--fusion_layers '1,2,last' with --fusion_method scalar_mix: layers 1 and 2 would both be the run" in (
+        completed.stderr
+    )
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
+
+
+CJK_SENTENCES = [  # words the multilingual tokenizer splits into a bare "▁" and a content piece
+    (["我", "喜欢", "北京", "。"], ["O", "O", "B-LOC", "O"]),
+    (["王", "先生", "在", "上海", "工作", "。"], ["B-PER", "I-PER", "O", "B-LOC", "O", "O"]),
+    (["东京", "和", "大阪", "很", "大", "。"], ["B-LOC", "O", "B-LOC", "O", "O", "O"]),
+]
+
+
+def test_an_evaluation_only_run_scores_with_the_checkpoints_label_alignment(tmp_path, offline_tokenizer):
+    """
+    A tagger whose config says `label_alignment: first` (stock `run_ner.py` checkpoints mean the same by saying
+    nothing), evaluated without training: the words are scored from the piece it learned to tag, the one its word
+    pipeline reads, and settings.json says so; a `--label_alignment` that says otherwise is refused by name before
+    any work. Before: scored with the harness's `first_content`, exit 0, no warning, settings.json `first_content`.
+    """
+    from modeling_dlfa.pipeline_dlfa import WordTokenClassificationPipeline, add_word_pipeline
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC"]
+    folder = save_tiny_bert(tmp_path / "bert", offline_tokenizer)
+    torch.manual_seed(0)
+    tagger = BertForTokenClassification.from_pretrained(
+        folder,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={tag: i for i, tag in enumerate(labels)},
+    ).eval()
+    tagger.save_pretrained(tmp_path / "tagger")
+    offline_tokenizer.save_pretrained(tmp_path / "tagger")
+    add_word_pipeline(tmp_path / "tagger", "first")
+    test_file = tmp_path / "zh.jsonl"
+    test_file.write_text(
+        "".join(json.dumps({"tokens": words, "ner_tags": tags}) + "\n" for words, tags in CJK_SENTENCES)
+    )
+    common = ("--task", "tagging", "--test_files", f"zh={test_file}", "--do_eval", "--do_predict")
+
+    run_harness(tmp_path / "eval", tmp_path / "tagger", *common, task="tagging")
+    assert json.loads((tmp_path / "eval" / "baseline" / "settings.json").read_text())["label_alignment"] == "first"
+    predicted = (tmp_path / "eval" / "baseline" / "predictions" / "zh.tsv").read_text().strip().split("\n\n")
+    scored = [[line.split("\t")[1] for line in sentence.splitlines()] for sentence in predicted]
+    pipeline = WordTokenClassificationPipeline(model=tagger, tokenizer=offline_tokenizer)
+    words = [words for words, _ in CJK_SENTENCES]
+    read = {}
+    for alignment in ("first", "first_content"):
+        tagger.config.label_alignment = alignment
+        read[alignment] = [
+            [entry["entity"] for entry in sentence]
+            for sentence in pipeline(words, is_split_into_words=True, word_level=True)
+        ]
+    assert read["first"] != read["first_content"]  # the alignment changes these words' tags
+    assert scored == read["first"]
+
+    completed = run_script("--model_name_or_path", str(tmp_path / "tagger"), "--output_dir", str(tmp_path / "o"),
+                           *common, "--label_alignment", "first_content", "--use_cpu", "--report_to", "none",
+                           cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0
+    assert (
+        "--label_alignment first_content: the checkpoint was trained with label_alignment 'first'" in completed.stderr
+    )
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())  # nothing was written
 
 
 def test_reuse_is_judged_per_run_on_the_settings_its_model_uses(tmp_path):

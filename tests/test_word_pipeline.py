@@ -13,8 +13,11 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoConfig, AutoModel, BertTokenizerFast, PreTrainedTokenizerFast, RobertaTokenizerFast
 
 from dlfa_tester import save_tiny_bert
+from dlfa_zero_shot.features import IGNORE_INDEX, examples_dataset, tokenize_tagging
+from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
 from modeling_dlfa import DLFABertForTokenClassification, DLFAForTokenClassification, WordTokenClassificationPipeline
+from modeling_dlfa.pipeline_dlfa import BARE_WORD_START, LABEL_ALIGNMENTS
 
 
 SENTENCE = "Unbelievably , the committee reconvened yesterday ."
@@ -97,5 +100,35 @@ def test_every_tokenizer_kind_gets_one_tag_per_word_from_the_generic_tagger(kind
         words = sentence.split()
         tagged = tagger(sentence, word_level=True)
         assert [entry["word"] for entry in tagged] == words, kind
-        assert [entry["word"] for entry in tagger([words], is_split_into_words=True, word_level=True)[0]] == words, kind
+        assert [entry["word"] for entry in tagger([words], is_split_into_words=True, word_level=True)[0]] == words, (
+            kind
+        )
         assert all(entry["entity"] in labels for entry in tagged)
+
+
+def test_training_labels_the_piece_the_pipeline_reads_by_one_rule(offline_tokenizer):
+    """
+    The bare-"▁" rule has one owner, the shipped pipeline's `skips_bare_word_start`, which training's label alignment
+    calls too: on real SentencePiece pieces of CJK words (where the tokenizer splits a bare "▁" off), each word's
+    labelled piece is its first piece that the rule does not pass over. Before, the rule was written out twice.
+    """
+    from modeling_dlfa.pipeline_dlfa import skips_bare_word_start
+
+    words = ["我", "喜欢", "北京", "。", "Berlin"]
+    encoding = offline_tokenizer(words, is_split_into_words=True)
+    pieces, word_ids = encoding.tokens(), encoding.word_ids()
+    assert BARE_WORD_START in pieces  # the case the rule is for is in the data
+    labels = TASKS["udpos"].label_to_id
+    sentence = TaggedSentence(words, ["PRON", "VERB", "PROPN", "PUNCT", "PROPN"])
+    for alignment in LABEL_ALIGNMENTS:
+        features = tokenize_tagging(examples_dataset([sentence]), offline_tokenizer, labels, 32, alignment)
+        labelled = [position for position, label in enumerate(features[0]["labels"]) if label != IGNORE_INDEX]
+        read, seen = [], set()
+        for position, word in enumerate(word_ids):
+            if word is None or word in seen or skips_bare_word_start(alignment, pieces, word_ids, position):
+                continue
+            read.append(position)
+            seen.add(word)
+        assert labelled == read, alignment
+        bare = [position for position, piece in enumerate(pieces) if piece == BARE_WORD_START]
+        assert (set(bare) & set(read) == set()) == (alignment == "first_content"), alignment
