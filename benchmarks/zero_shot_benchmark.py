@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlfa_zero_shot import analysis
+from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
@@ -208,7 +209,7 @@ def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> i
         returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
     seconds = time.perf_counter() - start
     if returncode == 0:  # a resumed run records only its last stretch
-        (run_dir / "wall_time.json").write_text(json.dumps({"seconds": round(seconds, 1)}) + "\n")
+        write_atomically(run_dir / "wall_time.json", json.dumps({"seconds": round(seconds, 1)}) + "\n")
     if returncode == 0 and not keep_models:
         for folder in run_dir.glob("checkpoint-*"):
             shutil.rmtree(folder)

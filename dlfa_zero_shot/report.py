@@ -35,6 +35,7 @@ from .analysis import (
     paired_gain,
     target_score,
 )
+from .files import save_figure, write_atomically
 from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
 
@@ -81,9 +82,9 @@ def write_archive(
         run_folder = stored.parent.relative_to(task_dir).as_posix()
         target = path.parent / "predictions" / (predictions or task_dir.name) / f"{run_folder}.npz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(stored, target)
+        write_atomically(target, stored.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(archive, indent=1) + "\n")
+    write_atomically(path, json.dumps(archive, indent=1) + "\n")
     return path
 
 
@@ -108,12 +109,12 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
         if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
-        target.write_text(json.dumps(result, indent=1) + "\n")
+        write_atomically(target, json.dumps(result, indent=1) + "\n")
         stored = path.parent / "predictions" / (predictions or task_dir.name) / f"{folder}.npz"
         if stored.exists():
-            shutil.copyfile(stored, target.parent / "predictions.npz")
+            write_atomically(target.parent / "predictions.npz", stored.read_bytes())
         if folder in wall_times:
-            (target.parent / "wall_time.json").write_text(json.dumps({"seconds": wall_times[folder]}) + "\n")
+            write_atomically(target.parent / "wall_time.json", json.dumps({"seconds": wall_times[folder]}) + "\n")
         written.append(target)
     return written
 
@@ -394,7 +395,7 @@ def learning_curve_figure(curves: dict[str, list[dict]], budgets: dict[str, dict
     axes[0][0].set_ylabel("English dev (points)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)
     plt.close(figure)
     return path
 
@@ -406,7 +407,7 @@ def replace_generated(document: Path, generated: str, begin: str = BEGIN, end: s
         raise SystemExit(f"{document} lacks the markers {begin!r} ... {end!r}; add them where the tables belong")
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    document.write_text(f"{head}{begin}\n{generated}{end}{tail}")
+    write_atomically(document, f"{head}{begin}\n{generated}{end}{tail}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -777,7 +778,7 @@ def study_main(args: argparse.Namespace) -> None:
                                                 args.document.parent)  # fmt: skip
         if backbone:
             block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
-        (args.results_dir / "comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
+        write_atomically(args.results_dir / "comparisons.json", json.dumps(found, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, STUDY_BEGIN, STUDY_END)
 

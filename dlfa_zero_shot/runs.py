@@ -5,9 +5,9 @@ The sweep's runs and the one-pass layer search share this path; `examples/run_ze
 """
 
 import dataclasses
+import io
 import json
 import logging
-import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +30,10 @@ from modeling_dlfa import add_word_pipeline
 from . import analysis
 from .data import TaskData
 from .features import words_past_limit
+from .files import (
+    staged_folder,
+    write_atomically,
+)
 from .heads import DLFA_MODEL_TYPES
 from .tasks import TRAIN_LANGUAGE
 from .training import (
@@ -86,10 +90,7 @@ def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArgumen
     if (run_dir / "results.json").exists():
         return True
     if training_args.should_save:  # written whole, then renamed: another process never reads half a file
-        run_dir.mkdir(parents=True, exist_ok=True)
-        staged = run_dir / f".{SETTINGS_FILE}.{os.getpid()}"
-        staged.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(staged, run_dir / SETTINGS_FILE)
+        write_atomically(run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return False
 
 
@@ -170,6 +171,24 @@ def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
             if f"eval_{main_score}" in entry
         ],
     }
+
+
+def save_model_folder(trainer: FusionLearningRateTrainer, folder: Path, sweep: Sweep) -> None:
+    """
+    `trainer.save_model(folder)` whole or not at all (`files.staged_folder`), with the word pipeline of a tagger
+    (`finish_model_folder`). Every process calls it (they take part in gathering the weights); the saving one writes.
+    """
+    if not trainer.args.should_save:
+        trainer.save_model(str(folder))
+        return
+    with staged_folder(folder, needed=weight_bytes(trainer.model)) as staging:
+        trainer.save_model(str(staging))
+        finish_model_folder(staging, sweep)
+
+
+def weight_bytes(model: PreTrainedModel) -> int:
+    """The bytes `model`'s weights take as saved."""
+    return sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
 
 
 def finish_model_folder(folder: Path, sweep: Sweep) -> None:
@@ -253,9 +272,7 @@ def run_one(
     if do_train:
         result.update(train(trainer, task.main_score))
         if not lora:
-            trainer.save_model(str(run_dir / "model"))
-            if trainer.is_world_process_zero():
-                finish_model_folder(run_dir / "model", sweep)
+            save_model_folder(trainer, run_dir / "model", sweep)
     scores, records = evaluate(sweep, trainer, scorer, name)
     targets = [language for language in sweep.data.evaluation if language != TRAIN_LANGUAGE and language in scores]
     result.update(
@@ -277,25 +294,32 @@ def run_one(
 def save_run(
     sweep: Sweep, trainer: FusionLearningRateTrainer, run_dir: Path, result: dict, records: dict, lora: bool
 ) -> None:
-    """A finished run's files: the merged model of a LoRA run, predictions.npz, the model card, results.json."""
+    """
+    A finished run's files, each whole or not at all (`files`): the merged model of a LoRA run, predictions.npz, the
+    model card, and last results.json, which marks the run finished.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config = trainer.model.config
     if lora:  # the adapter, and the merged model: an ordinary checkpoint of the model class
-        trainer.model.save_pretrained(run_dir / "adapter")
+        with staged_folder(run_dir / "adapter") as staging:
+            trainer.model.save_pretrained(staging)
         merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(run_dir / "model")
-        sweep.tokenizer.save_pretrained(run_dir / "model")
-        finish_model_folder(run_dir / "model", sweep)
+        with staged_folder(run_dir / "model") as staging:
+            merged.save_pretrained(staging)
+            sweep.tokenizer.save_pretrained(staging)
+            finish_model_folder(staging, sweep)
         config = merged.config
     if records:
+        buffer = io.BytesIO()
         np.savez_compressed(
-            run_dir / "predictions.npz",
+            buffer,
             **{f"{language}.{key}": values.astype(np.int16) for language, record in records.items() for key, values in record.items()},
         )  # fmt: skip
+        write_atomically(run_dir / "predictions.npz", buffer.getvalue())
     if trainer.args.do_train:
         write_model_card(run_dir / "model", sweep.data.task.name, result, config, sweep.base_model,
                          sweep.training_args.hub_model_id)  # fmt: skip
-    (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomically(run_dir / "results.json", json.dumps(result, indent=2) + "\n")
 
 
 def run_layer_search(
@@ -346,10 +370,11 @@ def run_layer_search(
         logger.info("%s: head %s, English dev %s = %.2f", name, head_name, task.main_score, 100 * score)
     if trainer.is_world_process_zero():
         chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)
-        trainer.model.export_head(chosen_head).save_pretrained(run_dir / "model")
-        sweep.tokenizer.save_pretrained(run_dir / "model")
-        finish_model_folder(run_dir / "model", sweep)
-        (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        with staged_folder(run_dir / "model") as staging:
+            trainer.model.export_head(chosen_head).save_pretrained(staging)
+            sweep.tokenizer.save_pretrained(staging)
+            finish_model_folder(staging, sweep)
+        write_atomically(run_dir / "results.json", json.dumps(result, indent=2) + "\n")
         print(analysis.search_table(result["head_selection_scores"], chosen, task.main_score))
     return result
 
@@ -360,8 +385,8 @@ def write_reports(runs: dict[str, dict], output_dir: Path) -> dict:
     if all("selection" in result["scores"] for result in runs.values()):
         _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
     summary = {"metric": next(iter(runs.values()))["metric"], "selected_by_english_dev": selected, "runs": runs}
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (output_dir / "summary.md").write_text(analysis.sweep_table(runs, selected))
+    write_atomically(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomically(output_dir / "summary.md", analysis.sweep_table(runs, selected))
     if any(analysis.target_languages(result) for result in runs.values()):
         analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
     return summary
