@@ -28,9 +28,13 @@ from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_ca
 from modeling_dlfa import add_word_pipeline
 
 from . import analysis
+from .checkpoints import resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
 from .files import (
+    DamagedFileError,
+    read_json,
+    set_aside,
     staged_folder,
     write_atomically,
 )
@@ -84,14 +88,33 @@ class LoraSettings:
 def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArguments) -> bool:
     """
     Whether `run_dir` holds a finished run made with `settings` (read it back); else it is this run's, to start or to
-    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded.
+    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded. A
+    results.json that does not read back is never reused: it is set aside, with a warning, and the run is computed
+    again (resumed from its last complete checkpoint, or trained again from the start).
     """
     check_stored_settings(run_dir, settings)
-    if (run_dir / "results.json").exists():
-        return True
+    results = run_dir / "results.json"
+    with training_args.main_process_first(desc="reading the run folder"):  # it sets a damaged result aside first
+        if results.exists():
+            try:
+                read_result(results)
+                return True
+            except DamagedFileError as error:
+                if not training_args.should_save:
+                    raise
+                aside = set_aside(results)
+                logger.warning("%s; it is not reused: moved it aside to %s; the run is computed again", error, aside)
     if training_args.should_save:  # written whole, then renamed: another process never reads half a file
         write_atomically(run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return False
+
+
+def read_result(path: Path) -> dict:
+    """A finished run's results.json, or `DamagedFileError` naming what is wrong with it."""
+    result = read_json(path)
+    if not isinstance(result, dict):
+        raise DamagedFileError(path, f"it holds a JSON {type(result).__name__}, not a run's result")
+    return result
 
 
 def check_stored_settings(run_dir: Path, settings: dict) -> None:
@@ -110,7 +133,13 @@ def check_stored_settings(run_dir: Path, settings: dict) -> None:
             "recorded): it cannot be checked against this one. Move it away (or choose another --output_dir) to run "
             "it again."
         )
-    stored = json.loads(stored_file.read_text())
+    try:
+        stored = read_json(stored_file)
+    except DamagedFileError as error:
+        raise SystemExit(
+            f"{error}. It records the settings {run_dir} was made with, so the run there cannot be checked against "
+            "this one: move that folder away (or choose another --output_dir) to run it again."
+        ) from None
     differing = [
         f"{name}: stored {stored.get(name)!r}, requested {settings.get(name)!r}"
         for name in sorted(set(stored) | set(settings))
@@ -156,11 +185,14 @@ def make_trainer(
 
 def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
     """
-    `trainer.train()`, from the run folder's last checkpoint where an interrupted run left one; returns what the run
-    records of its training (time, and English dev after each epoch).
+    `trainer.train()`, from the run folder's last complete checkpoint where an interrupted run left one
+    (`checkpoints.resume_checkpoint`); returns what the run records of its training (time, and English dev after each
+    epoch).
     """
     run_dir = Path(trainer.args.output_dir)
-    output = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None)
+    with trainer.args.main_process_first(desc="choosing the checkpoint to resume from"):  # it sets damaged ones aside
+        resume = resume_checkpoint(run_dir)
+    output = trainer.train(resume_from_checkpoint=resume)
     runtime = output.metrics["train_runtime"]
     return {
         "train_runtime_seconds": runtime,
@@ -258,7 +290,7 @@ def run_one(
     run_dir, task = sweep.run_dir(name), sweep.data.task
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
-        return json.loads((run_dir / "results.json").read_text())
+        return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)
     model = model_factory()
     lora = lora if do_train and lora and lora.rank > 0 else None
@@ -340,7 +372,7 @@ def run_layer_search(
     run_dir = sweep.run_dir(name)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
-        return json.loads((run_dir / "results.json").read_text())
+        return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)
     model = model_factory()
     heads = {head: head_names[head] for head in model.config.search_heads}

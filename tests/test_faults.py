@@ -6,6 +6,7 @@ subprocess adds nothing.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -108,3 +109,81 @@ def test_write_atomically_replaces_a_file_whole_with_the_umask_permissions(tmp_p
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
+
+
+def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
+):
+    """Killed during its last checkpoint's save (no trainer state yet, the weights cut in half), before its result."""
+    output_dir = copy_run(uninterrupted, tmp_path)
+    run_dir = output_dir / "aif-layer-01"
+    for finished in ("results.json", "predictions.npz", "model"):
+        shutil.rmtree(run_dir / finished) if finished == "model" else (run_dir / finished).unlink()
+    (run_dir / "checkpoint-6" / "trainer_state.json").unlink()
+    weights = run_dir / "checkpoint-6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
+    assert "checkpoint-6 is not a complete checkpoint (no trainer_state.json" in completed.stderr
+    assert "the run falls back to the checkpoint before it" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert scores(output_dir) == scores(uninterrupted)
+    aside = [path.name for path in run_dir.iterdir() if path.name.startswith("damaged-checkpoint-6-")]
+    assert len(aside) == 1  # set aside, not deleted
+    assert not half_written(output_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. A damaged file is named, never a traceback
+
+
+def test_a_damaged_results_file_is_named_set_aside_and_the_run_computed_again(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
+):
+    output_dir = copy_run(uninterrupted, tmp_path)
+    results = output_dir / "aif-layer-01" / "results.json"
+    results.write_bytes(results.read_bytes()[:100])
+
+    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+                           check=False)  # fmt: skip
+    # before: a raw json.decoder.JSONDecodeError traceback, exit 1
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"{results.relative_to(tmp_path)} is damaged: cut short" in completed.stderr and "it is not reused" in completed.stderr
+    assert scores(output_dir) == scores(uninterrupted)
+    aside = [path for path in results.parent.iterdir() if path.name.startswith("damaged-results.json-")]
+    assert len(aside) == 1 and aside[0].stat().st_size == 100  # kept as it was
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_last_complete_one(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
+):
+    """The weights of the last checkpoint cut in half after the save (its trainer state is there)."""
+    output_dir = copy_run(uninterrupted, tmp_path)
+    run_dir = output_dir / "aif-layer-01"
+    (run_dir / "results.json").unlink()
+    weights = run_dir / "checkpoint-6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+                           check=False)  # fmt: skip
+    # before: a raw SafetensorError traceback ("incomplete metadata"), exit 1
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "checkpoint-6 is not a complete checkpoint (model.safetensors: not a whole safetensors file" in (
+        completed.stderr
+    )
+    assert "resuming from checkpoint-4, the last complete checkpoint" in completed.stderr
+    assert scores(output_dir) == scores(uninterrupted)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"", "it is empty (0 bytes)"), (b'{"run": "baseline", "sco', "cut short"),
+     (b"run: baseline\n", "not valid JSON")],  # fmt: skip
+)
+def test_read_json_names_the_file_and_what_is_wrong(tmp_path, content, problem):
+    from dlfa_zero_shot.files import DamagedFileError, read_json
+
+    path = tmp_path / "results.json"
+    path.write_bytes(content)
+    with pytest.raises(DamagedFileError, match=re.escape(f"{path} is damaged: {problem}")):
+        read_json(path)
