@@ -10,10 +10,11 @@ import json
 import logging
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 from transformers import (
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
@@ -34,11 +35,13 @@ from .features import words_past_limit
 from .files import (
     DamagedFileError,
     read_json,
+    remove_leftovers,
     set_aside,
     staged_folder,
     write_atomically,
 )
 from .heads import DLFA_MODEL_TYPES
+from .run_lock import lock_run_folder
 from .tasks import TRAIN_LANGUAGE
 from .training import (
     FusionLearningRateTrainer,
@@ -70,9 +73,22 @@ class Sweep:
     training_args: TrainingArguments
     base_model: str  # the backbone as the user named it (for the model card)
     provenance: dict  # what every run of the call shares (`provenance.collect`); each run adds its settings
+    locks: dict[Path, FileLock] = field(default_factory=dict)  # the run folders this process holds, until it ends
 
     def run_dir(self, name: str) -> Path:
         return Path(self.training_args.output_dir) / name
+
+    def hold(self, run_dir: Path) -> None:
+        """
+        Hold `run_dir` for this process (`run_lock.lock_run_folder`: another live process holding it stops this one
+        at once), and remove what writes of dead processes left unfinished in it. Only the process that saves holds
+        it (the other processes of a data-parallel run share the folder with it).
+        """
+        if run_dir in self.locks or not self.training_args.should_save:
+            return
+        self.locks[run_dir] = lock_run_folder(run_dir)
+        for path in remove_leftovers(run_dir):
+            logger.warning("removed %s, a write an interrupted process did not finish", path)
 
 
 @dataclass(frozen=True)
@@ -288,6 +304,7 @@ def run_one(
     finished with the same `settings` (`arguments.run_settings`, `reuse_or_claim`).
     """
     run_dir, task = sweep.run_dir(name), sweep.data.task
+    sweep.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")
@@ -370,6 +387,7 @@ def run_layer_search(
     """
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
+    sweep.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")

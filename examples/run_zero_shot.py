@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
     lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
                         tuple(model_args.lora_target_modules.split(",")))  # fmt: skip
+    for name in plan:  # every run folder of the call is held before any run starts: a busy one stops this call now
+        sweep.hold(sweep.run_dir(name))
     runs = {name: run_one(sweep, name, **entry, lora=lora) for name, entry in plan.items()}
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}

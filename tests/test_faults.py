@@ -187,3 +187,58 @@ def test_read_json_names_the_file_and_what_is_wrong(tmp_path, content, problem):
     path.write_bytes(content)
     with pytest.raises(DamagedFileError, match=re.escape(f"{path} is damaged: {problem}")):
         read_json(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. One run per folder
+
+HOLD_RUN_FOLDER = """
+import os, socket, sys, time
+from pathlib import Path
+from filelock import FileLock
+run_dir = Path(sys.argv[1])
+run_dir.mkdir(parents=True)
+lock = FileLock(run_dir / ".lock")  # as a harness process holds its run folder (dlfa_zero_shot.run_lock)
+lock.acquire()
+(run_dir / ".lock.pid").write_text(f"{os.getpid()} {socket.gethostname()}")
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def hold(run_dir: Path) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RUN_FOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_a_second_process_is_refused_at_once_naming_the_folder_and_the_holder(
+    tmp_path, tiny_multilingual_bert, xtreme_lite
+):
+    output_dir = tmp_path / "run"
+    holder = hold(output_dir / "aif-layer-01")  # another harness process, training that run
+    try:
+        completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+                               check=False)  # fmt: skip
+    finally:
+        holder.kill()  # it dies holding the lock, as a killed run would
+        holder.wait()
+    # before: both trained the whole run into the same checkpoints and results, both exit 0
+    assert completed.returncode == 1
+    assert f"run/aif-layer-01 is in use by process {holder.pid} on " in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not list((output_dir / "aif-layer-01").glob("checkpoint-*"))  # refused before any training
+
+
+def test_a_run_folder_lock_names_a_live_holder_and_a_dead_holder_never_blocks(tmp_path):
+    from dlfa_zero_shot.run_lock import RunFolderBusy, lock_run_folder
+
+    holder = hold(tmp_path / "baseline")
+    try:
+        with pytest.raises(RunFolderBusy, match=f"is in use by process {holder.pid} on "):
+            lock_run_folder(tmp_path / "baseline")
+        lock_run_folder(tmp_path / "aif-layer-01").release()  # another run of the sweep, in the same output folder
+    finally:
+        holder.kill()  # it dies holding the lock, as a killed run would
+        holder.wait()
+    lock_run_folder(tmp_path / "baseline").release()
