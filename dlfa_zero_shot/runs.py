@@ -29,7 +29,7 @@ from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_ca
 from modeling_dlfa import add_word_pipeline
 
 from . import analysis
-from .checkpoints import resume_checkpoint
+from .checkpoints import checkpoints, resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
 from .files import (
@@ -42,6 +42,7 @@ from .files import (
 )
 from .heads import DLFA_MODEL_TYPES
 from .run_lock import lock_run_folder
+from .stopping import StopOnSignal
 from .tasks import TRAIN_LANGUAGE
 from .training import (
     FusionLearningRateTrainer,
@@ -73,6 +74,7 @@ class Sweep:
     training_args: TrainingArguments
     base_model: str  # the backbone as the user named it (for the model card)
     provenance: dict  # what every run of the call shares (`provenance.collect`); each run adds its settings
+    stop: StopOnSignal = field(default_factory=StopOnSignal)  # SIGTERM / Ctrl-C: stop at a clean point
     locks: dict[Path, FileLock] = field(default_factory=dict)  # the run folders this process holds, until it ends
 
     def run_dir(self, name: str) -> Path:
@@ -195,20 +197,29 @@ def make_trainer(
         model=model, args=args, train_dataset=sweep.features["train"] if do_train else None,
         eval_dataset=sweep.features["selection"] if do_train else None, data_collator=collator(sweep.tokenizer),
         processing_class=sweep.tokenizer, compute_metrics=compute_metrics, preprocess_logits_for_metrics=predicted_ids,
-        callbacks=[replica_check], fusion_learning_rate=fusion_learning_rate, **trainer_kwargs,
+        callbacks=[replica_check, sweep.stop], fusion_learning_rate=fusion_learning_rate, **trainer_kwargs,
     )  # fmt: skip
 
 
-def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
+def train(trainer: FusionLearningRateTrainer, main_score: str, stop: StopOnSignal) -> dict:
     """
     `trainer.train()`, from the run folder's last complete checkpoint where an interrupted run left one
     (`checkpoints.resume_checkpoint`); returns what the run records of its training (time, and English dev after each
-    epoch).
+    epoch). A stop asked for by a signal (`stop`) ends it after the current step (`RunStopped`, naming the checkpoint
+    the same command resumes from).
     """
     run_dir = Path(trainer.args.output_dir)
     with trainer.args.main_process_first(desc="choosing the checkpoint to resume from"):  # it sets damaged ones aside
         resume = resume_checkpoint(run_dir)
     output = trainer.train(resume_from_checkpoint=resume)
+    if stop.requested:
+        last = checkpoints(run_dir)
+        stop.check(
+            f"after training step {trainer.state.global_step} of {run_dir} ("
+            + (f"it resumes from {last[0].name}, the end of its last whole epoch: the steps since are trained again, "
+               "so that it ends as an uninterrupted run does)" if last else "before its first checkpoint: it trains "
+               "again from the start)")
+        )  # fmt: skip
     runtime = output.metrics["train_runtime"]
     return {
         "train_runtime_seconds": runtime,
@@ -251,7 +262,8 @@ def finish_model_folder(folder: Path, sweep: Sweep) -> None:
 def evaluate(sweep: Sweep, trainer: FusionLearningRateTrainer, scorer: ZeroShotScorer, name: str) -> tuple[dict, dict]:
     """
     English dev and every evaluation language: their scores (labelled data, with --do_eval; English dev always) and
-    their per-item records; with --do_predict, each target language's prediction file too.
+    their per-item records; with --do_predict, each target language's prediction file too. A stop asked for by a
+    signal ends it before the next language (`RunStopped`).
     """
     args, data, task = trainer.args, sweep.data, sweep.data.task
     records, scores = {}, {}
@@ -264,6 +276,7 @@ def evaluate(sweep: Sweep, trainer: FusionLearningRateTrainer, scorer: ZeroShotS
     for language, (features, examples) in evaluated.items():
         if not examples:  # evaluation only, without English dev data
             continue
+        sweep.stop.check(f"before evaluating {language} in {run_dir} (its training is saved)")
         language_scores, records[language] = evaluate_language(trainer, scorer, features, examples)
         if language_scores and (args.do_eval or language == "selection"):
             scores[language] = language_scores
@@ -304,6 +317,7 @@ def run_one(
     finished with the same `settings` (`arguments.run_settings`, `reuse_or_claim`).
     """
     run_dir, task = sweep.run_dir(name), sweep.data.task
+    sweep.stop.check(f"before run {name}")
     sweep.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
@@ -319,7 +333,7 @@ def run_one(
     )
     result = describe(sweep, trainer, name)
     if do_train:
-        result.update(train(trainer, task.main_score))
+        result.update(train(trainer, task.main_score, sweep.stop))
         if not lora:
             save_model_folder(trainer, run_dir / "model", sweep)
     scores, records = evaluate(sweep, trainer, scorer, name)
@@ -387,6 +401,7 @@ def run_layer_search(
     """
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
+    sweep.stop.check(f"before run {name}")
     sweep.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
@@ -399,7 +414,7 @@ def run_layer_search(
         sweep, model, run_dir, LayerSearchScorer(scorer, list(heads.values())), f"mean_head_{task.main_score}",
         fusion_learning_rate, True, ReplicaCheck(), trainer_class=LayerSearchTrainer, head_names=heads,
     )  # fmt: skip
-    trained = train(trainer, f"mean_head_{task.main_score}")
+    trained = train(trainer, f"mean_head_{task.main_score}", sweep.stop)
     every_head = predict_in_order(trainer, sweep.features["selection"])  # one forward pass
     dev = {
         head_name: score_predictions(scorer, sweep.features["selection"], sweep.data.selection, every_head[..., index])[0]

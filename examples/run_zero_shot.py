@@ -20,6 +20,7 @@ finished run is read back from its `results.json`; an unfinished one resumes fro
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from dlfa_zero_shot.heads import (
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
 from dlfa_zero_shot.runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
+from dlfa_zero_shot.stopping import RunStopped, StopOnSignal
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, custom_task
 
 
@@ -200,7 +202,8 @@ def with_lora_targets(model_args: ModelArguments, backbone: str) -> ModelArgumen
     return dataclasses.replace(model_args, lora_target_modules=",".join(targets))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dict:
+    """The harness; `stop`: the signal handler `command` installs (None: signals act as Python's defaults)."""
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     recorded = provenance.collect(sys.argv[1:] if argv is None else argv, backbone, data.files, data.sha256)
-    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded)
+    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded,
+                  stop or StopOnSignal())  # fmt: skip
 
     if training_args.do_train:
         model_args = with_lora_targets(model_args, backbone)
@@ -259,5 +263,22 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def command(argv: list[str] | None = None) -> int:
+    """
+    `main` as a command: SIGTERM and Ctrl-C stop it at a clean point (`stopping.StopOnSignal`), with a message that
+    says where and how to resume, not a traceback. Returns the exit code: 0, or 128 + the signal's number (130 Ctrl-C,
+    143 SIGTERM).
+    """
+    stop = StopOnSignal()
+    stop.install()
+    try:
+        main(argv, stop)
+    except RunStopped as stopped:
+        again = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        print(f"{stopped} To resume, run the same command again:\n  {again}", file=sys.stderr, flush=True)
+        return stopped.exit_code
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

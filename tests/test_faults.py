@@ -11,10 +11,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from harness import QUICK, run_script
+from harness import QUICK, SCRIPT, run_script
 
 
 ARGS = ("--task", "udpos", "--fusion_layers", "1", "--eval_languages", "de", "--num_train_epochs", "3",
@@ -242,3 +243,35 @@ def test_a_run_folder_lock_names_a_live_holder_and_a_dead_holder_never_blocks(tm
         holder.kill()  # it dies holding the lock, as a killed run would
         holder.wait()
     lock_run_folder(tmp_path / "baseline").release()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. Stopping
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_at_a_clean_point_and_the_same_command_ends_with_the_uninterrupted_scores(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite, signum
+):
+    output_dir = tmp_path / "run"
+    command = [sys.executable, str(SCRIPT), *harness_command(output_dir, tiny_multilingual_bert, xtreme_lite)]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env=environment)  # fmt: skip
+    first_checkpoint = output_dir / "aif-layer-01" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=300)
+    # before: killed at once by SIGTERM (exit -15), a KeyboardInterrupt traceback on Ctrl-C; no word of resuming
+    assert process.returncode == 128 + signum, stderr[-3000:]
+    assert f"Stopped by {signal.Signals(signum).name} after training step" in stderr
+    assert "run the same command again" in stderr and "Traceback" not in stderr
+    assert not (output_dir / "aif-layer-01" / "results.json").exists()
+    if signum == signal.SIGINT:  # the resume is SIGTERM's case's: the same
+        return
+
+    run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
+    assert scores(output_dir) == scores(uninterrupted)
+    assert not half_written(output_dir)
