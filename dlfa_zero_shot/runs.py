@@ -29,12 +29,16 @@ from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_ca
 from modeling_dlfa import add_word_pipeline
 
 from . import analysis
-from .checkpoints import checkpoints, resume_checkpoint
+from .checkpoints import checkpoint_problems, checkpoints, resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
 from .files import (
     DamagedFileError,
+    DiskFullError,
+    folder_bytes,
+    is_disk_full,
     read_json,
+    remove,
     remove_leftovers,
     set_aside,
     staged_folder,
@@ -206,12 +210,19 @@ def train(trainer: FusionLearningRateTrainer, main_score: str, stop: StopOnSigna
     `trainer.train()`, from the run folder's last complete checkpoint where an interrupted run left one
     (`checkpoints.resume_checkpoint`); returns what the run records of its training (time, and English dev after each
     epoch). A stop asked for by a signal (`stop`) ends it after the current step (`RunStopped`, naming the checkpoint
-    the same command resumes from).
+    the same command resumes from); a full disk during a checkpoint save, with that checkpoint removed
+    (`DiskFullError`).
     """
     run_dir = Path(trainer.args.output_dir)
     with trainer.args.main_process_first(desc="choosing the checkpoint to resume from"):  # it sets damaged ones aside
         resume = resume_checkpoint(run_dir)
-    output = trainer.train(resume_from_checkpoint=resume)
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except Exception as error:
+        disk_full = checkpoint_save_error(error, trainer)
+        if disk_full is None:
+            raise
+        raise disk_full from error
     if stop.requested:
         last = checkpoints(run_dir)
         stop.check(
@@ -230,6 +241,41 @@ def train(trainer: FusionLearningRateTrainer, main_score: str, stop: StopOnSigna
             if f"eval_{main_score}" in entry
         ],
     }
+
+
+def checkpoint_bytes(run_dir: Path, model: PreTrainedModel) -> int:
+    """
+    About the bytes a checkpoint of `run_dir` takes: the last complete one's size, or, before the first, the weights
+    and AdamW's two moments of every trained parameter.
+    """
+    complete = [folder for folder in checkpoints(run_dir) if not checkpoint_problems(folder)]
+    if complete:
+        return folder_bytes(complete[0])
+    moments = sum(8 * parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    return weight_bytes(model) + moments
+
+
+def checkpoint_save_error(error: Exception, trainer: FusionLearningRateTrainer) -> DiskFullError | None:
+    """
+    Where `error` (raised by `trainer.train()`) came of a full disk during a checkpoint save: remove the incomplete
+    checkpoint it left (the earlier ones are intact) and return the `DiskFullError` that says so; else None.
+    """
+    run_dir = Path(trainer.args.output_dir)
+    needed = checkpoint_bytes(run_dir, trainer.model)
+    if not (trainer.args.should_save and run_dir.is_dir() and is_disk_full(error, run_dir, needed)):
+        return None
+    incomplete = [folder for folder in checkpoints(run_dir) if checkpoint_problems(folder)]
+    for folder in incomplete:
+        remove(folder)
+    earlier = checkpoints(run_dir)
+    removed = f"Removed the incomplete {', '.join(folder.name for folder in incomplete)}; " if incomplete else ""
+    kept = (
+        f"{earlier[0].name} and every earlier file are intact: the same command resumes from {earlier[0].name}."
+        if earlier
+        else "There is no earlier checkpoint: the same command trains the run from the start."
+    )
+    what = f"saving {incomplete[0].name if incomplete else 'a checkpoint'}"
+    return DiskFullError(run_dir, what, needed, after=removed + kept)
 
 
 def save_model_folder(trainer: FusionLearningRateTrainer, folder: Path, sweep: Sweep) -> None:

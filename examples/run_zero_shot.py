@@ -41,6 +41,7 @@ from dlfa_zero_shot.arguments import (
 )
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
+from dlfa_zero_shot.files import DamagedFileError, DiskFullError
 from dlfa_zero_shot.heads import (
     build_layer_search,
     build_model,
@@ -265,9 +266,9 @@ def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dic
 
 def command(argv: list[str] | None = None) -> int:
     """
-    `main` as a command: SIGTERM and Ctrl-C stop it at a clean point (`stopping.StopOnSignal`), with a message that
-    says where and how to resume, not a traceback. Returns the exit code: 0, or 128 + the signal's number (130 Ctrl-C,
-    143 SIGTERM).
+    `main` as a command: SIGTERM and Ctrl-C stop it at a clean point (`stopping.StopOnSignal`); a stop, a full disk or
+    a damaged file ends it with a message that says what happened and what to do, not a traceback. Returns the exit
+    code: 0, 1 (a full disk, a damaged file), or 128 + the signal's number (130 Ctrl-C, 143 SIGTERM).
     """
     stop = StopOnSignal()
     stop.install()
@@ -277,6 +278,9 @@ def command(argv: list[str] | None = None) -> int:
         again = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
         print(f"{stopped} To resume, run the same command again:\n  {again}", file=sys.stderr, flush=True)
         return stopped.exit_code
+    except (DiskFullError, DamagedFileError) as error:
+        print(error, file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

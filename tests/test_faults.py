@@ -275,3 +275,63 @@ def test_a_signal_stops_at_a_clean_point_and_the_same_command_ends_with_the_unin
     run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
     assert scores(output_dir) == scores(uninterrupted)
     assert not half_written(output_dir)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. A full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A size-limited tmpfs (`mount` needs root: skipped loudly without it); `small_disk(megabytes)` mounts one."""
+    mounted = []
+
+    def mount(megabytes: int) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("SKIPPED LOUDLY: a full disk is simulated with a size-limited tmpfs, whose mount needs root")
+        folder = tmp_path / f"disk-{len(mounted)}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_during_a_result_write_names_the_folder_and_the_bytes(small_disk):
+    from dlfa_zero_shot.files import DiskFullError, write_atomically
+
+    disk = small_disk(1)
+    write_atomically(disk / "results.json", "the earlier, complete file\n")
+    with pytest.raises(DiskFullError, match=rf"No space left on the device of {disk}: writing summary.json failed "
+                                            r"\(it needs about 2.0 MiB \(2097152 bytes\); .* free\)"):  # fmt: skip
+        write_atomically(disk / "summary.json", b"x" * 2 * 1024 * 1024)
+    assert (disk / "results.json").read_text() == "the earlier, complete file\n"
+    assert sorted(path.name for path in disk.iterdir()) == ["results.json"]
+
+
+def test_a_full_disk_during_a_checkpoint_save_keeps_the_previous_checkpoint_and_resumes(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite, small_disk
+):
+    checkpoint = folder_size(uninterrupted / "aif-layer-01" / "checkpoint-2")
+    disk = small_disk((3 * checkpoint // 2) // 2**20)  # room for the first checkpoint, not the second
+    output_dir = disk / "run"
+    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk, check=False)
+    # before: a raw "SafetensorError: ... No space left on device" traceback from inside the Trainer
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    message = completed.stderr.strip().splitlines()[-1]
+    assert message.startswith("No space left on the device of run/aif-layer-01: saving checkpoint-4 ")
+    assert "Removed the incomplete checkpoint-4; checkpoint-2 and every earlier file are intact" in message
+    assert "Traceback" not in completed.stderr
+    assert [path.name for path in (output_dir / "aif-layer-01").glob("checkpoint-*")] == ["checkpoint-2"]
+
+    subprocess.run(["mount", "-o", "remount,size=1g", str(disk)], check=True)  # as a user frees space
+    run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk)
+    assert scores(output_dir) == scores(uninterrupted)
+    assert not half_written(output_dir)
+
+
+def folder_size(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
