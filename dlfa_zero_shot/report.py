@@ -890,7 +890,7 @@ def replication_main(args: argparse.Namespace, plan: ReplicationPlan = REPLICATI
         print(f"archived {write_archive(archive, task_dir, None, predictions=archive.stem)}")
     block, found = replication_block(args.runs_dir, args.document.parent, plan)
     if found:
-        (args.results_dir / f"{archive.stem}_comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
+        write_atomically(args.results_dir / f"{archive.stem}_comparisons.json", json.dumps(found, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, REPLICATION_BEGIN, REPLICATION_END)
 
