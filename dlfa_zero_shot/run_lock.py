@@ -5,15 +5,17 @@ however it ends) and records its id beside it (`.lock.pid`). A second process th
 holds is refused at once, with the folder and the holder's id; a lock left by a dead process never blocks.
 """
 
+import logging
 import os
 import socket
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .files import process_alive, write_atomically
+from .files import process_alive, remove_leftovers, write_atomically
 
 
+logger = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 HOLDER_FILE = ".lock.pid"  # "<pid> <host>" of the process that holds the lock
 
@@ -51,3 +53,22 @@ def lock_run_folder(run_dir: Path) -> FileLock:
         ) from None
     write_atomically(run_dir / HOLDER_FILE, f"{os.getpid()} {socket.gethostname()}\n")
     return lock
+
+
+class RunFolders:
+    """
+    The run folders this process holds, until it ends: each held once (`lock_run_folder`), and cleared of what the
+    writes of dead processes left unfinished in it (`files.remove_leftovers`). Only the process that saves holds
+    folders (`holds`): the other processes of a data-parallel run share them with it.
+    """
+
+    def __init__(self, holds: bool):
+        self.holds = holds
+        self.locks: dict[Path, FileLock] = {}
+
+    def hold(self, run_dir: Path) -> None:
+        if run_dir in self.locks or not self.holds:
+            return
+        self.locks[run_dir] = lock_run_folder(run_dir)
+        for path in remove_leftovers(run_dir):
+            logger.warning("removed %s, a write an interrupted process did not finish", path)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from transformers import (
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
@@ -39,13 +38,12 @@ from .files import (
     is_disk_full,
     read_json,
     remove,
-    remove_leftovers,
     set_aside,
     staged_folder,
     write_atomically,
 )
 from .heads import DLFA_MODEL_TYPES
-from .run_lock import lock_run_folder
+from .run_lock import RunFolders
 from .stopping import StopOnSignal
 from .tasks import TRAIN_LANGUAGE
 from .training import (
@@ -78,23 +76,11 @@ class Sweep:
     training_args: TrainingArguments
     base_model: str  # the backbone as the user named it (for the model card)
     provenance: dict  # what every run of the call shares (`provenance.collect`); each run adds its settings
+    folders: RunFolders  # the run folders this process holds: another live process holding one stops it at once
     stop: StopOnSignal = field(default_factory=StopOnSignal)  # SIGTERM / Ctrl-C: stop at a clean point
-    locks: dict[Path, FileLock] = field(default_factory=dict)  # the run folders this process holds, until it ends
 
     def run_dir(self, name: str) -> Path:
         return Path(self.training_args.output_dir) / name
-
-    def hold(self, run_dir: Path) -> None:
-        """
-        Hold `run_dir` for this process (`run_lock.lock_run_folder`: another live process holding it stops this one
-        at once), and remove what writes of dead processes left unfinished in it. Only the process that saves holds
-        it (the other processes of a data-parallel run share the folder with it).
-        """
-        if run_dir in self.locks or not self.training_args.should_save:
-            return
-        self.locks[run_dir] = lock_run_folder(run_dir)
-        for path in remove_leftovers(run_dir):
-            logger.warning("removed %s, a write an interrupted process did not finish", path)
 
 
 @dataclass(frozen=True)
@@ -364,7 +350,7 @@ def run_one(
     """
     run_dir, task = sweep.run_dir(name), sweep.data.task
     sweep.stop.check(f"before run {name}")
-    sweep.hold(run_dir)
+    sweep.folders.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")
@@ -448,7 +434,7 @@ def run_layer_search(
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
     sweep.stop.check(f"before run {name}")
-    sweep.hold(run_dir)
+    sweep.folders.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")

@@ -14,7 +14,9 @@ standard `Trainer`; `--fusion_layers` sweeps the fusion layer (the paper's Table
 
 Protocol: training, checkpoint selection and layer selection use English only; every other language is zero-shot.
 Runs are named by `dlfa_zero_shot.analysis.run_name` (`baseline`, `aif-layer-10`, `concat-layer-10`, ...). A
-finished run is read back from its `results.json`; an unfinished one resumes from its last Trainer checkpoint.
+finished run is read back from its `results.json`; an unfinished one resumes from its last complete Trainer checkpoint.
+SIGTERM and Ctrl-C stop a run at a clean point; a second process is refused a run folder one holds; a damaged file or a
+full disk is named (docs/usage.md, "Faults").
 """
 
 import argparse
@@ -54,9 +56,10 @@ from dlfa_zero_shot.heads import (
 )
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
+from dlfa_zero_shot.run_lock import RunFolders
 from dlfa_zero_shot.runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
 from dlfa_zero_shot.stopping import RunStopped, StopOnSignal
-from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, custom_task
+from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TaskSpec, custom_task
 
 
 logger = logging.getLogger("run_zero_shot")
@@ -84,6 +87,38 @@ def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
     }
 
 
+def fusion_layers(backbone: str, model_args: ModelArguments) -> list[int | None]:
+    """`--fusion_layers` as layers of the backbone (None: the last-layer baseline)."""
+    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
+    return parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+
+
+def checkpoint_config(backbone: str, model_args: ModelArguments):
+    """The config of the checkpoint an evaluation-only call evaluates."""
+    return AutoConfig.from_pretrained(
+        backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+    )
+
+
+def first_run_names(
+    backbone: str,
+    task: TaskSpec,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+) -> list[str]:
+    """
+    The run folders a call asks for, known before its data is loaded: one per `--fusion_layers` entry, the one-pass
+    layer search's (the runs after it are known once it has chosen), or the evaluated checkpoint's.
+    """
+    if not training_args.do_train:
+        return [checkpoint_name(checkpoint_config(backbone, model_args))]
+    if model_args.layer_search == "one_pass":
+        return [analysis.LAYER_SEARCH]
+    layers, lr = fusion_layers(backbone, model_args), training_args.learning_rate
+    return [configuration_name(layer, model_args, data_args, task, lr) for layer in layers]
+
+
 def plan_training(
     sweep: Sweep, backbone: str, model_args: ModelArguments, data_args: DataArguments
 ) -> dict[str, dict]:
@@ -93,8 +128,7 @@ def plan_training(
     Each entry: the model's factory, and whether it trains.
     """
     task, tokenizer, lr = sweep.data.task, sweep.tokenizer, sweep.training_args.learning_rate
-    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
-    layers = parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+    layers = fusion_layers(backbone, model_args)
 
     def name_of(layer: int | None) -> str:
         return configuration_name(layer, model_args, data_args, task, lr)
@@ -215,6 +249,11 @@ def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dic
     if training_args.do_train:
         check_padding_id(backbone, tokenizer, model_args.cache_dir)
     task, source = data_source(data_args, model_args, backbone)
+    if training_args.do_train:
+        model_args = with_lora_targets(model_args, backbone)
+    folders = RunFolders(holds=training_args.should_save)
+    for name in first_run_names(backbone, task, model_args, data_args, training_args):
+        folders.hold(Path(training_args.output_dir) / name)  # before any data is loaded: a busy folder stops us now
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
@@ -227,18 +266,14 @@ def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dic
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     recorded = provenance.collect(sys.argv[1:] if argv is None else argv, backbone, data.files, data.sha256)
-    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded,
+    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded, folders,
                   stop or StopOnSignal())  # fmt: skip
 
     if training_args.do_train:
-        model_args = with_lora_targets(model_args, backbone)
         plan = plan_training(sweep, backbone, model_args, data_args)
     else:
-        config = AutoConfig.from_pretrained(
-            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-        )
         plan = {
-            checkpoint_name(config): {
+            checkpoint_name(checkpoint_config(backbone, model_args)): {
                 "model_factory": lambda: load_finetuned(backbone, task, model_args),
                 "do_train": False,
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
@@ -246,8 +281,8 @@ def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dic
         }
     lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
                         tuple(model_args.lora_target_modules.split(",")))  # fmt: skip
-    for name in plan:  # every run folder of the call is held before any run starts: a busy one stops this call now
-        sweep.hold(sweep.run_dir(name))
+    for name in plan:  # every run folder of the call is held before any run starts (after a search: the chosen ones)
+        folders.hold(sweep.run_dir(name))
     runs = {name: run_one(sweep, name, **entry, lora=lora) for name, entry in plan.items()}
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}
