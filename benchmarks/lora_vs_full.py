@@ -27,6 +27,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from dlfa_zero_shot.files import write_atomically
+
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB = (
@@ -191,10 +193,10 @@ def main() -> None:
         if name not in report["runs"]:
             report["runs"][name] = {**measure(name, flags, args.data_dir, args.runs_dir),
                                     **({"note": args.note} if args.note else {})}  # fmt: skip
-            args.output.write_text(json.dumps(report, indent=1) + "\n")  # each run kept as it lands
+            write_atomically(args.output, json.dumps(report, indent=1) + "\n")  # each run kept as it lands
             print(f"{name}: {report['runs'][name]}", flush=True)
     report["chosen_learning_rate"] = choose_learning_rate(report["runs"])
-    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    write_atomically(args.output, json.dumps(report, indent=1) + "\n")
     print(grid_table(report["runs"], report["chosen_learning_rate"]))
     print()
     print(comparison_table(report["runs"], report["chosen_learning_rate"]))

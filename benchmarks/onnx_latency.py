@@ -19,6 +19,7 @@ import torch
 from transformers import AutoTokenizer, BertForTokenClassification
 
 from dlfa_zero_shot.data import LocalSource
+from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.onnx_export import export_onnx
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
@@ -83,7 +84,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.output:
         setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences"}
-        args.output.write_text(json.dumps({"setup": setup, "latency": rows}, indent=1) + "\n")
+        write_atomically(args.output, json.dumps({"setup": setup, "latency": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, BertConfig, PreTrainedConfig, PreTrainedModel
 
+from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.heads import BERT_FAMILY, family_classes, head_classes
 from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
-        args.output.write_text(text + "\n")
+        write_atomically(args.output, text + "\n")
     return report
 
 

@@ -31,6 +31,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging
+from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
@@ -188,7 +189,7 @@ def main() -> None:
               "first_step_seconds_median": warmup}  # fmt: skip
     print(markdown_table(report))
     if args.output:
-        args.output.write_text(json.dumps(report, indent=1) + "\n")
+        write_atomically(args.output, json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

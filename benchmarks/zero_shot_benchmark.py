@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlfa_zero_shot import analysis, plans
+from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
@@ -231,7 +232,7 @@ def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> i
     if returncode == 0:
         made = [json.loads(line) for line in (run_dir / "stretches.jsonl").read_text().splitlines()]
         totals = {key: round(sum(s[key] for s in made), 1) for key in ("seconds", "cpu_seconds")}
-        (run_dir / "wall_time.json").write_text(json.dumps({**totals, "stretches": len(made)}) + "\n")
+        write_atomically(run_dir / "wall_time.json", json.dumps({**totals, "stretches": len(made)}) + "\n")
     if returncode == 0 and not keep_models:
         for folder in run_dir.glob("checkpoint-*"):
             shutil.rmtree(folder)

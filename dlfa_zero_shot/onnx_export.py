@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from .files import staged_file
+
 
 # The default opset: the one torch.onnx's `dynamo=True` exporter writes its operators in (any other is converted to,
 # afterwards); `examples/export_onnx.py --opset` defaults to it too.
@@ -40,7 +42,8 @@ def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = 
             model, (), kwargs=example, output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
         )  # fmt: skip
-    program.save(str(path))
+    with staged_file(path) as temporary:  # whole or not at all
+        program.save(str(temporary))
     return path
 
 

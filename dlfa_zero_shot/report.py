@@ -11,7 +11,6 @@ reported apart.
 
 import argparse
 import json
-import shutil
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -31,6 +30,7 @@ from .analysis import (
     paired_gain,
     target_score,
 )
+from .files import save_figure, write_atomically
 from .plans import REPLICATION_PLAN, STUDY_PLAN, STUDY_PLANS, ReplicationPlan, StudyPlan, study_layer_choice
 from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
@@ -81,9 +81,9 @@ def write_archive(
         run_folder = stored.parent.relative_to(task_dir).as_posix()
         target = path.parent / "predictions" / (predictions or task_dir.name) / f"{run_folder}.npz"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(stored, target)
+        write_atomically(target, stored.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(archive, indent=1) + "\n")
+    write_atomically(path, json.dumps(archive, indent=1) + "\n")
     return path
 
 
@@ -108,14 +108,14 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
         if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)  # an unfinished run's folder may be there
-        target.write_text(json.dumps(result, indent=1) + "\n")
+        write_atomically(target, json.dumps(result, indent=1) + "\n")
         stored = path.parent / "predictions" / (predictions or task_dir.name) / f"{folder}.npz"
         if stored.exists():
-            shutil.copyfile(stored, target.parent / "predictions.npz")
+            write_atomically(target.parent / "predictions.npz", stored.read_bytes())
         if folder in wall_times:
             timing = {"seconds": wall_times[folder]}
             timing.update({"cpu_seconds": cpu_times[folder]} if folder in cpu_times else {})
-            (target.parent / "wall_time.json").write_text(json.dumps(timing) + "\n")
+            write_atomically(target.parent / "wall_time.json", json.dumps(timing) + "\n")
         written.append(target)
     return written
 
@@ -396,7 +396,7 @@ def learning_curve_figure(curves: dict[str, list[dict]], budgets: dict[str, dict
     axes[0][0].set_ylabel("English dev (points)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, dpi=110)
     plt.close(figure)
     return path
 
@@ -408,7 +408,7 @@ def replace_generated(document: Path, generated: str, begin: str = BEGIN, end: s
         raise SystemExit(f"{document} lacks the markers {begin!r} ... {end!r}; add them where the tables belong")
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    document.write_text(f"{head}{begin}\n{generated}{end}{tail}")
+    write_atomically(document, f"{head}{begin}\n{generated}{end}{tail}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -842,7 +842,7 @@ def study_main(args: argparse.Namespace) -> None:
         if backbone:
             block += "\n#### Parameters added by each fusion (token classifier)\n\n" + parameter_overhead(backbone)
         comparisons = "comparisons.json" if args.study == "study" else f"{prefix}_comparisons.json"
-        (args.results_dir / comparisons).write_text(json.dumps(archived, indent=1) + "\n")
+        write_atomically(args.results_dir / comparisons, json.dumps(archived, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, begin, end)
 
@@ -959,7 +959,7 @@ def replication_main(args: argparse.Namespace, plan: ReplicationPlan = REPLICATI
         print(f"archived {write_archive(archive, task_dir, None, predictions=archive.stem)}")
     block, found = replication_block(args.runs_dir, args.document.parent, plan)
     if found:
-        (args.results_dir / f"{archive.stem}_comparisons.json").write_text(json.dumps(found, indent=1) + "\n")
+        write_atomically(args.results_dir / f"{archive.stem}_comparisons.json", json.dumps(found, indent=1) + "\n")
     print(block)
     replace_generated(args.document, block, REPLICATION_BEGIN, REPLICATION_END)
 

@@ -5,12 +5,12 @@ The sweep's runs and the one-pass layer search share this path; `examples/run_ze
 """
 
 import dataclasses
+import io
 import json
 import logging
-import os
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,23 @@ from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_ca
 from modeling_dlfa import add_word_pipeline
 
 from . import analysis
+from .checkpoints import checkpoint_problems, checkpoints, resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
+from .files import (
+    DamagedFileError,
+    DiskFullError,
+    folder_bytes,
+    is_disk_full,
+    read_json,
+    remove,
+    set_aside,
+    staged_folder,
+    write_atomically,
+)
 from .heads import DLFA_MODEL_TYPES
+from .run_lock import RunFolders
+from .stopping import StopOnSignal
 from .tasks import TRAIN_LANGUAGE
 from .training import (
     FusionLearningRateTrainer,
@@ -62,6 +76,8 @@ class Sweep:
     training_args: TrainingArguments
     base_model: str  # the backbone as the user named it (for the model card)
     provenance: dict  # what every run of the call shares (`provenance.collect`); each run adds its settings
+    folders: RunFolders  # the run folders this process holds: another live process holding one stops it at once
+    stop: StopOnSignal = field(default_factory=StopOnSignal)  # SIGTERM / Ctrl-C: stop at a clean point
 
     def run_dir(self, name: str) -> Path:
         return Path(self.training_args.output_dir) / name
@@ -80,17 +96,33 @@ class LoraSettings:
 def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArguments) -> bool:
     """
     Whether `run_dir` holds a finished run made with `settings` (read it back); else it is this run's, to start or to
-    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded.
+    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded. A
+    results.json that does not read back is never reused: it is set aside, with a warning, and the run is computed
+    again (resumed from its last complete checkpoint, or trained again from the start).
     """
     check_stored_settings(run_dir, settings)
-    if (run_dir / "results.json").exists():
-        return True
+    results = run_dir / "results.json"
+    with training_args.main_process_first(desc="reading the run folder"):  # it sets a damaged result aside first
+        if results.exists():
+            try:
+                read_result(results)
+                return True
+            except DamagedFileError as error:
+                if not training_args.should_save:
+                    raise
+                aside = set_aside(results)
+                logger.warning("%s; it is not reused: moved it aside to %s; the run is computed again", error, aside)
     if training_args.should_save:  # written whole, then renamed: another process never reads half a file
-        run_dir.mkdir(parents=True, exist_ok=True)
-        staged = run_dir / f".{SETTINGS_FILE}.{os.getpid()}"
-        staged.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
-        os.replace(staged, run_dir / SETTINGS_FILE)
+        write_atomically(run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, sort_keys=True) + "\n")
     return False
+
+
+def read_result(path: Path) -> dict:
+    """A finished run's results.json, or `DamagedFileError` naming what is wrong with it."""
+    result = read_json(path)
+    if not isinstance(result, dict):
+        raise DamagedFileError(path, f"it holds a JSON {type(result).__name__}, not a run's result")
+    return result
 
 
 def check_stored_settings(run_dir: Path, settings: dict) -> None:
@@ -109,7 +141,13 @@ def check_stored_settings(run_dir: Path, settings: dict) -> None:
             "recorded): it cannot be checked against this one. Move it away (or choose another --output_dir) to run "
             "it again."
         )
-    stored = json.loads(stored_file.read_text())
+    try:
+        stored = read_json(stored_file)
+    except DamagedFileError as error:
+        raise SystemExit(
+            f"{error}. It records the settings {run_dir} was made with, so the run there cannot be checked against "
+            "this one: move that folder away (or choose another --output_dir) to run it again."
+        ) from None
     differing = [
         f"{name}: stored {stored.get(name)!r}, requested {settings.get(name)!r}"
         for name in sorted(set(stored) | set(settings))
@@ -149,17 +187,36 @@ def make_trainer(
         model=model, args=args, train_dataset=sweep.features["train"] if do_train else None,
         eval_dataset=sweep.features["selection"] if do_train else None, data_collator=collator(sweep.tokenizer),
         processing_class=sweep.tokenizer, compute_metrics=compute_metrics, preprocess_logits_for_metrics=predicted_ids,
-        callbacks=[replica_check], fusion_learning_rate=fusion_learning_rate, **trainer_kwargs,
+        callbacks=[replica_check, sweep.stop], fusion_learning_rate=fusion_learning_rate, **trainer_kwargs,
     )  # fmt: skip
 
 
-def train(trainer: FusionLearningRateTrainer, main_score: str) -> dict:
+def train(trainer: FusionLearningRateTrainer, main_score: str, stop: StopOnSignal) -> dict:
     """
-    `trainer.train()`, from the run folder's last checkpoint where an interrupted run left one; returns what the run
-    records of its training (time, and English dev after each epoch).
+    `trainer.train()`, from the run folder's last complete checkpoint where an interrupted run left one
+    (`checkpoints.resume_checkpoint`); returns what the run records of its training (time, and English dev after each
+    epoch). A stop asked for by a signal (`stop`) ends it after the current step (`RunStopped`, naming the checkpoint
+    the same command resumes from); a full disk during a checkpoint save, with that checkpoint removed
+    (`DiskFullError`).
     """
     run_dir = Path(trainer.args.output_dir)
-    output = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None)
+    with trainer.args.main_process_first(desc="choosing the checkpoint to resume from"):  # it sets damaged ones aside
+        resume = resume_checkpoint(run_dir)
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except Exception as error:
+        disk_full = checkpoint_save_error(error, trainer)
+        if disk_full is None:
+            raise
+        raise disk_full from error
+    if stop.requested:
+        last = checkpoints(run_dir)
+        stop.check(
+            f"after training step {trainer.state.global_step} of {run_dir} ("
+            + (f"it resumes from {last[0].name}, the end of its last whole epoch: the steps since are trained again, "
+               "so that it ends as an uninterrupted run does)" if last else "before its first checkpoint: it trains "
+               "again from the start)")
+        )  # fmt: skip
     runtime = output.metrics["train_runtime"]
     return {
         "train_runtime_seconds": runtime,
@@ -181,6 +238,57 @@ def recording_label_alignment(model: PreTrainedModel, sweep: Sweep) -> PreTraine
     if sweep.features["label_alignment"]:
         model.config.label_alignment = sweep.features["label_alignment"]
     return model
+def checkpoint_bytes(run_dir: Path, model: PreTrainedModel) -> int:
+    """
+    About the bytes a checkpoint of `run_dir` takes: the last complete one's size, or, before the first, the weights
+    and AdamW's two moments of every trained parameter.
+    """
+    complete = [folder for folder in checkpoints(run_dir) if not checkpoint_problems(folder)]
+    if complete:
+        return folder_bytes(complete[0])
+    moments = sum(8 * parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    return weight_bytes(model) + moments
+
+
+def checkpoint_save_error(error: Exception, trainer: FusionLearningRateTrainer) -> DiskFullError | None:
+    """
+    Where `error` (raised by `trainer.train()`) came of a full disk during a checkpoint save: remove the incomplete
+    checkpoint it left (the earlier ones are intact) and return the `DiskFullError` that says so; else None.
+    """
+    run_dir = Path(trainer.args.output_dir)
+    needed = checkpoint_bytes(run_dir, trainer.model)
+    if not (trainer.args.should_save and run_dir.is_dir() and is_disk_full(error, run_dir, needed)):
+        return None
+    incomplete = [folder for folder in checkpoints(run_dir) if checkpoint_problems(folder)]
+    for folder in incomplete:
+        remove(folder)
+    earlier = checkpoints(run_dir)
+    removed = f"Removed the incomplete {', '.join(folder.name for folder in incomplete)}; " if incomplete else ""
+    kept = (
+        f"{earlier[0].name} and every earlier file are intact: the same command resumes from {earlier[0].name}."
+        if earlier
+        else "There is no earlier checkpoint: the same command trains the run from the start."
+    )
+    what = f"saving {incomplete[0].name if incomplete else 'a checkpoint'}"
+    return DiskFullError(run_dir, what, needed, after=removed + kept)
+
+
+def save_model_folder(trainer: FusionLearningRateTrainer, folder: Path, sweep: Sweep) -> None:
+    """
+    `trainer.save_model(folder)` whole or not at all (`files.staged_folder`), with the word pipeline of a tagger
+    (`finish_model_folder`). Every process calls it (they take part in gathering the weights); the saving one writes.
+    """
+    if not trainer.args.should_save:
+        trainer.save_model(str(folder))
+        return
+    with staged_folder(folder, needed=weight_bytes(trainer.model)) as staging:
+        trainer.save_model(str(staging))
+        finish_model_folder(staging, sweep)
+
+
+def weight_bytes(model: PreTrainedModel) -> int:
+    """The bytes `model`'s weights take as saved."""
+    return sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
 
 
 def finish_model_folder(folder: Path, sweep: Sweep) -> None:
@@ -195,7 +303,8 @@ def finish_model_folder(folder: Path, sweep: Sweep) -> None:
 def evaluate(sweep: Sweep, trainer: FusionLearningRateTrainer, scorer: ZeroShotScorer, name: str) -> tuple[dict, dict]:
     """
     English dev and every evaluation language: their scores (labelled data, with --do_eval; English dev always) and
-    their per-item records; with --do_predict, each target language's prediction file too.
+    their per-item records; with --do_predict, each target language's prediction file too. A stop asked for by a
+    signal ends it before the next language (`RunStopped`).
     """
     args, data, task = trainer.args, sweep.data, sweep.data.task
     records, scores = {}, {}
@@ -208,6 +317,7 @@ def evaluate(sweep: Sweep, trainer: FusionLearningRateTrainer, scorer: ZeroShotS
     for language, (features, examples) in evaluated.items():
         if not examples:  # evaluation only, without English dev data
             continue
+        sweep.stop.check(f"before evaluating {language} in {run_dir} (its training is saved)")
         language_scores, records[language] = evaluate_language(trainer, scorer, features, examples)
         if language_scores and (args.do_eval or language == "selection"):
             scores[language] = language_scores
@@ -248,9 +358,11 @@ def run_one(
     finished with the same `settings` (`arguments.run_settings`, `reuse_or_claim`).
     """
     run_dir, task = sweep.run_dir(name), sweep.data.task
+    sweep.stop.check(f"before run {name}")
+    sweep.folders.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
-        return json.loads((run_dir / "results.json").read_text())
+        return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)
     model = recording_label_alignment(model_factory(), sweep) if do_train else model_factory()
     lora = lora if do_train and lora and lora.rank > 0 else None
@@ -262,11 +374,9 @@ def run_one(
     )
     result = describe(sweep, trainer, name)
     if do_train:
-        result.update(train(trainer, task.main_score))
+        result.update(train(trainer, task.main_score, sweep.stop))
         if not lora:
-            trainer.save_model(str(run_dir / "model"))
-            if trainer.is_world_process_zero():
-                finish_model_folder(run_dir / "model", sweep)
+            save_model_folder(trainer, run_dir / "model", sweep)
     scores, records = evaluate(sweep, trainer, scorer, name)
     targets = [language for language in sweep.data.evaluation if language != TRAIN_LANGUAGE and language in scores]
     result.update(
@@ -288,25 +398,32 @@ def run_one(
 def save_run(
     sweep: Sweep, trainer: FusionLearningRateTrainer, run_dir: Path, result: dict, records: dict, lora: bool
 ) -> None:
-    """A finished run's files: the merged model of a LoRA run, predictions.npz, the model card, results.json."""
+    """
+    A finished run's files, each whole or not at all (`files`): the merged model of a LoRA run, predictions.npz, the
+    model card, and last results.json, which marks the run finished.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     config = trainer.model.config
     if lora:  # the adapter, and the merged model: an ordinary checkpoint of the model class
-        trainer.model.save_pretrained(run_dir / "adapter")
+        with staged_folder(run_dir / "adapter") as staging:
+            trainer.model.save_pretrained(staging)
         merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(run_dir / "model")
-        sweep.tokenizer.save_pretrained(run_dir / "model")
-        finish_model_folder(run_dir / "model", sweep)
+        with staged_folder(run_dir / "model") as staging:
+            merged.save_pretrained(staging)
+            sweep.tokenizer.save_pretrained(staging)
+            finish_model_folder(staging, sweep)
         config = merged.config
     if records:
+        buffer = io.BytesIO()
         np.savez_compressed(
-            run_dir / "predictions.npz",
+            buffer,
             **{f"{language}.{key}": values.astype(np.int16) for language, record in records.items() for key, values in record.items()},
         )  # fmt: skip
+        write_atomically(run_dir / "predictions.npz", buffer.getvalue())
     if trainer.args.do_train:
         write_model_card(run_dir / "model", sweep.data.task.name, result, config, sweep.base_model,
                          sweep.training_args.hub_model_id)  # fmt: skip
-    (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomically(run_dir / "results.json", json.dumps(result, indent=2) + "\n")
 
 
 def run_layer_search(
@@ -325,9 +442,11 @@ def run_layer_search(
     """
     name, task = analysis.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
+    sweep.stop.check(f"before run {name}")
+    sweep.folders.hold(run_dir)
     if reuse_or_claim(run_dir, settings, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
-        return json.loads((run_dir / "results.json").read_text())
+        return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)
     model = recording_label_alignment(model_factory(), sweep)
     heads = {head: head_names[head] for head in model.config.search_heads}
@@ -336,7 +455,7 @@ def run_layer_search(
         sweep, model, run_dir, LayerSearchScorer(scorer, list(heads.values())), f"mean_head_{task.main_score}",
         fusion_learning_rate, True, ReplicaCheck(), trainer_class=LayerSearchTrainer, head_names=heads,
     )  # fmt: skip
-    trained = train(trainer, f"mean_head_{task.main_score}")
+    trained = train(trainer, f"mean_head_{task.main_score}", sweep.stop)
     every_head = predict_in_order(trainer, sweep.features["selection"])  # one forward pass
     dev = {
         head_name: score_predictions(scorer, sweep.features["selection"], sweep.data.selection, every_head[..., index])[0]
@@ -357,10 +476,11 @@ def run_layer_search(
         logger.info("%s: head %s, English dev %s = %.2f", name, head_name, task.main_score, 100 * score)
     if trainer.is_world_process_zero():
         chosen_head = next(head for head, head_name in heads.items() if head_name == chosen)
-        trainer.model.export_head(chosen_head).save_pretrained(run_dir / "model")
-        sweep.tokenizer.save_pretrained(run_dir / "model")
-        finish_model_folder(run_dir / "model", sweep)
-        (run_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+        with staged_folder(run_dir / "model") as staging:
+            trainer.model.export_head(chosen_head).save_pretrained(staging)
+            sweep.tokenizer.save_pretrained(staging)
+            finish_model_folder(staging, sweep)
+        write_atomically(run_dir / "results.json", json.dumps(result, indent=2) + "\n")
         print(analysis.search_table(result["head_selection_scores"], chosen, task.main_score))
     return result
 
@@ -371,8 +491,8 @@ def write_reports(runs: dict[str, dict], output_dir: Path) -> dict:
     if all("selection" in result["scores"] for result in runs.values()):
         _, selected = analysis.select_on_english_dev({name: {0: result} for name, result in runs.items()})
     summary = {"metric": next(iter(runs.values()))["metric"], "selected_by_english_dev": selected, "runs": runs}
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (output_dir / "summary.md").write_text(analysis.sweep_table(runs, selected))
+    write_atomically(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomically(output_dir / "summary.md", analysis.sweep_table(runs, selected))
     if any(analysis.target_languages(result) for result in runs.values()):
         analysis.sweep_heatmap(runs, output_dir / "heatmap.png")
     return summary

@@ -18,6 +18,7 @@ from transformers import AutoConfig, EvalPrediction, PreTrainedModel, Trainer, T
 from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
 
 from .features import IGNORE_INDEX, word_predictions
+from .files import write_atomically
 from .tasks import XTREME_METRIC, TaskSpec
 
 
@@ -201,17 +202,17 @@ def score_predictions(scorer: ZeroShotScorer, features, examples: list, predicti
 
 
 def write_predictions(path: Path, task: TaskSpec, examples: list, record: dict) -> None:
-    """Tagging: `token<TAB>tag`, a blank line between sentences; pairs: one label per line."""
-    with open(path, "w", encoding="utf-8") as handle:
-        if task.kind != "token":
-            handle.writelines(f"{name}\n" for name in task.tag_names(record["predicted"]))
-            return
-        start = 0
-        for example in examples:
-            names = task.tag_names(record["predicted"][start : start + len(example.tokens)])
-            start += len(example.tokens)
-            handle.writelines(f"{token}\t{name}\n" for token, name in zip(example.tokens, names))
-            handle.write("\n")
+    """Tagging: `token<TAB>tag`, a blank line between sentences; pairs: one label per line. Whole or not at all."""
+    if task.kind != "token":
+        write_atomically(path, "".join(f"{name}\n" for name in task.tag_names(record["predicted"])))
+        return
+    lines, start = [], 0
+    for example in examples:
+        names = task.tag_names(record["predicted"][start : start + len(example.tokens)])
+        start += len(example.tokens)
+        lines.extend(f"{token}\t{name}\n" for token, name in zip(example.tokens, names))
+        lines.append("\n")
+    write_atomically(path, "".join(lines))
 
 
 class LayerSearchScorer:

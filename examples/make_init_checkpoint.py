@@ -18,6 +18,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from dlfa_zero_shot import analysis
+from dlfa_zero_shot.files import staged_folder
 from dlfa_zero_shot.heads import encoder_family, family_classes
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
@@ -31,8 +32,9 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
     backbone = resolve_backbone(base)
     model_class = family_classes(encoder_family(backbone)).dlfa_model
     model = load_new_head(model_class, backbone, fusion_layer=fusion_layer, **aif)  # refuses a random encoder
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(backbone).save_pretrained(out)
+    with staged_folder(out) as staging:  # whole or not at all
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(backbone).save_pretrained(staging)
     return out
 
 

@@ -14,12 +14,15 @@ standard `Trainer`; `--fusion_layers` sweeps the fusion layer (the paper's Table
 
 Protocol: training, checkpoint selection and layer selection use English only; every other language is zero-shot.
 Runs are named by `dlfa_zero_shot.analysis.run_name` (`baseline`, `aif-layer-10`, `concat-layer-10`, ...). A
-finished run is read back from its `results.json`; an unfinished one resumes from its last Trainer checkpoint.
+finished run is read back from its `results.json`; an unfinished one resumes from its last complete Trainer checkpoint.
+SIGTERM and Ctrl-C stop a run at a clean point; a second process is refused a run folder one holds; a damaged file or a
+full disk is named (docs/usage.md, "Faults").
 """
 
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -42,6 +45,7 @@ from dlfa_zero_shot.arguments import (
 )
 from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
 from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
+from dlfa_zero_shot.files import DamagedFileError, DiskFullError
 from dlfa_zero_shot.heads import (
     build_layer_search,
     build_model,
@@ -54,8 +58,10 @@ from dlfa_zero_shot.heads import (
 )
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.readers import read_examples
+from dlfa_zero_shot.run_lock import RunFolders
 from dlfa_zero_shot.runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
-from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, custom_task
+from dlfa_zero_shot.stopping import RunStopped, StopOnSignal
+from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TaskSpec, custom_task
 from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
 
@@ -88,6 +94,32 @@ def training_layers(backbone: str, model_args: ModelArguments) -> list[int | Non
     """The layers of `--fusion_layers` (None: the baseline), checked against the backbone's depth."""
     num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
     return parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+
+
+def checkpoint_config(backbone: str, model_args: ModelArguments):
+    """The config of the checkpoint an evaluation-only call evaluates."""
+    return AutoConfig.from_pretrained(
+        backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
+    )
+
+
+def first_run_names(
+    backbone: str,
+    task: TaskSpec,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+) -> list[str]:
+    """
+    The run folders a call asks for, known before its data is loaded: one per `--fusion_layers` entry, the one-pass
+    layer search's (the runs after it are known once it has chosen), or the evaluated checkpoint's.
+    """
+    if not training_args.do_train:
+        return [checkpoint_name(checkpoint_config(backbone, model_args))]
+    if model_args.layer_search == "one_pass":
+        return [analysis.LAYER_SEARCH]
+    layers, lr = training_layers(backbone, model_args), training_args.learning_rate
+    return [configuration_name(layer, model_args, data_args, task, lr) for layer in layers]
 
 
 def plan_training(
@@ -209,7 +241,8 @@ def with_lora_targets(model_args: ModelArguments, backbone: str) -> ModelArgumen
     return dataclasses.replace(model_args, lora_target_modules=",".join(targets))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dict:
+    """The harness; `stop`: the signal handler `command` installs (None: signals act as Python's defaults)."""
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
@@ -224,11 +257,13 @@ def main(argv: list[str] | None = None) -> dict:
         data_args = with_label_alignment(data_args, task)
         layers = training_layers(backbone, model_args)
         run_names(layers, model_args, data_args, task, training_args.learning_rate)
+        model_args = with_lora_targets(model_args, backbone)
     else:  # a checkpoint is scored as it was trained to tag
-        checkpoint = AutoConfig.from_pretrained(
-            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-        )
+        checkpoint = checkpoint_config(backbone, model_args)
         data_args = with_label_alignment(data_args, task, label_alignment_of(checkpoint))
+    folders = RunFolders(holds=training_args.should_save)
+    for name in first_run_names(backbone, task, model_args, data_args, training_args):
+        folders.hold(Path(training_args.output_dir) / name)  # before any data is loaded: a busy folder stops us now
     data = load_task_data(
         task, source,
         eval_languages=data_args.eval_languages.split(",") if data_args.eval_languages else None,
@@ -243,10 +278,10 @@ def main(argv: list[str] | None = None) -> dict:
     recorded = provenance.collect(
         sys.argv[1:] if argv is None else argv, Path(__file__), backbone, data.files, data.sha256
     )
-    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded)
+    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded, folders,
+                  stop or StopOnSignal())  # fmt: skip
 
     if training_args.do_train:
-        model_args = with_lora_targets(model_args, backbone)
         plan = plan_training(sweep, backbone, layers, model_args, data_args)
     else:
         plan = {
@@ -258,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
         }
     lora = LoraSettings(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
                         tuple(model_args.lora_target_modules.split(",")))  # fmt: skip
+    for name in plan:  # every run folder of the call is held before any run starts (after a search: the chosen ones)
+        folders.hold(sweep.run_dir(name))
     runs = {name: run_one(sweep, name, **entry, lora=lora) for name, entry in plan.items()}
     if not training_args.should_save or not (training_args.do_eval or training_args.do_predict):
         return {"runs": runs}
@@ -274,5 +311,25 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
+def command(argv: list[str] | None = None) -> int:
+    """
+    `main` as a command: SIGTERM and Ctrl-C stop it at a clean point (`stopping.StopOnSignal`); a stop, a full disk or
+    a damaged file ends it with a message that says what happened and what to do, not a traceback. Returns the exit
+    code: 0, 1 (a full disk, a damaged file), or 128 + the signal's number (130 Ctrl-C, 143 SIGTERM).
+    """
+    stop = StopOnSignal()
+    stop.install()
+    try:
+        main(argv, stop)
+    except RunStopped as stopped:
+        again = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+        print(f"{stopped} To resume, run the same command again:\n  {again}", file=sys.stderr, flush=True)
+        return stopped.exit_code
+    except (DiskFullError, DamagedFileError) as error:
+        print(error, file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

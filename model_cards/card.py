@@ -8,6 +8,7 @@ from string import Template
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.file_download import repo_folder_name
 
+from dlfa_zero_shot.files import staged_folder, write_atomically
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
 
 
@@ -122,8 +123,8 @@ def write_model_card(
     )
     metadata = card_metadata(task, result, repo_id, base_name, license_name)
     path = model_dir / "README.md"
-    ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}", ignore_metadata_errors=False).save(path)
-    return path
+    card = ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}", ignore_metadata_errors=False)
+    return write_atomically(path, str(card))
 
 
 def stage_hub_folder(model_dir: Path, target: Path) -> Path:
@@ -133,9 +134,8 @@ def stage_hub_folder(model_dir: Path, target: Path) -> Path:
     as evaluation results). Raises ValueError if the card's metadata does not parse.
     """
     target = Path(target)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("training_args.bin"))
+    with staged_folder(target) as staging:
+        shutil.copytree(model_dir, staging, ignore=shutil.ignore_patterns("training_args.bin"), dirs_exist_ok=True)
     card = ModelCard.load(target / "README.md", ignore_metadata_errors=False)
     if not card.data.eval_results:
         raise ValueError(f"{target / 'README.md'}: the model card has no model-index results")
@@ -158,9 +158,7 @@ def write_to_hub_cache(folder: Path, cache: Path, repo_id: str) -> Path:
     commit = digest.hexdigest()
     repo = Path(cache) / repo_folder_name(repo_id=repo_id, repo_type="model")
     snapshot = repo / "snapshots" / commit
-    if snapshot.exists():
-        shutil.rmtree(snapshot)
-    shutil.copytree(folder, snapshot)
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
+    with staged_folder(snapshot) as staging:
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
+    write_atomically(repo / "refs" / "main", commit)
     return snapshot

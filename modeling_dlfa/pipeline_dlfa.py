@@ -39,8 +39,9 @@ imports only from the standard library, numpy and transformers.
 
 import contextvars
 import json
+import os
 import re
-import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -202,9 +203,22 @@ def add_word_pipeline(save_directory: str | Path, label_alignment: str | None = 
     config_file = save_directory / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} does not exist: save the model to {save_directory} first")
-    shutil.copyfile(__file__, save_directory / Path(__file__).name)
+    replace_whole(save_directory / Path(__file__).name, Path(__file__).read_bytes())
     config = json.loads(config_file.read_text())
     config["custom_pipelines"] = {**config.get("custom_pipelines", {}), **WORD_PIPELINES}
     if label_alignment is not None:
         config["label_alignment"] = label_alignment
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    replace_whole(config_file, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+
+
+def replace_whole(path: Path, data: bytes) -> None:
+    """
+    Write `path` through a temporary file renamed into place, so that a crash never leaves half a config. (The
+    harness's own writes go through `dlfa_zero_shot.files`; this file ships in checkpoints, on the standard library.)
+    """
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".partial-{os.getpid()}-", delete=False) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)

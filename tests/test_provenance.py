@@ -2,7 +2,6 @@
 
 import shutil
 import subprocess
-from pathlib import Path
 
 from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
 
