@@ -135,6 +135,16 @@ def collect(
     }
 
 
+def made_by(recorded: dict) -> dict:
+    """
+    What a stored run must have been made by, beside its settings, to be reused or resumed (`runs.reuse_or_claim`):
+    `collect`'s code digest and versions, and the backbone's and data files' digests.
+    """
+    return {"code_sha256": recorded["code_sha256"], "versions": recorded["versions"],
+            "backbone_sha256": recorded["backbone"]["sha256"],
+            "data_sha256": {key: entry["sha256"] for key, entry in recorded["data"].items()}}  # fmt: skip
+
+
 def pooling_differences(runs: dict[str, dict[int, dict]]) -> list[str]:
     """
     Why the runs (name -> seed -> results.json) may not be pooled into one comparison: runs that record no provenance

@@ -27,7 +27,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_cache
 from modeling_dlfa import add_word_pipeline
 
-from . import analysis
+from . import analysis, provenance
 from .checkpoints import checkpoint_problems, checkpoints, resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
@@ -360,7 +360,7 @@ def run_one(
     run_dir, task = sweep.run_dir(name), sweep.data.task
     sweep.stop.check(f"before run {name}")
     sweep.folders.hold(run_dir)
-    if reuse_or_claim(run_dir, settings, sweep.training_args):
+    if reuse_or_claim(run_dir, {**settings, **provenance.made_by(sweep.provenance)}, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)
@@ -444,7 +444,7 @@ def run_layer_search(
     run_dir = sweep.run_dir(name)
     sweep.stop.check(f"before run {name}")
     sweep.folders.hold(run_dir)
-    if reuse_or_claim(run_dir, settings, sweep.training_args):
+    if reuse_or_claim(run_dir, {**settings, **provenance.made_by(sweep.provenance)}, sweep.training_args):
         logger.info("%s: finished earlier with the same settings, reading %s", name, run_dir / "results.json")
         return read_result(run_dir / "results.json")
     set_seed(sweep.training_args.seed)

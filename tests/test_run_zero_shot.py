@@ -13,11 +13,12 @@ import pytest
 import torch
 import transformers
 import yaml
-from harness import SCRIPT, own_files, run_harness, run_script
+from harness import QUICK, SCRIPT, own_files, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
 from dlfa_zero_shot.plans import PAWSX_TARGETS
+from dlfa_zero_shot.provenance import made_by
 from dlfa_zero_shot.training import FusionLearningRateTrainer
 from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
@@ -82,7 +83,9 @@ def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path
     assert made["versions"]["transformers"] == transformers.__version__
     assert "peft" in made["versions"] and made["threads"] >= 1
     assert made["argv"][made["argv"].index("--eval_languages") + 1] == "de" and "--num_train_epochs" in made["argv"]
-    assert made["settings"] == json.loads((out / "baseline" / "settings.json").read_text())
+    stored = json.loads((out / "baseline" / "settings.json").read_text())  # what a rerun must match to reuse it
+    assert stored == {**made["settings"], **made_by(made)}
+    assert stored["data_sha256"]["de"] == made["data"]["de"]["sha256"]
     for key, file in (("train", "udpos/xtreme_udpos_train-en.tsv"), ("selection", "udpos/xtreme_udpos_dev-en.tsv"),
                       ("de", "udpos/xtreme_udpos_dev-de.tsv")):  # fmt: skip
         digest = hashlib.sha256((xtreme_lite / file).read_bytes()).hexdigest()
@@ -95,6 +98,19 @@ def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path
     assert "dlfa_zero_shot/report.py" not in made["code_files"]  # it reads archived runs; no run executes it
     weights = tiny_multilingual_bert / "model.safetensors"
     assert made["backbone"]["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def test_a_stored_run_is_not_reused_once_a_data_file_it_read_has_changed(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    data = tmp_path / "data"
+    shutil.copytree(xtreme_lite / "udpos", data / "udpos")
+    arguments = ("--fusion_layers", "last", "--eval_languages", "de", "--num_train_epochs", "1")
+    run(tmp_path / "out", tiny_multilingual_bert, data, *arguments)
+    german = data / "udpos" / "xtreme_udpos_dev-de.tsv"
+    german.write_text(german.read_text().replace("\tNOUN\n", "\tPROPN\n", 1))  # one gold tag changed in place
+    completed = run_script("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
+                           str(tmp_path / "out"), "--data_dir", str(data), *QUICK, "--do_train", "--do_eval",
+                           *arguments, cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0 and "data_sha256" in completed.stderr and "not reused" in completed.stderr
 
 
 def test_long_sentences_are_scored_word_for_word_in_windows(tmp_path, tiny_multilingual_bert, xtreme_lite):
