@@ -10,10 +10,12 @@ Cost of a model against its reference on the same backbone, on the CPU. Two comp
 
 Both models live in one process and run alternately (which one goes first alternates too); each ratio is the
 candidate's time over the reference's within one pair, and the report gives the median, min and max over the pairs,
-with the exact FLOP ratio from `torch.utils.flop_counter.FlopCounterMode` beside it as the noise-free figure, and both
+of wall-clock time and of the process's CPU time (which leaves out waiting for a core: the machine's load average at
+start and end is recorded, as other jobs on the cores make the wall-clock ratios noisy), with the exact FLOP ratio from `torch.utils.flop_counter.FlopCounterMode` beside it as the noise-free figure, and both
 parameter counts. Peak memory of a training step is measured in fresh subprocesses (peak resident set size above the
 size after building the model), again alternating, and the exact ratio of the bytes autograd saves for backward is
-given beside it.
+given beside it: each storage once (`held`, what memory holds) and every save counted (`per_save`, the earlier
+measure, which counts a tensor saved by three operations three times).
 
     python benchmarks/overhead.py                      # batch 8 x 128, token classification, 10 pairs
     python benchmarks/overhead.py --head sequence --batch-size 16 --seq-length 64 --pairs 20
@@ -23,6 +25,7 @@ given beside it.
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -170,28 +173,35 @@ def forward_backward(model, batch) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def timed(step, model, batch) -> float:
-    start = time.perf_counter()
+def timed(step, model, batch) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all of this process's threads) of one step."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     step(model, batch)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def paired_time_ratios(step, reference, candidate, batch, pairs: int, warmup: int, reference_name: str) -> dict:
     for _ in range(warmup):
         step(reference, batch)
         step(candidate, batch)
-    ratios, reference_seconds = [], []
+    ratios, cpu_ratios, reference_seconds = [], [], []
     for pair in range(pairs):
         if pair % 2 == 0:
             reference_time, candidate_time = timed(step, reference, batch), timed(step, candidate, batch)
         else:
             candidate_time, reference_time = timed(step, candidate, batch), timed(step, reference, batch)
-        ratios.append(candidate_time / reference_time)
-        reference_seconds.append(reference_time)
+        ratios.append(candidate_time[0] / reference_time[0])
+        cpu_ratios.append(candidate_time[1] / reference_time[1])
+        reference_seconds.append(reference_time[0])
+    # CPU time leaves out the time the process waits for a core, which other jobs inflate; it counts the threads'
+    # spinning too, and a busy machine's shared caches still slow both.
     return {
         "median": round(statistics.median(ratios), 4),
         "min": round(min(ratios), 4),
         "max": round(max(ratios), 4),
+        "cpu_time_median": round(statistics.median(cpu_ratios), 4),
+        "cpu_time_min": round(min(cpu_ratios), 4),
+        "cpu_time_max": round(max(cpu_ratios), 4),
         "pairs": pairs,
         f"{reference_name}_median_seconds": round(statistics.median(reference_seconds), 3),
     }
@@ -214,15 +224,21 @@ def flop_ratio(step, reference, candidate, batch) -> float | None:
     return round(totals[1] / totals[0], 5)
 
 
-def saved_activation_bytes(model, batch) -> int:
-    """Bytes autograd keeps for backward in one training forward pass (exact; parameters not counted)."""
-    parameters = {param.data_ptr() for param in model.parameters()}
-    total = 0
+def saved_activation_bytes(model, batch) -> dict[str, int]:
+    """
+    Bytes autograd keeps for backward in one training forward pass (exact; parameters not counted): `held`, each
+    tensor's storage once, which is what memory holds (a layer's input, saved by its query, key and value projections,
+    is held once); `per_save`, every save counted, the measure of the tables before 2026-12-06.
+    """
+    parameters = {param.untyped_storage().data_ptr() for param in model.parameters()}
+    storages, per_save = {}, 0
 
     def pack(tensor):
-        nonlocal total
-        if tensor.data_ptr() not in parameters:
-            total += tensor.numel() * tensor.element_size()
+        nonlocal per_save
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            per_save += tensor.numel() * tensor.element_size()
+            storages[storage.data_ptr()] = storage.nbytes()
         return tensor
 
     model.train()
@@ -230,7 +246,7 @@ def saved_activation_bytes(model, batch) -> int:
         loss = model(**batch).loss
     loss.backward()
     model.zero_grad(set_to_none=True)
-    return total
+    return {"held": sum(storages.values()), "per_save": per_save}
 
 
 def current_rss_bytes() -> int:
@@ -301,6 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
             "aif_norm": args.aif_norm,
             "threads": args.threads,
             "torch": torch.__version__,
+            "load_average_at_start": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 minutes
         },
         "parameters": {
             reference_name: sum(param.numel() for param in reference.parameters()),
@@ -314,12 +331,14 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "forward_flop_ratio": flop_ratio(forward, reference, candidate, batch),
         "forward_backward_flop_ratio": flop_ratio(forward_backward, reference, candidate, batch),
-        "saved_activation_bytes_ratio": round(
-            saved_activation_bytes(candidate, batch) / saved_activation_bytes(reference, batch), 4
-        ),
+    }
+    saved = {"reference": saved_activation_bytes(reference, batch), "candidate": saved_activation_bytes(candidate, batch)}
+    report["saved_bytes_ratio"] = {
+        kind: round(saved["candidate"][kind] / saved["reference"][kind], 4) for kind in ("held", "per_save")
     }
     if args.memory_pairs:
         report["peak_memory_ratio"] = peak_memory_ratios(args, argv)
+    report["setup"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

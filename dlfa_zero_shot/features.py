@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 # The alignments and the bare-piece rule are the plugin's: its word-level pipeline reads words by the same rule.
 from modeling_dlfa.pipeline_dlfa import LABEL_ALIGNMENTS, skips_bare_word_start
 
+from .data import TaskData
 from .readers import SentencePair, TaggedSentence
 
 
@@ -164,3 +165,26 @@ def word_predictions(features: datasets.Dataset, predicted_ids: list[np.ndarray]
                 f"sentence {index}: words {np.flatnonzero(words < 0).tolist()} have no predicted label id ({words.tolist()})"
             )
     return sentences
+
+
+def featurize(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int, label_alignment: str) -> dict:
+    """
+    The harness's features of every split of `data`, length-sorted (evaluation order does not matter), and the tagging
+    label alignment (None for pair tasks).
+    """
+    task = data.task
+
+    def encode(examples: list):
+        if not examples:
+            return None
+        dataset = examples_dataset(examples)
+        if task.kind == "token":
+            return tokenize_tagging(dataset, tokenizer, task.label_to_id, max_length, label_alignment)
+        return tokenize_pairs(dataset, tokenizer, task.label_to_id, max_length)
+
+    return {
+        "train": encode(data.train),
+        "selection": length_sorted(encode(data.selection)) if data.selection else None,
+        "evaluation": {language: length_sorted(encode(examples)) for language, examples in data.evaluation.items()},
+        "label_alignment": label_alignment if task.kind == "token" else None,
+    }

@@ -1,22 +1,43 @@
 """
 ONNX export of a fine-tuned token or sequence classifier (DLFA or the stock BERT head) for CPU inference with ONNX
 Runtime: dynamic batch and sequence axes, inputs `input_ids`, `attention_mask` (and `token_type_ids` where the
-tokenizer makes them), output `logits`.
+tokenizer makes them), output `logits`; its int8 dynamic quantization; and the check of either against PyTorch.
+Every model file is written whole (`write_whole`, not `files.staged_file`: a model over 2 GB keeps its weights in a
+second file named after the model, so the whole staged folder moves): a reader never finds a half-written one.
 """
 
+import os
+import tempfile
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from .files import staged_file
-
 
 # The default opset: the one torch.onnx's `dynamo=True` exporter writes its operators in (any other is converted to,
 # afterwards); `examples/export_onnx.py --opset` defaults to it too.
 OPSET = 18
+QUANTIZATIONS = ("int8",)  # `examples/export_onnx.py --quantize`
+
+
+def write_whole(path: Path, write: Callable[[Path], object]) -> Path:
+    """
+    `write(destination)` into a fresh folder beside `path`, then each file it wrote moved beside `path` with
+    `os.replace`, `path` itself last (a model over 2 GB keeps its weights in a file of its own, named after it): no
+    reader sees a half-written model, and an interrupted write leaves nothing behind. Returns `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+        staged = Path(folder) / path.name
+        write(staged)
+        for written in sorted(Path(folder).iterdir(), key=lambda file: file == staged):
+            os.replace(written, path.parent / written.name)
+    return path
 
 
 def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = OPSET) -> Path:
@@ -29,8 +50,6 @@ def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = 
     example = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
     example["attention_mask"][1, 5:] = 0  # padding in the example, so that the masked path is the one exported
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The process's logging is the application's to configure (examples/export_onnx.py drops torch's notice that
     # torchvision is not installed, whose operators these models never use); the export changes no logger.
     with torch.no_grad(), warnings.catch_warnings():
@@ -42,13 +61,33 @@ def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = 
             model, (), kwargs=example, output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
             dynamic_shapes={name: {0: batch, 1: sequence} for name in names},
         )  # fmt: skip
-    with staged_file(path) as temporary:  # whole or not at all
-        program.save(str(temporary))
-    return path
+    return write_whole(path, lambda destination: program.save(str(destination)))
 
 
-def max_difference(model: PreTrainedModel, path: Path, inputs: dict[str, torch.Tensor]) -> float:
-    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on `inputs` (padding included)."""
+def quantize_int8(source: Path, path: Path) -> Path:
+    """
+    The exported model `source`, int8 dynamically quantized into `path` (ONNX Runtime's `quantize_dynamic`): the
+    weights of its matrix products with a weight (the linear layers, the fusion's 1x1 convolutions) are stored as int8,
+    per output channel, and the activations entering them are quantized to uint8 as each batch runs; everything else
+    (embedding tables, attention's own products, normalisations, softmax, the fusion's gate) stays float32.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    return write_whole(
+        path, lambda destination: quantize_dynamic(source, destination, per_channel=True, weight_type=QuantType.QInt8)
+    )
+
+
+@dataclass
+class Agreement:
+    """ONNX Runtime's logits against PyTorch's, on real tokens (tagging) or on every row (sequence classification)."""
+
+    max_difference: float  # the largest absolute logit difference
+    argmax_agreement: float  # the share of tokens (rows) whose highest logit is the same label
+
+
+def compare_with_pytorch(model: PreTrainedModel, path: Path, inputs: dict[str, torch.Tensor]) -> Agreement:
+    """ONNX Runtime (the model at `path`) against PyTorch (`model`, put in eval mode) on `inputs`, padding included."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -56,7 +95,15 @@ def max_difference(model: PreTrainedModel, path: Path, inputs: dict[str, torch.T
     onnx_logits = session.run(["logits"], {name: value.numpy() for name, value in inputs.items() if name in wanted})[0]
     with torch.no_grad():
         torch_logits = model.eval()(**{name: value for name, value in inputs.items() if name in wanted}).logits.numpy()
-    mask = inputs["attention_mask"].numpy().astype(bool)
     if onnx_logits.ndim == 3:  # tagging: compare real tokens (padded positions are not used by anyone)
-        return float(np.abs(onnx_logits - torch_logits)[mask].max())
-    return float(np.abs(onnx_logits - torch_logits).max())
+        mask = inputs["attention_mask"].numpy().astype(bool)
+        onnx_logits, torch_logits = onnx_logits[mask], torch_logits[mask]
+    return Agreement(
+        max_difference=float(np.abs(onnx_logits - torch_logits).max()),
+        argmax_agreement=float((onnx_logits.argmax(-1) == torch_logits.argmax(-1)).mean()),
+    )
+
+
+def max_difference(model: PreTrainedModel, path: Path, inputs: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on `inputs` (padding included)."""
+    return compare_with_pytorch(model, path, inputs).max_difference

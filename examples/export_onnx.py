@@ -1,22 +1,27 @@
 #!/usr/bin/env python
 """
-Export a fine-tuned DLFA (or stock BERT) token or sequence classifier to ONNX for CPU inference, and check it
-against PyTorch on a padded batch of real text.
+Export a fine-tuned DLFA (or stock BERT) token or sequence classifier to ONNX for CPU inference, optionally int8
+quantized, and check it against PyTorch on a padded batch of real text.
 
     python examples/export_onnx.py --model runs/udpos-offline/aif-layer-10/model --out udpos-dlfa.onnx
+    python examples/export_onnx.py --model runs/udpos-offline/aif-layer-10/model --out udpos-dlfa-int8.onnx \\
+        --quantize int8
     # then: onnxruntime.InferenceSession("udpos-dlfa.onnx").run(["logits"], tokenizer(..., return_tensors="np"))
 
-Needs `onnx` and `onnxruntime` (pip install -e ".[onnx]").
+Float32 must give PyTorch's logits within `--tolerance`; int8 (ONNX Runtime's dynamic quantization: int8 weights,
+activations quantized per batch) must pick PyTorch's label on at least `--int8_agreement` of the sample's real tokens
+(or rows), and its largest logit difference is printed. Needs `onnx` and `onnxruntime` (pip install -e ".[onnx]").
 """
 
 import argparse
 import logging
+import tempfile
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto classes)
-from dlfa_zero_shot.onnx_export import OPSET, export_onnx, max_difference
+from dlfa_zero_shot.onnx_export import OPSET, QUANTIZATIONS, compare_with_pytorch, export_onnx, quantize_int8
 
 
 def without_torchvision_notice(record: logging.LogRecord) -> bool:
@@ -31,9 +36,15 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="a fine-tuned model folder or Hub id (with its tokenizer)")
     parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (must not exist)")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, help="quantize the exported model (default: float32)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted (float32)")
+    parser.add_argument(
+        "--int8_agreement", type=float, default=0.9, help="smallest share of PyTorch's labels kept (int8)"
+    )
     parser.add_argument("--trust_remote_code", action="store_true", help="load a DLFA checkpoint's own code")
     args = parser.parse_args()
+    if not 0 <= args.int8_agreement <= 1:
+        parser.error(f"--int8_agreement {args.int8_agreement} is not a share: give a number in [0, 1]")
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; choose another --out (nothing is overwritten)")
     config = AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
@@ -42,12 +53,22 @@ def main() -> None:
     model = auto_class.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     sample = ["DLFA fuses two layers .", "Der Hund schläft heute im Garten unter dem Baum ."]
-    inputs = tokenizer(sample, padding=True, return_tensors="pt")
-    path = export_onnx(model, args.out, "token_type_ids" in inputs, args.opset)
-    difference = max_difference(model, path, dict(inputs))
-    if difference > args.tolerance:
-        raise SystemExit(f"ONNX Runtime differs from PyTorch by {difference:.2e} > {args.tolerance:.0e}")
-    print(f"wrote {path} (ONNX Runtime vs PyTorch: max |difference| {difference:.2e})")
+    inputs = dict(tokenizer(sample, padding=True, return_tensors="pt"))
+    with_token_type_ids = "token_type_ids" in inputs
+    if args.quantize is None:
+        path = export_onnx(model, args.out, with_token_type_ids, args.opset)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            float32 = export_onnx(model, Path(folder) / "float32.onnx", with_token_type_ids, args.opset)
+            path = quantize_int8(float32, args.out)
+    agreement = compare_with_pytorch(model, path, inputs)
+    found = f"max |difference| {agreement.max_difference:.2e}, the same label on {agreement.argmax_agreement:.0%}"
+    if args.quantize is None and agreement.max_difference > args.tolerance:
+        raise SystemExit(f"ONNX Runtime differs from PyTorch by {agreement.max_difference:.2e} > {args.tolerance:.0e}")
+    if args.quantize is not None and agreement.argmax_agreement < args.int8_agreement:
+        raise SystemExit(f"{path}: int8 keeps PyTorch's label on {agreement.argmax_agreement:.0%} of the sample, "
+                         f"under --int8_agreement {args.int8_agreement:.0%} ({found})")  # fmt: skip
+    print(f"wrote {path} (ONNX Runtime vs PyTorch: {found})")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ from dlfa_zero_shot.arguments import (
     run_settings,
     with_label_alignment,
 )
-from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, TaskData, labels_of, load_task_data
-from dlfa_zero_shot.features import examples_dataset, length_sorted, tokenize_pairs, tokenize_tagging
+from dlfa_zero_shot.data import FileSource, HubSource, LocalSource, labels_of, load_task_data
+from dlfa_zero_shot.features import featurize
 from dlfa_zero_shot.files import DamagedFileError, DiskFullError
 from dlfa_zero_shot.heads import (
     build_layer_search,
@@ -66,28 +66,6 @@ from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
 
 logger = logging.getLogger("run_zero_shot")
-
-
-def featurize(data: TaskData, tokenizer, data_args: DataArguments) -> dict:
-    """Every split as length-sorted features (`datasets.map`, batched); evaluation order does not matter."""
-    task = data.task
-
-    def encode(examples: list):
-        if not examples:
-            return None
-        dataset = examples_dataset(examples)
-        if task.kind == "token":
-            return tokenize_tagging(
-                dataset, tokenizer, task.label_to_id, data_args.max_seq_length, data_args.label_alignment
-            )
-        return tokenize_pairs(dataset, tokenizer, task.label_to_id, data_args.max_seq_length)
-
-    return {
-        "train": encode(data.train),
-        "selection": length_sorted(encode(data.selection)) if data.selection else None,
-        "evaluation": {language: length_sorted(encode(examples)) for language, examples in data.evaluation.items()},
-        "label_alignment": data_args.label_alignment if task.kind == "token" else None,
-    }
 
 
 def training_layers(backbone: str, model_args: ModelArguments) -> list[int | None]:
@@ -272,7 +250,7 @@ def main(argv: list[str] | None = None, stop: StopOnSignal | None = None) -> dic
         seed=training_args.seed, need_training=training_args.do_train,
     )  # fmt: skip
     with training_args.main_process_first(desc="tokenizing"):
-        features = featurize(data, tokenizer, data_args)
+        features = featurize(data, tokenizer, data_args.max_seq_length, data_args.label_alignment)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     recorded = provenance.collect(

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,3 +267,19 @@ def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are
     assert flag(command, "--max_eval_samples") == "2000" and flag(command, "--task") == "pawsx"
     study = subprocess.run(["bash", str(ROOT / "benchmarks" / "study.sh"), "replication"], capture_output=True, text=True)
     assert study.returncode == 2 and "unknown study 'replication'" in study.stderr
+
+
+def test_the_overhead_benchmark_counts_a_tensor_saved_by_three_operations_once_as_held():
+    """Memory holds a layer's input once, though its query, key and value projections each save it."""
+    import torch
+
+    class ThreeProjections(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.projections = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))
+
+        def forward(self, inputs):
+            return SimpleNamespace(loss=sum(projection(inputs).sum() for projection in self.projections))
+
+    saved = script_module("overhead").saved_activation_bytes(ThreeProjections(), {"inputs": torch.ones(2, 4)})
+    assert saved == {"held": 2 * 4 * 4, "per_save": 3 * 2 * 4 * 4}  # float32 inputs; parameters never count

@@ -12,11 +12,13 @@ from transformers.utils import logging as hf_logging
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
 from modeling_dlfa import (
+    AIFBlock,
     DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
 )
+from modeling_dlfa.modeling_dlfa import FUSION_CLASSES, ConcatenationFusion, MaskedLayerNorm
 
 
 TESTER = DLFABertModelTester()
@@ -30,11 +32,15 @@ def assert_close(actual, expected, atol=1e-5):
 
 def randomize_fusion(model, seed: int = 1) -> None:
     """Give every AIF parameter and running statistic a random value, so the fusion is far from its init."""
-    generator = torch.Generator().manual_seed(seed)
     if isinstance(model, DLFABertForLayerSearch):
-        fusion = model.fusions
+        randomize_module(model.fusions, seed)
     else:
-        fusion = model.fusion if isinstance(model, DLFABertModel) else model.bert.fusion
+        randomize_module(model.fusion if isinstance(model, DLFABertModel) else model.bert.fusion, seed)
+
+
+def randomize_module(fusion: torch.nn.Module, seed: int = 1) -> None:
+    """Give every parameter and running statistic of `fusion` a random value."""
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in list(fusion.named_parameters()) + list(fusion.named_buffers()):
             if name.endswith("num_batches_tracked"):
@@ -324,14 +330,19 @@ def test_torch_compile_runs_forward_and_backward(backend):
 # DLFA's own
 
 
-def reference_fusion(model: DLFABertModel, lower, last, mask, training: bool):
-    """Eq. 1 and Eq. 2 written out with Conv1d on (batch, channels, positions), as the paper describes the block."""
-    fusion = model.fusion
+def reference_fusion(fusion: AIFBlock, lower, last, mask, training: bool):
+    """
+    Eq. 1 and Eq. 2 written out with Conv1d on (batch, channels, positions), as the paper describes the block; the
+    norms' statistics from real tokens (in the global branch, from examples with one), or per token for LayerNorm.
+    """
     mean_states = (lower + last) / 2
     weights = mask.float()
-    pooled = (mean_states * weights[..., None]).sum(1) / weights.sum(1, keepdim=True)
+    pooled = (mean_states * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
 
     def batch_norm(x, norm, positions):
+        if isinstance(norm, MaskedLayerNorm):
+            normalized = F.layer_norm(x.transpose(1, 2), norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+            return normalized.transpose(1, 2)
         if training:
             real = x.permute(0, 2, 1)[positions]
             mean, var = real.mean(0), real.var(0, unbiased=False)
@@ -345,10 +356,10 @@ def reference_fusion(model: DLFABertModel, lower, last, mask, training: bool):
         hidden = F.conv1d(hidden, module.expand.weight[..., None], module.expand.bias)
         return batch_norm(hidden, module.expand_norm, positions)
 
-    global_context = branch(fusion.global_context, pooled[:, :, None], torch.ones(len(pooled), 1, dtype=torch.bool))
+    global_context = branch(fusion.global_context, pooled[:, :, None], mask.any(1, keepdim=True))
     local_context = branch(fusion.local_context, mean_states.transpose(1, 2), mask)
     attention = torch.sigmoid(global_context + local_context).transpose(1, 2)
-    if model.config.aif_gate == "paper":
+    if fusion.gate == "paper":
         attention = mean_states * attention
     return lower * attention + last * (1 - attention)
 
@@ -365,10 +376,104 @@ def test_fused_output_follows_the_equations(aif_gate, training, fusion_layer):
     mask = inputs["attention_mask"].bool()
 
     expected = reference_fusion(
-        model, outputs.hidden_states[fusion_layer], outputs.hidden_states[-1], mask, training=training
+        model.fusion, outputs.hidden_states[fusion_layer], outputs.hidden_states[-1], mask, training=training
     )
     assert_close(outputs.last_hidden_state[mask], expected[mask], atol=1e-4)
     assert_close(outputs.pooler_output, model.pooler(outputs.last_hidden_state))
+
+
+FUSION_SETTINGS = [
+    *({"fusion_method": "aif", "aif_gate": gate, "aif_norm": norm} for gate in ("aff", "paper") for norm in ("batch", "layer")),
+    {"fusion_method": "concat"},
+    {"fusion_method": "scalar_mix"},
+]  # fmt: skip
+
+
+def fusion_and_inputs(settings: dict, training: bool, shape=(4, 9, 32)):
+    """A fusion module of `settings` with random weights and statistics, its input layers and a padded mask."""
+    batch_size, seq_length, hidden_size = shape
+    config = TESTER.get_config(hidden_size=hidden_size, **settings)
+    torch.manual_seed(0)
+    fusion = FUSION_CLASSES[config.fusion_method](config).train(training)
+    randomize_module(fusion)
+    states = [torch.randn(batch_size, seq_length, hidden_size, requires_grad=True) for _ in fusion.input_layers]
+    mask = torch.ones(batch_size, seq_length, dtype=torch.bool)
+    mask[1, seq_length - 3 :] = False
+    mask[2, 1:] = False  # one real token
+    mask[3] = False  # no real token
+    return fusion, states, mask
+
+
+def reference_peer_fusion(fusion, states):
+    """Concatenation, `[L1; L2] W^T + b`, and the scalar mix, `gamma * sum_k softmax(s)_k h_k`, written out."""
+    if isinstance(fusion, ConcatenationFusion):
+        return F.linear(torch.cat(states, dim=-1), fusion.weight, fusion.bias)
+    return fusion.gamma * torch.einsum("l,lbsh->bsh", torch.softmax(fusion.layer_weights, 0), torch.stack(states))
+
+
+@pytest.mark.parametrize("settings", FUSION_SETTINGS, ids=lambda settings: "-".join(settings.values()))
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_fusion_outputs_and_gradients_follow_the_equations(settings, training):
+    """Every fusion method, gate and norm: outputs, input and parameter gradients, running statistics (moved once)."""
+    fusion, states, mask = fusion_and_inputs(settings, training)
+    forward_only = copy.deepcopy(fusion)
+    with torch.no_grad():
+        without_gradients = forward_only(*states, padding_mask=mask)
+    output = fusion(*states, padding_mask=mask)
+    grad_output = torch.randn(output.shape, generator=torch.Generator().manual_seed(2))
+    output.backward(grad_output)
+
+    leaves = [state.detach().requires_grad_() for state in states]
+    if isinstance(fusion, AIFBlock):
+        expected = reference_fusion(fusion, *leaves, mask, training=training)
+    else:
+        expected = reference_peer_fusion(fusion, leaves)
+    parameters = dict(fusion.named_parameters())
+    expected_grads = torch.autograd.grad(expected, [*leaves, *parameters.values()], grad_output, allow_unused=True)
+    assert torch.equal(output, without_gradients)  # the same computation with and without gradients
+    assert_close(output, expected)
+    # Float32 rounding, relative to the largest gradient (the batch statistics of the global branch, over 3 examples,
+    # amplify it; the biases before a BatchNorm have a gradient of 0 up to rounding).
+    scale = max(grad.abs().max() for grad in expected_grads if grad is not None)
+    for name, actual, wanted in zip(["L1", "L2", *parameters], [*states, *parameters.values()], expected_grads):
+        torch.testing.assert_close(actual.grad, wanted, atol=3e-6 * scale, rtol=1e-5, msg=name)
+    # The running statistics (and their count) moved once, in forward, as in the forward-only copy.
+    for (name, buffer), (_, once) in zip(fusion.named_buffers(), forward_only.named_buffers()):
+        assert torch.equal(buffer, once), name
+
+
+@pytest.mark.parametrize("settings", FUSION_SETTINGS, ids=lambda settings: "-".join(settings.values()))
+def test_fusion_keeps_little_beyond_its_input_layers_for_backward(settings):
+    """Besides the layers it reads (which the encoder keeps), a fusion keeps less than an eighth of one layer."""
+    fusion, states, mask = fusion_and_inputs(settings, training=True, shape=(4, 32, 64))
+    kept = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda tensor: kept.append(tensor) or tensor, lambda tensor: tensor):
+        fusion(*states, padding_mask=mask)
+    own = {tensor.untyped_storage().data_ptr() for tensor in [*states, *fusion.parameters()]}
+    extra = {tensor.untyped_storage().data_ptr(): tensor.untyped_storage().nbytes() for tensor in kept}
+    extra_bytes = sum(size for pointer, size in extra.items() if pointer not in own)
+    one_layer = states[0].numel() * states[0].element_size()
+    assert extra_bytes < one_layer / 8, (extra_bytes, one_layer)
+
+
+@pytest.mark.parametrize("settings", FUSION_SETTINGS[:4], ids=lambda settings: "-".join(settings.values()))
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_aif_under_autocast_matches_autograd_through_fuse(settings, training):
+    """Under bfloat16 autocast (Trainer's --bf16), the written-out backward agrees with autograd through `fuse`."""
+    fusion, states, mask = fusion_and_inputs(settings, training)
+    reference, leaves = copy.deepcopy(fusion), [state.detach().requires_grad_() for state in states]
+    grad_output = torch.randn(states[0].shape, generator=torch.Generator().manual_seed(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = fusion(*states, padding_mask=mask)
+        expected = reference.fuse(*leaves, mask)[0]
+    output.backward(grad_output)
+    expected.backward(grad_output)
+    assert torch.equal(output, expected)
+    # bfloat16 rounds the gradients that autograd casts at each bfloat16 tensor, and the written-out ones not.
+    for actual, wanted in [(states, leaves), (list(fusion.parameters()), list(reference.parameters()))]:
+        scale = max(tensor.grad.abs().max() for tensor in wanted)
+        for mine, theirs in zip(actual, wanted):
+            torch.testing.assert_close(mine.grad, theirs.grad, atol=3e-2 * scale, rtol=0)
 
 
 @pytest.mark.parametrize("gate_init", [0.5, 0.1, 0.9])
@@ -438,10 +543,10 @@ def test_batch_norm_statistics_ignore_padding_and_empty_rows():
     model = build(DLFABertModel, TESTER.get_config(**NO_DROPOUT), eval_mode=False)
     inputs = TESTER.prepare_inputs()
     norm = model.fusion.local_context.reduce_norm
-    observed = {}
-    norm.register_forward_hook(lambda module, args, output: observed.update(values=args[0], mask=args[1]))
-    model(**inputs)
-    real = observed["values"][observed["mask"]]
+    outputs = model(**inputs, output_hidden_states=True)
+    mean_states = (outputs.hidden_states[TESTER.fusion_layer] + outputs.hidden_states[-1]) / 2
+    with torch.no_grad():  # the norm's input, on real tokens
+        real = model.fusion.local_context.reduce(mean_states)[inputs["attention_mask"].bool()]
     expected_mean = 0.9 * torch.zeros(real.shape[-1]) + 0.1 * real.mean(0)
     assert_close(norm.running_mean, expected_mean)
 
