@@ -230,7 +230,8 @@ def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> i
     with open(run_dir / "stretches.jsonl", "a") as stretches:
         stretches.write(json.dumps(stretch) + "\n")
     if returncode == 0:
-        made = [json.loads(line) for line in (run_dir / "stretches.jsonl").read_text().splitlines()]
+        lines = (run_dir / "stretches.jsonl").read_text().splitlines()
+        made = [json.loads(line) for line in lines if line.endswith("}")]  # a killed benchmark may leave a torn line
         totals = {key: round(sum(s[key] for s in made), 1) for key in ("seconds", "cpu_seconds")}
         write_atomically(run_dir / "wall_time.json", json.dumps({**totals, "stretches": len(made)}) + "\n")
     if returncode == 0 and not keep_models:

@@ -87,7 +87,7 @@ class Agreement:
 
 
 def compare_with_pytorch(model: PreTrainedModel, path: Path, inputs: dict[str, torch.Tensor]) -> Agreement:
-    """ONNX Runtime (the model at `path`) against PyTorch (`model`, put in eval mode) on `inputs`, padding included."""
+    """ONNX Runtime (the model at `path`) against PyTorch (`model`, put in eval mode) on `inputs` (real tokens of a tagger, every row of a pair classifier)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -105,5 +105,5 @@ def compare_with_pytorch(model: PreTrainedModel, path: Path, inputs: dict[str, t
 
 
 def max_difference(model: PreTrainedModel, path: Path, inputs: dict[str, torch.Tensor]) -> float:
-    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on `inputs` (padding included)."""
+    """Largest absolute difference between ONNX Runtime's and PyTorch's logits on `inputs`."""
     return compare_with_pytorch(model, path, inputs).max_difference

@@ -238,6 +238,8 @@ def recording_label_alignment(model: PreTrainedModel, sweep: Sweep) -> PreTraine
     if sweep.features["label_alignment"]:
         model.config.label_alignment = sweep.features["label_alignment"]
     return model
+
+
 def checkpoint_bytes(run_dir: Path, model: PreTrainedModel) -> int:
     """
     About the bytes a checkpoint of `run_dir` takes: the last complete one's size, or, before the first, the weights
