@@ -62,7 +62,9 @@ def write_archive(
     them so).
     """
     archive = {"summary": summary} if summary is not None else {}
-    archive.update(runs=load_runs(task_dir), backbone_shape=backbone)
+    runs = {name: {seed: portable(result) for seed, result in by_seed.items()}
+            for name, by_seed in load_runs(task_dir).items()}  # fmt: skip
+    archive.update(runs=runs, backbone_shape=backbone)
     searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
@@ -85,6 +87,21 @@ def write_archive(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(archive, indent=1) + "\n")
     return path
+
+
+def portable(value):
+    """
+    `value` (a run's record) with every absolute path cut to its last three parts behind `<machine>/`
+    (`/work/shared/data/xtreme-lite` -> `<machine>/shared/data/xtreme-lite`): a committed archive holds no machine's
+    folders, and its provenance still names each file.
+    """
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and value.startswith("/") and len(Path(value).parts) > 1:
+        return "<machine>/" + "/".join(Path(value).parts[-3:])
+    return value
 
 
 def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) -> list[Path]:

@@ -435,7 +435,8 @@ def test_the_replication_looks_once_every_run_is_in_on_the_studys_languages(tmp_
     from dlfa_zero_shot.plans import ReplicationPlan
     from dlfa_zero_shot.report import replication_block, replication_comparisons, write_archive
 
-    plan = ReplicationPlan(task="xnli", fusion_layer=10, seeds=(11, 12, 13), descriptive_languages=("ta",))
+    plan = ReplicationPlan(task="xnli", target_languages=("de", "zh"), fusion_layer=10, seeds=(11, 12, 13),
+                           descriptive_languages=("ta",))  # fmt: skip
     rng = np.random.default_rng(1)
     for seed in plan.seeds:
         base = {lang: rng.random(400) < 0.6 for lang in ("de", "zh", "ta")}
