@@ -112,6 +112,48 @@ def test_write_atomically_replaces_a_file_whole_with_the_umask_permissions(tmp_p
     assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
 
 
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from dlfa_zero_shot.files import staged_folder
+folder = Path(sys.argv[1])
+def kill_before_the_new_folder_is_in_place(event, args):
+    if event == "os.rename" and Path(args[1]) == folder:  # the second rename: the new folder into place
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(kill_before_the_new_folder_is_in_place)
+with staged_folder(folder) as staging:
+    (staging / "weights").write_text("the new folder")
+"""
+
+
+@pytest.mark.parametrize("next_step", ["holding the run folder", "saving the folder again"])
+def test_a_folder_whose_writer_died_between_its_two_renames_is_put_back(tmp_path, caplog, next_step):
+    """
+    `staged_folder` moves the earlier folder aside, then renames the new one into place: a process killed between
+    the two leaves no folder in place, the earlier one aside. The next process in that folder puts it back.
+    """
+    from dlfa_zero_shot.files import remove_leftovers, staged_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights").write_text("the earlier folder")
+    completed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(folder)], capture_output=True,
+                               check=False)  # fmt: skip
+    assert completed.returncode == -signal.SIGKILL, completed.stderr.decode()[-2000:]
+    assert not folder.exists()
+
+    if next_step == "holding the run folder":  # as `run_lock.RunFolders.hold` does before a run reads its folder
+        remove_leftovers(tmp_path)
+        # before: the earlier folder, named as a leftover write, was removed: the run's model was lost
+        assert (folder / "weights").read_text() == "the earlier folder"
+    else:
+        with pytest.raises(RuntimeError, match="the save fails"), staged_folder(folder):
+            raise RuntimeError("the save fails")
+        assert (folder / "weights").read_text() == "the earlier folder"  # before: no folder at all
+    assert f"restored {folder} from .earlier-" in caplog.text
+    assert not list(tmp_path.glob(".earlier-*"))
+
+
 def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
     tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
 ):
