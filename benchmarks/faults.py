@@ -1,0 +1,388 @@
+"""
+Fault injection on the tiny job: for each fault, run the job (`python examples/run_zero_shot.py ...`, as a user does),
+inject the fault, run the same command again, and record the exit code of the faulted run, the message the user saw,
+whether the final scores equal the uninterrupted run's, and what half-written or set-aside files are left.
+
+    python benchmarks/faults.py --output benchmarks/results/faults.json    # ~35 min on 2 busy cores; root for the tmpfs
+    python benchmarks/faults.py --show benchmarks/results/faults.json      # the table docs/usage.md shows
+
+A kill at a precise point inside the job's own process (inside a checkpoint save, a results write, between a folder's
+two renames) comes from an audit hook (`sys.addaudithook`) that `sitecustomize.py` in a folder on `PYTHONPATH`
+installs: the process SIGKILLs itself at the first `open` (or `os.rename`) of a path that matches. The command is the
+user's, unchanged. A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs root), enlarged
+before the command is run again, as a user frees space.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dlfa_zero_shot import provenance
+from dlfa_zero_shot.checkpoints import checkpoint_problems, checkpoints
+from dlfa_zero_shot.files import EARLIER_PREFIX, PARTIAL_PREFIX, write_atomically
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "examples" / "run_zero_shot.py"
+# The tiny job of issue 30 (96 English training sentences, 3 epochs, fusion layer 11), evaluated on German only.
+JOB = ("--task", "udpos", "--model_name_or_path", "offline:multilingual-e5-small", "--max_train_samples", "96",
+       "--num_train_epochs", "3", "--fusion_layers", "11", "--eval_languages", "de", "--max_eval_samples", "64",
+       "--use_cpu", "--seed", "0", "--disable_tqdm", "true", "--report_to", "none", "--do_train", "--do_eval",
+       "--output_dir", "run")  # fmt: skip
+RUN = "aif-layer-11"
+STEPS_PER_EPOCH = 12  # 96 sentences, batches of 8
+INJECTOR = """
+import fnmatch, json, os, signal, sys
+_fault = os.environ.pop("DLFA_INJECT_KILL", None)
+if _fault:
+    _event, _target, _source = json.loads(_fault)
+    def _path(value):
+        return os.fsdecode(value) if isinstance(value, (str, bytes, os.PathLike)) else ""
+    def _kill(event, args):
+        if event != _event:
+            return
+        target, source = (_path(args[1]), _path(args[0])) if event == "os.rename" else (_path(args[0]), "")
+        if fnmatch.fnmatch(target, _target) and fnmatch.fnmatch(source, _source or "*"):
+            os.kill(os.getpid(), signal.SIGKILL)
+    sys.addaudithook(_kill)
+"""
+
+
+class Job:
+    """The tiny job, run in `folder` (its output: `folder/run`), with the data in `data_dir`."""
+
+    def __init__(self, folder: Path, data_dir: Path, injector: Path):
+        self.folder, self.data_dir, self.injector = folder, data_dir, injector
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder / "run" / RUN
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(SCRIPT), *JOB, "--data_dir", str(self.data_dir)]
+
+    def environment(self, kill_at: tuple[str, str, str | None] | None) -> dict:
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        if kill_at:
+            environment["DLFA_INJECT_KILL"] = json.dumps(kill_at)
+            environment["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(self.injector), os.environ.get("PYTHONPATH")])
+            )
+        return environment
+
+    def start(self, kill_at: tuple[str, str, str | None] | None = None) -> subprocess.Popen:
+        return subprocess.Popen(self.command(), cwd=self.folder, env=self.environment(kill_at), text=True,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+    def run(self, kill_at: tuple[str, str, str | None] | None = None) -> subprocess.CompletedProcess:
+        process = self.start(kill_at)
+        _, stderr = process.communicate()
+        return subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+
+    def scores(self) -> dict | None:
+        results = self.run_dir / "results.json"
+        return json.loads(results.read_text())["scores"] if results.exists() else None
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{path} never appeared (exit {process.returncode})")
+        time.sleep(0.01)
+
+
+def message(completed: subprocess.CompletedProcess) -> str:
+    """The line the user saw of a run: what a stop or refusal said, the warnings of a recovery, or nothing."""
+    lines = [line.strip() for line in completed.stderr.splitlines() if line.strip()]
+    if completed.returncode < 0:
+        return f"(killed by {signal.Signals(-completed.returncode).name}: no message)"
+    if completed.returncode != 0:
+        said = [line for line in lines if line.startswith(("Stopped by", "No space"))]
+        return (said or lines or ["(no message)"])[-1]
+    warnings = [line.split(": ", 1)[1] for line in lines if " WARNING dlfa_zero_shot." in line]
+    return " | ".join(warnings) if warnings else "(no warning)"
+
+
+def leftovers(output_dir: Path) -> tuple[list[str], list[str]]:
+    """What is half-written in `output_dir` (temporary files, incomplete checkpoints) and what was set aside."""
+    half = [path for path in output_dir.rglob("*") if path.name.startswith((PARTIAL_PREFIX, EARLIER_PREFIX))]
+    run_dir = output_dir / RUN
+    half += [folder for folder in checkpoints(run_dir) if checkpoint_problems(folder)] if run_dir.is_dir() else []
+    aside = [path for path in output_dir.rglob("damaged-*") if path.parent.name == RUN]
+    return sorted(str(path.relative_to(output_dir)) for path in half), sorted(
+        str(path.relative_to(output_dir)) for path in aside
+    )
+
+
+class Bench:
+    def __init__(self, work: Path, data_dir: Path):
+        self.work, self.data_dir = work, data_dir
+        self.injector = work / "injector"
+        self.injector.mkdir(parents=True, exist_ok=True)
+        (self.injector / "sitecustomize.py").write_text(INJECTOR)
+        self.rows: list[dict] = []
+        self.baseline: Job | None = None
+        self.mounts: list[Path] = []
+        self.save = lambda: None  # writes the archive so far (`main`)
+
+    def job(self, name: str) -> Job:
+        return Job(self.work / name, self.data_dir, self.injector)
+
+    def record(self, fault: str, where: str, job: Job, faulted: subprocess.CompletedProcess | None,
+               again: subprocess.CompletedProcess, started: float) -> None:  # fmt: skip
+        half, aside = leftovers(job.folder / "run")
+        scores = job.scores()
+        row = {
+            "fault": fault,
+            "where": where,
+            "exit_code": faulted.returncode if faulted else None,
+            "message": message(faulted) if faulted else None,
+            "again_exit_code": again.returncode,
+            "again_message": message(again),
+            "scores_equal_uninterrupted": scores is not None and scores == self.baseline.scores(),
+            "half_written_left": half,
+            "set_aside": aside,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    def uninterrupted(self) -> None:
+        started = time.monotonic()
+        self.baseline = self.job("uninterrupted")
+        completed = self.baseline.run()
+        if completed.returncode != 0:
+            raise RuntimeError(f"the uninterrupted run failed:\n{completed.stderr[-3000:]}")
+        self.record("none (the uninterrupted run)", "-", self.baseline, None, completed, started)
+
+    def kill_at(self, name: str, fault: str, where: str, event: str, target: str, source: str | None = None,
+                job: Job | None = None) -> Job:  # fmt: skip
+        started = time.monotonic()
+        job = job or self.job(name)
+        faulted = job.run((event, target, source))
+        again = job.run()
+        self.record(fault, where, job, faulted, again, started)
+        return job
+
+    def signal_in_epoch_2(self, name: str, signum: int) -> None:
+        """`signum` from outside, a few seconds into the second epoch (after the first checkpoint's save)."""
+        started = time.monotonic()
+        job = self.job(name)
+        process = job.start()
+        wait_for(job.run_dir / f"checkpoint-{STEPS_PER_EPOCH}" / "trainer_state.json", process)
+        time.sleep(5)
+        process.send_signal(signum)
+        _, stderr = process.communicate()
+        faulted = subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+        again = job.run()
+        where = f"training, 5 s after checkpoint-{STEPS_PER_EPOCH} was saved (epoch 2)"
+        self.record(f"{signal.Signals(signum).name} from outside", where, job, faulted, again, started)
+
+    def copy_of_baseline(self, name: str) -> Job:
+        job = self.job(name)
+        shutil.copytree(self.baseline.folder / "run", job.folder / "run")
+        return job
+
+    def truncated_results(self) -> None:
+        started = time.monotonic()
+        job = self.copy_of_baseline("truncated-results")
+        results = job.run_dir / "results.json"
+        results.write_bytes(results.read_bytes()[: results.stat().st_size // 2])
+        self.record("results.json cut to half its bytes", "after the run finished", job, None, job.run(), started)
+
+    def truncated_checkpoint(self) -> None:
+        started = time.monotonic()
+        job = self.copy_of_baseline("truncated-checkpoint")
+        (job.run_dir / "results.json").unlink()
+        last = checkpoints(job.run_dir)[0]
+        weights = last / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        where = f"{last.name}/model.safetensors cut to half, results.json removed (killed before its result)"
+        self.record("truncated checkpoint", where, job, None, job.run(), started)
+
+    def concurrent(self) -> None:
+        started = time.monotonic()
+        job = self.job("concurrent")
+        first = job.start()
+        wait_for(job.run_dir / ".lock.pid", first)
+        second = job.run()
+        _, stderr = first.communicate()
+        if first.returncode != 0:
+            raise RuntimeError(f"the first process failed beside the second:\n{stderr[-3000:]}")
+        where = "the same command started while the first trains"
+        self.record("a second process on the same folder", where, job, second, job.run(), started)
+
+    def full_disk(self) -> None:
+        started = time.monotonic()
+        checkpoint = sum(path.stat().st_size for path in checkpoints(self.baseline.run_dir)[-1].rglob("*"))
+        disk = self.work / "disk"
+        disk.mkdir()
+        megabytes = (3 * checkpoint // 2) // 2**20  # room for the first checkpoint, not the second
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(disk)], check=True)
+        self.mounts.append(disk)
+        job = Job(disk, self.data_dir, self.injector)
+        faulted = job.run()
+        total = sum(path.stat().st_size for path in (self.baseline.folder / "run").rglob("*") if path.is_file())
+        subprocess.run(["mount", "-o", f"remount,size={2 * total // 2**20}m", str(disk)], check=True)
+        again = job.run()
+        where = f"a {megabytes} MiB tmpfs: room for the first checkpoint, not the second; then enlarged"
+        self.record("full disk", where, job, faulted, again, started)
+
+    def unmount(self) -> None:
+        for disk in self.mounts:
+            subprocess.run(["umount", str(disk)], check=False)
+
+
+def run_all(bench: Bench, only: list[str] | None) -> None:
+    checkpoint_2 = f"checkpoint-{2 * STEPS_PER_EPOCH}"
+    faults = {
+        "sigkill-checkpoint-state": lambda: bench.kill_at(
+            "sigkill-checkpoint-state",
+            "SIGKILL",
+            f"inside the {checkpoint_2} save: weights, optimizer, scheduler and RNG state written, trainer_state.json "
+            "opened",
+            "open",
+            f"*/{RUN}/{checkpoint_2}/trainer_state.json",
+        ),
+        "sigkill-checkpoint-start": lambda: bench.kill_at(
+            "sigkill-checkpoint-start",
+            "SIGKILL",
+            f"start of the {checkpoint_2} save (its folder just made)",
+            "os.mkdir",
+            f"*/{RUN}/{checkpoint_2}",
+        ),
+        "sigkill-training": lambda: bench.signal_in_epoch_2("sigkill-training", signal.SIGKILL),
+        "sigkill-results": lambda: bench.kill_at(
+            "sigkill-results",
+            "SIGKILL",
+            "inside the results.json write (model/ saved, results.json opened)",
+            "open",
+            f"*/{RUN}/{PARTIAL_PREFIX}*-results.json",
+        ),
+        "sigkill-between-renames": lambda: sigkill_between_renames(bench),
+        "sigterm": lambda: bench.signal_in_epoch_2("sigterm", signal.SIGTERM),
+        "truncated-results": bench.truncated_results,
+        "truncated-checkpoint": bench.truncated_checkpoint,
+        "concurrent": bench.concurrent,
+        "full-disk": bench.full_disk,
+    }
+    bench.uninterrupted()
+    for name, inject in faults.items():
+        if only is None or name in only:
+            try:
+                inject()
+            except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as error:  # the row says
+                bench.rows.append({"fault": name, "error": repr(error)})
+                print(f"{name} failed: {error!r}", flush=True)
+            bench.save()
+
+
+def sigkill_between_renames(bench: Bench) -> None:
+    """A run saving its model again (after a kill inside its results write) killed between `model/`'s two renames."""
+    job = bench.job("sigkill-between-renames")
+    first = job.run(("open", f"*/{RUN}/{PARTIAL_PREFIX}*-results.json", None))
+    if first.returncode != -signal.SIGKILL:
+        raise RuntimeError(f"the first kill missed:\n{first.stderr[-3000:]}")
+    where = ("between the two renames of model/ (the earlier one moved aside, the new one not yet in place), in the "
+             "run saving it again after a kill inside its results write")  # fmt: skip
+    bench.kill_at("", "SIGKILL", where, "os.rename", f"*/{RUN}/model", f"*/{PARTIAL_PREFIX}*-model", job=job)
+
+
+def without_machine_paths(value, replacements: dict[str, str]):
+    if isinstance(value, str):
+        for old, new in replacements.items():
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [without_machine_paths(item, replacements) for item in value]
+    if isinstance(value, dict):
+        return {key: without_machine_paths(item, replacements) for key, item in value.items()}
+    return value
+
+
+def table(archive: dict) -> str:
+    """The archived rows as the Markdown table docs/usage.md shows."""
+
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| Fault | Where | Exit | Message | Exit again | Message again | Scores equal | Half-written left | Set aside |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in archive["rows"]:
+        if "error" in row:
+            lines.append(f"| {cell(row['fault'])} | the benchmark failed: {cell(row['error'])} |||||||")
+            continue
+        exit_code = "-" if row["exit_code"] is None else row["exit_code"]
+        lines.append("| " + " | ".join(cell(value) for value in (
+            row["fault"], row["where"], exit_code, row["message"] or "-", row["again_exit_code"], row["again_message"],
+            "yes" if row["scores_equal_uninterrupted"] else "no", ", ".join(row["half_written_left"]) or "none",
+            ", ".join(row["set_aside"]) or "none",
+        )) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
+    parser.add_argument("--work_dir", type=Path, help="where the runs go (default: a new temporary folder)")
+    parser.add_argument("--only", help="comma-separated fault names (default: all)")
+    parser.add_argument("--output", type=Path, help="the archive to write (JSON)")
+    parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
+    args = parser.parse_args()
+    if args.show:
+        print(table(json.loads(args.show.read_text())))
+        return
+    work = (args.work_dir or Path(tempfile.mkdtemp(prefix="dlfa-faults-"))).resolve()
+    bench = Bench(work, args.data_dir.resolve())
+    load_before, started = os.getloadavg(), time.monotonic()
+    replacements = {str(work): "<work>", str(ROOT): "<repo>", str(args.data_dir.resolve()): "<data_dir>",
+                    socket.gethostname(): "<host>"}  # fmt: skip
+    code = provenance.git_state(Path(__file__).resolve())
+
+    def archive(complete: bool) -> dict:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return without_machine_paths({
+            "what": "benchmarks/faults.py: each fault injected into the tiny job, then the same command run again",
+            "command": "python examples/run_zero_shot.py " + " ".join(JOB) + " --data_dir ../shared/data/xtreme-lite",
+            "complete": complete,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "code": code,
+            "versions": provenance.package_versions(),
+            "platform": platform.platform(),
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "cpu_seconds_of_the_runs": round(children.ru_utime + children.ru_stime, 1),
+            "load_average_before": [round(value, 2) for value in load_before],
+            "load_average_now": [round(value, 2) for value in os.getloadavg()],
+            "rows": bench.rows,
+        }, replacements)  # fmt: skip
+
+    if args.output:
+        bench.save = lambda: write_atomically(args.output, json.dumps(archive(False), indent=2) + "\n")
+    try:
+        run_all(bench, args.only.split(",") if args.only else None)
+    finally:
+        bench.unmount()
+    final = archive(True)
+    if args.output:
+        write_atomically(args.output, json.dumps(final, indent=2) + "\n")
+    print(table(final))
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
