@@ -8,7 +8,7 @@ whether the final scores equal the uninterrupted run's, and what half-written or
 
 A kill at a precise point inside the job's own process (inside a checkpoint save, a results write, between a folder's
 two renames) comes from an audit hook (`sys.addaudithook`) that `sitecustomize.py` in a folder on `PYTHONPATH`
-installs: the process SIGKILLs itself at the first `open` (or `os.rename`) of a path that matches. The command is the
+installs: the process SIGKILLs itself at the `open` (or `os.rename`) of a path that matches, before it happens. The command is the
 user's, unchanged. A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs root), enlarged
 before the command is run again, as a user frees space.
 """
@@ -276,8 +276,8 @@ class Bench:
         A kill inside the results write; then, on a copy of the folder it left, the run saving its model again killed
         between `model/`'s two renames.
         """
-        where = "inside the results.json write (model/ saved, results.json opened)"
-        results = ("open", f"*/{RUN}/{PARTIAL_PREFIX}*-results.json", None, 1)
+        where = "inside the results.json write (model/ saved; the temporary file written, not yet renamed into place)"
+        results = ("os.rename", f"*/{RUN}/results.json", f"*/{PARTIAL_PREFIX}*-results.json", 1)
         copy = self.kill_at("sigkill-results", where, results, copy_to="sigkill-between-renames")
         where = ("between the two renames of model/ (the earlier one moved aside, the new one not yet in place), in "
                  "the run saving it again after a kill inside its results write")  # fmt: skip
@@ -308,8 +308,8 @@ def run_all(bench: Bench) -> None:
         "sigterm": lambda: bench.signal_in_epoch_2("sigterm", signal.SIGTERM),
         "full-disk": bench.full_disk,
         "sigkill-checkpoint-start": lambda: bench.kill_at(
-            "sigkill-checkpoint-start", "start of the second checkpoint's save (its folder just made)",
-            ("os.mkdir", f"*/{RUN}/checkpoint-*", None, 2),
+            "sigkill-checkpoint-start", "start of the second checkpoint's save (its folder made, config.json opened)",
+            ("open", f"*/{RUN}/checkpoint-*/config.json", None, 2),
         ),
     }  # fmt: skip
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
