@@ -8,9 +8,9 @@ whether the final scores equal the uninterrupted run's, and what half-written or
 
 A kill at a precise point inside the job's own process (inside a checkpoint save, a results write, between a folder's
 two renames) comes from an audit hook (`sys.addaudithook`) that `sitecustomize.py` in a folder on `PYTHONPATH`
-installs: the process SIGKILLs itself at the `open` (or `os.rename`) of a path that matches, before it happens. The command is the
-user's, unchanged. A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs root), enlarged
-before the command is run again, as a user frees space.
+installs: the process SIGKILLs itself at the `open` (or `os.rename`) of a path that matches, before it happens. The
+command is the user's, unchanged. A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs
+root), enlarged before the command is run again, as a user frees space. Rows run 4 at once (`PARALLEL`).
 """
 
 import argparse
@@ -343,10 +343,9 @@ def table(archive: dict) -> str:
     def cell(text) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
-    lines = [
-        "| Fault | Where | Exit | Message | Exit again | Message again | Scores equal | Half-written left | Set aside |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = ("Fault", "Where", "Exit", "Message", "Exit again", "Message again", "Scores equal", "Half-written left",
+               "Set aside")  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in archive["rows"]:
         if "error" in row:
             lines.append(f"| {cell(row['fault'])} | the benchmark failed: {cell(row['error'])} |||||||")
