@@ -43,6 +43,7 @@ JOB = ("--task", "udpos", "--model_name_or_path", "offline:multilingual-e5-small
        "--eval_languages", "de", "--max_eval_samples", "64", "--use_cpu", "--seed", "0", "--disable_tqdm", "true",
        "--report_to", "none", "--do_train", "--do_eval", "--output_dir", "run")  # fmt: skip
 RUN = "aif-layer-11"
+BACKBONE = "offline:multilingual-e5-small"
 CHECKPOINT_STATE = f"*/{RUN}/checkpoint-*/trainer_state.json"
 PARALLEL = 4  # rows run at once: each a process of two threads; a row's faulted and again runs follow each other
 INJECTOR = """
@@ -69,8 +70,8 @@ KillAt = tuple  # (event, target pattern, source pattern or None, which match: 1
 class Job:
     """The tiny job, run in `folder` (its output: `folder/run`), with the data in `data_dir`."""
 
-    def __init__(self, folder: Path, data_dir: Path, injector: Path):
-        self.folder, self.data_dir, self.injector = folder, data_dir, injector
+    def __init__(self, folder: Path, data_dir: Path, injector: Path, backbone: str):
+        self.folder, self.data_dir, self.injector, self.backbone = folder, data_dir, injector, backbone
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -78,7 +79,8 @@ class Job:
         return self.folder / "run" / RUN
 
     def command(self) -> list[str]:
-        return [sys.executable, str(SCRIPT), *JOB, "--data_dir", str(self.data_dir)]
+        job = [self.backbone if flag == BACKBONE else flag for flag in JOB]
+        return [sys.executable, str(SCRIPT), *job, "--data_dir", str(self.data_dir)]
 
     def environment(self, kill_at: KillAt | None) -> dict:
         environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -143,8 +145,8 @@ def leftovers(output_dir: Path) -> tuple[list[str], list[str]]:
 class Bench:
     """The rows, each made by one of its methods (run in threads, `PARALLEL` at once), and the mounts to undo."""
 
-    def __init__(self, work: Path, data_dir: Path):
-        self.work, self.data_dir = work, data_dir
+    def __init__(self, work: Path, data_dir: Path, backbone: str):
+        self.work, self.data_dir, self.backbone = work, data_dir, backbone
         self.injector = work / "injector"
         self.injector.mkdir(parents=True, exist_ok=True)
         (self.injector / "sitecustomize.py").write_text(INJECTOR)
@@ -156,7 +158,7 @@ class Bench:
         self.save = lambda: None  # writes the archive so far (`main`)
 
     def job(self, name: str) -> Job:
-        return Job(self.work / name, self.data_dir, self.injector)
+        return Job(self.work / name, self.data_dir, self.injector, self.backbone)
 
     def record(self, key: str, fault: str, where: str, job: Job, faulted: subprocess.CompletedProcess | None,
                again: subprocess.CompletedProcess, started: float) -> None:  # fmt: skip
@@ -265,7 +267,7 @@ class Bench:
         megabytes = (3 * checkpoint // 2) // 2**20
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(disk)], check=True)
         self.mounts.append(disk)
-        job = Job(disk, self.data_dir, self.injector)
+        job = Job(disk, self.data_dir, self.injector, self.backbone)
         faulted = job.run()
         subprocess.run(["mount", "-o", f"remount,size={6 * megabytes}m", str(disk)], check=True)  # space freed
         where = f"a {megabytes} MiB tmpfs: room for the first checkpoint, not the second; then enlarged"
@@ -363,6 +365,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--work_dir", type=Path, help="where the runs go (default: a new temporary folder)")
+    parser.add_argument("--backbone", default=BACKBONE, help="the encoder the job fine-tunes (12 layers or more)")
+    parser.add_argument("--backbone_note", help="what --backbone is, for the archive (when it is not the default)")
     parser.add_argument("--output", type=Path, help="the archive to write (JSON)")
     parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
     args = parser.parse_args()
@@ -370,10 +374,12 @@ def main() -> None:
         print(table(json.loads(args.show.read_text())))
         return
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="dlfa-faults-"))).resolve()
-    bench = Bench(work, args.data_dir.resolve())
+    bench = Bench(work, args.data_dir.resolve(), args.backbone)
     load_before, started = os.getloadavg(), time.monotonic()
     replacements = {str(work): "<work>", str(ROOT): "<repo>", str(args.data_dir.resolve()): "<data_dir>",
                     socket.gethostname(): "<host>"}  # fmt: skip
+    if args.backbone != BACKBONE:
+        replacements = {args.backbone: "<backbone>", **replacements}
     code = provenance.git_state(Path(__file__).resolve())
 
     def archive(complete: bool) -> dict:
@@ -381,6 +387,7 @@ def main() -> None:
         return without_machine_paths({
             "what": "benchmarks/faults.py: each fault injected into the tiny job, then the same command run again",
             "command": "python examples/run_zero_shot.py " + " ".join(JOB) + " --data_dir ../shared/data/xtreme-lite",
+            "backbone": BACKBONE if args.backbone == BACKBONE else f"<backbone>: {args.backbone_note}",
             "complete": complete,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "code": code,
