@@ -348,6 +348,7 @@ def table(archive: dict) -> str:
     columns = ("Fault", "Where", "Exit", "Message", "Exit again", "Message again", "Scores equal", "Half-written left",
                "Set aside")  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    uninterrupted = next((row["scores"] for row in archive["rows"] if row["fault"].startswith("none")), None)
     for row in archive["rows"]:
         if "error" in row:
             lines.append(f"| {cell(row['fault'])} | the benchmark failed: {cell(row['error'])} |||||||")
@@ -355,7 +356,7 @@ def table(archive: dict) -> str:
         exit_code = "-" if row["exit_code"] is None else row["exit_code"]
         lines.append("| " + " | ".join(cell(value) for value in (
             row["fault"], row["where"], exit_code, row["message"] or "-", row["again_exit_code"], row["again_message"],
-            "yes" if row["scores_equal_uninterrupted"] else "no", ", ".join(row["half_written_left"]) or "none",
+            "yes" if uninterrupted is not None and row["scores"] == uninterrupted else "no", ", ".join(row["half_written_left"]) or "none",
             ", ".join(row["set_aside"]) or "none",
         )) + " |")  # fmt: skip
     return "\n".join(lines)
