@@ -24,6 +24,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 PARTIAL_PREFIX = ".partial-"  # `.partial-<pid>-<random>-<name>`: a write in progress, or one its process left behind
+# `.earlier-<pid>-<random>-<name>`: a folder `staged_folder` moved aside to put its new one in place; where its process
+# died between the two renames, the only copy of the folder (`recover_earlier`)
+EARLIER_PREFIX = ".earlier-"
 DAMAGED_PREFIX = "damaged-"  # `damaged-<name>-<time>`: a file or folder that did not read back, set aside
 
 
@@ -93,13 +96,13 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def partial_path(path: Path, folder: bool = False) -> Path:
+def partial_path(path: Path, folder: bool = False, prefix: str = PARTIAL_PREFIX) -> Path:
     """
-    A new empty file (or `folder`) beside `path`, named `.partial-<pid>-<random>-<name>` (the name's suffix kept, for
+    A new empty file (or `folder`) beside `path`, named `<prefix><pid>-<random>-<name>` (the name's suffix kept, for
     writers that read the format from it), with the permissions the umask gives a new file.
     """
     while True:
-        candidate = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+        candidate = path.with_name(f"{prefix}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
         try:
             if folder:
                 os.mkdir(candidate, 0o777)
@@ -114,13 +117,15 @@ def partial_path(path: Path, folder: bool = False) -> Path:
 def staged(path: Path, needed: int | None, folder: bool) -> Iterator[Path]:
     """`staged_file` and `staged_folder`: the temporary file or folder, synced and renamed into place, or removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if folder:
+        recover_earlier(path.parent)
     temporary = partial_path(path, folder)
     try:
         yield temporary
         for written in [*temporary.rglob("*"), temporary] if folder else [temporary]:
             if written.is_file():
                 sync(written)
-        earlier = partial_path(path, folder=True) if folder and path.exists() else None
+        earlier = partial_path(path, folder=True, prefix=EARLIER_PREFIX) if folder and path.exists() else None
         if earlier is not None:  # a folder cannot be renamed over a full one: the earlier one moves away first
             os.replace(path, earlier)
         os.replace(temporary, path)
@@ -148,8 +153,9 @@ def staged_folder(folder: str | Path, needed: int | None = None) -> contextlib.A
     """
     A temporary folder beside `folder` to save into (`save_pretrained`, a copied tree); when the block ends, every file
     in it is synced and it replaces `folder` (an earlier `folder` is moved away first and removed once the new one is
-    in place). If the block raises, the temporary folder is removed and `folder` is left as it was; a full disk
-    raises `DiskFullError` (`needed`: about the bytes the folder takes, where known).
+    in place; where a process died between those two renames, the next `staged_folder` or `remove_leftovers` there
+    moves it back: `recover_earlier`). If the block raises, the temporary folder is removed and `folder` is left as
+    it was; a full disk raises `DiskFullError` (`needed`: about the bytes the folder takes, where known).
     """
     return staged(Path(folder), needed, folder=True)
 
@@ -178,15 +184,49 @@ def folder_bytes(folder: Path) -> int:
 def remove_leftovers(folder: Path) -> list[Path]:
     """
     Remove the temporary files and folders (`.partial-<pid>-...`) that processes no longer alive left in `folder` and
-    below it, writes they did not finish; a live process's are left alone. Returns what was removed.
+    below it, writes they did not finish; a live process's are left alone. A folder such a process had moved aside to
+    save a new one is moved back first where the new one is not in place (`recover_earlier`). Returns what was
+    removed.
     """
+    for parent in sorted({path.parent for path in Path(folder).rglob(f"{EARLIER_PREFIX}*")}):
+        recover_earlier(parent)
     removed = []
     for path in sorted(Path(folder).rglob(f"{PARTIAL_PREFIX}*")):
-        pid = path.name[len(PARTIAL_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)) and path.exists():
+        if writer_dead(path, PARTIAL_PREFIX) and path.exists():
             remove(path)
             removed.append(path)
     return removed
+
+
+def writer_dead(path: Path, prefix: str) -> bool:
+    """Whether the process that named `path` `<prefix><pid>-...` has ended (a live one's path is left alone)."""
+    pid = path.name[len(prefix) :].split("-", 1)[0]
+    return pid.isdigit() and not process_alive(int(pid))
+
+
+def recover_earlier(folder: Path) -> list[Path]:
+    """
+    Put back the folders of `folder` that `staged_folder` had moved aside (`.earlier-<pid>-<random>-<name>`) when its
+    process died before the new one was in place: the earlier folder is then the only copy, and is renamed back to
+    `<name>`, with a warning. Where the new one is in place, the earlier one is what the dead process was removing,
+    and is removed. A live process's are left alone. Returns the folders put back.
+    """
+    restored = []
+    for earlier in sorted(Path(folder).glob(f"{EARLIER_PREFIX}*")):
+        if not writer_dead(earlier, EARLIER_PREFIX):
+            continue
+        target = earlier.with_name(earlier.name[len(EARLIER_PREFIX) :].split("-", 2)[2])
+        if target.exists():
+            remove(earlier)
+            continue
+        os.replace(earlier, target)
+        sync(folder)
+        logger.warning(
+            "restored %s from %s: a process that was replacing it died before the new one was in place", target,
+            earlier.name,
+        )  # fmt: skip
+        restored.append(target)
+    return restored
 
 
 def process_alive(pid: int) -> bool:

@@ -207,6 +207,14 @@ def test_the_docs_show_the_archived_lora_report():
     assert lora.grid_table(report["runs"], chosen) in usage
 
 
+def test_the_docs_show_the_archived_fault_table():
+    """docs/usage.md's fault table is the archived fault benchmark's, made on the tiny job it names."""
+    faults = script_module("faults")
+    archive = json.loads((ROOT / "benchmarks" / "results" / "faults.json").read_text())
+    assert archive["command"].startswith(f"python examples/run_zero_shot.py {' '.join(faults.JOB)} ")
+    assert faults.table(archive) in (ROOT / "docs" / "usage.md").read_text()
+
+
 def test_the_throughput_benchmark_refuses_settings_without_its_reference_before_any_work(tmp_path):
     """Before, `--settings grouped` trained every round and then failed on the table's missing `dynamic` reference."""
     completed = subprocess.run(

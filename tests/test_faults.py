@@ -4,6 +4,7 @@ nothing. The harness runs as a subprocess on the tiny BERT and the real data; th
 subprocess adds nothing.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -112,6 +113,48 @@ def test_write_atomically_replaces_a_file_whole_with_the_umask_permissions(tmp_p
     assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]
 
 
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from dlfa_zero_shot.files import staged_folder
+folder = Path(sys.argv[1])
+def kill_before_the_new_folder_is_in_place(event, args):
+    if event == "os.rename" and Path(args[1]) == folder:  # the second rename: the new folder into place
+        os.kill(os.getpid(), signal.SIGKILL)
+sys.addaudithook(kill_before_the_new_folder_is_in_place)
+with staged_folder(folder) as staging:
+    (staging / "weights").write_text("the new folder")
+"""
+
+
+@pytest.mark.parametrize("next_step", ["holding the run folder", "saving the folder again"])
+def test_a_folder_whose_writer_died_between_its_two_renames_is_put_back(tmp_path, caplog, next_step):
+    """
+    `staged_folder` moves the earlier folder aside, then renames the new one into place: a process killed between
+    the two leaves no folder in place, the earlier one aside. The next process in that folder puts it back.
+    """
+    from dlfa_zero_shot.files import remove_leftovers, staged_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights").write_text("the earlier folder")
+    completed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(folder)], capture_output=True,
+                               check=False)  # fmt: skip
+    assert completed.returncode == -signal.SIGKILL, completed.stderr.decode()[-2000:]
+    assert not folder.exists()
+
+    if next_step == "holding the run folder":  # as `run_lock.RunFolders.hold` does before a run reads its folder
+        remove_leftovers(tmp_path)
+        # before: the earlier folder, named as a leftover write, was removed: the run's model was lost
+        assert (folder / "weights").read_text() == "the earlier folder"
+    else:
+        with pytest.raises(RuntimeError, match="the save fails"), staged_folder(folder):
+            raise RuntimeError("the save fails")
+        assert (folder / "weights").read_text() == "the earlier folder"  # before: no folder at all
+    assert f"restored {folder} from .earlier-" in caplog.text
+    assert not list(tmp_path.glob(".earlier-*"))
+
+
 def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
     tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
 ):
@@ -132,6 +175,54 @@ def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the
     aside = [path.name for path in run_dir.iterdir() if path.name.startswith("damaged-checkpoint-6-")]
     assert len(aside) == 1  # set aside, not deleted
     assert not half_written(output_dir)
+
+
+def faults_benchmark():
+    spec = importlib.util.spec_from_file_location("faults", SCRIPT.parent.parent / "benchmarks" / "faults.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def killed_at(output_dir: Path, command: list[str], event: str, target: str, source: str | None = None) -> None:
+    """
+    Run the harness until it is about to open (`event` "open") or rename into ("os.rename", from `source`) a path
+    matching `target`, where it SIGKILLs itself (the fault benchmark's audit hook, `benchmarks/faults.py`).
+    """
+    injector = output_dir.parent / "injector"
+    injector.mkdir(exist_ok=True)
+    (injector / "sitecustomize.py").write_text(faults_benchmark().INJECTOR)
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(injector),
+                   "DLFA_INJECT_KILL": json.dumps([event, target, source])}  # fmt: skip
+    completed = subprocess.run([sys.executable, str(SCRIPT), *command], cwd=output_dir.parent, env=environment,
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
+
+
+@pytest.mark.parametrize("where", ["inside a checkpoint save", "inside the results write", "between model/'s renames"])
+def test_a_run_killed_at_any_point_ends_with_the_uninterrupted_scores_when_run_again(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite, where
+):
+    """SIGKILL inside the job's own process at the points where a write is half done; then the same command."""
+    output_dir = tmp_path / "run"
+    command = harness_command(output_dir, tiny_multilingual_bert, xtreme_lite)
+    if where == "inside a checkpoint save":  # weights, optimizer and RNG state written; the trainer state not yet
+        killed_at(output_dir, command, "open", "*/aif-layer-01/checkpoint-4/trainer_state.json")
+        expected = "checkpoint-4 is not a complete checkpoint (no trainer_state.json"
+    else:
+        killed_at(output_dir, command, "os.rename", "*/aif-layer-01/results.json", "*/.partial-*-results.json")
+        expected = "-results.json, a write an interrupted process did not finish"
+    if where == "between model/'s renames":  # run again, it saves model/ again: killed before the new one is in place
+        killed_at(output_dir, command, "os.rename", "*/aif-layer-01/model", "*/.partial-*-model")
+        assert not (output_dir / "aif-layer-01" / "model").exists()
+        expected = "aif-layer-01/model from .earlier-"
+
+    completed = run_script(*command, cwd=tmp_path)
+    assert expected in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert scores(output_dir) == scores(uninterrupted)
+    assert not half_written(output_dir) and not list(output_dir.rglob(".earlier-*"))
+    assert (output_dir / "aif-layer-01" / "model" / "model.safetensors").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
