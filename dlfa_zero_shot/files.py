@@ -160,6 +160,34 @@ def staged_folder(folder: str | Path, needed: int | None = None) -> contextlib.A
     return staged(Path(folder), needed, folder=True)
 
 
+@contextlib.contextmanager
+def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]:
+    """
+    For a writer that writes `path` and files named after it beside it (an ONNX model over 2 GB keeps its weights in
+    one): a temporary folder beside `path` (`.partial-<pid>-...`, so `remove_leftovers` clears what a killed write
+    leaves) holding the path to write, `<folder>/<name>`. When the block ends, every file in the folder is synced and
+    moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. If the block
+    raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = partial_path(path, folder=True)
+    try:
+        yield folder / path.name
+        written = sorted(folder.iterdir(), key=lambda file: file.name == path.name)
+        for file in written:
+            sync(file)
+        for file in written:
+            os.replace(file, path.parent / file.name)
+        sync(path.parent)
+    except BaseException as error:
+        if isinstance(error, Exception) and is_disk_full(error, path.parent, needed):
+            raise DiskFullError(path.parent, f"writing {path.name}", needed) from error
+        raise
+    finally:
+        remove(folder)
+
+
 def write_atomically(path: str | Path, data: str | bytes) -> Path:
     """Write `data` (text as UTF-8) to `path` whole or not at all (`staged_file`); returns `path`."""
     payload = data.encode("utf-8") if isinstance(data, str) else data

@@ -2,12 +2,11 @@
 ONNX export of a fine-tuned token or sequence classifier (DLFA or the stock BERT head) for CPU inference with ONNX
 Runtime: dynamic batch and sequence axes, inputs `input_ids`, `attention_mask` (and `token_type_ids` where the
 tokenizer makes them), output `logits`; its int8 dynamic quantization; and the check of either against PyTorch.
-Every model file is written whole (`write_whole`, not `files.staged_file`: a model over 2 GB keeps its weights in a
-second file named after the model, so the whole staged folder moves): a reader never finds a half-written one.
+Every model file is written whole (`write_whole`, on `files.staged_beside`, not `files.staged_file`: a model over 2 GB
+keeps its weights in a second file named after the model, so every file of the staged folder moves): a reader never
+finds a half-written one.
 """
 
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import PreTrainedModel
+
+from .files import staged_beside
 
 
 # The default opset: the one torch.onnx's `dynamo=True` exporter writes its operators in (any other is converted to,
@@ -26,18 +27,14 @@ QUANTIZATIONS = ("int8",)  # `examples/export_onnx.py --quantize`
 
 def write_whole(path: Path, write: Callable[[Path], object]) -> Path:
     """
-    `write(destination)` into a fresh folder beside `path`, then each file it wrote moved beside `path` with
-    `os.replace`, `path` itself last (a model over 2 GB keeps its weights in a file of its own, named after it): no
-    reader sees a half-written model, and an interrupted write leaves nothing behind. Returns `path`.
+    `write(destination)` into a folder beside `path` (`files.staged_beside`), then each file it wrote synced and moved
+    beside `path`, `path` itself last (a model over 2 GB keeps its weights in a file of its own, named after it): no
+    reader sees a half-written model, a failed write leaves nothing behind, a killed one only what
+    `files.remove_leftovers` clears, and a full disk is a `DiskFullError`. Returns `path`.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
-        staged = Path(folder) / path.name
-        write(staged)
-        for written in sorted(Path(folder).iterdir(), key=lambda file: file == staged):
-            os.replace(written, path.parent / written.name)
-    return path
+    with staged_beside(path) as destination:
+        write(destination)
+    return Path(path)
 
 
 def export_onnx(model: PreTrainedModel, path: Path, with_token_type_ids: bool = False, opset: int = OPSET) -> Path:

@@ -15,18 +15,35 @@ activations quantized per batch) must pick PyTorch's label on at least `--int8_a
 
 import argparse
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto classes)
-from dlfa_zero_shot.onnx_export import OPSET, QUANTIZATIONS, compare_with_pytorch, export_onnx, quantize_int8
+from dlfa_zero_shot.onnx_export import (
+    OPSET,
+    QUANTIZATIONS,
+    compare_with_pytorch,
+    export_onnx,
+    quantize_int8,
+    write_whole,
+)
 
 
 def without_torchvision_notice(record: logging.LogRecord) -> bool:
     """A log filter: torch's ONNX exporter says when torchvision is not installed; these models use none of its ops."""
     return not record.getMessage().startswith("torchvision is not installed")
+
+
+def copy_model(source: Path, destination: Path) -> None:
+    """
+    The model file `source` and the files beside it (the weights of a model over 2 GB, in a file its model names), into
+    the folder of `destination`, under their own names (`destination` is named as `source`).
+    """
+    for file in source.parent.iterdir():
+        shutil.copyfile(file, destination.parent / file.name)
 
 
 def main() -> None:
@@ -55,19 +72,20 @@ def main() -> None:
     sample = ["DLFA fuses two layers .", "Der Hund schläft heute im Garten unter dem Baum ."]
     inputs = dict(tokenizer(sample, padding=True, return_tensors="pt"))
     with_token_type_ids = "token_type_ids" in inputs
-    if args.quantize is None:
-        path = export_onnx(model, args.out, with_token_type_ids, args.opset)
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            float32 = export_onnx(model, Path(folder) / "float32.onnx", with_token_type_ids, args.opset)
-            path = quantize_int8(float32, args.out)
-    agreement = compare_with_pytorch(model, path, inputs)
-    found = f"max |difference| {agreement.max_difference:.2e}, the same label on {agreement.argmax_agreement:.0%}"
-    if args.quantize is None and agreement.max_difference > args.tolerance:
-        raise SystemExit(f"ONNX Runtime differs from PyTorch by {agreement.max_difference:.2e} > {args.tolerance:.0e}")
-    if args.quantize is not None and agreement.argmax_agreement < args.int8_agreement:
-        raise SystemExit(f"{path}: int8 keeps PyTorch's label on {agreement.argmax_agreement:.0%} of the sample, "
-                         f"under --int8_agreement {args.int8_agreement:.0%} ({found})")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:  # checked here first: a rejected model never reaches --out
+        candidate = export_onnx(model, Path(folder) / "float32" / args.out.name, with_token_type_ids, args.opset)
+        if args.quantize is not None:
+            candidate = quantize_int8(candidate, Path(folder) / "int8" / args.out.name)
+        agreement = compare_with_pytorch(model, candidate, inputs)
+        found = f"max |difference| {agreement.max_difference:.2e}, the same label on {agreement.argmax_agreement:.0%}"
+        if args.quantize is None and agreement.max_difference > args.tolerance:
+            raise SystemExit(f"ONNX Runtime differs from PyTorch by {agreement.max_difference:.2e} > "
+                             f"{args.tolerance:.0e}; nothing was written to {args.out}")  # fmt: skip
+        if args.quantize is not None and agreement.argmax_agreement < args.int8_agreement:
+            raise SystemExit(f"int8 keeps PyTorch's label on {agreement.argmax_agreement:.0%} of the sample, under "
+                             f"--int8_agreement {args.int8_agreement:.0%} ({found}); nothing was written to "
+                             f"{args.out}")  # fmt: skip
+        path = write_whole(args.out, lambda destination: copy_model(candidate, destination))
     print(f"wrote {path} (ONNX Runtime vs PyTorch: {found})")
 
 

@@ -169,3 +169,75 @@ def test_a_model_file_is_written_whole_or_not_at_all(tmp_path):
     write_whole(tmp_path / "model.onnx", lambda destination: destination.write_bytes(b"a model"))
     assert [path.name for path in tmp_path.iterdir()] == ["model.onnx"]
     assert (tmp_path / "model.onnx").read_bytes() == b"a model"
+
+
+def test_a_model_write_on_a_full_disk_is_a_disk_full_error_naming_the_folder(tmp_path):
+    """Before, the writer's bare OSError came through: no folder, no bytes, no advice; and nothing may be left."""
+    import errno
+
+    from dlfa_zero_shot.files import DiskFullError
+
+    def full(destination):
+        destination.write_bytes(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError, match=str(tmp_path)):
+        write_whole(tmp_path / "model.onnx", full)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monkeypatch):
+    """A power cut after the rename must not find an empty model: the file and its folder are fsynced."""
+    from dlfa_zero_shot import files
+
+    synced = []
+    real_sync = files.sync
+    monkeypatch.setattr(files, "sync", lambda path: (synced.append(Path(path).name), real_sync(path)))
+    write_whole(tmp_path / "model.onnx", lambda destination: destination.write_bytes(b"a model"))
+    assert "model.onnx" in synced and tmp_path.name in synced  # before: nothing was synced
+
+
+KILLED_WRITE = """
+import os, sys
+from pathlib import Path
+from dlfa_zero_shot.onnx_export import write_whole
+
+def killed(destination):
+    destination.write_bytes(b"half a model")
+    os._exit(9)
+
+write_whole(Path(sys.argv[1]), killed)
+"""
+
+
+def test_a_killed_model_write_leaves_what_remove_leftovers_clears(tmp_path):
+    """Before, a killed write left a `.model.onnx.<random>` folder that no cleaner knew of."""
+    from dlfa_zero_shot.files import remove_leftovers
+
+    completed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITE, str(tmp_path / "model.onnx")], check=False, capture_output=True
+    )
+    assert completed.returncode == 9, completed.stderr.decode()[-2000:]
+    assert not (tmp_path / "model.onnx").exists()
+    leftovers = sorted(tmp_path.iterdir())
+    assert leftovers and remove_leftovers(tmp_path) == leftovers and list(tmp_path.iterdir()) == []
+
+
+def test_the_export_script_never_leaves_a_rejected_model_at_out(tiny_multilingual_bert, offline_tokenizer, tmp_path):
+    """
+    A model that fails its check is not written to --out; before, it was, and the rerun with a looser tolerance was
+    refused because --out existed.
+    """
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, num_labels=5, fusion_layer=1)
+    model.save_pretrained(tmp_path / "run")
+    offline_tokenizer.save_pretrained(tmp_path / "run")
+    command = [sys.executable, str(ROOT / "examples" / "export_onnx.py"), "--model", str(tmp_path / "run"), "--out",
+               str(tmp_path / "tagger.onnx")]  # fmt: skip
+    rejected = subprocess.run(
+        [*command, "--tolerance", "0"], check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    assert rejected.returncode != 0 and "differs from PyTorch" in rejected.stderr, rejected.stderr[-3000:]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+    accepted = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert accepted.returncode == 0, accepted.stderr[-3000:]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx"]
