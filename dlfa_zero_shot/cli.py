@@ -16,7 +16,7 @@ standard `Trainer`; `--fusion_layers` sweeps the fusion layer (the paper's Table
         --model_name_or_path runs/udpos/aif-layer-10/model --do_eval --do_predict --output_dir runs/udpos-eval
 
 Protocol: training, checkpoint selection and layer selection use English only; every other language is zero-shot.
-Runs are named by `dlfa_zero_shot.analysis.run_name` (`baseline`, `aif-layer-10`, `concat-layer-10`, ...). A
+Runs are named by `dlfa_zero_shot.names.run_name` (`baseline`, `aif-layer-10`, `concat-layer-10`, ...). A
 finished run is read back from its `results.json`; an unfinished one resumes from its last complete Trainer checkpoint.
 SIGTERM and Ctrl-C stop a run at a clean point; a second process is refused a run folder one holds; a damaged file or a
 full disk is named (docs/usage.md, "Faults").
@@ -34,7 +34,7 @@ from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingAr
 
 from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
-from . import analysis, provenance
+from . import analysis, names, provenance
 from .arguments import (
     BASELINE_LAYER,
     CHECKPOINT,
@@ -99,7 +99,7 @@ def first_run_names(
     if not training_args.do_train:
         return [checkpoint_name(checkpoint_config(backbone, model_args))]
     if model_args.layer_search == "one_pass":
-        return [analysis.LAYER_SEARCH]
+        return [names.LAYER_SEARCH]
     layers, lr = training_layers(backbone, model_args), training_args.learning_rate
     return [configuration_name(layer, model_args, data_args, task, lr) for layer in layers]
 
@@ -137,8 +137,8 @@ def plan_training(
             kept, layers = search["chosen"], layers[1:]
     plan = {}
     if kept:
-        folder = str(Path(sweep.training_args.output_dir) / analysis.LAYER_SEARCH / "model")
-        plan[analysis.ONE_PASS_PREFIX + kept] = {"model_factory": lambda: load_finetuned(folder, task, model_args),
+        folder = str(Path(sweep.training_args.output_dir) / names.LAYER_SEARCH / "model")
+        plan[names.ONE_PASS_PREFIX + kept] = {"model_factory": lambda: load_finetuned(folder, task, model_args),
                                                  "do_train": False, "settings": settings_of(search_layers)}  # fmt: skip
     for layer in layers:
         plan[name_of(layer)] = {

@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from dlfa_tester import DLFABertModelTester, build, save_tiny_bert
-from dlfa_zero_shot import analysis
+from dlfa_zero_shot import analysis, names
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
 from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
@@ -97,15 +97,15 @@ def test_runs_that_differ_in_one_setting_keep_both_results(tmp_path, tiny_multil
      "concat-layer-08+fusion-lr-x10", "aif-layer-11+r2"],
 )  # fmt: skip
 def test_every_setting_that_changes_a_run_is_in_its_name(name):
-    settings = analysis.configuration_of(name)
-    assert analysis.run_name(**settings) == name and analysis.layer_of(name) == settings["fusion_layer"]
+    settings = names.configuration_of(name)
+    assert names.run_name(**settings) == name and names.layer_of(name) == settings["fusion_layer"]
 
 
 def test_names_of_settings_that_change_nothing_stay_the_same():
     # The gate's settings mean nothing to the baseline or the concatenation; archived names stay as they were.
-    assert analysis.run_name(None, "aif", "paper", 0.1, aif_reduction=8) == "baseline"
-    assert analysis.run_name(11, "concat", "paper", aif_norm="layer") == "concat-layer-11"
-    assert analysis.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
+    assert names.run_name(None, "aif", "paper", 0.1, aif_reduction=8) == "baseline"
+    assert names.run_name(11, "concat", "paper", aif_norm="layer") == "concat-layer-11"
+    assert names.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
 
 
 def save_tiny_xlm_roberta(folder, tokenizer, pad_token_id=None):
