@@ -11,7 +11,7 @@ protocol's settings, one configuration and one seed; `benchmarks/zero_shot_repor
     # the earlier small study (docs/results.md, "Earlier small study"): bash benchmarks/zero_shot_small.sh
     # the XTREME recipe on mBERT (a GPU and the Hub): --protocol full --dataset_name google/xtreme
 
-`--configs` takes run names (`dlfa_zero_shot.analysis.run_name`: `baseline`, `aif-layer-08`, `concat-layer-08`,
+`--configs` takes run names (`dlfa_zero_shot.run_name`: `baseline`, `aif-layer-08`, `concat-layer-08`,
 `scalar-mix`, `paper-gate-layer-08`, `gate-init-0.1-layer-08`, `fusion-lr-x10-layer-08`); `best` in place of a layer
 is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` runs (over the seeds they all have).
 `layer-search` is the one-pass layer search over `--search_layers` (its chosen head kept as `one-pass-aif-layer-NN`),
@@ -34,6 +34,17 @@ from pathlib import Path
 
 from dlfa_zero_shot import analysis, plans
 from dlfa_zero_shot.files import write_atomically
+from dlfa_zero_shot.names import (
+    AIF_PREFIX,
+    BASELINE,
+    DEFAULT_LABEL_ALIGNMENT,
+    DEFAULT_NORM,
+    DEFAULT_REDUCTION,
+    LAYER_SEARCH,
+    configuration_of,
+    layer_of,
+    run_name,
+)
 from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
@@ -180,27 +191,27 @@ def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> int:
             raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
                              "run it before any '-best' configuration")  # fmt: skip
         print(f"{task_dir.name}: the study's layer choice on English dev is {chosen}", flush=True)
-        return analysis.layer_of(chosen)
-    layers = [name for name in runs if name.startswith(analysis.AIF_PREFIX)]
+        return layer_of(chosen)
+    layers = [name for name in runs if name.startswith(AIF_PREFIX)]
     if not layers:
-        raise SystemExit(f"no finished {analysis.AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
+        raise SystemExit(f"no finished {AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
     seeds, chosen = analysis.select_on_english_dev(runs, layers)
     print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(layers)} (seeds {seeds})", flush=True)
-    return analysis.layer_of(chosen)
+    return layer_of(chosen)
 
 
 # A run name's qualifiers, and the harness flags of the same names (given only where they differ from the default).
-QUALIFIER_DEFAULTS = {"aif_reduction": analysis.DEFAULT_REDUCTION, "aif_norm": analysis.DEFAULT_NORM,
-                      "label_alignment": analysis.DEFAULT_LABEL_ALIGNMENT, "lora_r": 0}  # fmt: skip
+QUALIFIER_DEFAULTS = {"aif_reduction": DEFAULT_REDUCTION, "aif_norm": DEFAULT_NORM,
+                      "label_alignment": DEFAULT_LABEL_ALIGNMENT, "lora_r": 0}  # fmt: skip
 
 
 def harness_flags(name: str, learning_rate: float, search_layers: str) -> dict[str, str]:
     """The harness flags that make the configuration `name` (besides the protocol's)."""
-    if name == analysis.LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
+    if name == LAYER_SEARCH:  # one shared model; its chosen head is kept (and evaluated) as one-pass-*
         # No `last` among the layers: the shared model always has the stock head, and `last` would also train the
         # baseline in this process (the `baseline` configuration's job), as the runs archived before 2026-11-26 did.
         return {"--layer_search": "one_pass", "--layer_search_then": "keep", "--fusion_layers": search_layers}
-    settings = analysis.configuration_of(name)
+    settings = configuration_of(name)
     qualifiers = {f"--{setting}": str(settings[setting]) for setting, default in QUALIFIER_DEFAULTS.items()
                   if settings[setting] != default}  # fmt: skip
     if settings["fusion_method"] is None:
@@ -258,7 +269,7 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
         ]  # fmt: skip
     names = args.configs.split(",")
     if protocol.plan and protocol.plan.seeds_decision == "":
-        choice = {analysis.run_name(layer) for layer in protocol.plan.choice_layers}
+        choice = {run_name(layer) for layer in protocol.plan.choice_layers}
         beyond = [name for name in names if name not in choice]
         beyond += [f"seed {seed}" for seed in parse_seeds(args.seeds) if seed not in protocol.plan.choice_seeds]
         if beyond:
@@ -312,7 +323,7 @@ def main() -> None:
     task_dir = args.runs_dir / args.protocol / args.task
     pending = []
     for output_dir, flags in planned_runs(args, protocol, task_dir):
-        name = flags.pop("name", analysis.BASELINE)
+        name = flags.pop("name", BASELINE)
         if (output_dir / name / "results.json").exists():
             continue
         flags = {**flags, **source, "--output_dir": str(output_dir), "--do_train": "true", "--do_eval": "true",

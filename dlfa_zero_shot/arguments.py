@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from transformers import TrainingArguments
 
-from . import analysis
-from .features import DEFAULT_LABEL_ALIGNMENT, LABEL_ALIGNMENTS
+from . import names
+from .features import LABEL_ALIGNMENTS
 from .offline_backbone import OFFLINE_PREFIX
 from .tasks import TASKS, TaskSpec
 
@@ -42,15 +42,15 @@ class ModelArguments:
             "unset: the configuration's default layer (the second-to-last)"
         },
     )
-    aif_reduction: int = field(default=analysis.DEFAULT_REDUCTION, metadata={"help": "AIF bottleneck ratio r"})
+    aif_reduction: int = field(default=names.DEFAULT_REDUCTION, metadata={"help": "AIF bottleneck ratio r"})
     aif_gate: str = field(
-        default=analysis.DEFAULT_GATE, metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid, Eq. 1 as printed)"}
+        default=names.DEFAULT_GATE, metadata={"help": "'aff' (sigmoid) or 'paper' (W * sigmoid, Eq. 1 as printed)"}
     )
     aif_gate_init: float = field(
-        default=analysis.DEFAULT_GATE_INIT,
+        default=names.DEFAULT_GATE_INIT,
         metadata={"help": "the gate's starting value in (0, 1); small values start at the last layer"},
     )
-    aif_norm: str = field(default=analysis.DEFAULT_NORM, metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
+    aif_norm: str = field(default=names.DEFAULT_NORM, metadata={"help": "'batch' (masked BatchNorm) or 'layer'"})
     fusion_method: str = field(
         default="aif",
         metadata={"help": "'aif' (DLFA) or a peer fusion for comparison: 'scalar_mix' (ELMo, all layers), 'concat'"},
@@ -144,7 +144,7 @@ class DataArguments:
         default=None,
         metadata={
             "help": f"which sub-token of a word carries its tag: one of {LABEL_ALIGNMENTS}; unset: "
-            f"'{DEFAULT_LABEL_ALIGNMENT}' when training, the checkpoint's own when evaluating one (its "
+            f"'{names.DEFAULT_LABEL_ALIGNMENT}' when training, the checkpoint's own when evaluating one (its "
             "config.label_alignment, else 'first', the stock run_ner.py rule), which a different value may not override"
         },
     )
@@ -165,7 +165,7 @@ def with_label_alignment(
     if task.kind != "token":
         alignment = None
     elif checkpoint_alignment is None:
-        alignment = given or DEFAULT_LABEL_ALIGNMENT
+        alignment = given or names.DEFAULT_LABEL_ALIGNMENT
     elif given not in (None, checkpoint_alignment):
         raise ValueError(
             f"--label_alignment {given}: the checkpoint was trained with label_alignment {checkpoint_alignment!r} "
@@ -211,7 +211,7 @@ def configuration_name(
     method) with these arguments: every setting in it.
     """
     factor = model_args.fusion_learning_rate / learning_rate if model_args.fusion_learning_rate else None
-    return analysis.run_name(
+    return names.run_name(
         layer, model_args.fusion_method if layer is not None else None, model_args.aif_gate, model_args.aif_gate_init,
         factor, aif_reduction=model_args.aif_reduction, aif_norm=model_args.aif_norm, lora_r=model_args.lora_r,
         label_alignment=data_args.label_alignment if task.kind == "token" else None,

@@ -18,11 +18,11 @@ from transformers import PreTrainedTokenizerBase
 from modeling_dlfa.pipeline_dlfa import LABEL_ALIGNMENTS, skips_bare_word_start
 
 from .data import TaskData
+from .names import DEFAULT_LABEL_ALIGNMENT
 from .readers import SentencePair, TaggedSentence
 
 
 IGNORE_INDEX = -100
-DEFAULT_LABEL_ALIGNMENT = "first_content"  # the harness's; a checkpoint without `label_alignment` used "first"
 
 
 def examples_dataset(examples: list[TaggedSentence] | list[SentencePair]) -> datasets.Dataset:

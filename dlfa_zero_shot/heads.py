@@ -30,7 +30,7 @@ from modeling_dlfa import (
 )
 from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
-from . import analysis
+from . import names
 from .arguments import ModelArguments
 from .tasks import TaskSpec
 from .training import load_new_head
@@ -214,8 +214,8 @@ def default_fusion_layer(backbone: str, cache_dir: str | None = None) -> int:
 def checkpoint_name(config: PreTrainedConfig) -> str:
     """The run name of a fine-tuned checkpoint, from its config (a plain BERT head is the baseline)."""
     if getattr(config, "model_type", None) not in DLFA_MODEL_TYPES:
-        return analysis.BASELINE
-    return analysis.run_name(
+        return names.BASELINE
+    return names.run_name(
         config.fusion_layer, config.fusion_method, config.aif_gate, config.aif_gate_init,
         aif_reduction=config.aif_reduction, aif_norm=config.aif_norm, label_alignment=None,
     )  # fmt: skip

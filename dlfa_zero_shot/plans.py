@@ -7,7 +7,8 @@ decision about seeds or tasks changes no run's code digest (`provenance.code_fil
 
 from dataclasses import dataclass
 
-from .analysis import BASELINE, run_name, select_on_english_dev
+from .analysis import select_on_english_dev
+from .names import BASELINE, run_name
 from .provenance import pooling_differences
 
 

@@ -18,19 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import analysis, provenance
-from .analysis import (
-    AIF_PREFIX,
-    BASELINE,
-    CONCAT_PREFIX,
-    SCALAR_MIX,
-    dev_score,
-    language_gains,
-    load_runs,
-    mean_std,
-    paired_gain,
-    target_score,
-)
+from .analysis import dev_score, language_gains, load_runs, mean_std, paired_gain, target_score
 from .files import save_figure, write_atomically
+from .names import AIF_PREFIX, BASELINE, CONCAT_PREFIX, LAYER_SEARCH, SCALAR_MIX, order_key, run_name
 from .plans import REPLICATION_PLAN, STUDY_PLAN, STUDY_PLANS, ReplicationPlan, StudyPlan, study_layer_choice
 from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
@@ -114,7 +104,7 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
     """
     archive = json.loads(path.read_text())
     wall_times, cpu_times = archive.get("wall_times", {}), archive.get("cpu_times", {})
-    folders = {f"seed-{seed}/{analysis.LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
+    folders = {f"seed-{seed}/{LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
     for name, by_seed in archive["runs"].items():
         folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
     for point, result in archive.get("curve", {}).items():
@@ -237,7 +227,7 @@ def markdown(summary: dict, figure_link: str | None) -> str:
     header = "| configuration | seeds | en dev | target avg | gain vs baseline [95% CI], paired t-test | train time | "
     lines += [header + " | ".join(targets) + " |", "|---" * (6 + len(targets)) + "|"]
     base_time = summary["experiments"]["baseline"]["train_seconds_median"]
-    for name in sorted(summary["experiments"], key=analysis.order_key):
+    for name in sorted(summary["experiments"], key=order_key):
         experiment = summary["experiments"][name]
         row = [name, ",".join(map(str, experiment["seeds"])), _cell(experiment["english_dev"]),
                _cell(experiment["target_average"]), _gain_cell(experiment["gain_over_baseline"]),
@@ -279,7 +269,7 @@ def markdown(summary: dict, figure_link: str | None) -> str:
 def heatmap(summary: dict, path: Path) -> Path | None:
     """Each configuration's target-language scores minus the baseline's, paired by seed: where it helps or hurts."""
     experiments = summary["experiments"]
-    names = sorted((name for name in experiments if name != BASELINE), key=analysis.order_key)
+    names = sorted((name for name in experiments if name != BASELINE), key=order_key)
     if not names:
         return None
     languages = [language for language in summary["languages"] if language != TRAIN_LANGUAGE]
@@ -463,7 +453,7 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
     lines += ["", f"![learning curves]({figure.relative_to(document_dir).as_posix()})", ""]
     for task in plan.tasks:
         runs = load_runs(runs_dir / task)
-        layers = [analysis.run_name(layer) for layer in plan.choice_layers]
+        layers = [run_name(layer) for layer in plan.choice_layers]
         if any(name in runs for name in layers):
             chosen, missing = study_layer_choice(runs, plan)
             cells = []
@@ -477,7 +467,7 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
         if runs:
             lines.append(
                 f"- {task}: finished runs: "
-                + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=analysis.order_key))
+                + ", ".join(f"{name} (seeds {sorted(runs[name])})" for name in sorted(runs, key=order_key))
             )
     return "\n".join(lines) + "\n"
 
@@ -558,7 +548,9 @@ def study_comparisons(
             comparison["verdict"] = (
                 f"interim ({comparison['n']} of {comparison['seeds_due']} seeds): no verdict yet"
                 if comparison["interim"]
-                else verdict(comparison, plan) if kind == "primary" else difference(comparison, plan)
+                else verdict(comparison, plan)
+                if kind == "primary"
+                else difference(comparison, plan)
             )
     return found
 
@@ -578,7 +570,9 @@ def paired_comparison(
     counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
     gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
     gain["means"] = {name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)}
-    gain["english_dev"] = {name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)}
+    gain["english_dev"] = {
+        name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
+    }
     return gain
 
 
@@ -602,8 +596,10 @@ def provenance_line(runs: dict[str, dict[int, dict]]) -> str:
     versions = results[0]["provenance"]["versions"]
     cells = "; ".join(f"commit {commit[:7] if commit else 'none'}{' with uncommitted changes' if dirty else ''}, "
                       f"code {code[:12]}" for commit, dirty, code in sorted(made, key=str))  # fmt: skip
-    return (f"Provenance ({len(results)} runs, checked equal before pooling): {cells}; torch {versions['torch']}, "
-            f"transformers {versions['transformers']}, peft {versions['peft']}.")
+    return (
+        f"Provenance ({len(results)} runs, checked equal before pooling): {cells}; torch {versions['torch']}, "
+        f"transformers {versions['transformers']}, peft {versions['peft']}."
+    )
 
 
 def verdict(comparison: dict, plan: StudyPlan | ReplicationPlan = STUDY_PLAN) -> str:
@@ -679,7 +675,9 @@ def sequential_rule(found: dict[str, dict], plan: StudyPlan = STUDY_PLAN) -> str
     wide = [task for task, c in looked.items() if (c["first_half_width"] or 0) > plan.half_width]
     capped = [task for task in wide if looked[task]["seeds_due"] == plan.first_seeds]
     extended = [task for task in wide if task not in capped]
-    reasons = {task: plan.held_reason(task) or f"the seeds' upper bound is {plan.seeds_upper_bound}" for task in capped}
+    reasons = {
+        task: plan.held_reason(task) or f"the seeds' upper bound is {plan.seeds_upper_bound}" for task in capped
+    }
     for why in dict.fromkeys(reasons.values()):
         tasks = " and ".join(task for task in capped if reasons[task] == why)
         line += (f"Above {plan.half_width}, {tasks} would get seeds {plan.first_seeds + 1}-{plan.extended_seeds}, but "
@@ -907,7 +905,9 @@ def replication_comparisons(
     unscored = sorted({f"{name} seed {seed}" for name, by_seed in runs.items() for seed, result in by_seed.items()
                        if not set(languages) <= set(result["scores"])})  # fmt: skip
     if unscored:
-        raise SystemExit(f"{plan.task}: the replication tests {languages}, which these runs did not all score: {unscored}")
+        raise SystemExit(
+            f"{plan.task}: the replication tests {languages}, which these runs did not all score: {unscored}"
+        )
     studied = {name: {seed: restrict_targets(result, languages) for seed, result in by_seed.items()}
                for name, by_seed in runs.items()}  # fmt: skip
     draws = plan.bootstrap_resamples if resamples is None else resamples

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Self
 
 from filelock import FileLock, Timeout
 
@@ -57,7 +58,7 @@ def lock_run_folder(run_dir: Path) -> FileLock:
 
 class RunFolders:
     """
-    The run folders this process holds, until it ends: each held once (`lock_run_folder`), and cleared of what the
+    The run folders this process holds, until it ends or leaves the `with` block: each held once (`lock_run_folder`), and cleared of what the
     writes of dead processes left unfinished in it (`files.remove_leftovers`). Only the process that saves holds
     folders (`holds`): the other processes of a data-parallel run share them with it.
     """
@@ -65,6 +66,15 @@ class RunFolders:
     def __init__(self, holds: bool):
         self.holds = holds
         self.locks: dict[Path, FileLock] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """Release every folder held (a command's process ends here anyway; a call in a longer process goes on)."""
+        for lock in self.locks.values():
+            lock.release()
+        self.locks.clear()
 
     def hold(self, run_dir: Path) -> None:
         if run_dir in self.locks or not self.holds:

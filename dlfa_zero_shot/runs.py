@@ -27,7 +27,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_cache
 from modeling_dlfa import add_word_pipeline
 
-from . import analysis, provenance
+from . import analysis, names, provenance
 from .checkpoints import checkpoint_problems, checkpoints, resume_checkpoint
 from .data import TaskData
 from .features import words_past_limit
@@ -442,7 +442,7 @@ def run_layer_search(
     `<output_dir>/layer-search/model`. `head_names`: each search head's run name (`"10"` -> `aif-layer-10`, `"last"`
     -> `baseline`). Read back if it already finished with the same `settings` (its candidate layers among them).
     """
-    name, task = analysis.LAYER_SEARCH, sweep.data.task
+    name, task = names.LAYER_SEARCH, sweep.data.task
     run_dir = sweep.run_dir(name)
     sweep.stop.check(f"before run {name}")
     sweep.folders.hold(run_dir)
@@ -465,7 +465,7 @@ def run_layer_search(
     }  # fmt: skip
     _, chosen = analysis.select_on_english_dev(
         {head_name: {0: {"metric": task.main_score, "scores": {"selection": scores}}}
-         for head_name, scores in dev.items() if head_name != analysis.BASELINE}
+         for head_name, scores in dev.items() if head_name != names.BASELINE}
     )  # fmt: skip
     result = {
         "run": name, "seed": trainer.args.seed, "metric": task.main_score, "task": task.name,

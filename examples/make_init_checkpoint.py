@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from dlfa_zero_shot import analysis
+from dlfa_zero_shot import names
 from dlfa_zero_shot.files import staged_folder
 from dlfa_zero_shot.heads import encoder_family, family_classes
 from dlfa_zero_shot.offline_backbone import resolve_backbone
@@ -46,14 +46,14 @@ def main() -> None:
     parser.add_argument("--fusion_layer", type=int, required=True, help="1 .. num_hidden_layers - 1")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (must be empty or absent)")
     parser.add_argument("--fusion_method", choices=FUSION_METHODS, default="aif", help="AIF (DLFA) or a peer fusion")
-    parser.add_argument("--aif_gate", choices=AIF_GATES, default=analysis.DEFAULT_GATE, help="the AIF attention map")
+    parser.add_argument("--aif_gate", choices=AIF_GATES, default=names.DEFAULT_GATE, help="the AIF attention map")
     parser.add_argument(
-        "--aif_gate_init", type=float, default=analysis.DEFAULT_GATE_INIT, help="the gate's starting value in (0, 1)"
+        "--aif_gate_init", type=float, default=names.DEFAULT_GATE_INIT, help="the gate's starting value in (0, 1)"
     )
     parser.add_argument(
-        "--aif_norm", choices=AIF_NORMS, default=analysis.DEFAULT_NORM, help="normalisation in the AIF branches"
+        "--aif_norm", choices=AIF_NORMS, default=names.DEFAULT_NORM, help="normalisation in the AIF branches"
     )
-    parser.add_argument("--aif_reduction", type=int, default=analysis.DEFAULT_REDUCTION, help="AIF bottleneck ratio r")
+    parser.add_argument("--aif_reduction", type=int, default=names.DEFAULT_REDUCTION, help="AIF bottleneck ratio r")
     parser.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
     args = parser.parse_args()
     out = make_init_checkpoint(

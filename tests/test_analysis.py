@@ -3,15 +3,8 @@
 import numpy as np
 import pytest
 
-from dlfa_zero_shot.analysis import (
-    BASELINE,
-    configuration_of,
-    holm,
-    layer_of,
-    paired_gain,
-    run_name,
-    select_on_english_dev,
-)
+from dlfa_zero_shot.analysis import holm, paired_gain, select_on_english_dev
+from dlfa_zero_shot.names import BASELINE, configuration_of, layer_of, run_name
 from dlfa_zero_shot.plans import StudyPlan, study_layer_choice
 
 

@@ -237,7 +237,7 @@ def benchmark_dry_run(tmp_path: Path, protocol: str, task: str, *arguments: str)
 
 def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and_more_languages(tmp_path):
     """The replication's flags are the study's UDPOS run's, the budget read off the study's archived curve."""
-    from dlfa_zero_shot import analysis, plans
+    from dlfa_zero_shot import analysis, names, plans
     from dlfa_zero_shot.report import restore_archive
 
     runs = tmp_path / "runs" / "study" / "udpos"
@@ -245,7 +245,7 @@ def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and
     plan = plans.REPLICATION_PLAN
     budget = analysis.choose_budget(analysis.load_curve(runs / "curve"), plans.STUDY_PLAN.budget_margin)
     assert plan.budget == (budget["examples"], budget["epochs"])
-    assert plan.fusion_layer == analysis.layer_of(plans.study_layer_choice(analysis.load_runs(runs))[0])
+    assert plan.fusion_layer == names.layer_of(plans.study_layer_choice(analysis.load_runs(runs))[0])
 
     def commands(protocol: str) -> list[list[str]]:
         done = benchmark_dry_run(tmp_path, protocol, "udpos", "--configs", ",".join(plan.configurations),

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import QUICK, SCRIPT, run_script
+from harness import QUICK, SCRIPT, call_main
 
 
 ARGS = ("--task", "udpos", "--fusion_layers", "1", "--eval_languages", "de", "--num_train_epochs", "3",
@@ -44,7 +44,7 @@ def half_written(output_dir: Path) -> list[Path]:
 def uninterrupted(tmp_path_factory, tiny_multilingual_bert, xtreme_lite) -> Path:
     """The tiny run, finished without a fault: the scores every faulted run must end with."""
     output_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=output_dir.parent)
+    call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=output_dir.parent)
     return output_dir
 
 
@@ -167,7 +167,7 @@ def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the
     weights = run_dir / "checkpoint-6" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
-    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
+    completed = call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
     assert "checkpoint-6 is not a complete checkpoint (no trainer_state.json" in completed.stderr
     assert "the run falls back to the checkpoint before it" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -236,7 +236,7 @@ def test_a_damaged_results_file_is_named_set_aside_and_the_run_computed_again(
     results = output_dir / "aif-layer-01" / "results.json"
     results.write_bytes(results.read_bytes()[:100])
 
-    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+    completed = call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
                            check=False)  # fmt: skip
     # before: a raw json.decoder.JSONDecodeError traceback, exit 1
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -256,7 +256,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_last_complete_one(
     weights = run_dir / "checkpoint-6" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
 
-    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+    completed = call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
                            check=False)  # fmt: skip
     # before: a raw SafetensorError traceback ("incomplete metadata"), exit 1
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -310,7 +310,7 @@ def test_a_second_process_is_refused_at_once_naming_the_folder_and_the_holder(
     output_dir = tmp_path / "run"
     holder = hold(output_dir / "aif-layer-01")  # another harness process, training that run
     try:
-        completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
+        completed = call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path,
                                check=False)  # fmt: skip
     finally:
         holder.kill()  # it dies holding the lock, as a killed run would
@@ -363,7 +363,7 @@ def test_a_signal_stops_at_a_clean_point_and_the_same_command_ends_with_the_unin
     if signum == signal.SIGINT:  # the resume is SIGTERM's case's: the same
         return
 
-    run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
+    call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
     assert scores(output_dir) == scores(uninterrupted)
     assert not half_written(output_dir)
 
@@ -409,7 +409,7 @@ def test_a_full_disk_during_a_checkpoint_save_keeps_the_previous_checkpoint_and_
     checkpoint = folder_size(uninterrupted / "aif-layer-01" / "checkpoint-2")
     disk = small_disk((3 * checkpoint // 2) // 2**20)  # room for the first checkpoint, not the second
     output_dir = disk / "run"
-    completed = run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk, check=False)
+    completed = call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk, check=False)
     # before: a raw "SafetensorError: ... No space left on device" traceback from inside the Trainer
     assert completed.returncode == 1, completed.stderr[-3000:]
     message = completed.stderr.strip().splitlines()[-1]
@@ -419,7 +419,7 @@ def test_a_full_disk_during_a_checkpoint_save_keeps_the_previous_checkpoint_and_
     assert [path.name for path in (output_dir / "aif-layer-01").glob("checkpoint-*")] == ["checkpoint-2"]
 
     subprocess.run(["mount", "-o", "remount,size=1g", str(disk)], check=True)  # as a user frees space
-    run_script(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk)
+    call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=disk)
     assert scores(output_dir) == scores(uninterrupted)
     assert not half_written(output_dir)
 

@@ -1,7 +1,6 @@
 """The zero-shot harness end to end, as a subprocess, on a tiny BERT with the real multilingual tokenizer and data."""
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -13,10 +12,11 @@ import pytest
 import torch
 import transformers
 import yaml
-from harness import QUICK, SCRIPT, own_files, run_harness, run_script
+from harness import QUICK, SCRIPT, call_main, own_files, run_harness, run_script
 from transformers import AutoModelForTokenClassification, TrainingArguments
 
 from dlfa_tester import DLFABertModelTester, build
+from dlfa_zero_shot import cli
 from dlfa_zero_shot.plans import PAWSX_TARGETS
 from dlfa_zero_shot.provenance import made_by
 from dlfa_zero_shot.training import FusionLearningRateTrainer
@@ -107,7 +107,7 @@ def test_a_stored_run_is_not_reused_once_a_data_file_it_read_has_changed(tmp_pat
     run(tmp_path / "out", tiny_multilingual_bert, data, *arguments)
     german = data / "udpos" / "xtreme_udpos_dev-de.tsv"
     german.write_text(german.read_text().replace("\tNOUN\n", "\tPROPN\n", 1))  # one gold tag changed in place
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
+    completed = call_main("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
                            str(tmp_path / "out"), "--data_dir", str(data), *QUICK, "--do_train", "--do_eval",
                            *arguments, cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "data_sha256" in completed.stderr and "not reused" in completed.stderr
@@ -546,27 +546,18 @@ def test_lora_trains_adapters_and_saves_a_merged_checkpoint(tmp_path, tiny_multi
     assert json.loads(stdout.strip().splitlines()[-1])["tags"]
 
 
-def the_script():
-    """examples/run_zero_shot.py as a module, to parse arguments the way it does."""
-    spec = importlib.util.spec_from_file_location("run_zero_shot", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_lora_takes_its_own_learning_rate_unless_one_is_given(tmp_path):
     """--lora_r without --learning_rate trains at the rate chosen on English dev (benchmarks/lora_vs_full.py)."""
     from dlfa_zero_shot.arguments import LORA_LEARNING_RATE
 
-    script = the_script()
     base = ["--task", "udpos", "--data_dir", str(tmp_path), "--model_name_or_path", str(tmp_path), "--output_dir",
             str(tmp_path / "out"), "--do_train"]  # fmt: skip
-    assert script.parse_arguments(base)[2].learning_rate == TrainingArguments("x").learning_rate  # full: unchanged
-    assert script.parse_arguments([*base, "--lora_r", "8"])[2].learning_rate == LORA_LEARNING_RATE
-    assert script.parse_arguments([*base, "--lora_r", "8", "--learning_rate", "2e-5"])[2].learning_rate == 2e-5
+    assert cli.parse_arguments(base)[2].learning_rate == TrainingArguments("x").learning_rate  # full: unchanged
+    assert cli.parse_arguments([*base, "--lora_r", "8"])[2].learning_rate == LORA_LEARNING_RATE
+    assert cli.parse_arguments([*base, "--lora_r", "8", "--learning_rate", "2e-5"])[2].learning_rate == 2e-5
     # Before: the one-pass search silently trained its encoder in full (at LoRA's rate), under a `+lora` run name.
     with pytest.raises(ValueError, match="--lora_r 8 with --layer_search one_pass"):
-        script.parse_arguments([*base, "--lora_r", "8", "--layer_search", "one_pass"])
+        cli.parse_arguments([*base, "--lora_r", "8", "--layer_search", "one_pass"])
 
 
 HUB_PIPELINE = """

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness import own_files, run_harness, run_script
+from harness import call_main, own_files, run_harness, run_script
 from safetensors.torch import load_file, save_file
 from transformers import (
     BertForTokenClassification,
@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from dlfa_tester import DLFABertModelTester, build, save_tiny_bert
-from dlfa_zero_shot import analysis
+from dlfa_zero_shot import analysis, names
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
 from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
@@ -81,7 +81,7 @@ def test_runs_that_differ_in_one_setting_keep_both_results(tmp_path, tiny_multil
     assert first["aif-layer-01"]["trainable_parameters"] != second["aif-layer-01+r8"]["trainable_parameters"]
 
     # A setting the name does not carry: the stored result is not reused, and the error names what differs.
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
+    completed = call_main("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
                            str(out), "--data_dir", str(xtreme_lite), "--eval_languages", "de", "--num_train_epochs",
                            "1", "--fusion_layers", "1", "--max_train_samples", "16", "--max_eval_samples", "8",
                            "--per_device_train_batch_size", "8", "--learning_rate", "2e-3", "--use_cpu", "--seed", "0",
@@ -97,15 +97,15 @@ def test_runs_that_differ_in_one_setting_keep_both_results(tmp_path, tiny_multil
      "concat-layer-08+fusion-lr-x10", "aif-layer-11+r2"],
 )  # fmt: skip
 def test_every_setting_that_changes_a_run_is_in_its_name(name):
-    settings = analysis.configuration_of(name)
-    assert analysis.run_name(**settings) == name and analysis.layer_of(name) == settings["fusion_layer"]
+    settings = names.configuration_of(name)
+    assert names.run_name(**settings) == name and names.layer_of(name) == settings["fusion_layer"]
 
 
 def test_names_of_settings_that_change_nothing_stay_the_same():
     # The gate's settings mean nothing to the baseline or the concatenation; archived names stay as they were.
-    assert analysis.run_name(None, "aif", "paper", 0.1, aif_reduction=8) == "baseline"
-    assert analysis.run_name(11, "concat", "paper", aif_norm="layer") == "concat-layer-11"
-    assert analysis.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
+    assert names.run_name(None, "aif", "paper", 0.1, aif_reduction=8) == "baseline"
+    assert names.run_name(11, "concat", "paper", aif_norm="layer") == "concat-layer-11"
+    assert names.run_name(11, label_alignment=None) == "aif-layer-11"  # a pair task has no label alignment
 
 
 def save_tiny_xlm_roberta(folder, tokenizer, pad_token_id=None):
@@ -154,7 +154,7 @@ def test_a_tokenizer_whose_padding_id_is_not_the_checkpoints_is_refused_before_a
         tmp_path / "xlmr", offline_tokenizer, pad_token_id=offline_tokenizer.pad_token_id + 2
     )
     own_data = own_files(tmp_path)
-    completed = run_script("--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"), *own_data,
+    completed = call_main("--model_name_or_path", str(folder), "--output_dir", str(tmp_path / "o"), *own_data,
                            "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval", "--report_to", "none",
                            cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0
@@ -179,7 +179,7 @@ def test_a_checkpoint_whose_weights_do_not_match_never_trains_a_random_encoder(t
               metadata={"format": "pt"})  # fmt: skip
     with pytest.raises(ValueError, match=r"encoder weights of BertForTokenClassification are not in this checkpoint"):
         load_new_head(BertForTokenClassification, str(folder), num_labels=3)
-    completed = run_script(*own_files(tmp_path), "--model_name_or_path", str(folder), "--output_dir",
+    completed = call_main(*own_files(tmp_path), "--model_name_or_path", str(folder), "--output_dir",
                            str(tmp_path / "o"), "--fusion_layers", "1,last", "--use_cpu", "--do_train", "--do_eval",
                            "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "its encoder would start at random" in completed.stderr
@@ -221,7 +221,7 @@ def test_a_model_folder_that_does_not_exist_is_named_before_any_work(tmp_path):
     # Before: four tracebacks ending in transformers' "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
     missing = tmp_path / "runs" / "udpos" / "model"
     common = ("--task", "udpos", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--do_eval")
-    completed = run_script("--model_name_or_path", str(missing), *common, cwd=tmp_path, check=False)
+    completed = call_main("--model_name_or_path", str(missing), *common, cwd=tmp_path, check=False)
     assert completed.returncode != 0 and f"the folder {missing} does not exist" in completed.stderr
     assert "Repo id must be in the form" not in completed.stderr
     completed = run_script("--model_name_or_path", "someone/tagger", *common, cwd=tmp_path, check=False)
@@ -292,7 +292,7 @@ def test_the_scalar_mix_and_the_baseline_keep_names_of_their_own(tmp_path):
 def test_two_layers_of_the_scalar_mix_are_refused_before_any_work(tmp_path, offline_tokenizer):
     # Before: exit 0, one `scalar-mix` run (the later layer's) and the other silently dropped.
     bert = save_tiny_bert(tmp_path / "bert", offline_tokenizer, num_hidden_layers=3)
-    completed = run_script("--task", "udpos", "--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "o"),
+    completed = call_main("--task", "udpos", "--model_name_or_path", str(bert), "--output_dir", str(tmp_path / "o"),
                            "--data_dir", str(tmp_path), "--fusion_method", "scalar_mix", "--fusion_layers",
                            "1,2,last", "--use_cpu", "--do_train", "--report_to", "none", cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0
@@ -352,7 +352,7 @@ def test_an_evaluation_only_run_scores_with_the_checkpoints_label_alignment(tmp_
     assert read["first"] != read["first_content"]  # the alignment changes these words' tags
     assert scored == read["first"]
 
-    completed = run_script("--model_name_or_path", str(tmp_path / "tagger"), "--output_dir", str(tmp_path / "o"),
+    completed = call_main("--model_name_or_path", str(tmp_path / "tagger"), "--output_dir", str(tmp_path / "o"),
                            *common, "--label_alignment", "first_content", "--use_cpu", "--report_to", "none",
                            cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlfa_zero_shot import analysis
-from dlfa_zero_shot.plans import StudyPlan
+from dlfa_zero_shot import analysis, names
 from dlfa_zero_shot.analysis import load_runs as collect
+from dlfa_zero_shot.plans import StudyPlan
 from dlfa_zero_shot.report import (
     BEGIN,
     END,
@@ -383,7 +383,7 @@ def add_provenance(runs_dir: Path, change=lambda name, seed, made: None) -> None
                 "versions": {"torch": "2.13.0+cpu", "transformers": "5.25.0", "peft": "0.21.2"},
                 "backbone": {"resolved": "/cache/e5", "sha256": {"model.safetensors": "e5"}},
                 "data": {"de": {"file": "xnli/test-de.tsv", "sha256": "d1"}},
-                "settings": {"seed": result["seed"], "layer": analysis.layer_of(result["run"]), "learning_rate": 5e-5,
+                "settings": {"seed": result["seed"], "layer": names.layer_of(result["run"]), "learning_rate": 5e-5,
                              "data_dir": "../shared/data/xtreme-lite"}}  # fmt: skip
         change(result["run"], result["seed"], made)
         result["provenance"] = made
