@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 from transformers import AutoConfig, EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
-from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
+from modeling_dlfa.fusion_dlfa import FUSION_CLASSES
 
 from .features import IGNORE_INDEX, word_predictions
 from .files import write_atomically

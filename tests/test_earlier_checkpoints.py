@@ -29,7 +29,7 @@ AUTO_CLASSES = {
     "ForTokenClassification": AutoModelForTokenClassification,
     "ForSequenceClassification": AutoModelForSequenceClassification,
 }
-CODE_FILES = ("modeling_dlfa.py", "configuration_dlfa.py")  # those every saved DLFA model ships
+CODE_FILES = ("modeling_dlfa.py", "configuration_dlfa.py", "fusion_dlfa.py")  # those every saved DLFA model ships
 
 REMOTE_CODE_SCRIPT = """
 import json, sys

@@ -18,7 +18,7 @@ from modeling_dlfa import (
     DLFABertForTokenClassification,
     DLFABertModel,
 )
-from modeling_dlfa.modeling_dlfa import FUSION_CLASSES, ConcatenationFusion, MaskedLayerNorm
+from modeling_dlfa.fusion_dlfa import FUSION_CLASSES, ConcatenationFusion, MaskedLayerNorm
 
 
 TESTER = DLFABertModelTester()
