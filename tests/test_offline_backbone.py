@@ -170,7 +170,7 @@ def test_the_xlm_roberta_layout_computes_what_the_bert_layout_does(tmp_path, off
     bert_tagger = DLFABertForTokenClassification.from_pretrained(offline_backbone, fusion_layer=8, num_labels=5).eval()
     xlmr_tagger = DLFAForTokenClassification.from_pretrained(xlmr, fusion_layer=8, num_labels=5).eval()
     with torch.no_grad():  # the same fine-tuned head: fusion block (away from its init) and classifier
-        for tensor in bert_tagger.bert.fusion.parameters():
+        for tensor in bert_tagger.fusion.parameters():
             tensor.normal_(std=0.3)
     head = {key.removeprefix("bert."): value for key, value in bert_tagger.state_dict().items()
             if key.startswith(("bert.fusion.", "classifier."))}  # fmt: skip

@@ -386,7 +386,7 @@ tagger, info = AutoModelForTokenClassification.from_pretrained(
 classifier = AutoModelForSequenceClassification.from_pretrained(init, num_labels=3, trust_remote_code=True)
 print(json.dumps({
     "tagger": type(tagger).__name__, "classifier": type(classifier).__name__, "missing": sorted(info["missing_keys"]),
-    "fusion": tagger.bert.fusion.local_context.reduce.weight[0, :4].tolist(), "gate_init": tagger.config.aif_gate_init,
+    "fusion": tagger.fusion.local_context.reduce.weight[0, :4].tolist(), "gate_init": tagger.config.aif_gate_init,
 }))
 """
 
