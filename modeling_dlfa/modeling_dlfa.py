@@ -212,7 +212,15 @@ class DLFAPreTrainedModel(PreTrainedModel):
 
     def encoder_class(self) -> type[PreTrainedModel]:
         """The family's base model class (`BertModel`, `XLMRobertaModel`, ...), by `config.encoder_family`."""
-        return MODEL_MAPPING[CONFIG_MAPPING[self.config.encoder_family]]
+        encoder_config, config_class = self.config.encoder_config, CONFIG_MAPPING[self.config.encoder_family]
+        # A `DLFABertConfig` is its own encoder config (a `BertConfig`); any other must be the family's own config
+        # class, the one transformers maps to the family's base model.
+        if encoder_config is not self.config and type(encoder_config) is not config_class:
+            raise ValueError(
+                f"encoder_config is a {type(encoder_config).__name__}, which has no base model in transformers' "
+                f"AutoModel mapping: give the family's own config class ({config_class.__name__})"
+            )
+        return MODEL_MAPPING[config_class]
 
     # Attention runs inside the encoder: the implementations this model supports are its encoder class's (DeBERTa-v2:
     # eager only), checked at loading and in `set_attn_implementation` as for the family's own model.
