@@ -4,9 +4,8 @@ Cost of a model against its reference on the same backbone, on the CPU. Two comp
 - `dlfa` (default): a DLFA head against the stock head of the encoder family (`--family`: BERT by default, or any
   family of `ENCODER_FAMILIES`, each built from its own config at the given shape, random weights), on an
   mBERT-base-shaped backbone unless told otherwise;
-- `layer-search`: the one-pass layer search (`DLFABertForLayerSearch`, or `DLFAForLayerSearch` for another
-  `--family`; one head per `--search-layers` plus the last-layer head) against one ordinary DLFA run at
-  `--fusion-layer`, i.e. the extra cost of searching over training one model.
+- `layer-search`: the one-pass layer search (`dlfa_zero_shot.layer_search.DLFAForLayerSearch`, on the `--family`;
+  one head per `--search-layers` plus the last-layer head) against one ordinary DLFA run at `--fusion-layer`, i.e. the extra cost of searching over training one model.
 
 Both models live in one process and run alternately (which one goes first alternates too); each ratio is the
 candidate's time over the reference's within one pair, and the report gives the median, min and max over the pairs,
@@ -38,7 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, BertConfig, PreTrainedConfig, PreTrainedModel
 
 from dlfa_zero_shot.files import write_atomically
-from dlfa_zero_shot.heads import BERT_FAMILY, family_classes, head_classes
+from dlfa_zero_shot.heads import head_class
+from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
 
@@ -93,9 +93,9 @@ def build_models(args: argparse.Namespace):
     )
     if args.family != "bert":
         return build_family_models(args, shape)
-    bert_class, dlfa_class = head_classes(BERT_FAMILY, args.head)
+    auto_class = head_class(args.head)
     torch.manual_seed(0)
-    bert = bert_class(BertConfig(**shape))
+    bert = auto_class.from_config(BertConfig(**shape))
     dlfa_config = DLFABertConfig(
         **shape,
         fusion_layer=args.fusion_layer,
@@ -103,14 +103,19 @@ def build_models(args: argparse.Namespace):
         aif_gate=args.aif_gate,
         aif_norm=args.aif_norm,
     )
-    dlfa = dlfa_class(dlfa_config)
-    missing, unexpected = dlfa.load_state_dict(bert.state_dict(), strict=False)
-    assert not unexpected and all(".fusion." in key for key in missing), (missing, unexpected)
+    dlfa = auto_class.from_config(dlfa_config)
+    # DLFA pools the fused [CLS] state with the same weights as BERT's pooler, as `pooler`.
+    state = {
+        (key.removeprefix("bert.") if key.startswith("bert.pooler.") else key): value
+        for key, value in bert.state_dict().items()
+    }
+    missing, unexpected = dlfa.load_state_dict(state, strict=False)
+    assert not unexpected and all(key.startswith("fusion.") for key in missing), (missing, unexpected)
     if args.compare == "dlfa":
         return bert, dlfa
     search = layer_search(args, dlfa.config)
     missing, unexpected = search.load_state_dict(
-        {key: value for key, value in dlfa.state_dict().items() if key.startswith("bert.") and ".fusion." not in key},
+        {key: value for key, value in dlfa.state_dict().items() if key.startswith(("bert.", "pooler."))},
         strict=False,
     )
     assert not unexpected and all(key.startswith(("fusions.", "classifiers.")) for key in missing), missing
@@ -123,16 +128,16 @@ def layer_search(args: argparse.Namespace, dlfa_config: PreTrainedConfig) -> Pre
         {**dlfa_config.to_dict(), "search_layers": [int(layer) for layer in args.search_layers.split(",")],
          "search_problem": args.head}
     )  # fmt: skip
-    return family_classes(args.family).layer_search(search_config)
+    return DLFAForLayerSearch(search_config)
 
 
 def build_family_models(args: argparse.Namespace, shape: dict):
     """The family's stock head and the generic DLFA head on the same encoder weights (`--family` other than BERT)."""
     encoder_config = AutoConfig.for_model(args.family, **shape, **FAMILY_SHAPES.get(args.family, lambda hidden: {})(args.hidden_size))
-    stock_class, dlfa_class = head_classes(args.family, args.head)
+    auto_class = head_class(args.head)
     torch.manual_seed(0)
-    stock = stock_class.from_config(encoder_config)
-    dlfa = dlfa_class(DLFAConfig(
+    stock = auto_class.from_config(encoder_config)
+    dlfa = auto_class.from_config(DLFAConfig(
         encoder_config=encoder_config, num_labels=shape["num_labels"], fusion_layer=args.fusion_layer,
         aif_reduction=args.aif_reduction, aif_gate=args.aif_gate, aif_norm=args.aif_norm,
     ))  # fmt: skip

@@ -3,35 +3,22 @@ Which model a run trains or evaluates: a new head (the stock last-layer head, a 
 search) on a pretrained encoder, with every encoder weight checked loaded, or a fine-tuned checkpoint.
 """
 
-from dataclasses import dataclass
 
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
-    BertForSequenceClassification,
-    BertForTokenClassification,
     PreTrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
-from modeling_dlfa import (
-    DLFABertConfig,
-    DLFABertForLayerSearch,
-    DLFABertForSequenceClassification,
-    DLFABertForTokenClassification,
-    DLFABertModel,
-    DLFAConfig,
-    DLFAForLayerSearch,
-    DLFAForSequenceClassification,
-    DLFAForTokenClassification,
-    DLFAModel,
-)
+from modeling_dlfa import DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
 from . import names
 from .arguments import ModelArguments
+from .layer_search import DLFAForLayerSearch
 from .tasks import TaskSpec
 from .training import load_new_head
 
@@ -75,43 +62,24 @@ def checkpoint_labels(config: PreTrainedConfig) -> tuple[str, ...]:
 
 
 DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-tuned DLFA checkpoint's config
-BERT_FAMILY = "bert"  # the family that keeps the BERT classes (`DLFABert*`, `DLFABertForLayerSearch`)
 
 
-@dataclass(frozen=True)
-class FamilyClasses:
-    """The classes an encoder family's runs are built with (`family_classes`)."""
-
-    stock_token: type[PreTrainedModel]
-    stock_sequence: type[PreTrainedModel]
-    dlfa_token: type[PreTrainedModel]
-    dlfa_sequence: type[PreTrainedModel]
-    dlfa_model: type[PreTrainedModel]  # the encoder with its fusion block, no head
-    dlfa_config: type[PreTrainedConfig]
-    layer_search: type[PreTrainedModel]
-
-    def heads(self, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
-        """(the stock last-layer head, the DLFA head) for `kind` (`"token"`, else one label per input)."""
-        if kind == "token":
-            return self.stock_token, self.dlfa_token
-        return self.stock_sequence, self.dlfa_sequence
+def dlfa_config_class(family: str) -> type[DLFABertConfig] | type[DLFAConfig]:
+    """
+    The DLFA config of the runs of `family` (a `model_type` of `ENCODER_FAMILIES`): `DLFABertConfig` for BERT, whose
+    checkpoints keep the design card's `model_type` (`dlfa_bert`) and classes (`DLFABert*`), `DLFAConfig` otherwise.
+    The model classes follow from the config through the Auto classes (`head_class`), with which the plugin registers
+    both.
+    """
+    return DLFABertConfig if family == "bert" else DLFAConfig
 
 
-# BERT keeps the BERT classes, whose checkpoints and results are those of every run before the generic classes; the
-# other families take the Auto classes of their own stock heads and the generic DLFA classes.
-BERT_CLASSES = FamilyClasses(
-    BertForTokenClassification, BertForSequenceClassification, DLFABertForTokenClassification,
-    DLFABertForSequenceClassification, DLFABertModel, DLFABertConfig, DLFABertForLayerSearch,
-)  # fmt: skip
-GENERIC_CLASSES = FamilyClasses(
-    AutoModelForTokenClassification, AutoModelForSequenceClassification, DLFAForTokenClassification,
-    DLFAForSequenceClassification, DLFAModel, DLFAConfig, DLFAForLayerSearch,
-)  # fmt: skip
-
-
-def family_classes(family: str) -> FamilyClasses:
-    """The classes the runs of `family` (a `model_type` of `ENCODER_FAMILIES`) are built with."""
-    return BERT_CLASSES if family == BERT_FAMILY else GENERIC_CLASSES
+def head_class(kind: str) -> type[AutoModelForTokenClassification] | type[AutoModelForSequenceClassification]:
+    """
+    The Auto class of every head of a task of `kind` (`"token"`, or `"pair"` / `"sequence"`: one label per input): it
+    builds the family's stock head from the backbone's own config and the DLFA head from a `dlfa_config_class` config.
+    """
+    return AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
 
 
 def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
@@ -137,31 +105,18 @@ def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[st
     return tuple(modules)
 
 
-def head_classes(family: str, kind: str) -> tuple[type[PreTrainedModel], type[PreTrainedModel]]:
-    """
-    (the family's stock last-layer head, the DLFA head) for a task of `kind` (`"token"`, or `"pair"` / `"sequence"`:
-    one label per input), from `family_classes`.
-    """
-    return family_classes(family).heads(kind)
-
-
 def build_model(
     backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
 ) -> PreTrainedModel:
     """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
-    fields = new_head_fields(task, tokenizer)
-    stock_class, dlfa_class = head_classes(encoder_family(backbone, model_args.cache_dir), task.kind)
+    fields, cache_dir = new_head_fields(task, tokenizer), model_args.cache_dir
     if layer is None:
-        model = load_new_head(stock_class, backbone, **fields, cache_dir=model_args.cache_dir)
+        model = load_new_head(head_class(task.kind), backbone, **fields, cache_dir=cache_dir)
     else:
-        model = load_new_head(
-            dlfa_class,
-            backbone,
-            **fields,
-            fusion_layer=layer,
-            **fusion_settings(model_args),
-            cache_dir=model_args.cache_dir,
+        config = dlfa_config_class(encoder_family(backbone, cache_dir)).from_pretrained(
+            backbone, **fields, fusion_layer=layer, **fusion_settings(model_args), cache_dir=cache_dir
         )
+        model = load_new_head(head_class(task.kind), backbone, config=config, cache_dir=cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
@@ -181,17 +136,17 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
 
 def build_layer_search(
     backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
-) -> DLFABertForLayerSearch | DLFAForLayerSearch:
+) -> DLFAForLayerSearch:
     """
-    The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder
-    (`DLFABertForLayerSearch` for BERT, as every search before the generic classes; `DLFAForLayerSearch` otherwise).
+    The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder, with
+    the family's `dlfa_config_class` config (so that it exports the heads a DLFA run of the family saves).
     """
-    classes = family_classes(encoder_family(backbone, model_args.cache_dir))
-    config = classes.dlfa_config.from_pretrained(
+    config_class = dlfa_config_class(encoder_family(backbone, model_args.cache_dir))
+    config = config_class.from_pretrained(
         backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
     )
     config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = load_new_head(classes.layer_search, backbone, config=config, cache_dir=model_args.cache_dir)
+    model = load_new_head(DLFAForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
     if model_args.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model

@@ -369,7 +369,7 @@ def parameter_overhead(backbone: dict) -> str:
             config = DLFABertConfig(**{key: shape[key] for key in SHAPE_KEYS}, fusion_method=method, num_labels=17)
             with torch.device("meta"):
                 model = DLFABertForTokenClassification(config)
-            fusion = sum(parameter.numel() for parameter in model.bert.fusion.parameters())
+            fusion = sum(parameter.numel() for parameter in model.fusion.parameters())
             rest = sum(parameter.numel() for parameter in model.parameters()) - fusion
             cells.append(f"{fusion:,} (+{100 * fusion / rest:.2f}%)")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")

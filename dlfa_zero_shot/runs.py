@@ -436,7 +436,7 @@ def run_layer_search(
     fusion_learning_rate: float | None = None,
 ) -> dict:
     """
-    Train one layer search (`model_factory`: a `DLFABertForLayerSearch` or `DLFAForLayerSearch`, a head per
+    Train one layer search (`model_factory`: a `layer_search.DLFAForLayerSearch`, a head per
     candidate layer and the last-layer head on one encoder) through the runs' own path, score every head on English
     dev, choose the DLFA layer, and save the chosen head as an ordinary checkpoint in
     `<output_dir>/layer-search/model`. `head_names`: each search head's run name (`"10"` -> `aif-layer-10`, `"last"`

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, SequentialSampler
 from transformers import AutoConfig, EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
-from modeling_dlfa.modeling_dlfa import FUSION_CLASSES
+from modeling_dlfa.fusion_dlfa import FUSION_CLASSES
 
 from .features import IGNORE_INDEX, word_predictions
 from .files import write_atomically
@@ -152,7 +152,7 @@ def evaluate_language(
 ) -> tuple[dict, dict]:
     """
     Predict one language (length-sorted batches) and score every word (tagging) or pair. `head`: the head of a
-    layer search (`DLFABertForLayerSearch`, `DLFAForLayerSearch`) to score. Returns the scores and the compact
+    layer search (`layer_search.DLFAForLayerSearch`) to score. Returns the scores and the compact
     per-item record: predicted and gold label ids, and for tagging each sentence's word count.
     """
     predictions = predict_in_order(trainer, features)

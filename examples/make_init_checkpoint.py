@@ -15,11 +15,11 @@ and the code files; the example script adds its own head (new weights, `num_labe
 import argparse
 from pathlib import Path
 
-from transformers import AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from dlfa_zero_shot import names
 from dlfa_zero_shot.files import staged_folder
-from dlfa_zero_shot.heads import encoder_family, family_classes
+from dlfa_zero_shot.heads import dlfa_config_class, encoder_family
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
@@ -30,8 +30,8 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
     backbone = resolve_backbone(base)
-    model_class = family_classes(encoder_family(backbone)).dlfa_model
-    model = load_new_head(model_class, backbone, fusion_layer=fusion_layer, **aif)  # refuses a random encoder
+    config = dlfa_config_class(encoder_family(backbone)).from_pretrained(backbone, fusion_layer=fusion_layer, **aif)
+    model = load_new_head(AutoModel, backbone, config=config)  # refuses a random encoder
     with staged_folder(out) as staging:  # whole or not at all
         model.save_pretrained(staging)
         AutoTokenizer.from_pretrained(backbone).save_pretrained(staging)

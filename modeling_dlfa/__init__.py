@@ -7,17 +7,15 @@ them so that `save_pretrained` copies their code into the checkpoint folder.
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-# The three files are flat modules that are also copied, as they are, into every saved checkpoint folder; they never
+# The four files are flat modules that are also copied, as they are, into every saved checkpoint folder; they never
 # register anything themselves.
 from .configuration_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFAConfig
+from .fusion_dlfa import AIFBlock
 from .modeling_dlfa import (
-    AIFBlock,
-    DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
     DLFABertPreTrainedModel,
-    DLFAForLayerSearch,
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
     DLFAModel,
@@ -42,13 +40,11 @@ __all__ = [
     "ENCODER_FAMILIES",
     "AIFBlock",
     "DLFABertConfig",
-    "DLFABertForLayerSearch",
     "DLFABertForSequenceClassification",
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
     "DLFAConfig",
-    "DLFAForLayerSearch",
     "DLFAForSequenceClassification",
     "DLFAForTokenClassification",
     "DLFAModel",

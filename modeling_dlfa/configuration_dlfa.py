@@ -205,6 +205,15 @@ class DLFAFusionConfig(PreTrainedConfig):
         overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in field_names}
         return super().from_dict({**config_dict, **overrides}, **kwargs)
 
+    def family_setting(self, name: str) -> Any:
+        """
+        The value of the field `name` of this encoder's [`EncoderFamily`] (`ENCODER_FAMILIES[self.encoder_family]`),
+        read from `encoder_config` if it says so. A subclass provides `encoder_family` (the encoder's `model_type`) and
+        `encoder_config` (the config the encoder is built from).
+        """
+        value = getattr(ENCODER_FAMILIES[self.encoder_family], name)
+        return value.resolve(self.encoder_config) if isinstance(value, FromConfig) else value
+
     def validate_dlfa_fields(self) -> None:
         """Check the DLFA fields against the encoder they belong to; raise `ValueError` naming the bad value."""
         num_layers = self.num_hidden_layers
@@ -269,6 +278,16 @@ class DLFABertConfig(BertConfig, DLFAFusionConfig):
             )
         super().__post_init__(**kwargs)
 
+    @property
+    def encoder_family(self) -> str:
+        """The encoder family, an entry of `ENCODER_FAMILIES`: BERT."""
+        return "bert"
+
+    @property
+    def encoder_config(self) -> "DLFABertConfig":
+        """The config the BERT encoder is built from: this one (BERT's fields are its own)."""
+        return self
+
 
 @strict(accept_kwargs=True)
 class DLFAConfig(DLFAFusionConfig):
@@ -321,10 +340,9 @@ class DLFAConfig(DLFAFusionConfig):
     def hidden_size(self) -> int:
         return self.encoder_config.hidden_size
 
-    def family_setting(self, name: str) -> Any:
-        """The value of the field `name` of this encoder's [`EncoderFamily`] (read from `encoder_config` if it says so)."""
-        value = getattr(ENCODER_FAMILIES[self.encoder_config.model_type], name)
-        return value.resolve(self.encoder_config) if isinstance(value, FromConfig) else value
+    @property
+    def encoder_family(self) -> str:
+        return self.encoder_config.model_type
 
     def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
         # The encoder's config is the one that knows the vocabulary and the initialiser range

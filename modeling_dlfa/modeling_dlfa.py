@@ -11,9 +11,10 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""PyTorch DLFA: Double Layers Feature Aggregation (Chen, Guo, Liu, Tao, ICPR 2022, arXiv 2205.08497) on BERT
-(`DLFABert*`) and on any encoder family of `ENCODER_FAMILIES` (`DLFA*`: RoBERTa, XLM-R, DeBERTa-v2, DistilBERT,
-ELECTRA, BERT).
+"""PyTorch DLFA: Double Layers Feature Aggregation (Chen, Guo, Liu, Tao, ICPR 2022, arXiv 2205.08497) on any encoder
+family of `ENCODER_FAMILIES` (BERT, RoBERTa, XLM-R, DeBERTa-v2, DistilBERT, ELECTRA): `DLFAModel` and
+`DLFAFor{TokenClassification,SequenceClassification}`, with `DLFAConfig`; `DLFABert*`, with `DLFABertConfig`, are the
+same classes for BERT under the names (and `model_type`, `dlfa_bert`) of the design card.
 
 The last encoder layer L2 is fused with a lower layer L1 by Attentional Information Fusion (AIF):
 
@@ -25,495 +26,31 @@ The last encoder layer L2 is fused with a lower layer L1 by Attentional Informat
 
 and the fused states L feed the family's usual task heads.
 
-This file, `configuration_dlfa.py` and `pipeline_dlfa.py` are copied into every saved checkpoint, so that it loads
-with `trust_remote_code=True` where this plugin is not installed: import only from the standard library, torch,
-transformers and, relatively, `.configuration_dlfa` and `.pipeline_dlfa`.
+This file, `configuration_dlfa.py`, `fusion_dlfa.py` (the fusion modules) and `pipeline_dlfa.py` are copied into every
+saved checkpoint, so that it loads with `trust_remote_code=True` where this plugin is not installed: import only from
+the standard library, torch, transformers and, relatively, `.configuration_dlfa`, `.fusion_dlfa` and `.pipeline_dlfa`.
 """
 
 import inspect
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
-from transformers import MODEL_MAPPING, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
-from transformers import initialization as init
+from transformers import CONFIG_MAPPING, MODEL_MAPPING
 from transformers.activations import ACT2FN
 from transformers.loss.loss_utils import ForTokenClassification, fixed_cross_entropy
-from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import (
-    BaseModelOutput,
-    BaseModelOutputWithPooling,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
-from transformers.models.bert.configuration_bert import BertConfig
-from transformers.models.bert.modeling_bert import (
-    BertEmbeddings,
-    BertEncoder,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-    BertPooler,
-    BertPreTrainedModel,
-)
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils import TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
-from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_dlfa import DLFABertConfig, DLFAConfig, DLFAFusionConfig
+from .fusion_dlfa import FUSION_CLASSES, init_fusion_weights
 from .pipeline_dlfa import WORD_PIPELINES
 
 
 logger = logging.get_logger(__name__)
-
-
-class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """
-    BatchNorm over the channels of channel-last features whose training statistics come from the marked positions
-    only, so that padding tokens (or examples with no real token) never shift the statistics. With no position
-    marked, or one, the output stays finite: the variance falls back to zero and `eps` bounds the scale.
-    In eval mode it uses the running statistics, exactly as `nn.BatchNorm1d`.
-
-    With `initial_output` set, `_init_weights` starts the scale at zero and the shift at that value, so that the
-    norm first outputs that constant (the last norm of an AIF branch: it sets the gate's starting value).
-
-    For [`AIFBlock`]'s written-out backward, `normalize` also returns the statistics it used, and reuses them when
-    given (so that recomputing the block in backward moves the running statistics once per step, not twice), and
-    `gradients` is its backward.
-
-    Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` (bool) -> same as input.
-    """
-
-    def __init__(self, num_features: int, initial_output: float | None = None):
-        super().__init__(num_features)
-        self.initial_output = initial_output
-
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.normalize(hidden_states, mask)[0]
-
-    def normalize(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor,
-        statistics: tuple | None = None,
-        shift: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple, torch.Tensor]:
-        """
-        The normalised states (plus `shift`, broadcast, where given: one pass over the states fewer than adding it
-        after), the statistics they used, and what `gradients` reads (the centred states, float32). The statistics,
-        `(mean, inverse_std, token_share)`, are float32 per channel, and each marked position's share of the count,
-        `(batch, positions, 1)`, or None where the running statistics were used. Batch statistics (training) update
-        the running ones; given `statistics`, nothing is updated.
-        """
-        values = hidden_states.float()
-        if statistics is not None:
-            mean, inverse_std, token_share = statistics
-            centered = values - mean
-        elif not self.training and self.track_running_stats:
-            # Copies, so that a later training step's update of the buffers cannot touch a backward still to come.
-            mean, token_share = self.running_mean.float().clone(), None
-            inverse_std = torch.rsqrt(self.running_var.float() + self.eps)
-            centered = values - mean
-        else:
-            weights = mask.unsqueeze(-1).float()
-            count = weights.sum()
-            token_share = weights / count.clamp(min=1.0)
-            shares, channels = token_share.reshape(-1), values.shape[-1]
-            with torch.autocast(values.device.type, enabled=False):  # the statistics stay float32
-                mean = shares @ values.reshape(-1, channels)
-                centered = values - mean
-                var = shares @ centered.square().reshape(-1, channels)
-            inverse_std = torch.rsqrt(var + self.eps)
-            if self.training and self.track_running_stats:
-                self._update_running_stats(mean, var, count)
-        bias = self.bias if shift is None else self.bias + shift
-        normalized = torch.addcmul(bias, centered, self.weight * inverse_std)
-        return normalized.to(hidden_states.dtype), (mean, inverse_std, token_share), centered
-
-    def gradients(
-        self, grad_output: torch.Tensor, centered: torch.Tensor, statistics: tuple
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The gradients of `normalize` from its centred states and statistics: input, weight, bias."""
-        _, inverse_std, token_share = statistics
-        grad = grad_output.float()
-        grad_bias = grad.sum(dim=(0, 1))
-        grad_weight = (grad * centered).sum(dim=(0, 1)) * inverse_std
-        scale = self.weight * inverse_std
-        if token_share is None:
-            grad_input = grad * scale
-        else:
-            # Batch statistics: a marked position also moves the mean and the variance, which takes
-            # share * (sum(grad) + normalized * sum(grad * normalized)) off its gradient before the scale.
-            correction = torch.addcmul(grad_bias, centered, grad_weight * inverse_std)
-            grad_input = torch.addcmul(grad, token_share, correction, value=-1).mul_(scale)
-        dtype = self.weight.dtype
-        return grad_input.to(dtype), grad_weight.to(dtype), grad_bias.to(dtype)
-
-    @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
-        self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-        # A batch without a real token carries no statistics; as in nn.BatchNorm1d the running variance is unbiased.
-        momentum = momentum * (count > 0).float()
-        unbiased_var = var * count / (count - 1).clamp(min=1.0)
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
-        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), momentum)
-
-
-class MaskedLayerNorm(nn.LayerNorm):
-    """
-    LayerNorm over the channels of each position; it takes (and ignores) the mask so that it can stand in for
-    [`MaskedBatchNorm1d`]: its output never depends on other positions or examples. `normalize` and `gradients` are
-    [`MaskedBatchNorm1d`]'s; the statistics are per position, `(mean, inverse_std)`, and recomputed each time (the
-    same), and what `gradients` reads is the input.
-
-    Shapes: `hidden_states` `(batch, positions, channels)`, `mask` `(batch, positions)` -> same as input.
-    """
-
-    def __init__(self, num_features: int, initial_output: float | None = None):
-        super().__init__(num_features)
-        self.initial_output = initial_output
-
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return super().forward(hidden_states)
-
-    def normalize(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor,
-        statistics: tuple | None = None,
-        shift: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple, torch.Tensor]:
-        normalized, mean, inverse_std = torch.native_layer_norm(
-            hidden_states, self.normalized_shape, self.weight, self.bias, self.eps
-        )
-        if shift is not None:
-            normalized.add_(shift)
-        return normalized, (mean, inverse_std), hidden_states
-
-    def gradients(
-        self, grad_output: torch.Tensor, hidden_states: torch.Tensor, statistics: tuple
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mean, inverse_std = statistics
-        grad_output = grad_output.to(hidden_states.dtype)
-        return torch.ops.aten.native_layer_norm_backward(
-            grad_output, hidden_states, self.normalized_shape, mean, inverse_std, self.weight, self.bias, [True] * 3
-        )
-
-
-AIF_NORM_CLASSES = {"batch": MaskedBatchNorm1d, "layer": MaskedLayerNorm}
-
-
-def linear_gradients(
-    grad_output: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """
-    The gradients of `nn.functional.linear(inputs, weight, bias)`: weight, bias, inputs. Shapes: `grad_output`
-    `(..., out_features)`, `inputs` `(..., in_features)`, `weight` `(out_features, in_features)`.
-    """
-    grad_rows = grad_output.reshape(-1, grad_output.shape[-1])
-    grad_weight = grad_rows.t() @ inputs.reshape(-1, inputs.shape[-1])
-    return grad_weight, grad_rows.sum(dim=0), grad_output @ weight
-
-
-class AIFContextBranch(nn.Module):
-    """
-    One AIF branch: Conv1d(E, E/r, 1) -> Norm -> ReLU -> Conv1d(E/r, E, 1) -> Norm. A 1x1 convolution over the
-    token axis is a linear map of each token's features, so the convolutions are `nn.Linear` layers applied to
-    channel-last states (no transposes); a Conv1d weight of shape `(out, in, 1)` loads as `weight[..., 0]`.
-
-    `forward` also returns what [`AIFBlock`]'s written-out backward needs: the intermediates (recomputed in backward)
-    and the norms' statistics; `gradients` is the branch's backward. Both read the linear layers' weights directly.
-
-    Shapes: `hidden_states` `(batch, positions, hidden_size)`, `mask` `(batch, positions)` (bool)
-    -> `(batch, positions, hidden_size)`.
-    """
-
-    def __init__(self, config: DLFAFusionConfig):
-        super().__init__()
-        bottleneck_size = config.hidden_size // config.aif_reduction  # >= 1: the config bounds r by hidden_size
-        norm_class = AIF_NORM_CLASSES[config.aif_norm]
-        self.reduce = nn.Linear(config.hidden_size, bottleneck_size)
-        self.reduce_norm = norm_class(bottleneck_size)
-        self.activation = nn.ReLU()
-        self.expand = nn.Linear(bottleneck_size, config.hidden_size)
-        # G + Lc starts at logit(aif_gate_init) everywhere, half from each branch.
-        initial_logit = math.log(config.aif_gate_init / (1 - config.aif_gate_init))
-        self.expand_norm = norm_class(config.hidden_size, initial_output=initial_logit / 2)
-
-    def forward(
-        self,
-        hidden_states: torch.Tensor,
-        mask: torch.Tensor,
-        statistics: tuple | None = None,
-        shift: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, tuple, tuple]:
-        """
-        The branch's output (plus `shift`, broadcast, where given), what `gradients` reads back, and its norms'
-        statistics (reused when given: see [`MaskedBatchNorm1d.normalize`]).
-        """
-        reduce_statistics, expand_statistics = statistics or (None, None)
-        reduced = nn.functional.linear(hidden_states, self.reduce.weight, self.reduce.bias)
-        normalized, reduce_statistics, reduce_kept = self.reduce_norm.normalize(reduced, mask, reduce_statistics)
-        activated = self.activation(normalized)
-        expanded = nn.functional.linear(activated, self.expand.weight, self.expand.bias)
-        output, expand_statistics, expand_kept = self.expand_norm.normalize(expanded, mask, expand_statistics, shift)
-        return output, (reduce_kept, activated, expand_kept), (reduce_statistics, expand_statistics)
-
-    def gradients(
-        self, grad_output: torch.Tensor, hidden_states: torch.Tensor, intermediates: tuple, statistics: tuple
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        """The gradients of `forward(hidden_states, ...)`: its input's, and its parameters' in `parameters()` order."""
-        reduce_kept, activated, expand_kept = intermediates
-        reduce_statistics, expand_statistics = statistics
-        grad_expanded, *expand_norm_grads = self.expand_norm.gradients(grad_output, expand_kept, expand_statistics)
-        *expand_grads, grad_activated = linear_gradients(grad_expanded, activated, self.expand.weight)
-        grad_normalized = torch.ops.aten.threshold_backward(grad_activated, activated, 0)  # ReLU's
-        grad_reduced, *reduce_norm_grads = self.reduce_norm.gradients(grad_normalized, reduce_kept, reduce_statistics)
-        *reduce_grads, grad_input = linear_gradients(grad_reduced, hidden_states, self.reduce.weight)
-        return grad_input, (*reduce_grads, *reduce_norm_grads, *expand_grads, *expand_norm_grads)
-
-
-@dataclass
-class AIFStates:
-    """What [`AIFBlock`] computes on the way to the fused states, which its written-out backward recomputes."""
-
-    mean_states: torch.Tensor  # W, (batch, seq_len, hidden_size)
-    token_share: torch.Tensor  # each real token's share of its example, (batch, seq_len, 1)
-    pooled: torch.Tensor  # the mean of W over real tokens, (batch, 1, hidden_size)
-    gate: torch.Tensor  # sigmoid(G + Lc)
-    attention: torch.Tensor  # A: the gate ("aff"), or W times the gate ("paper")
-    difference: torch.Tensor  # L1 - L2
-    branch_intermediates: tuple  # the global branch's, then the local branch's
-    statistics: tuple  # the global branch's norms' statistics, then the local branch's
-
-
-class AIFBlock(nn.Module):
-    """
-    The AIF block of DLFA: fuses a lower layer's hidden states L1 with the last layer's L2.
-
-    `global_context` sees the mean of W = (L1 + L2) / 2 over real tokens (one position per example), `local_context`
-    sees every token of W; their sum, through a sigmoid, is the attention map A (times W for the `"paper"` gate),
-    and the output is L1 * A + L2 * (1 - A).
-
-    With gradients enabled the block runs as [`AIFFunction`], whose backward is written out: it keeps L1, L2 and the
-    norms' statistics and recomputes the rest, where autograd would keep several `(batch, seq_len, hidden_size)`
-    intermediates. Without gradients it is `fuse`, the computation itself (which autograd can also differentiate,
-    keeping those intermediates: the tests' reference).
-
-    Shapes: `lower_hidden_states`, `last_hidden_state` `(batch, seq_len, hidden_size)`, `padding_mask`
-    `(batch, seq_len)` (bool, True on real tokens) -> `(batch, seq_len, hidden_size)`. Like every fusion module
-    here, it names the `hidden_states` indices it reads in `input_layers` and takes those states in that order.
-    """
-
-    def __init__(self, config: DLFAFusionConfig):
-        super().__init__()
-        self.input_layers = (config.fusion_layer, config.num_hidden_layers)
-        self.gate = config.aif_gate
-        self.global_context = AIFContextBranch(config)
-        self.local_context = AIFContextBranch(config)
-
-    def forward(
-        self, lower_hidden_states: torch.Tensor, last_hidden_state: torch.Tensor, padding_mask: torch.Tensor
-    ) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return AIFFunction.apply(self, padding_mask, lower_hidden_states, last_hidden_state, *self.parameters())
-        return self.fuse(lower_hidden_states, last_hidden_state, padding_mask)[0]
-
-    def fuse(
-        self, lower_hidden_states: torch.Tensor, last_hidden_state: torch.Tensor, padding_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, tuple]:
-        """The fused states, and the norms' statistics they used."""
-        states = self.compute_states(lower_hidden_states, last_hidden_state, padding_mask)
-        # Eq. 2, L1 * A + L2 * (1 - A), with one product fewer.
-        return torch.addcmul(last_hidden_state, states.attention, states.difference), states.statistics
-
-    def compute_states(
-        self,
-        lower_hidden_states: torch.Tensor,
-        last_hidden_state: torch.Tensor,
-        padding_mask: torch.Tensor,
-        statistics: tuple | None = None,
-    ) -> AIFStates:
-        """Everything up to the attention map; given `statistics`, the norms reuse them (and update nothing)."""
-        global_statistics, local_statistics = statistics or (None, None)
-        mean_states = torch.add(lower_hidden_states, last_hidden_state).div_(2)
-        token_weights = padding_mask.unsqueeze(-1).to(mean_states.dtype)
-        token_share = token_weights / token_weights.sum(dim=1, keepdim=True).clamp(min=1)
-        with torch.autocast(mean_states.device.type, enabled=False):  # a mean, in the states' own precision
-            pooled = token_share.transpose(1, 2) @ mean_states
-        global_context, global_intermediates, global_statistics = self.global_context(
-            pooled, padding_mask.any(dim=1, keepdim=True), global_statistics
-        )
-        logits, local_intermediates, local_statistics = self.local_context(
-            mean_states, padding_mask, local_statistics, shift=global_context
-        )
-        gate = logits.sigmoid_()
-        return AIFStates(
-            mean_states=mean_states,
-            token_share=token_share,
-            pooled=pooled,
-            gate=gate,
-            attention=mean_states * gate if self.gate == "paper" else gate,
-            difference=lower_hidden_states - last_hidden_state,
-            branch_intermediates=(global_intermediates, local_intermediates),
-            statistics=(global_statistics, local_statistics),
-        )
-
-    def fuse_gradients(
-        self,
-        grad_output: torch.Tensor,
-        lower_hidden_states: torch.Tensor,
-        last_hidden_state: torch.Tensor,
-        padding_mask: torch.Tensor,
-        statistics: tuple,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-        """
-        The gradients of `fuse` (which used `statistics`), from its recomputation: L1's, L2's, and the parameters'
-        in `parameters()` order.
-        """
-        states = self.compute_states(lower_hidden_states, last_hidden_state, padding_mask, statistics)
-        grad_lower = grad_output * states.attention
-        grad_last = grad_output - grad_lower
-        grad_attention = states.difference.mul_(grad_output)
-        grad_gate = grad_attention * states.mean_states if self.gate == "paper" else grad_attention
-        grad_logits = torch.ops.aten.sigmoid_backward(grad_gate, states.gate)
-        global_intermediates, local_intermediates = states.branch_intermediates
-        global_statistics, local_statistics = states.statistics
-        grad_pooled, global_grads = self.global_context.gradients(
-            grad_logits.sum(dim=1, keepdim=True), states.pooled, global_intermediates, global_statistics
-        )
-        grad_mean, local_grads = self.local_context.gradients(
-            grad_logits, states.mean_states, local_intermediates, local_statistics
-        )
-        if self.gate == "paper":
-            grad_mean.addcmul_(grad_attention, states.gate)
-        grad_mean.addcmul_(states.token_share, grad_pooled)
-        grad_lower.add_(grad_mean, alpha=0.5)  # W = (L1 + L2) / 2
-        return grad_lower, grad_last.add_(grad_mean, alpha=0.5), (*global_grads, *local_grads)
-
-
-class AIFFunction(torch.autograd.Function):
-    """
-    [`AIFBlock`] with its backward written out. Forward keeps L1, L2, the mask and the norms' statistics (per channel,
-    or per token for LayerNorm); the encoder keeps L1 anyway, as the input of the layer above it. Backward recomputes
-    the block from them, reusing the statistics (so the running statistics move once per step) under the forward's
-    autocast state, and applies each step's gradient. The block has no dropout, so no random state is replayed.
-    Double backward is not supported.
-
-    `apply(block, padding_mask, lower_hidden_states, last_hidden_state, *block.parameters())` -> the fused states.
-    """
-
-    @staticmethod
-    def forward(
-        ctx, block: AIFBlock, padding_mask: torch.Tensor, lower: torch.Tensor, last: torch.Tensor, *parameters
-    ) -> torch.Tensor:
-        fused, statistics = block.fuse(lower, last, padding_mask)
-        norms = [norm_statistics for branch in statistics for norm_statistics in branch]
-        ctx.block, ctx.statistics_sizes = block, [len(norm_statistics) for norm_statistics in norms]
-        device = lower.device.type
-        ctx.autocast = (device, torch.get_autocast_dtype(device), torch.is_autocast_enabled(device))
-        ctx.save_for_backward(padding_mask, lower, last, *(tensor for statistics in norms for tensor in statistics))
-        return fused
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output: torch.Tensor):
-        padding_mask, lower, last, *saved = ctx.saved_tensors
-        norms, start = [], 0
-        for size in ctx.statistics_sizes:
-            norms.append(tuple(saved[start : start + size]))
-            start += size
-        statistics = ((norms[0], norms[1]), (norms[2], norms[3]))  # the global branch's two norms, the local's
-        device, dtype, enabled = ctx.autocast
-        with torch.autocast(device, dtype=dtype, enabled=enabled):
-            grad_lower, grad_last, grad_parameters = ctx.block.fuse_gradients(
-                grad_output, lower, last, padding_mask, statistics
-            )
-        return None, None, grad_lower, grad_last, *grad_parameters
-
-
-class ScalarMix(nn.Module):
-    """
-    ELMo's scalar mix (Peters et al., 2018), a peer of AIF for comparison: `gamma * sum_k softmax(s)_k h_k` over the
-    embedding output and every layer's output, with learned `s` (initialised to a uniform mix) and `gamma` (1).
-
-    Shapes: `num_hidden_layers + 1` tensors `(batch, seq_len, hidden_size)` -> `(batch, seq_len, hidden_size)`.
-    """
-
-    def __init__(self, config: DLFAFusionConfig):
-        super().__init__()
-        self.input_layers = tuple(range(config.num_hidden_layers + 1))
-        self.layer_weights = nn.Parameter(torch.zeros(config.num_hidden_layers + 1))
-        self.gamma = nn.Parameter(torch.ones(()))
-
-    def forward(self, *layer_states: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        # gamma folded into each layer's weight, and a running sum rather than a stacked copy of every layer: backward
-        # keeps the layers themselves (which the encoder keeps) and one number per layer.
-        weights = self.gamma * torch.softmax(self.layer_weights, dim=0).to(layer_states[0].dtype)
-        mixed = layer_states[0] * weights[0]
-        for states, weight in zip(layer_states[1:], weights[1:]):
-            mixed = torch.addcmul(mixed, states, weight)
-        return mixed
-
-
-class ConcatenationFusion(nn.Module):
-    """
-    Concatenation of the two layers, a peer of AIF for comparison: `[L1; L2] W^T + b` with `W` of shape
-    `(hidden_size, 2 * hidden_size)`, so the task heads keep their input size. `W` starts as `[I/2, I/2]` (the average
-    of the two layers, where AIF also starts) rather than at random, which would scramble the pretrained features.
-
-    Shapes: `lower_hidden_states`, `last_hidden_state` `(batch, seq_len, hidden_size)` -> `(batch, seq_len,
-    hidden_size)`.
-    """
-
-    def __init__(self, config: DLFAFusionConfig):
-        super().__init__()
-        self.input_layers = (config.fusion_layer, config.num_hidden_layers)
-        self.weight = nn.Parameter(torch.empty(config.hidden_size, 2 * config.hidden_size))
-        self.bias = nn.Parameter(torch.empty(config.hidden_size))
-
-    def forward(
-        self,
-        lower_hidden_states: torch.Tensor,
-        last_hidden_state: torch.Tensor,
-        padding_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        # Two products rather than one on the concatenation: backward keeps the two layers, not a copy of both.
-        lower_weight, last_weight = self.weight.chunk(2, dim=1)
-        return nn.functional.linear(lower_hidden_states, lower_weight) + nn.functional.linear(
-            last_hidden_state, last_weight, self.bias
-        )
-
-
-FUSION_CLASSES = {"aif": AIFBlock, "scalar_mix": ScalarMix, "concat": ConcatenationFusion}
-
-
-def init_fusion_weights(module: nn.Module) -> None:
-    """
-    The initialisation of DLFA's fusion modules beyond `PreTrainedModel._init_weights` (which gives linear layers
-    N(0, initializer_range), zero biases, unit norms): called by every DLFA model's `_init_weights` after its parent's.
-    The AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`.
-    """
-    if isinstance(module, (MaskedBatchNorm1d, MaskedLayerNorm)) and module.initial_output is not None:
-        # With the branches' output scale at zero, the gate is sigmoid(G + Lc) = aif_gate_init everywhere at
-        # initialisation (by default 1/2: the fused states start as the average of the two layers) instead of a random
-        # per-channel mix, and it grows from there (the scale still receives gradient).
-        init.zeros_(module.weight)
-        init.constant_(module.bias, module.initial_output)
-    elif isinstance(module, ScalarMix):
-        init.zeros_(module.layer_weights)
-        init.ones_(module.gamma)
-    elif isinstance(module, ConcatenationFusion):
-        hidden_size = module.weight.shape[0]
-        identity = torch.eye(hidden_size, dtype=module.weight.dtype, device=module.weight.device)
-        init.copy_(module.weight, torch.cat([identity, identity], dim=1) / 2)
-        init.zeros_(module.bias)
 
 
 def padding_mask_of(attention_mask: torch.Tensor | None, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -574,97 +111,6 @@ def returned_hidden_states(
     return tuple(state if index in requested else None for index, state in enumerate(hidden_states))
 
 
-class DLFABertPreTrainedModel(BertPreTrainedModel):
-    config: DLFABertConfig
-    config_class = DLFABertConfig
-
-    def __init__(self, config: DLFABertConfig, *inputs: Any, **kwargs: Any):
-        super().__init__(config, *inputs, **kwargs)
-        # The config checks its fields when it is made, but a field set afterwards (`config.fusion_layer = 0`) is not.
-        config.validate_dlfa_fields()
-
-    def _init_weights(self, module: nn.Module) -> None:
-        """Initialize the weights; the AIF branches end in a zero-scaled norm so the gate starts at `aif_gate_init`."""
-        super()._init_weights(module)
-        init_fusion_weights(module)
-
-
-class DLFABertModel(DLFABertPreTrainedModel):
-    """
-    BERT encoder whose output is the AIF fusion of layer `config.fusion_layer` with the last layer (or, with
-    `config.fusion_method`, one of the peer fusions kept for comparison).
-
-    Outputs ([`BaseModelOutputWithPooling`]): `last_hidden_state` `(batch, seq_len, hidden_size)` is the fused
-    sequence, `pooler_output` `(batch, hidden_size)` the BERT pooler applied to the fused [CLS] state;
-    `hidden_states` and `attentions`, when asked for, are the encoder's own, as in [`BertModel`] (so
-    `hidden_states[-1]` is the unfused last layer).
-    """
-
-    _no_split_modules = ["BertEmbeddings", "BertLayer"]
-
-    def __init__(self, config: DLFABertConfig, add_pooling_layer: bool = True):
-        super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
-        self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
-        self.fusion = FUSION_CLASSES[config.fusion_method](config)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
-
-    @capture_outputs(tie_last_hidden_states=False)
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | BaseModelOutputWithPooling:
-        r"""
-        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-            Token ids; give exactly one of `input_ids` and `inputs_embeds`.
-        attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
-            1 on real tokens, 0 on padding. Besides masking attention, it keeps padding out of the AIF global mean
-            and of the AIF normalisation statistics, so padding never changes the outputs of real tokens.
-        token_type_ids, position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-            As in [`BertModel`].
-        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
-            Embedded tokens instead of `input_ids`.
-        """
-        if (input_ids is None) ^ (inputs_embeds is not None):
-            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
-        embedding_output = self.embeddings(
-            input_ids=input_ids,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-        )
-        padding_mask = padding_mask_of(attention_mask, embedding_output)
-        encoder_attention_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
-        )
-
-        # The layers run here rather than through `BertEncoder.forward` so that the states the fusion reads are kept
-        # without recording every hidden state; output capture (hidden_states, attentions) still hooks each layer.
-        hidden_states = embedding_output
-        kept_states = {0: embedding_output}
-        for layer_number, layer in enumerate(self.encoder.layer, start=1):
-            hidden_states = layer(hidden_states, encoder_attention_mask, position_ids=position_ids, **kwargs)
-            if layer_number in self.fusion.input_layers:
-                kept_states[layer_number] = hidden_states
-
-        fusion_inputs = [kept_states[index] for index in self.fusion.input_layers]
-        fused_states = self.fusion(*fusion_inputs, padding_mask=padding_mask)
-        pooled_output = self.pooler(fused_states) if self.pooler is not None else None
-        return BaseModelOutputWithPooling(last_hidden_state=fused_states, pooler_output=pooled_output)
-
-
 def sequence_classification_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -702,371 +148,6 @@ def sequence_classification_loss(
     if num_items_in_batch is None:
         return elementwise.mean()
     return elementwise.sum() / num_items_in_batch
-
-
-class DLFATokenClassificationHead:
-    """
-    The forward and `save_pretrained` of DLFA's tagging heads, on the BERT classes and on the encoder families: a
-    linear tagging head (`dropout`, `classifier`) on the fused states, which the model's `fused_outputs` computes.
-    """
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | TokenClassifierOutput:
-        r"""
-        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-            Tag ids in `[0, config.num_labels - 1]`; -100 marks tokens left out of the loss.
-        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
-            Passed by `Trainer`: the number of labelled tokens in the whole accumulated batch. The loss is then the
-            sum over this micro-batch divided by it, so gradient accumulation matches one large batch.
-
-        Returns [`TokenClassifierOutput`] with `logits` of shape `(batch_size, sequence_length, num_labels)`.
-        """
-        outputs = self.fused_outputs(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
-        )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
-
-        loss = None
-        if labels is not None:
-            loss = ForTokenClassification(logits, labels, self.config, num_items_in_batch=num_items_in_batch)
-
-        return TokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-
-    def save_pretrained(self, *args, **kwargs):
-        """
-        As [`PreTrainedModel.save_pretrained`]; the folder's config also names `pipeline_dlfa.py` (copied with this
-        file) as its token-classification pipeline, so that `pipeline("token-classification", model=<folder>,
-        trust_remote_code=True)` tags whole words, read from the piece `config.label_alignment` says was trained.
-        """
-        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **WORD_PIPELINES}
-        return super().save_pretrained(*args, **kwargs)
-
-
-class DLFASequenceClassificationHead:
-    """
-    The forward of DLFA's sequence heads, on the BERT classes and on the encoder families: a classification or
-    regression head (`dropout`, `classifier`) on the `pooler_output` of the model's `fused_outputs`, the family's
-    pooling of the fused first token (single-label, multi-label and regression problem types).
-    """
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | SequenceClassifierOutput:
-        r"""
-        labels (`torch.Tensor` of shape `(batch_size,)` or `(batch_size, num_labels)`, *optional*):
-            Class ids in `[0, config.num_labels - 1]` (single-label), float targets (regression when
-            `num_labels == 1`), or float 0/1 rows (multi-label), as in [`BertForSequenceClassification`].
-        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
-            Passed by `Trainer`: the number of label entries in the whole accumulated batch; see
-            [`sequence_classification_loss`].
-
-        Returns [`SequenceClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
-        """
-        outputs = self.fused_outputs(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
-        )
-        logits = self.classifier(self.dropout(outputs.pooler_output))
-
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.config, num_items_in_batch)
-
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
-        )
-
-
-class DLFABertForTokenClassification(DLFATokenClassificationHead, DLFABertPreTrainedModel):
-    """DLFA-BERT with a linear tagging head on the fused states (NER, POS), as [`BertForTokenClassification`]."""
-
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = DLFABertModel(config, add_pooling_layer=False)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def fused_outputs(self, input_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
-        """[`DLFABertModel`]'s outputs: the fused states."""
-        return self.bert(input_ids, return_dict=True, **kwargs)
-
-
-class DLFABertForSequenceClassification(DLFASequenceClassificationHead, DLFABertPreTrainedModel):
-    """
-    DLFA-BERT with a classification or regression head on the pooled fused [CLS] state (XNLI, PAWS-X), as
-    [`BertForSequenceClassification`] (single-label, multi-label and regression problem types).
-    """
-
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = DLFABertModel(config)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def fused_outputs(self, input_ids: torch.Tensor | None = None, **kwargs) -> BaseModelOutputWithPooling:
-        """[`DLFABertModel`]'s outputs: the fused states and the BERT pooler on the fused [CLS] state."""
-        return self.bert(input_ids, return_dict=True, **kwargs)
-
-
-@dataclass
-class LayerSearchOutput(ModelOutput):
-    r"""
-    loss (`torch.FloatTensor` of shape `()`, *optional*):
-        The mean of the heads' losses, when `labels` are given.
-    logits (`torch.FloatTensor`):
-        Every head's logits, heads in `config.search_heads` order: `(batch_size, sequence_length, num_heads,
-        num_labels)` for tagging, `(batch_size, num_heads, num_labels)` for sequence classification.
-    head_losses (`torch.FloatTensor` of shape `(num_heads,)`, *optional*):
-        Each head's loss, when `labels` are given.
-    """
-
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    head_losses: torch.FloatTensor | None = None
-
-
-SEARCH_FIELDS = ("search_layers", "search_problem", "search_heads")  # a search's config fields, not its heads'
-
-
-class LayerSearchHeads:
-    """
-    The heads of a one-pass fusion-layer search, shared by [`DLFABertForLayerSearch`] and [`DLFAForLayerSearch`]: a
-    fusion block and a classifier for every candidate layer of `config.search_layers`, and a classifier on the last
-    layer (`"last"`), trained together on the mean of their losses. A subclass calls `check_search`, builds its
-    encoder (its `base_model`), calls `add_search_heads` and says which module pools sequence heads
-    (`sequence_pooler`); `forward` is shared.
-
-    Config fields: `search_layers` (candidate layers, each in `1 .. num_hidden_layers - 1`) and `search_problem`
-    (`"token"` or `"sequence"`); `search_heads` (the heads' names, in logits order) is written here.
-    """
-
-    def check_search(self) -> str:
-        """
-        Check `config.search_layers` and `config.search_problem` (a ValueError names a bad one) before anything is
-        built, and keep the problem as `search_problem`, which it returns.
-        """
-        config = self.config
-        layers = list(getattr(config, "search_layers", None) or [])
-        problem = getattr(config, "search_problem", "token")
-        if not layers or any(not 1 <= layer <= config.num_hidden_layers - 1 for layer in layers):
-            raise ValueError(f"search_layers={layers!r}: give one or more layers in 1..{config.num_hidden_layers - 1}")
-        if problem not in ("token", "sequence"):
-            raise ValueError(f"search_problem={problem!r} is not supported: choose 'token' or 'sequence'.")
-        self.search_problem = problem
-        return problem
-
-    def add_search_heads(self, dropout: float) -> None:
-        """
-        Add the heads for `config.search_layers` (checked by `check_search`): `fusions`, `classifiers`, and `dropout`
-        before each classifier.
-        """
-        config = self.config
-        layers = list(config.search_layers)
-        self.dropout = nn.Dropout(dropout)
-        self.fusions = nn.ModuleDict(
-            {str(layer): FUSION_CLASSES[config.fusion_method](self.head_config(layer)) for layer in layers}
-        )
-        self.classifiers = nn.ModuleDict(
-            {name: nn.Linear(config.hidden_size, config.num_labels) for name in [*map(str, layers), "last"]}
-        )
-        config.search_heads = [*map(str, layers), "last"]
-        self.head_loss_sums, self.head_loss_count = [0.0] * len(config.search_heads), 0  # plain floats: no device
-
-    def head_fields(self) -> dict[str, Any]:
-        """The search's config fields that an exported head keeps: all but the search's own and its class names."""
-        dropped = (*SEARCH_FIELDS, "architectures", "auto_map")
-        return {key: value for key, value in self.config.to_dict().items() if key not in dropped}
-
-    def head_config(self, layer: int) -> DLFAFusionConfig:
-        """The configuration of the DLFA model of the head of `layer`: the search's, without its search fields."""
-        return type(self.config).from_dict({**self.head_fields(), "fusion_layer": layer})
-
-    def search_outputs(
-        self,
-        hidden_states: tuple[torch.Tensor, ...],
-        padding_mask: torch.Tensor,
-        pool: nn.Module | None,
-        labels: torch.Tensor | None,
-        num_items_in_batch: torch.Tensor | int | None,
-    ) -> LayerSearchOutput:
-        """
-        Every head's logits on the encoder's `hidden_states` (`num_hidden_layers + 1` tensors of shape `(batch,
-        seq_len, hidden_size)`), `padding_mask` `(batch, seq_len)` (True on real tokens); `pool` turns states into
-        `(batch, hidden_size)` for sequence heads (None: tagging).
-        """
-        logits = []
-        for name in self.config.search_heads:
-            if name == "last":
-                states = hidden_states[-1]
-            else:
-                fusion = self.fusions[name]
-                states = fusion(*(hidden_states[index] for index in fusion.input_layers), padding_mask=padding_mask)
-            features = pool(states) if pool is not None else states
-            logits.append(self.classifiers[name](self.dropout(features)))
-        stacked = torch.stack(logits, dim=-2)  # heads before the label axis: batch (and positions) stay in front
-
-        loss = head_losses = None
-        if labels is not None:
-            if self.search_problem == "token":
-                losses = [
-                    ForTokenClassification(head_logits, labels, self.config, num_items_in_batch=num_items_in_batch)
-                    for head_logits in logits
-                ]
-            else:
-                losses = [
-                    sequence_classification_loss(head_logits, labels, self.config, num_items_in_batch)
-                    for head_logits in logits
-                ]
-            head_losses = torch.stack(losses)
-            loss = head_losses.mean()
-            if self.training:  # running sums for logging (`head_loss_means`), as the Trainer logs only `loss`
-                values = head_losses.detach().float().cpu().tolist()
-                self.head_loss_sums = [total + value for total, value in zip(self.head_loss_sums, values)]
-                self.head_loss_count += 1
-        return LayerSearchOutput(loss=loss, logits=stacked, head_losses=head_losses)
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor] | LayerSearchOutput:
-        r"""
-        Inputs as in the encoder family's base model; labels, num_items_in_batch as in the DLFA token or sequence
-        classifiers: every head is scored against the same labels. Sequence heads pool through `sequence_pooler()`.
-
-        Returns [`LayerSearchOutput`].
-        """
-        kwargs.pop("output_hidden_states", None)
-        outputs = run_encoder(
-            self.base_model,
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=True,
-            **kwargs,
-        )
-        padding_mask = padding_mask_of(attention_mask, outputs.last_hidden_state)
-        pool = self.sequence_pooler() if self.search_problem == "sequence" else None
-        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
-
-    def head_loss_means(self, reset: bool = True) -> dict[str, float]:
-        """Each head's mean training loss since the last call (empty before the first training step)."""
-        if not self.head_loss_count:
-            return {}
-        means = {
-            head: total / self.head_loss_count for head, total in zip(self.config.search_heads, self.head_loss_sums)
-        }
-        if reset:
-            self.head_loss_sums, self.head_loss_count = [0.0] * len(self.config.search_heads), 0
-        return means
-
-    def export_state(
-        self, name: str, fusion_key: str = "fusion", classifier_key: str = "classifier", pooler_key: str | None = None
-    ) -> dict[str, torch.Tensor]:
-        """
-        The weights of the head `name` (checked to be one of `config.search_heads`) as an ordinary model keeps them:
-        the encoder under its `base_model_prefix`, the head's fusion block under `fusion_key` (a DLFA head), its
-        classifier under `classifier_key`, and the dense layer of `sequence_pooler()` under `pooler_key` if given.
-        """
-        if name not in self.config.search_heads:
-            raise ValueError(f"no head {name!r}: the heads are {self.config.search_heads}")
-        prefix = self.base_model_prefix
-        state = {f"{prefix}.{key}": value for key, value in self.base_model.state_dict().items()}
-        if name != "last":
-            state.update({f"{fusion_key}.{key}": value for key, value in self.fusions[name].state_dict().items()})
-        state.update({f"{classifier_key}.{key}": value for key, value in self.classifiers[name].state_dict().items()})
-        if pooler_key:
-            pooler = self.sequence_pooler().dense.state_dict()
-            state.update({f"{pooler_key}.{key}": value for key, value in pooler.items()})
-        return state
-
-
-class DLFABertForLayerSearch(LayerSearchHeads, DLFABertPreTrainedModel):
-    """
-    One-pass fusion-layer search on a BERT encoder ([`LayerSearchHeads`]): every head is evaluated in one forward
-    pass; `export_head` turns the chosen one into an ordinary [`DLFABertForTokenClassification`] /
-    [`DLFABertForSequenceClassification`] (or the stock BERT head, for `"last"`) with the encoder as trained.
-    Sequence heads share the encoder's pooler.
-    """
-
-    def __init__(self, config: DLFABertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=self.check_search() == "sequence")
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.add_search_heads(classifier_dropout)
-        self.post_init()
-
-    def sequence_pooler(self) -> nn.Module:
-        """The pooling of the sequence heads: the encoder's own pooler."""
-        return self.bert.pooler
-
-    def export_head(self, name: str) -> PreTrainedModel:
-        """
-        The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
-        encoder as trained: a DLFA tagger/classifier, or for `"last"` the stock BERT head.
-        """
-        state = self.export_state(name, fusion_key="bert.fusion")
-        token = self.search_problem == "token"
-        if name == "last":
-            model_class = BertForTokenClassification if token else BertForSequenceClassification
-            config = BertConfig.from_dict({**self.head_fields(), "model_type": "bert"})
-        else:
-            model_class = DLFABertForTokenClassification if token else DLFABertForSequenceClassification
-            config = self.head_config(int(name))
-        exported = model_class(config)
-        exported.load_state_dict(state, strict=True)
-        return exported.eval()
 
 
 class DLFAPooler(nn.Module):
@@ -1111,12 +192,15 @@ class EncoderClassFlag:
 
 class DLFAPreTrainedModel(PreTrainedModel):
     """
-    DLFA on an encoder family of `ENCODER_FAMILIES`. Every DLFA model holds the family's own base model (built by
-    `AutoModel.from_config(config.encoder_config)`, the transformers class itself) under the family's
+    DLFA on an encoder family of `ENCODER_FAMILIES`. Every DLFA model holds the family's own base model (the
+    transformers class itself, `encoder_class()`, built from `config.encoder_config`) under the family's
     `base_model_prefix` (`bert`, `roberta`, `deberta`, `distilbert`, `electra`), beside the fusion block `fusion`
     and its head. Its weights are thus keyed as in the family's own checkpoints: transformers' loading adds or strips
     that prefix per key, so a stock base-model folder (keys without prefix) or head folder (`roberta.*`, ...) fills
-    the encoder, and only the fusion block and the head are new.
+    the encoder, and only the fusion block and the head are new. The same per-key rule loads the checkpoints of the
+    earlier `DLFABert*` classes (`bert.fusion.*`, `bert.pooler.*`; a base model's `fusion.*`) unchanged.
+
+    `encode_and_fuse` runs the encoder and the fusion; each model's `forward` adds its head.
     """
 
     config: DLFAConfig
@@ -1127,12 +211,14 @@ class DLFAPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def encoder_class(self) -> type[PreTrainedModel]:
-        """The family's base model class, as `AutoModel.from_config(self.config.encoder_config)` builds it."""
-        config_class = type(self.config.encoder_config)
-        if config_class not in MODEL_MAPPING:
+        """The family's base model class (`BertModel`, `XLMRobertaModel`, ...), by `config.encoder_family`."""
+        encoder_config, config_class = self.config.encoder_config, CONFIG_MAPPING[self.config.encoder_family]
+        # A `DLFABertConfig` is its own encoder config (a `BertConfig`); any other must be the family's own config
+        # class, the one transformers maps to the family's base model.
+        if encoder_config is not self.config and type(encoder_config) is not config_class:
             raise ValueError(
-                f"encoder_config is a {config_class.__name__}, which has no base model in transformers' AutoModel "
-                "mapping: give the family's own config class"
+                f"encoder_config is a {type(encoder_config).__name__}, which has no base model in transformers' "
+                f"AutoModel mapping: give the family's own config class ({config_class.__name__})"
             )
         return MODEL_MAPPING[config_class]
 
@@ -1142,7 +228,7 @@ class DLFAPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = EncoderClassFlag()
     _supports_flex_attn = EncoderClassFlag()
 
-    def __init__(self, config: DLFAConfig, *inputs: Any, **kwargs: Any):
+    def __init__(self, config: DLFAConfig | DLFABertConfig, *inputs: Any, **kwargs: Any):
         super().__init__(config, *inputs, **kwargs)
         # The config checks its fields when it is made, but a field set afterwards (`config.fusion_layer = 0`) is not.
         config.validate_dlfa_fields()
@@ -1198,13 +284,14 @@ class DLFAPreTrainedModel(PreTrainedModel):
         self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
 
     def add_encoder(self) -> None:
-        """Add the encoder family's base model under its `base_model_prefix`."""
-        encoder = AutoModel.from_config(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
+        """Add the encoder family's base model under its `base_model_prefix`, as the family's own heads build it."""
+        # `encoder_config` is the family's own config, or for `DLFABertConfig` (a BERT config) the model's own.
+        encoder = self.encoder_class()(self.config.encoder_config, **self.config.family_setting("base_model_kwargs"))
         # Read from this instance by transformers' loading, which adds or strips it per checkpoint key.
         self.base_model_prefix = encoder.base_model_prefix
         self.add_module(self.base_model_prefix, encoder)
 
-    def fused_outputs(
+    def encode_and_fuse(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
@@ -1224,6 +311,10 @@ class DLFAPreTrainedModel(PreTrainedModel):
         what the family's own base model returns for the same `output_hidden_states` (True, or a list of indices:
         those states and None for the others, transformers >= 5.24) and `output_attentions`.
         """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        # The mask is checked before the encoder runs: a mask of another shape is refused before any work.
+        padding_mask = padding_mask_of(attention_mask, input_ids if input_ids is not None else inputs_embeds)
         output_hidden_states = kwargs.pop("output_hidden_states", None)
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
@@ -1245,7 +336,6 @@ class DLFAPreTrainedModel(PreTrainedModel):
             **kwargs,
         )
         hidden_states = encoder_outputs.hidden_states
-        padding_mask = padding_mask_of(attention_mask, encoder_outputs.last_hidden_state)
         fused_states = self.fusion(
             *(hidden_states[index] for index in self.fusion.input_layers), padding_mask=padding_mask
         )
@@ -1292,7 +382,7 @@ class DLFAModel(DLFAPreTrainedModel):
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
             Embedded tokens instead of `input_ids`.
         """
-        return self.fused_outputs(
+        return self.encode_and_fuse(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
@@ -1302,7 +392,7 @@ class DLFAModel(DLFAPreTrainedModel):
         )
 
 
-class DLFAForTokenClassification(DLFATokenClassificationHead, DLFAPreTrainedModel):
+class DLFAForTokenClassification(DLFAPreTrainedModel):
     """
     DLFA on any encoder family with a linear tagging head on the fused states (NER, POS), as the family's own
     `...ForTokenClassification` (its dropout). `DLFAForTokenClassification.from_pretrained(stock_folder,
@@ -1317,8 +407,58 @@ class DLFAForTokenClassification(DLFATokenClassificationHead, DLFAPreTrainedMode
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | TokenClassifierOutput:
+        r"""
+        Inputs as in [`DLFAModel`].
 
-class DLFAForSequenceClassification(DLFASequenceClassificationHead, DLFAPreTrainedModel):
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Tag ids in `[0, config.num_labels - 1]`; -100 marks tokens left out of the loss.
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+            Passed by `Trainer`: the number of labelled tokens in the whole accumulated batch. The loss is then the
+            sum over this micro-batch divided by it, so gradient accumulation matches one large batch.
+
+        Returns [`TokenClassifierOutput`] with `logits` of shape `(batch_size, sequence_length, num_labels)`.
+        """
+        outputs = self.encode_and_fuse(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+
+        loss = None
+        if labels is not None:
+            loss = ForTokenClassification(logits, labels, self.config, num_items_in_batch=num_items_in_batch)
+
+        return TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+    def save_pretrained(self, *args, **kwargs):
+        """
+        As [`PreTrainedModel.save_pretrained`]; the folder's config also names `pipeline_dlfa.py` (copied with this
+        file) as its token-classification pipeline, so that `pipeline("token-classification", model=<folder>,
+        trust_remote_code=True)` tags whole words, read from the piece `config.label_alignment` says was trained.
+        """
+        self.config.custom_pipelines = {**(getattr(self.config, "custom_pipelines", None) or {}), **WORD_PIPELINES}
+        return super().save_pretrained(*args, **kwargs)
+
+
+class DLFAForSequenceClassification(DLFAPreTrainedModel):
     """
     DLFA on any encoder family with a classification or regression head on the family's pooling of the fused first
     token ([`DLFAPooler`]), then dropout and a linear classifier (single-label, multi-label and regression).
@@ -1333,76 +473,82 @@ class DLFAForSequenceClassification(DLFASequenceClassificationHead, DLFAPreTrain
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def fused_outputs(self, *args, **kwargs) -> BaseModelOutputWithPooling:
-        """[`DLFAPreTrainedModel.fused_outputs`], with the family's pooling of the fused first token."""
-        outputs = super().fused_outputs(*args, **kwargs)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=outputs.last_hidden_state,
-            pooler_output=self.pooler(outputs.last_hidden_state),
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor] | SequenceClassifierOutput:
+        r"""
+        Inputs as in [`DLFAModel`].
+
+        labels (`torch.Tensor` of shape `(batch_size,)` or `(batch_size, num_labels)`, *optional*):
+            Class ids in `[0, config.num_labels - 1]` (single-label), float targets (regression when
+            `num_labels == 1`), or float 0/1 rows (multi-label), as in [`BertForSequenceClassification`].
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+            Passed by `Trainer`: the number of label entries in the whole accumulated batch; see
+            [`sequence_classification_loss`].
+
+        Returns [`SequenceClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
+        """
+        outputs = self.encode_and_fuse(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            **kwargs,
+        )
+        logits = self.classifier(self.dropout(self.pooler(outputs.last_hidden_state)))
+
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(logits, labels, self.config, num_items_in_batch)
+
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
 
 
-class DLFAForLayerSearch(LayerSearchHeads, DLFAPreTrainedModel):
+# The BERT entry of the same classes, under the names and the `model_type` (`dlfa_bert`) of the design card: a
+# `DLFABertConfig` is a BERT config with the DLFA fields, and these classes build, run and save exactly what the
+# classes above do for a `DLFAConfig` of a BERT encoder (`bert.*`, `fusion.*`, `pooler.*`, `classifier.*`).
+class DLFABertPreTrainedModel(DLFAPreTrainedModel):
+    """[`DLFAPreTrainedModel`] with a [`DLFABertConfig`]."""
+
+    config: DLFABertConfig
+    config_class = DLFABertConfig
+
+
+class DLFABertModel(DLFABertPreTrainedModel, DLFAModel):
+    """[`DLFAModel`] on a BERT encoder, with a [`DLFABertConfig`]."""
+
+
+class DLFABertForTokenClassification(DLFABertPreTrainedModel, DLFAForTokenClassification):
+    """[`DLFAForTokenClassification`] on a BERT encoder, with a [`DLFABertConfig`] (as [`BertForTokenClassification`])."""
+
+
+class DLFABertForSequenceClassification(DLFABertPreTrainedModel, DLFAForSequenceClassification):
     """
-    One-pass fusion-layer search on any encoder family of `ENCODER_FAMILIES` ([`LayerSearchHeads`]): the family's own
-    base model, shared by a DLFA head per candidate layer and the last-layer head; sequence heads share one
-    [`DLFAPooler`] (the family's pooling). `export_head` turns the chosen head into an ordinary
-    [`DLFAForTokenClassification`] / [`DLFAForSequenceClassification`], or for `"last"` into the family's own stock
-    head (`AutoModelForTokenClassification` / `AutoModelForSequenceClassification` of `encoder_config`), with the
-    encoder as trained and the same logits.
+    [`DLFAForSequenceClassification`] on a BERT encoder, with a [`DLFABertConfig`]: BERT's pooler (dense, tanh) on
+    the fused [CLS] state, as [`BertForSequenceClassification`].
     """
-
-    def __init__(self, config: DLFAConfig):
-        super().__init__(config)
-        token = self.check_search() == "token"
-        self.add_encoder()
-        if not token:
-            self.pooler = DLFAPooler(config)
-        self.add_search_heads(config.family_setting("token_dropout" if token else "sequence_dropout"))
-        self.post_init()
-
-    def sequence_pooler(self) -> nn.Module:
-        """The pooling of the sequence heads: the family's own, on the fused first token ([`DLFAPooler`])."""
-        return self.pooler
-
-    def export_head(self, name: str) -> PreTrainedModel:
-        """
-        The head `name` (a layer of `config.search_layers` as a string, or `"last"`) as an ordinary model with the
-        encoder as trained: a generic DLFA tagger/classifier, or for `"last"` the family's stock head, whose pooling
-        and classifier sit where `EncoderFamily.stock_sequence_head` says.
-        """
-        token, stock = self.search_problem == "token", name == "last"
-        # The family's stock head keeps its pooling and classifier in places of its own.
-        sequence_keys = self.config.family_setting("stock_sequence_head") if stock else ("pooler.dense", "classifier")
-        pooler_key, classifier_key = (None, "classifier") if token else sequence_keys
-        state = self.export_state(name, classifier_key=classifier_key, pooler_key=pooler_key)
-        if stock:
-            fields = self.head_fields()
-            labels = {key: fields[key] for key in ("id2label", "label2id", "problem_type") if key in fields}
-            encoder = self.config.encoder_config
-            auto_class = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
-            exported = auto_class.from_config(type(encoder).from_dict({**encoder.to_dict(), **labels}))
-        else:
-            dlfa_class = DLFAForTokenClassification if token else DLFAForSequenceClassification
-            exported = dlfa_class(self.head_config(int(name)))
-        exported.load_state_dict(state, strict=True)
-        return exported.eval()
 
 
 __all__ = [
-    "AIFBlock",
-    "ConcatenationFusion",
-    "DLFABertForLayerSearch",
     "DLFABertForSequenceClassification",
     "DLFABertForTokenClassification",
     "DLFABertModel",
     "DLFABertPreTrainedModel",
-    "DLFAForLayerSearch",
     "DLFAForSequenceClassification",
     "DLFAForTokenClassification",
     "DLFAModel",
+    "DLFAPooler",
     "DLFAPreTrainedModel",
-    "ScalarMix",
 ]

@@ -7,6 +7,16 @@ import textwrap
 from pathlib import Path
 
 
+# What a saved DLFA checkpoint folder holds: weights, config, and the plugin's code files.
+SAVED_FILES = [
+    "config.json",
+    "configuration_dlfa.py",
+    "fusion_dlfa.py",
+    "model.safetensors",
+    "modeling_dlfa.py",
+    "pipeline_dlfa.py",
+]
+
 BLOCK_PLUGIN = textwrap.dedent(
     """
     import importlib.abc, sys

@@ -13,7 +13,7 @@ from modeling_dlfa import (
     DLFABertForTokenClassification,
     DLFABertModel,
 )
-from remote_code import run_without_plugin
+from remote_code import SAVED_FILES, run_without_plugin
 
 
 TESTER = DLFABertModelTester()
@@ -43,7 +43,7 @@ def test_saved_folder_is_self_contained_and_loads_through_every_auto_class(model
     model.save_pretrained(tmp_path)
 
     files = sorted(path.name for path in tmp_path.iterdir())
-    assert files == ["config.json", "configuration_dlfa.py", "model.safetensors", "modeling_dlfa.py", "pipeline_dlfa.py"]
+    assert files == SAVED_FILES
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == EXPECTED_AUTO_MAP
     # A tagger's folder names its word-level pipeline; other heads name none (it would misread their outputs).

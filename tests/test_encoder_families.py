@@ -52,14 +52,13 @@ from transformers import (
 )
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from modeling_dlfa import (
     DLFABertConfig,
-    DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
     DLFAConfig,
-    DLFAForLayerSearch,
     DLFAForSequenceClassification,
     DLFAForTokenClassification,
     DLFAModel,
@@ -237,7 +236,7 @@ def test_sequence_head_pools_the_fused_first_token_as_the_family_does(name, chec
 
     inputs = padded_inputs(family)
     with torch.no_grad():
-        fused = model.fused_outputs(**inputs).last_hidden_state
+        fused = model.encode_and_fuse(**inputs).last_hidden_state
         pooled = family.pooler_activation(model.pooler.dense(fused[:, 0]))
         torch.testing.assert_close(model(**inputs).logits, model.classifier(pooled), atol=1e-6, rtol=0)
 
@@ -406,8 +405,7 @@ def test_every_class_refuses_a_fusion_layer_set_after_the_config_was_made(name):
     """
     classes = [DLFAModel, DLFAForTokenClassification, DLFAForSequenceClassification, DLFAForLayerSearch]
     if name == "bert":
-        classes += [DLFABertModel, DLFABertForTokenClassification, DLFABertForSequenceClassification,
-                    DLFABertForLayerSearch]  # fmt: skip
+        classes += [DLFABertModel, DLFABertForTokenClassification, DLFABertForSequenceClassification]
     for model_class in classes:
         for layer in (0, NUM_LAYERS):
             if model_class.__name__.startswith("DLFABert"):
@@ -457,7 +455,7 @@ def test_bert_classes_refuse_another_family_and_still_take_bert(checkpoints):
         checkpoints / "bert" / "base", fusion_layer=2, num_labels=5, output_loading_info=True
     )
     assert model.config.model_type == "dlfa_bert"
-    assert all(key.startswith(("bert.fusion.", "classifier.")) for key in info["missing_keys"])
+    assert all(key.startswith(("fusion.", "classifier.")) for key in info["missing_keys"])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -734,6 +732,6 @@ def test_checkpoint_of_the_bert_only_release_loads_with_the_same_logits(tmp_path
     inputs = {key: torch.tensor(expected[key]) for key in ("input_ids", "attention_mask")}
     model = AutoModelForTokenClassification.from_pretrained(saved_fixture(tmp_path / "fixture")).eval()
     assert type(model) is DLFABertForTokenClassification  # the installed plugin's class, not the folder's copy
-    assert model.config.fusion_layer == 2 and model.bert.fusion.global_context.reduce_norm.num_batches_tracked == 3
+    assert model.config.fusion_layer == 2 and model.fusion.global_context.reduce_norm.num_batches_tracked == 3
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).logits, torch.tensor(expected["logits"]), atol=1e-6, rtol=0)

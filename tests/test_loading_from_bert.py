@@ -5,7 +5,7 @@ import torch
 from transformers import BertForTokenClassification, BertModel
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester
-from modeling_dlfa import DLFABertForSequenceClassification, DLFABertModel
+from modeling_dlfa import DLFABertForSequenceClassification
 
 
 BERT_CONFIG = DLFABertModelTester().get_bert_config()
@@ -24,8 +24,7 @@ def bert_checkpoints(tmp_path_factory):
 
 def backbone_state(model) -> dict[str, torch.Tensor]:
     """Backbone weights keyed as in a BertModel (no `bert.` prefix, no fusion block)."""
-    state = model.state_dict() if isinstance(model, (BertModel, DLFABertModel)) else model.bert.state_dict()
-    return {key: value for key, value in state.items() if not key.startswith("fusion.")}
+    return model.state_dict() if isinstance(model, BertModel) else model.bert.state_dict()
 
 
 @pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
@@ -39,7 +38,7 @@ def test_plain_bert_fills_the_backbone_and_only_fusion_and_head_are_new(model_cl
 
     bert = (BertModel if checkpoint == "bert-model" else BertForTokenClassification).from_pretrained(folder)
     ours, theirs = backbone_state(model), backbone_state(bert)
-    assert set(theirs) - set(ours) <= {"pooler.dense.weight", "pooler.dense.bias"}  # a tagger has no pooler
+    assert set(theirs) - set(ours) <= {"pooler.dense.weight", "pooler.dense.bias"}  # DLFA pools outside the encoder
     for key in set(theirs) & set(ours):
         assert torch.equal(ours[key], theirs[key]), key
 
@@ -57,7 +56,7 @@ def test_plain_bert_fills_the_backbone_and_only_fusion_and_head_are_new(model_cl
 @pytest.mark.parametrize("model_class", ALL_MODEL_CLASSES)
 def test_new_fusion_block_comes_from_init_weights(model_class, bert_checkpoints):
     model = model_class.from_pretrained(bert_checkpoints / "bert-model", fusion_layer=1, num_labels=2)
-    fusion = model.fusion if isinstance(model, DLFABertModel) else model.bert.fusion
+    fusion = model.fusion
     for name, tensor in list(fusion.named_parameters()) + list(fusion.named_buffers()):
         assert tensor.device.type == "cpu" and torch.isfinite(tensor.float()).all(), name
     for branch in (fusion.global_context, fusion.local_context):
@@ -69,9 +68,9 @@ def test_new_fusion_block_comes_from_init_weights(model_class, bert_checkpoints)
 def test_sequence_classifier_uses_the_pretrained_pooler_on_the_fused_cls(bert_checkpoints):
     model = DLFABertForSequenceClassification.from_pretrained(bert_checkpoints / "bert-model", num_labels=2).eval()
     bert = BertModel.from_pretrained(bert_checkpoints / "bert-model")
-    assert torch.equal(model.bert.pooler.dense.weight, bert.pooler.dense.weight)
+    assert torch.equal(model.pooler.dense.weight, bert.pooler.dense.weight)
     input_ids = torch.randint(1, 99, (2, 6))
     with torch.no_grad():
-        fused = model.bert(input_ids).last_hidden_state
+        fused = model.encode_and_fuse(input_ids).last_hidden_state
         expected = model.classifier(bert.pooler(fused))
         assert torch.allclose(model(input_ids).logits, expected, atol=1e-6)

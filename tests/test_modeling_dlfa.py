@@ -11,14 +11,18 @@ from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging as hf_logging
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
+from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from modeling_dlfa import (
     AIFBlock,
-    DLFABertForLayerSearch,
     DLFABertForSequenceClassification,
     DLFABertForTokenClassification,
     DLFABertModel,
+    DLFAConfig,
+    DLFAForSequenceClassification,
+    DLFAForTokenClassification,
+    DLFAModel,
 )
-from modeling_dlfa.modeling_dlfa import FUSION_CLASSES, ConcatenationFusion, MaskedLayerNorm
+from modeling_dlfa.fusion_dlfa import FUSION_CLASSES, ConcatenationFusion, MaskedLayerNorm
 
 
 TESTER = DLFABertModelTester()
@@ -32,10 +36,10 @@ def assert_close(actual, expected, atol=1e-5):
 
 def randomize_fusion(model, seed: int = 1) -> None:
     """Give every AIF parameter and running statistic a random value, so the fusion is far from its init."""
-    if isinstance(model, DLFABertForLayerSearch):
+    if isinstance(model, DLFAForLayerSearch):
         randomize_module(model.fusions, seed)
     else:
-        randomize_module(model.fusion if isinstance(model, DLFABertModel) else model.bert.fusion, seed)
+        randomize_module(model.fusion, seed)
 
 
 def randomize_module(fusion: torch.nn.Module, seed: int = 1) -> None:
@@ -49,8 +53,9 @@ def randomize_module(fusion: torch.nn.Module, seed: int = 1) -> None:
             tensor.copy_(values.abs() + 0.5 if name.endswith("running_var") else values * 0.5)
 
 
-def base_model(model) -> DLFABertModel:
-    return model if isinstance(model, DLFABertModel) else model.bert
+def base_model(model) -> BertModel:
+    """The BERT encoder inside every DLFA-BERT class."""
+    return model.bert
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ def test_every_missing_weight_is_initialised_by_init_weights(model_class, monkey
 def test_fusion_block_init(model_class):
     """The gate starts at exactly 1/2: the branches' output norms have zero scale; the rest is BERT's usual init."""
     model = build(model_class, TESTER.get_config())
-    fusion = base_model(model).fusion
+    fusion = model.fusion
     for branch in (fusion.global_context, fusion.local_context):
         assert torch.equal(branch.expand_norm.weight, torch.zeros_like(branch.expand_norm.weight))
         assert torch.equal(branch.reduce_norm.weight, torch.ones_like(branch.reduce_norm.weight))
@@ -127,7 +132,7 @@ def test_mismatched_num_labels_errors_unless_ignored(model_class, tmp_path):
 
     resized = model_class.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True).eval()
     assert resized.classifier.out_features == 5
-    assert torch.equal(resized.bert.fusion.local_context.reduce.weight, model.bert.fusion.local_context.reduce.weight)
+    assert torch.equal(resized.fusion.local_context.reduce.weight, model.fusion.local_context.reduce.weight)
     logits = resized(**TESTER.prepare_inputs()).logits
     assert logits.shape[-1] == 5
 
@@ -379,7 +384,6 @@ def test_fused_output_follows_the_equations(aif_gate, training, fusion_layer):
         model.fusion, outputs.hidden_states[fusion_layer], outputs.hidden_states[-1], mask, training=training
     )
     assert_close(outputs.last_hidden_state[mask], expected[mask], atol=1e-4)
-    assert_close(outputs.pooler_output, model.pooler(outputs.last_hidden_state))
 
 
 FUSION_SETTINGS = [
@@ -609,16 +613,16 @@ def test_peer_fusions_start_from_a_plain_average(fusion_method):
 def test_peer_fusions_save_load_and_init_from_nothing(fusion_method, tmp_path):
     config = TESTER.get_config(fusion_method=fusion_method)
     model = build(DLFABertForTokenClassification, config)
-    initial = {name: value.clone() for name, value in model.bert.fusion.state_dict().items()}
+    initial = {name: value.clone() for name, value in model.fusion.state_dict().items()}
     from_nothing = DLFABertForTokenClassification.from_pretrained(None, config=config, state_dict={})
-    for name, value in from_nothing.bert.fusion.state_dict().items():
+    for name, value in from_nothing.fusion.state_dict().items():
         assert torch.equal(value, initial[name]), name
 
     randomize_fusion(model)
     inputs = TESTER.prepare_inputs()
     model.save_pretrained(tmp_path)
     reloaded = DLFABertForTokenClassification.from_pretrained(tmp_path).eval()
-    assert type(reloaded.bert.fusion) is type(model.bert.fusion)
+    assert type(reloaded.fusion) is type(model.fusion)
     with torch.no_grad():
         assert_close(reloaded(**inputs).logits, model(**inputs).logits, atol=0)
 
@@ -628,7 +632,7 @@ def test_peer_fusions_receive_gradients(fusion_method):
     model = build(DLFABertForTokenClassification, TESTER.get_config(fusion_method=fusion_method), eval_mode=False)
     inputs = TESTER.prepare_inputs()
     model(**inputs, labels=TESTER.prepare_labels(DLFABertForTokenClassification, inputs)).loss.backward()
-    for name, parameter in model.bert.fusion.named_parameters():
+    for name, parameter in model.fusion.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
@@ -640,7 +644,7 @@ def test_peer_fusions_receive_gradients(fusion_method):
 def test_layer_search_heads_equal_their_exported_models(problem, tmp_path):
     config = TESTER.get_config(num_labels=3)
     config.search_layers, config.search_problem = [1, 2], problem
-    search = DLFABertForLayerSearch(config).eval()
+    search = DLFAForLayerSearch(config).eval()
     randomize_fusion(search)
     inputs = TESTER.prepare_inputs()
     labels = torch.randint(0, 3, inputs["input_ids"].shape if problem == "token" else inputs["input_ids"].shape[:1])
@@ -665,4 +669,31 @@ def test_layer_search_refuses_layers_out_of_range():
     config = TESTER.get_config()
     config.search_layers = [config.num_hidden_layers]
     with pytest.raises(ValueError, match="search_layers="):
-        DLFABertForLayerSearch(config)
+        DLFAForLayerSearch(config)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One hierarchy: the BERT classes are the generic classes with a BERT config
+
+
+@pytest.mark.parametrize(
+    ("bert_class", "generic_class"),
+    [
+        (DLFABertModel, DLFAModel),
+        (DLFABertForTokenClassification, DLFAForTokenClassification),
+        (DLFABertForSequenceClassification, DLFAForSequenceClassification),
+    ],
+)
+def test_a_bert_class_is_its_generic_class_with_a_bert_config(bert_class, generic_class):
+    """Same modules, weight names and outputs as the generic class on the same BERT encoder; no forward of its own."""
+    assert issubclass(bert_class, generic_class) and "forward" not in vars(bert_class)
+    model = build(bert_class, TESTER.get_config(**NO_DROPOUT))
+    randomize_fusion(model)
+    config = DLFAConfig(
+        encoder_config=TESTER.get_bert_config(**NO_DROPOUT), fusion_layer=TESTER.fusion_layer, num_labels=3
+    )
+    generic = generic_class(config).eval()
+    generic.load_state_dict(model.state_dict(), strict=True)
+    inputs = TESTER.prepare_inputs()
+    with torch.no_grad():
+        assert_close(first_output(generic(**inputs)), first_output(model(**inputs)), atol=0)

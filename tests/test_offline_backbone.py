@@ -78,7 +78,7 @@ def test_dlfa_tagger_loads_the_real_backbone(offline_backbone):
     model, info = DLFABertForTokenClassification.from_pretrained(
         offline_backbone, fusion_layer=10, num_labels=17, output_loading_info=True
     )
-    assert all(key.startswith(("bert.fusion.", "classifier.")) for key in info["missing_keys"])
+    assert all(key.startswith(("fusion.", "classifier.")) for key in info["missing_keys"])
     assert not info["mismatched_keys"]
     tokenizer = AutoTokenizer.from_pretrained(offline_backbone)
     batch = tokenizer(SENTENCES[:3], padding=True, return_tensors="pt")
@@ -170,10 +170,10 @@ def test_the_xlm_roberta_layout_computes_what_the_bert_layout_does(tmp_path, off
     bert_tagger = DLFABertForTokenClassification.from_pretrained(offline_backbone, fusion_layer=8, num_labels=5).eval()
     xlmr_tagger = DLFAForTokenClassification.from_pretrained(xlmr, fusion_layer=8, num_labels=5).eval()
     with torch.no_grad():  # the same fine-tuned head: fusion block (away from its init) and classifier
-        for tensor in bert_tagger.bert.fusion.parameters():
+        for tensor in bert_tagger.fusion.parameters():
             tensor.normal_(std=0.3)
     head = {key.removeprefix("bert."): value for key, value in bert_tagger.state_dict().items()
-            if key.startswith(("bert.fusion.", "classifier."))}  # fmt: skip
+            if key.startswith(("fusion.", "classifier."))}  # fmt: skip
     missing, unexpected = xlmr_tagger.load_state_dict(head, strict=False)
     assert not unexpected and all(key.startswith("roberta.") for key in missing)
     with torch.no_grad():

@@ -14,7 +14,7 @@ import torch
 
 from dlfa_tester import DLFABertModelTester
 from modeling_dlfa import DLFABertForTokenClassification
-from remote_code import run_without_plugin
+from remote_code import SAVED_FILES, run_without_plugin
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_a_clone_without_symlinks_installs_saves_and_reloads(clone, tmp_path):
     assert saved.returncode == 0, saved.stderr[-3000:]
     assert saved.stdout.strip().startswith(str(site))  # the installed copy, not this checkout
     files = sorted(path.name for path in (tmp_path / "ckpt").iterdir())
-    assert files == ["config.json", "configuration_dlfa.py", "model.safetensors", "modeling_dlfa.py", "pipeline_dlfa.py"]
+    assert files == SAVED_FILES
     assert "class DLFABertConfig" in (tmp_path / "ckpt" / "configuration_dlfa.py").read_text()
 
     logits = json.loads(run_without_plugin(RELOAD, [str(tmp_path / "ckpt")], tmp_path).strip().splitlines()[-1])

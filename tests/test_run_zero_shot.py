@@ -139,7 +139,7 @@ def test_fusion_block_gets_its_own_learning_rate_and_keeps_weight_decay_groups(t
     assert len(group_of) == len([p for p in model.parameters() if p.requires_grad])
     for name, parameter in model.named_parameters():
         group = group_of[id(parameter)]
-        assert group["lr"] == (3e-3 if name.startswith("bert.fusion.") else 1e-4), name
+        assert group["lr"] == (3e-3 if name.startswith("fusion.") else 1e-4), name
         assert group["weight_decay"] == (0.0 if "bias" in name or "norm" in name.lower() else 0.01), name
 
 
@@ -386,7 +386,7 @@ tagger, info = AutoModelForTokenClassification.from_pretrained(
 classifier = AutoModelForSequenceClassification.from_pretrained(init, num_labels=3, trust_remote_code=True)
 print(json.dumps({
     "tagger": type(tagger).__name__, "classifier": type(classifier).__name__, "missing": sorted(info["missing_keys"]),
-    "fusion": tagger.bert.fusion.local_context.reduce.weight[0, :4].tolist(), "gate_init": tagger.config.aif_gate_init,
+    "fusion": tagger.fusion.local_context.reduce.weight[0, :4].tolist(), "gate_init": tagger.config.aif_gate_init,
 }))
 """
 

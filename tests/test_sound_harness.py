@@ -24,6 +24,7 @@ from transformers import (
 from dlfa_tester import DLFABertModelTester, build, save_tiny_bert
 from dlfa_zero_shot import analysis, names
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
+from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from dlfa_zero_shot.readers import TaggedSentence
 from dlfa_zero_shot.tasks import TASKS
 from dlfa_zero_shot.training import (
@@ -33,7 +34,6 @@ from dlfa_zero_shot.training import (
     load_new_head,
     write_predictions,
 )
-from modeling_dlfa import DLFABertForLayerSearch
 from remote_code import run_without_plugin
 
 
@@ -60,7 +60,7 @@ def test_layer_search_fusion_blocks_get_the_fusion_learning_rate(tmp_path):
     # Before: the search's `fusions.<layer>` blocks were looked up as `.fusion.` and trained at the encoder's rate.
     config = DLFABertModelTester().get_config()
     config.search_layers, config.search_problem = [1, 2], "token"
-    model = build(DLFABertForLayerSearch, config)
+    model = build(DLFAForLayerSearch, config)
     args = TrainingArguments(tmp_path, learning_rate=1e-4, report_to="none", use_cpu=True)
     optimizer = FusionLearningRateTrainer(model=model, args=args, fusion_learning_rate=3e-3).create_optimizer()
     rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
