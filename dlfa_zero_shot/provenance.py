@@ -70,7 +70,7 @@ def git_state(program: Path | None = None, root: Path = PACKAGES_ROOT) -> dict:
             done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return done.stdout.rstrip() if done.returncode == 0 else None
 
     top = git("rev-parse", "--show-toplevel")
     inside = program is None or program.resolve().is_relative_to(root)

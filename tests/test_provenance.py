@@ -46,3 +46,19 @@ def test_runs_pool_across_cards_of_one_device_kind_and_setting_order_but_not_acr
     assert pooling_differences({"baseline": {1: reordered[0]}, "aif-layer-11": {1: reordered[1]}}) == []
     refused = pooling_differences({"baseline": {1: made("cpu")}, "aif-layer-11": {1: h200}})
     assert refused == ["different device kind (cpu / cuda): baseline seed 1 | aif-layer-11 seed 1"]
+
+
+def test_every_uncommitted_path_is_recorded_whole(tmp_path):
+    # `git status --porcelain` starts a modified tracked file's line with a space (" M path"): stripping the whole
+    # output before cutting each line's status cut the first path's first letter ("ests/..." for "tests/...").
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "a.py").write_text("a = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "a")
+    (tmp_path / "tests" / "a.py").write_text("a = 2\n")
+    state = git_state(None, root=tmp_path.resolve())
+    assert state["dirty"] and state["uncommitted"] == ["tests/a.py"]
