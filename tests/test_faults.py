@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import QUICK, SCRIPT, call_main
+from harness import QUICK, SCRIPT, call_main, run_script
 
 
 ARGS = ("--task", "udpos", "--fusion_layers", "1", "--eval_languages", "de", "--num_train_epochs", "3",
