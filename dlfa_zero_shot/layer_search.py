@@ -4,6 +4,7 @@ The one-pass fusion-layer search of the harness (`--layer_search one_pass`): one
 head is exported as an ordinary model. Not part of the plugin (never an Auto class, never saved as a checkpoint).
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,10 @@ class LayerSearchOutput(ModelOutput):
 SEARCH_FIELDS = ("search_layers", "search_problem", "search_heads")  # a search's config fields, not its heads'
 # What an exported head's config leaves out of the search's: the search's fields and its class names.
 DROPPED = (*SEARCH_FIELDS, "architectures", "auto_map")
+# DLFA's own config fields (the fusion's), beside those every config has
+DLFA_FIELDS = {field.name for field in dataclasses.fields(DLFAFusionConfig)} - {
+    field.name for field in dataclasses.fields(PreTrainedConfig)
+}
 
 
 class DLFAForLayerSearch(DLFAPreTrainedModel):
@@ -244,8 +249,12 @@ class DLFAForLayerSearch(DLFAPreTrainedModel):
     def stock_config(self) -> PreTrainedConfig:
         """The config of the family's own stock head on this encoder, with the search's labels."""
         family = self.config.encoder_family
+        # A DLFABertConfig is its own encoder config: DLFA's fields in a stock head's config would make it read as a
+        # DLFA model (its model card among others).
         encoder_fields = {
-            key: value for key, value in self.config.encoder_config.to_dict().items() if key not in DROPPED
+            key: value
+            for key, value in self.config.encoder_config.to_dict().items()
+            if key not in DROPPED and key not in DLFA_FIELDS
         }
         fields = self.head_fields()
         labels = {key: fields[key] for key in ("id2label", "label2id", "problem_type") if key in fields}

@@ -657,6 +657,8 @@ def test_layer_search_heads_equal_their_exported_models(problem, tmp_path):
         assert type(exported).__name__ == ("Bert" if head == "last" else "DLFABert") + (
             "ForTokenClassification" if problem == "token" else "ForSequenceClassification"
         )
+        if head == "last":  # the family's own head: nothing of DLFA in its config (a model card would call it DLFA)
+            assert not {"fusion_layer", "fusion_method", "aif_gate"} & exported.config.to_dict().keys()
         exported.save_pretrained(tmp_path / head)
         reloaded = type(exported).from_pretrained(tmp_path / head).eval()
         with torch.no_grad():

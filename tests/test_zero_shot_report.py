@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlfa_zero_shot import analysis, names
+from dlfa_zero_shot import names
 from dlfa_zero_shot.analysis import load_runs as collect
 from dlfa_zero_shot.plans import StudyPlan
 from dlfa_zero_shot.report import (
