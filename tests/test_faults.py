@@ -155,6 +155,34 @@ def test_a_folder_whose_writer_died_between_its_two_renames_is_put_back(tmp_path
     assert not list(tmp_path.glob(".earlier-*"))
 
 
+def test_a_folder_whose_new_version_fails_its_rename_is_put_back_at_once(tmp_path, caplog, monkeypatch):
+    """
+    The earlier folder moved aside, the rename of the new one into place fails (here: EXDEV, as on a folder that
+    became a mount point): the earlier folder is back in place before the error reaches the caller, and said so.
+    """
+    import errno
+
+    from dlfa_zero_shot.files import staged_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights").write_text("the earlier folder")
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if Path(target) == folder and Path(source).name.startswith(".partial-"):  # the new folder into place
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="Invalid cross-device link"), staged_folder(folder) as staging:
+        (staging / "weights").write_text("the new folder")
+    # before: no folder in place, the earlier one hidden as .earlier-<pid>-... until another process put it back
+    assert (folder / "weights").read_text() == "the earlier folder"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+    assert f"put {folder} back" in caplog.text
+
+
 def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
     tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
 ):
