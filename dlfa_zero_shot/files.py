@@ -184,8 +184,10 @@ def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]
     For a writer that writes `path` and files named after it beside it (an ONNX model over 2 GB keeps its weights in
     one): a temporary folder beside `path` (`.partial-<pid>-...`, so `remove_leftovers` clears what a killed write
     leaves) holding the path to write, `<folder>/<name>`. When the block ends, every file in the folder is synced and
-    moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. If the block
-    raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
+    moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. A file beside
+    `path` that one of them would replace (`<name>.data`) is the user's: a `FileExistsError` naming it, nothing moved
+    (`path` itself is replaced, as the caller asked; `examples/export_onnx.py` refuses an existing `--out`). If the
+    block raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,12 @@ def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]
     try:
         yield folder / path.name
         written = sorted(folder.iterdir(), key=lambda file: file.name == path.name)
+        beside = [path.parent / file.name for file in written if file.name != path.name]
+        if taken := [str(file) for file in beside if file.exists() or file.is_symlink()]:
+            raise FileExistsError(
+                f"{', '.join(taken)} exists: writing {path} would replace it with a file of its own; move it away or "
+                "choose another path (nothing is overwritten)"
+            )
         for file in written:
             sync(file)
         for file in written:
