@@ -4,7 +4,6 @@ nothing. The harness runs as a subprocess on the tiny BERT and the real data; th
 subprocess adds nothing.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -205,24 +204,14 @@ def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the
     assert not half_written(output_dir)
 
 
-def faults_benchmark():
-    spec = importlib.util.spec_from_file_location("faults", SCRIPT.parent.parent / "benchmarks" / "faults.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def killed_at(output_dir: Path, command: list[str], event: str, target: str, source: str | None = None) -> None:
     """
     Run the harness until it is about to open (`event` "open") or rename into ("os.rename", from `source`) a path
-    matching `target`, where it SIGKILLs itself (the fault benchmark's audit hook, `benchmarks/faults.py`).
+    matching `target`, where it SIGKILLs itself (the fault benchmark's `benchmarks/kill_at.py`).
     """
-    injector = output_dir.parent / "injector"
-    injector.mkdir(exist_ok=True)
-    (injector / "sitecustomize.py").write_text(faults_benchmark().INJECTOR)
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(injector),
-                   "DLFA_INJECT_KILL": json.dumps([event, target, source])}  # fmt: skip
-    completed = subprocess.run([sys.executable, str(SCRIPT), *command], cwd=output_dir.parent, env=environment,
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    kill_at = [str(SCRIPT.parent.parent / "benchmarks" / "kill_at.py"), json.dumps([event, target, source])]
+    completed = subprocess.run([sys.executable, *kill_at, *command], cwd=output_dir.parent, env=environment,
                                capture_output=True, text=True, check=False)  # fmt: skip
     assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
 
