@@ -7,10 +7,11 @@ whether the final scores equal the uninterrupted run's, and what half-written or
     python benchmarks/faults.py --show benchmarks/results/faults.json      # the table docs/usage.md shows
 
 A kill at a precise point inside the job's own process (inside a checkpoint save, a results write, between a folder's
-two renames) comes from an audit hook (`sys.addaudithook`) that `sitecustomize.py` in a folder on `PYTHONPATH`
-installs: the process SIGKILLs itself at the `open` (or `os.rename`) of a path that matches, before it happens. The
-command is the user's, unchanged. A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs
-root), enlarged before the command is run again, as a user frees space. Rows run 4 at once (`PARALLEL`).
+two renames) comes from `benchmarks/kill_at.py`, run in the command's place with the same arguments: it installs an
+audit hook (`sys.addaudithook`) that SIGKILLs the process at the `open` (or `os.rename`) of a path that matches, before
+it happens, then runs the harness as `examples/run_zero_shot.py` does. Every other run is the user's command, unchanged.
+A full disk is a size-limited tmpfs (`mount -t tmpfs -o size=...`, which needs root), enlarged before the command is
+run again, as a user frees space. Rows run 4 at once (`PARALLEL`).
 """
 
 import argparse
@@ -36,6 +37,7 @@ from dlfa_zero_shot.files import EARLIER_PREFIX, PARTIAL_PREFIX, write_atomicall
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "run_zero_shot.py"
+KILL_AT = ROOT / "benchmarks" / "kill_at.py"  # the same command, killed at a point (`KillAt`)
 # The tiny job of issue 30 (96 English training sentences, 3 epochs, fusion layer 11), evaluated on German only, with
 # the README main job's speed settings (frozen word embeddings, 64 sub-tokens): 2 busy cores, all faults, one hour.
 JOB = ("--task", "udpos", "--model_name_or_path", "offline:multilingual-e5-small", "--max_train_samples", "96",
@@ -46,53 +48,30 @@ RUN = "aif-layer-11"
 BACKBONE = "offline:multilingual-e5-small"
 CHECKPOINT_STATE = f"*/{RUN}/checkpoint-*/trainer_state.json"
 PARALLEL = 4  # rows run at once: each a process of two threads; a row's faulted and again runs follow each other
-INJECTOR = """
-import fnmatch, json, os, signal, sys
-_fault = os.environ.pop("DLFA_INJECT_KILL", None)
-if _fault:
-    _event, _target, _source, *_nth = json.loads(_fault)  # _nth: kill at that match (default: the first)
-    _seen = [0]
-    def _path(value):
-        return os.fsdecode(value) if isinstance(value, (str, bytes, os.PathLike)) else ""
-    def _kill(event, args):
-        if event != _event:
-            return
-        target, source = (_path(args[1]), _path(args[0])) if event == "os.rename" else (_path(args[0]), "")
-        if fnmatch.fnmatch(target, _target) and fnmatch.fnmatch(source, _source or "*"):
-            _seen[0] += 1
-            if _seen[0] == (_nth[0] if _nth else 1):
-                os.kill(os.getpid(), signal.SIGKILL)
-    sys.addaudithook(_kill)
-"""
 KillAt = tuple  # (event, target pattern, source pattern or None, which match: 1 the first)
 
 
 class Job:
     """The tiny job, run in `folder` (its output: `folder/run`), with the data in `data_dir`."""
 
-    def __init__(self, folder: Path, data_dir: Path, injector: Path, backbone: str):
-        self.folder, self.data_dir, self.injector, self.backbone = folder, data_dir, injector, backbone
+    def __init__(self, folder: Path, data_dir: Path, backbone: str):
+        self.folder, self.data_dir, self.backbone = folder, data_dir, backbone
         folder.mkdir(parents=True, exist_ok=True)
 
     @property
     def run_dir(self) -> Path:
         return self.folder / "run" / RUN
 
-    def command(self) -> list[str]:
+    def command(self, kill_at: KillAt | None = None) -> list[str]:
+        """The user's command; with `kill_at`, the same arguments to `benchmarks/kill_at.py`."""
         job = [self.backbone if flag == BACKBONE else flag for flag in JOB]
-        return [sys.executable, str(SCRIPT), *job, "--data_dir", str(self.data_dir)]
-
-    def environment(self, kill_at: KillAt | None) -> dict:
-        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-        if kill_at:
-            environment["DLFA_INJECT_KILL"] = json.dumps(kill_at)
-            paths = [str(self.injector), os.environ.get("PYTHONPATH")]
-            environment["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
-        return environment
+        program = [str(KILL_AT), json.dumps(kill_at)] if kill_at else [str(SCRIPT)]
+        return [sys.executable, *program, *job, "--data_dir", str(self.data_dir)]
 
     def start(self, kill_at: KillAt | None = None) -> subprocess.Popen:
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         return subprocess.Popen(
-            self.command(), cwd=self.folder, env=self.environment(kill_at), text=True, stdin=subprocess.DEVNULL,
+            self.command(kill_at), cwd=self.folder, env=environment, text=True, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
 
@@ -147,9 +126,6 @@ class Bench:
 
     def __init__(self, work: Path, data_dir: Path, backbone: str):
         self.work, self.data_dir, self.backbone = work, data_dir, backbone
-        self.injector = work / "injector"
-        self.injector.mkdir(parents=True, exist_ok=True)
-        (self.injector / "sitecustomize.py").write_text(INJECTOR)
         self.rows: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.baseline = self.job("uninterrupted")
@@ -158,7 +134,7 @@ class Bench:
         self.save = lambda: None  # writes the archive so far (`main`)
 
     def job(self, name: str) -> Job:
-        return Job(self.work / name, self.data_dir, self.injector, self.backbone)
+        return Job(self.work / name, self.data_dir, self.backbone)
 
     def record(self, key: str, fault: str, where: str, job: Job, faulted: subprocess.CompletedProcess | None,
                again: subprocess.CompletedProcess, started: float) -> None:  # fmt: skip
@@ -267,7 +243,7 @@ class Bench:
         megabytes = (3 * checkpoint // 2) // 2**20
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(disk)], check=True)
         self.mounts.append(disk)
-        job = Job(disk, self.data_dir, self.injector, self.backbone)
+        job = Job(disk, self.data_dir, self.backbone)
         faulted = job.run()
         subprocess.run(["mount", "-o", f"remount,size={6 * megabytes}m", str(disk)], check=True)  # space freed
         where = f"a {megabytes} MiB tmpfs: room for the first checkpoint, not the second; then enlarged"

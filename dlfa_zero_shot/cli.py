@@ -1,7 +1,8 @@
 """
 The zero-shot harness as a library: `main(argv)` parses the command line (`arguments.py`), resolves the backbone,
 loads and featurizes the task's data, plans and trains (or evaluates) the runs, and writes the sweep's reports.
-`examples/run_zero_shot.py` is the command that calls it; tests call it in-process.
+`examples/run_zero_shot.py` is the command that calls it (`python -m dlfa_zero_shot.cli` runs it too); tests call
+it in-process.
 
 Fine-tune a DLFA head (or the last-layer baseline) on English and evaluate it zero-shot on other languages, with the
 standard `Trainer`; `--fusion_layers` sweeps the fusion layer (the paper's Table 1), one model per layer.
@@ -23,10 +24,12 @@ full disk is named (docs/usage.md, "Faults").
 """
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import transformers
@@ -300,24 +303,48 @@ def run(
 def main(argv: list[str] | None = None, program: Path | None = None) -> int:
     """
     The harness as a command (`argv`: its arguments, None: `sys.argv[1:]`; `program`: the script that calls it, recorded
-    in each run's provenance, None: this module). SIGTERM and Ctrl-C stop it at a clean point
-    (`stopping.StopOnSignal`; the caller's handlers are back on return, and the run folders released); a stop, a full
-    disk or a damaged file ends it with a message that says what happened and what to do, not a traceback. Returns the
-    exit code: 0, 1 (a full disk, a damaged file), or 128 + the signal's number (130 Ctrl-C, 143 SIGTERM).
+    in each run's provenance and named in the resume hint, None: this module, `python -m dlfa_zero_shot.cli`).
+    SIGTERM and Ctrl-C stop it at a clean point (`stopping.StopOnSignal`; the caller's handlers are back on return, and
+    the run folders released); called off the main thread, which may not set a handler, it sets none, and SIGTERM ends
+    the process at once as Python's default does. A stop, a full disk or a damaged file ends it with a message that
+    says what happened and what to do, not a traceback. The root logger's handlers and level and transformers'
+    verbosity, which it sets for its own messages, are the caller's again on return. Returns the exit code: 0, 1 (a
+    full disk, a damaged file), or 128 + the signal's number (130 Ctrl-C, 143 SIGTERM).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    command = ["python", "-m", __spec__.name] if program is None else ["python", str(program)]
     program = Path(__file__) if program is None else program
     model_args, data_args, training_args = parse_arguments(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    with StopOnSignal().installed() as stop, RunFolders(holds=training_args.should_save) as folders:
-        try:
-            run(model_args, data_args, training_args, argv, program, stop, folders)
-        except RunStopped as stopped:
-            again = shlex.join(["python", str(program), *argv])
-            print(f"{stopped} To resume, run the same command again:\n  {again}", file=sys.stderr, flush=True)
-            return stopped.exit_code
-        except (DiskFullError, DamagedFileError) as error:
-            print(error, file=sys.stderr, flush=True)
-            return 1
+    with caller_logging():
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+        transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+        with StopOnSignal().installed() as stop, RunFolders(holds=training_args.should_save) as folders:
+            try:
+                run(model_args, data_args, training_args, argv, program, stop, folders)
+            except RunStopped as stopped:
+                again = shlex.join([*command, *argv])
+                print(f"{stopped} To resume, run the same command again:\n  {again}", file=sys.stderr, flush=True)
+                return stopped.exit_code
+            except (DiskFullError, DamagedFileError) as error:
+                print(error, file=sys.stderr, flush=True)
+                return 1
     return 0
+
+
+@contextlib.contextmanager
+def caller_logging() -> Iterator[None]:
+    """The root logger's handlers and level and transformers' verbosity as they were before the block, after it."""
+    root = logging.getLogger()
+    handlers, level, verbosity = list(root.handlers), root.level, transformers.utils.logging.get_verbosity()
+    try:
+        yield
+    finally:
+        for handler in [handler for handler in root.handlers if handler not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+        transformers.utils.logging.set_verbosity(verbosity)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

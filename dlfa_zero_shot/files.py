@@ -128,7 +128,12 @@ def staged(path: Path, needed: int | None, folder: bool) -> Iterator[Path]:
         earlier = partial_path(path, folder=True, prefix=EARLIER_PREFIX) if folder and path.exists() else None
         if earlier is not None:  # a folder cannot be renamed over a full one: the earlier one moves away first
             os.replace(path, earlier)
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            if earlier is not None:
+                put_back(earlier, path)
+            raise
         sync(path.parent)
         if earlier is not None:
             remove(earlier)
@@ -138,6 +143,18 @@ def staged(path: Path, needed: int | None, folder: bool) -> Iterator[Path]:
         if full:
             raise DiskFullError(path.parent, f"{'saving' if folder else 'writing'} {path.name}", needed) from error
         raise
+
+
+def put_back(earlier: Path, path: Path) -> None:
+    """The folder `staged` moved aside to `earlier` renamed back to `path`, when its new one did not go in place."""
+    try:
+        os.replace(earlier, path)
+        sync(path.parent)
+    except OSError as error:  # it stays aside, where `recover_earlier` puts it back once this process has ended
+        logger.error("could not put %s back from %s (%s): the next run in %s restores it", path, earlier, error,
+                     path.parent)  # fmt: skip
+        return
+    logger.warning("put %s back: its new version could not be renamed into place", path)
 
 
 def staged_file(path: str | Path, needed: int | None = None) -> contextlib.AbstractContextManager[Path]:
@@ -154,8 +171,9 @@ def staged_folder(folder: str | Path, needed: int | None = None) -> contextlib.A
     A temporary folder beside `folder` to save into (`save_pretrained`, a copied tree); when the block ends, every file
     in it is synced and it replaces `folder` (an earlier `folder` is moved away first and removed once the new one is
     in place; where a process died between those two renames, the next `staged_folder` or `remove_leftovers` there
-    moves it back: `recover_earlier`). If the block raises, the temporary folder is removed and `folder` is left as
-    it was; a full disk raises `DiskFullError` (`needed`: about the bytes the folder takes, where known).
+    moves it back: `recover_earlier`; where the new one's rename fails, this process moves it back at once, with a
+    warning, and raises). If the block raises, the temporary folder is removed and `folder` is left as it was; a full
+    disk raises `DiskFullError` (`needed`: about the bytes the folder takes, where known).
     """
     return staged(Path(folder), needed, folder=True)
 
@@ -166,8 +184,10 @@ def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]
     For a writer that writes `path` and files named after it beside it (an ONNX model over 2 GB keeps its weights in
     one): a temporary folder beside `path` (`.partial-<pid>-...`, so `remove_leftovers` clears what a killed write
     leaves) holding the path to write, `<folder>/<name>`. When the block ends, every file in the folder is synced and
-    moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. If the block
-    raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
+    moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. A file beside
+    `path` that one of them would replace (`<name>.data`) is the user's: a `FileExistsError` naming it, nothing moved
+    (`path` itself is replaced, as the caller asked; `examples/export_onnx.py` refuses an existing `--out`). If the
+    block raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +195,12 @@ def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]
     try:
         yield folder / path.name
         written = sorted(folder.iterdir(), key=lambda file: file.name == path.name)
+        beside = [path.parent / file.name for file in written if file.name != path.name]
+        if taken := [str(file) for file in beside if file.exists() or file.is_symlink()]:
+            raise FileExistsError(
+                f"{', '.join(taken)} exists: writing {path} would replace it with a file of its own; move it away or "
+                "choose another path (nothing is overwritten)"
+            )
         for file in written:
             sync(file)
         for file in written:

@@ -12,11 +12,16 @@ does not hold, so a run resumed there sees its remaining batches in another orde
 """
 
 import contextlib
+import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 from transformers import TrainerCallback
+
+
+logger = logging.getLogger(__name__)
 
 
 class RunStopped(Exception):
@@ -33,7 +38,7 @@ class RunStopped(Exception):
 
 class StopOnSignal(TrainerCallback):
     """
-    Records a SIGTERM or SIGINT (`install`) and stops training after the step that is running when it comes. At an
+    Records a SIGTERM or SIGINT (`installed`) and stops training after the step that is running when it comes. At an
     epoch's last step, the epoch's evaluation and checkpoint follow as in an uninterrupted run; inside an epoch, the
     Trainer leaves its loop without them (an evaluation of a cut epoch would change the checkpoint chosen on English
     dev, and a checkpoint there would not resume exactly).
@@ -43,16 +48,27 @@ class StopOnSignal(TrainerCallback):
         self.signum: int | None = None
         self.cut_epoch = False  # the stop came before the last step of an epoch
 
-    def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self.request)
-
     @contextlib.contextmanager
     def installed(self) -> Iterator["StopOnSignal"]:
-        """This handler for SIGTERM and SIGINT inside the block; the handlers before it again after."""
+        """
+        This handler for SIGTERM and SIGINT inside the block; the handlers before it again after. Only the main thread
+        may set a handler: called from another thread, the block sets none, and the signals do what they did before it
+        (Python's default: SIGTERM ends the process at once, Ctrl-C raises KeyboardInterrupt in the main thread). A
+        signal whose handler was set outside Python (`signal.getsignal` is None) keeps it, with a warning: Python
+        could not set it back.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
         before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-        self.install()
+        for signum, handler in list(before.items()):
+            if handler is None:
+                logger.warning("%s keeps the handler set outside Python: a run does not stop at a clean point on it",
+                               signal.Signals(signum).name)  # fmt: skip
+                del before[signum]
         try:
+            for signum in before:
+                signal.signal(signum, self.request)
             yield self
         finally:
             for signum, handler in before.items():

@@ -51,7 +51,8 @@ def main() -> None:
         handler.addFilter(without_torchvision_notice)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a fine-tuned model folder or Hub id (with its tokenizer)")
-    parser.add_argument("--out", type=Path, required=True, help="the .onnx file to write (must not exist)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the .onnx file to write (must not exist; nor <out>.data, a model over 2 GB's weights)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, help="quantize the exported model (default: float32)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted (float32)")

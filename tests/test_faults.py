@@ -4,14 +4,16 @@ nothing. The harness runs as a subprocess on the tiny BERT and the real data; th
 subprocess adds nothing.
 """
 
-import importlib.util
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -155,6 +157,34 @@ def test_a_folder_whose_writer_died_between_its_two_renames_is_put_back(tmp_path
     assert not list(tmp_path.glob(".earlier-*"))
 
 
+def test_a_folder_whose_new_version_fails_its_rename_is_put_back_at_once(tmp_path, caplog, monkeypatch):
+    """
+    The earlier folder moved aside, the rename of the new one into place fails (here: EXDEV, as on a folder that
+    became a mount point): the earlier folder is back in place before the error reaches the caller, and said so.
+    """
+    import errno
+
+    from dlfa_zero_shot.files import staged_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights").write_text("the earlier folder")
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if Path(target) == folder and Path(source).name.startswith(".partial-"):  # the new folder into place
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="Invalid cross-device link"), staged_folder(folder) as staging:
+        (staging / "weights").write_text("the new folder")
+    # before: no folder in place, the earlier one hidden as .earlier-<pid>-... until another process put it back
+    assert (folder / "weights").read_text() == "the earlier folder"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+    assert f"put {folder} back" in caplog.text
+
+
 def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
     tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite
 ):
@@ -177,24 +207,14 @@ def test_an_incomplete_last_checkpoint_is_set_aside_and_the_run_resumes_from_the
     assert not half_written(output_dir)
 
 
-def faults_benchmark():
-    spec = importlib.util.spec_from_file_location("faults", SCRIPT.parent.parent / "benchmarks" / "faults.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def killed_at(output_dir: Path, command: list[str], event: str, target: str, source: str | None = None) -> None:
     """
     Run the harness until it is about to open (`event` "open") or rename into ("os.rename", from `source`) a path
-    matching `target`, where it SIGKILLs itself (the fault benchmark's audit hook, `benchmarks/faults.py`).
+    matching `target`, where it SIGKILLs itself (the fault benchmark's `benchmarks/kill_at.py`).
     """
-    injector = output_dir.parent / "injector"
-    injector.mkdir(exist_ok=True)
-    (injector / "sitecustomize.py").write_text(faults_benchmark().INJECTOR)
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(injector),
-                   "DLFA_INJECT_KILL": json.dumps([event, target, source])}  # fmt: skip
-    completed = subprocess.run([sys.executable, str(SCRIPT), *command], cwd=output_dir.parent, env=environment,
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    kill_at = [str(SCRIPT.parent.parent / "benchmarks" / "kill_at.py"), json.dumps([event, target, source])]
+    completed = subprocess.run([sys.executable, *kill_at, *command], cwd=output_dir.parent, env=environment,
                                capture_output=True, text=True, check=False)  # fmt: skip
     assert completed.returncode == -signal.SIGKILL, completed.stderr[-3000:]
 
@@ -366,6 +386,94 @@ def test_a_signal_stops_at_a_clean_point_and_the_same_command_ends_with_the_unin
     call_main(*harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), cwd=tmp_path)
     assert scores(output_dir) == scores(uninterrupted)
     assert not half_written(output_dir)
+
+
+def test_main_off_the_main_thread_runs_and_leaves_the_signal_handlers_as_they_were(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite, monkeypatch
+):
+    """Only the main thread may set a signal handler: `main` called from another one sets none and runs."""
+    from dlfa_zero_shot import cli
+
+    output_dir = copy_run(uninterrupted, tmp_path)  # a finished run, read back
+    monkeypatch.chdir(tmp_path)
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    outcome = []
+
+    def call() -> None:
+        try:
+            outcome.append(cli.main(harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), program=SCRIPT))
+        except Exception as error:  # noqa: BLE001 -- the test reports it
+            outcome.append(error)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join()
+    assert outcome == [0]  # before: ValueError: signal only works in main thread of the main interpreter
+    assert {signum: signal.getsignal(signum) for signum in before} == before
+
+
+def test_a_signal_handler_set_outside_python_is_kept_and_the_others_restored(monkeypatch, caplog):
+    """
+    `signal.getsignal` is None for a handler set from C (an embedding application's): Python cannot set it back, so
+    the stop handler leaves it in place, says so, and still handles the other signal.
+    """
+    from dlfa_zero_shot.stopping import StopOnSignal
+
+    real_getsignal = signal.getsignal
+    before = {signum: real_getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    from_c = lambda signum: None if signum == signal.SIGTERM else real_getsignal(signum)
+    monkeypatch.setattr(signal, "getsignal", from_c)
+    with StopOnSignal().installed() as stop:
+        assert real_getsignal(signal.SIGTERM) == before[signal.SIGTERM]  # before: replaced, and could not be restored
+        assert real_getsignal(signal.SIGINT) == stop.request
+    assert {signum: real_getsignal(signum) for signum in before} == before  # before: TypeError from signal(.., None)
+    assert "SIGTERM keeps the handler set outside Python" in caplog.text
+
+
+def test_main_gives_the_caller_back_its_logging_and_transformers_verbosity(
+    tmp_path, uninterrupted, tiny_multilingual_bert, xtreme_lite, monkeypatch
+):
+    """A caller in-process (a notebook, a test) finds its root logger and transformers' verbosity as it left them."""
+    import transformers
+
+    from dlfa_zero_shot import cli
+
+    output_dir = copy_run(uninterrupted, tmp_path)  # a finished run, read back
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # a fresh process's root logger (pytest's own handlers set aside)
+    level, verbosity = root.level, transformers.utils.logging.get_verbosity()
+    root.setLevel(logging.WARNING)
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        assert cli.main(harness_command(output_dir, tiny_multilingual_bert, xtreme_lite), program=SCRIPT) == 0
+        # before: a StreamHandler added to the root logger, its level INFO, transformers' verbosity WARNING
+        assert root.handlers == [] and root.level == logging.WARNING
+        assert transformers.utils.logging.get_verbosity() == logging.ERROR
+    finally:
+        root.setLevel(level)
+        transformers.utils.logging.set_verbosity(verbosity)
+
+
+def test_the_resume_hint_of_main_without_a_program_names_a_command_that_runs(tmp_path, monkeypatch, capsys):
+    """Called with no `program`, `main`'s resume hint names `python -m dlfa_zero_shot.cli`, which runs."""
+    from dlfa_zero_shot import cli
+    from dlfa_zero_shot.stopping import RunStopped
+
+    def stopped(*args, **kwargs):
+        raise RunStopped(signal.SIGTERM, "after training step 2")
+
+    monkeypatch.setattr(cli, "run", stopped)  # the harness stops at its first clean point
+    monkeypatch.chdir(tmp_path)
+    argv = ["--task", "udpos", "--data_dir", "data", "--model_name_or_path", "model", "--do_train", "--output_dir",
+            "run"]  # fmt: skip
+    assert cli.main(argv) == 143
+    hint = shlex.split(capsys.readouterr().err.strip().splitlines()[-1])
+    assert hint[0] == "python" and hint[-len(argv) :] == argv
+    completed = subprocess.run([sys.executable, *hint[1 : -len(argv)], "--help"], cwd=tmp_path, capture_output=True,
+                               text=True, check=False)  # fmt: skip
+    # before: `python <...>/dlfa_zero_shot/cli.py`, which fails (a relative import in a module with no package)
+    assert completed.returncode == 0 and "--fusion_layers" in completed.stdout, completed.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import importlib.util
 import logging
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,14 +189,48 @@ def test_a_model_write_on_a_full_disk_is_a_disk_full_error_naming_the_folder(tmp
 
 
 def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monkeypatch):
-    """A power cut after the rename must not find an empty model: the file and its folder are fsynced."""
+    """
+    A power cut after the rename must not find an empty model: each file (the model and its external weights) is
+    fsynced before it is renamed into place, the model last, and the folder after the renames (which makes them last).
+    """
     from dlfa_zero_shot import files
 
-    synced = []
-    real_sync = files.sync
-    monkeypatch.setattr(files, "sync", lambda path: (synced.append(Path(path).name), real_sync(path)))
-    write_whole(tmp_path / "model.onnx", lambda destination: destination.write_bytes(b"a model"))
-    assert "model.onnx" in synced and tmp_path.name in synced  # before: nothing was synced
+    calls = []
+    real_sync, real_replace = files.sync, os.replace
+    monkeypatch.setattr(files, "sync", lambda path: (calls.append(("sync", Path(path))), real_sync(path)))
+    monkeypatch.setattr(os, "replace", lambda source, target: (calls.append(("rename", Path(target))),
+                                                               real_replace(source, target)))  # fmt: skip
+
+    def write(destination):
+        destination.write_bytes(b"a model")
+        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
+
+    write_whole(tmp_path / "model.onnx", write)
+    renames = [target for call, target in calls if call == "rename"]
+    assert renames == [tmp_path / "model.onnx.data", tmp_path / "model.onnx"]  # the model last
+    for target in renames:
+        renamed = calls.index(("rename", target))
+        synced = [index for index, (call, path) in enumerate(calls) if call == "sync" and path.name == target.name]
+        assert synced and synced[0] < renamed, (target, calls)  # before: only "was it synced at all" was checked
+    assert calls[-1] == ("sync", tmp_path), calls
+
+
+def test_a_model_write_never_replaces_a_file_beside_it_it_did_not_write(tmp_path):
+    """
+    A model over 2 GB keeps its weights in `<name>.data`: an existing file of that name is the user's (nothing
+    replaces an existing `--out` either), so the write is refused, naming it, and leaves every file as it was.
+    """
+
+    def write(destination):
+        destination.write_bytes(b"a model")
+        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
+
+    (tmp_path / "model.onnx.data").write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError, match=re.escape(f"{tmp_path / 'model.onnx.data'} exists")):
+        write_whole(tmp_path / "model.onnx", write)
+    # before: the user's file replaced by the new weights, without a word
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx.data"]
+    assert (tmp_path / "model.onnx.data").read_bytes() == b"the user's file"
 
 
 KILLED_WRITE = """
