@@ -278,10 +278,26 @@ class DLFAPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         init_fusion_weights(module)
 
-    def add_encoder_and_fusion(self) -> None:
-        """Add the encoder family's base model (`add_encoder`), and the fusion block as `fusion`."""
+    def add_encoder_and_fusion(self, pooler: DLFAPooler | None = None) -> None:
+        """
+        Add the encoder family's base model (`add_encoder`), the sequence pooling `pooler` where given, and the fusion
+        block as `fusion`, and initialise them (`post_init`) before the caller adds its head.
+
+        The order is the one in which the plugin built and initialised these modules before its classes became one
+        hierarchy (cf86106's `DLFABertModel`, inside each head: modules created, the encoder's, pooler's and fusion's
+        weights drawn, then the head's), so that a seed still gives the same initial weights, and the runs they gave:
+        built from a config, every draw of the random generator comes in the same place, and loaded from a
+        checkpoint, transformers initialises the weights it lacks in the same module order (pooler before fusion).
+        """
+        # Created before the encoder, whose own `post_init` draws its weights at once: the draws of their creation
+        # then come before the encoder's, as in cf86106.
+        fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
         self.add_encoder()
-        self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
+        if pooler is not None:
+            self.pooler = pooler
+        self.fusion = fusion
+        # The head's own `post_init` comes after it is added; on the meta device (loading) neither draws anything.
+        self.post_init()
 
     def add_encoder(self) -> None:
         """Add the encoder family's base model under its `base_model_prefix`, as the family's own heads build it."""
@@ -467,8 +483,7 @@ class DLFAForSequenceClassification(DLFAPreTrainedModel):
     def __init__(self, config: DLFAConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.add_encoder_and_fusion()
-        self.pooler = DLFAPooler(config)
+        self.add_encoder_and_fusion(pooler=DLFAPooler(config))
         self.dropout = nn.Dropout(config.family_setting("sequence_dropout"))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()

@@ -1,6 +1,7 @@
 """Model-class properties of transformers' common model tests, for the three DLFA classes; and DLFA's own tests."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -12,6 +13,8 @@ from transformers.utils import logging as hf_logging
 
 from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
 from dlfa_zero_shot.layer_search import DLFAForLayerSearch
+from fixtures.initial_weights_cf86106.make_fixture import EXPECTED as INITIAL_WEIGHTS
+from fixtures.initial_weights_cf86106.make_fixture import initial_weights
 from modeling_dlfa import (
     AIFBlock,
     DLFABertForSequenceClassification,
@@ -121,6 +124,24 @@ def test_fusion_block_init(model_class):
         assert torch.equal(branch.reduce.bias, torch.zeros_like(branch.reduce.bias))
         assert 0.01 < branch.reduce.weight.std().item() < 0.03
         assert torch.equal(branch.expand_norm.running_var, torch.ones_like(branch.expand_norm.running_var))
+
+
+def test_a_seed_gives_the_initial_weights_it_gave_at_cf86106(tmp_path):
+    """
+    With the same seed, each BERT head starts from the weights cf86106's classes drew (fixtures/
+    initial_weights_cf86106), built from its config or on a stock checkpoint with or without a pooler: a seed keeps
+    giving the runs it gave, the README's main job and the archived studies among them.
+    """
+    expected = json.loads(INITIAL_WEIGHTS.read_text())
+    actual = initial_weights(tmp_path)
+    assert {way: sorted(weights) for way, weights in actual.items()} == {
+        way: sorted(weights) for way, weights in expected.items()
+    }
+    different = {
+        way: [key for key, statistics in weights.items() if actual[way][key] != statistics]
+        for way, weights in expected.items()
+    }
+    assert {way: keys for way, keys in different.items() if keys} == {}
 
 
 @pytest.mark.parametrize("model_class", HEAD_CLASSES)
