@@ -24,13 +24,7 @@ from transformers.utils.generic import can_return_tuple
 
 from modeling_dlfa.configuration_dlfa import DLFABertConfig, DLFAConfig, DLFAFusionConfig
 from modeling_dlfa.fusion_dlfa import FUSION_CLASSES
-from modeling_dlfa.modeling_dlfa import (
-    DLFAPooler,
-    DLFAPreTrainedModel,
-    padding_mask_of,
-    run_encoder,
-    sequence_classification_loss,
-)
+from modeling_dlfa.modeling_dlfa import DLFAPooler, DLFAPreTrainedModel, sequence_classification_loss
 
 
 @dataclass
@@ -43,11 +37,18 @@ class LayerSearchOutput(ModelOutput):
         num_labels)` for tagging, `(batch_size, num_heads, num_labels)` for sequence classification.
     head_losses (`torch.FloatTensor` of shape `(num_heads,)`, *optional*):
         Each head's loss, when `labels` are given.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+        The encoder's hidden states, `num_hidden_layers + 1` of shape `(batch_size, sequence_length, hidden_size)`
+        (None for those not asked for), when `output_hidden_states` asks for them.
+    attentions (`tuple(torch.FloatTensor)`, *optional*):
+        The encoder's attention weights, when `output_attentions=True`.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     head_losses: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor | None, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 SEARCH_FIELDS = ("search_layers", "search_problem", "search_heads")  # a search's config fields, not its heads'
@@ -178,25 +179,24 @@ class DLFAForLayerSearch(DLFAPreTrainedModel):
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor] | LayerSearchOutput:
         r"""
-        Inputs as in the encoder family's base model; labels, num_items_in_batch as in the DLFA token or sequence
-        classifiers: every head is scored against the same labels. Sequence heads pool through `pooler`.
+        Inputs as in the encoder family's base model, checked as a DLFA model checks them
+        ([`DLFAPreTrainedModel.encode`]); labels, num_items_in_batch as in the DLFA token or sequence classifiers:
+        every head is scored against the same labels. Sequence heads pool through `pooler`.
 
-        Returns [`LayerSearchOutput`].
+        Returns [`LayerSearchOutput`], with the encoder's `hidden_states` and `attentions` as the family's own model
+        returns them for the same `output_hidden_states` and `output_attentions`.
         """
-        kwargs.pop("output_hidden_states", None)
-        outputs = run_encoder(
-            self.base_model,
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=True,
-            **kwargs,
-        )
-        padding_mask = padding_mask_of(attention_mask, outputs.last_hidden_state)
+        # The layers every head reads: each fusion's, and the last layer (the last-layer head's).
+        layers = {index for fusion in self.fusions.values() for index in fusion.input_layers}
+        hidden_states, padding_mask, encoder_outputs = self.encode(
+            layers | {self.config.num_hidden_layers},
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs,
+        )  # fmt: skip
         pool = self.pooler if self.search_problem == "sequence" else None
-        return self.search_outputs(outputs.hidden_states, padding_mask, pool, labels, num_items_in_batch)
+        outputs = self.search_outputs(hidden_states, padding_mask, pool, labels, num_items_in_batch)
+        return LayerSearchOutput(
+            **outputs, hidden_states=encoder_outputs.hidden_states, attentions=encoder_outputs.attentions
+        )
 
     def head_loss_means(self, reset: bool = True) -> dict[str, float]:
         """Each head's mean training loss since the last call (empty before the first training step)."""

@@ -278,10 +278,26 @@ class DLFAPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         init_fusion_weights(module)
 
-    def add_encoder_and_fusion(self) -> None:
-        """Add the encoder family's base model (`add_encoder`), and the fusion block as `fusion`."""
+    def add_encoder_and_fusion(self, pooler: DLFAPooler | None = None) -> None:
+        """
+        Add the encoder family's base model (`add_encoder`), the sequence pooling `pooler` where given, and the fusion
+        block as `fusion`, and initialise them (`post_init`) before the caller adds its head.
+
+        The order is the one in which the plugin built and initialised these modules before its classes became one
+        hierarchy (cf86106's `DLFABertModel`, inside each head: modules created, the encoder's, pooler's and fusion's
+        weights drawn, then the head's), so that a seed still gives the same initial weights, and the runs they gave:
+        built from a config, every draw of the random generator comes in the same place, and loaded from a
+        checkpoint, transformers initialises the weights it lacks in the same module order (pooler before fusion).
+        """
+        # Created before the encoder, whose own `post_init` draws its weights at once: the draws of their creation
+        # then come before the encoder's, as in cf86106.
+        fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
         self.add_encoder()
-        self.fusion = FUSION_CLASSES[self.config.fusion_method](self.config)
+        if pooler is not None:
+            self.pooler = pooler
+        self.fusion = fusion
+        # The head's own `post_init` comes after it is added; on the meta device (loading) neither draws anything.
+        self.post_init()
 
     def add_encoder(self) -> None:
         """Add the encoder family's base model under its `base_model_prefix`, as the family's own heads build it."""
@@ -291,25 +307,29 @@ class DLFAPreTrainedModel(PreTrainedModel):
         self.base_model_prefix = encoder.base_model_prefix
         self.add_module(self.base_model_prefix, encoder)
 
-    def encode_and_fuse(
+    def encode(
         self,
+        layers: set[int],
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> BaseModelOutput:
+    ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor, BaseModelOutput]:
         r"""
-        Runs the encoder as the family's own model does (its own embeddings, position ids, attention masks and
-        layers) and fuses the layers `fusion.input_layers` of its `hidden_states`.
+        Checks the inputs, then runs the encoder as the family's own model does (its own embeddings, position ids,
+        attention masks and layers), computing the hidden states of `layers` (indices of `hidden_states`) and those
+        `output_hidden_states` asks for.
 
         Takes the inputs of the family's base model (`(batch_size, sequence_length)` ids and masks, or
-        `inputs_embeds` of shape `(batch_size, sequence_length, embedding_size)`); those not given are not passed,
-        as DistilBERT's forward has no `token_type_ids`. Returns [`BaseModelOutput`] with the fused states
-        `(batch_size, sequence_length, hidden_size)` as `last_hidden_state`; `hidden_states` and `attentions` are
-        what the family's own base model returns for the same `output_hidden_states` (True, or a list of indices:
-        those states and None for the others, transformers >= 5.24) and `output_attentions`.
+        `inputs_embeds` of shape `(batch_size, sequence_length, embedding_size)`: exactly one of the two); those not
+        given are not passed, as DistilBERT's forward has no `token_type_ids`. Returns the encoder's hidden states
+        (`num_hidden_layers + 1` entries of shape `(batch_size, sequence_length, hidden_size)`, those of `layers`
+        computed), the padding mask `(batch_size, sequence_length)` (bool, True on real tokens), and
+        [`BaseModelOutput`] whose `hidden_states` and `attentions` are what the family's own base model returns for
+        the same `output_hidden_states` (True, or a list of indices: those states and None for the others,
+        transformers >= 5.24) and `output_attentions`.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
@@ -321,29 +341,52 @@ class DLFAPreTrainedModel(PreTrainedModel):
         output_attentions = kwargs.pop("output_attentions", None)
         if output_attentions is None:  # the encoder reads its own config, not this model's
             output_attentions = self.config.output_attentions
-        num_states, fused_layers = self.config.num_hidden_layers + 1, set(self.fusion.input_layers)
+        num_states = self.config.num_hidden_layers + 1
         requested = requested_hidden_states(output_hidden_states, num_states)
         inputs = {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids}
         # Given indices, transformers' output capture keeps only those hidden states (transformers >= 5.24; earlier
-        # releases, and DeBERTa-v2, which always computes them, return all): the fused layers and the requested ones.
+        # releases, and DeBERTa-v2, which always computes them, return all): `layers` and the requested ones.
         encoder_outputs = run_encoder(
             self.base_model,
             **inputs,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
-            output_hidden_states=True if requested >= set(range(num_states)) else sorted(requested | fused_layers),
+            output_hidden_states=True if requested >= set(range(num_states)) else sorted(requested | layers),
             output_attentions=output_attentions,
             **kwargs,
         )
         hidden_states = encoder_outputs.hidden_states
-        fused_states = self.fusion(
-            *(hidden_states[index] for index in self.fusion.input_layers), padding_mask=padding_mask
+        returned = returned_hidden_states(self.base_model, hidden_states, requested, layers) if requested else None
+        outputs = BaseModelOutput(
+            last_hidden_state=encoder_outputs.last_hidden_state,
+            hidden_states=returned,
+            attentions=encoder_outputs.attentions,
         )
+        return hidden_states, padding_mask, outputs
+
+    def encode_and_fuse(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutput:
+        r"""
+        Runs the encoder (`encode`, on the same inputs) and fuses the layers `fusion.input_layers` of its
+        `hidden_states`. Returns [`BaseModelOutput`] with the fused states `(batch_size, sequence_length,
+        hidden_size)` as `last_hidden_state`, and the encoder's `hidden_states` and `attentions` as `encode` returns
+        them.
+        """
+        input_layers = self.fusion.input_layers
+        hidden_states, padding_mask, encoder_outputs = self.encode(
+            set(input_layers), input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
+        )
+        fused_states = self.fusion(*(hidden_states[index] for index in input_layers), padding_mask=padding_mask)
         return BaseModelOutput(
             last_hidden_state=fused_states,
-            hidden_states=(
-                returned_hidden_states(self.base_model, hidden_states, requested, fused_layers) if requested else None
-            ),
+            hidden_states=encoder_outputs.hidden_states,
             attentions=encoder_outputs.attentions,
         )
 
@@ -382,14 +425,7 @@ class DLFAModel(DLFAPreTrainedModel):
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
             Embedded tokens instead of `input_ids`.
         """
-        return self.encode_and_fuse(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
-        )
+        return self.encode_and_fuse(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs)
 
 
 class DLFAForTokenClassification(DLFAPreTrainedModel):
@@ -431,12 +467,7 @@ class DLFAForTokenClassification(DLFAPreTrainedModel):
         Returns [`TokenClassifierOutput`] with `logits` of shape `(batch_size, sequence_length, num_labels)`.
         """
         outputs = self.encode_and_fuse(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
 
@@ -467,8 +498,7 @@ class DLFAForSequenceClassification(DLFAPreTrainedModel):
     def __init__(self, config: DLFAConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.add_encoder_and_fusion()
-        self.pooler = DLFAPooler(config)
+        self.add_encoder_and_fusion(pooler=DLFAPooler(config))
         self.dropout = nn.Dropout(config.family_setting("sequence_dropout"))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -498,12 +528,7 @@ class DLFAForSequenceClassification(DLFAPreTrainedModel):
         Returns [`SequenceClassifierOutput`] with `logits` of shape `(batch_size, num_labels)`.
         """
         outputs = self.encode_and_fuse(
-            input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, **kwargs
         )
         logits = self.classifier(self.dropout(self.pooler(outputs.last_hidden_state)))
 

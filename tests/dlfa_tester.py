@@ -81,6 +81,17 @@ def first_output(outputs) -> torch.Tensor:
     return outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
 
 
+def assert_same_hidden_states(returned: tuple | None, expected: tuple | None, where: str) -> None:
+    """`returned` are the hidden states the stock model gave (`expected`): None for None, the same states exactly."""
+    if expected is None:
+        assert returned is None, where
+        return
+    assert [state is None for state in returned] == [state is None for state in expected], where
+    for state, stock_state in zip(returned, expected):
+        if stock_state is not None:
+            torch.testing.assert_close(state, stock_state, atol=0, rtol=0, msg=where)
+
+
 def build(model_class, config: DLFABertConfig, seed: int = 0, eval_mode: bool = True):
     torch.manual_seed(seed)
     model = model_class(config)

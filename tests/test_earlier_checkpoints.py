@@ -2,28 +2,22 @@
 Checkpoints saved by earlier releases load with identical outputs: those of commit cf86106 (`DLFABert*` with its own
 model and heads; `model_type` `dlfa_bert`, `bert.*` keys), with the installed plugin and, through
 `trust_remote_code`, on a machine without it (the plugin's current code files beside the saved weights and config,
-and a checkpoint saved again by the current plugin). `fixtures/checkpoints_cf86106/make_fixtures.py` made them.
+and a checkpoint saved again by the current plugin). `fixtures/checkpoints_cf86106/make_fixtures.py` describes them:
+each test draws the weights again from the layout and seed committed there (`write_weights`), into its own folder.
 """
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 import modeling_dlfa
+from fixtures.checkpoints_cf86106.make_fixtures import CHECKPOINTS, FIXTURES, write_weights
 from remote_code import run_without_plugin
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "checkpoints_cf86106"
-CHECKPOINTS = {
-    "dlfa_bert_tagger": "DLFABertForTokenClassification",
-    "dlfa_bert_classifier": "DLFABertForSequenceClassification",
-    "dlfa_bert_model": "DLFABertModel",
-    "dlfa_xlmr_classifier": "DLFAForSequenceClassification",
-}
 AUTO_CLASSES = {
     "Model": AutoModel,
     "ForTokenClassification": AutoModelForTokenClassification,
@@ -66,13 +60,14 @@ def first_output(outputs) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)
-def test_earlier_checkpoint_loads_with_the_same_outputs(name):
+def test_earlier_checkpoint_loads_with_the_same_outputs(name, tmp_path):
     class_name = CHECKPOINTS[name]
     inputs, expected = fixture(name)
     model_class = getattr(modeling_dlfa, class_name)
+    folder = write_weights(name, tmp_path / name)
     for model in (
-        model_class.from_pretrained(FIXTURES / name),
-        AUTO_CLASSES[auto_class_name(class_name)].from_pretrained(FIXTURES / name),
+        model_class.from_pretrained(folder),
+        AUTO_CLASSES[auto_class_name(class_name)].from_pretrained(folder),
     ):
         assert type(model) is model_class
         model.eval()
@@ -84,13 +79,12 @@ def test_earlier_checkpoints_load_with_the_same_outputs_without_the_plugin(tmp_p
     jobs, expected = {}, {}
     for name, class_name in CHECKPOINTS.items():
         inputs, expected[name] = fixture(name)
-        model = getattr(modeling_dlfa, class_name).from_pretrained(FIXTURES / name)
+        # The earlier checkpoint as it is, with the current plugin's code files in place of the ones it shipped.
+        earlier = write_weights(name, tmp_path / name)
+        model = getattr(modeling_dlfa, class_name).from_pretrained(earlier)
         resaved = tmp_path / f"{name}-resaved"
         model.save_pretrained(resaved)
         assert {path.name for path in resaved.glob("*.py")} >= set(CODE_FILES)
-        # The earlier checkpoint as it is, with the current plugin's code files in place of the ones it shipped.
-        earlier = tmp_path / name
-        shutil.copytree(FIXTURES / name, earlier)
         for code in resaved.glob("*.py"):
             shutil.copyfile(code, earlier / code.name)
         for folder in (earlier, resaved):

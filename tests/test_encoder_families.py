@@ -52,6 +52,7 @@ from transformers import (
 )
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from dlfa_tester import assert_same_hidden_states
 from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from modeling_dlfa import (
     DLFABertConfig,
@@ -296,14 +297,9 @@ def test_selected_hidden_states_are_those_the_familys_own_model_returns(name, ch
             expected = stock(**inputs, output_hidden_states=selection).hidden_states
             for model in models:
                 returned = model.eval()(**inputs, output_hidden_states=selection).hidden_states
-                where = f"{type(model).__name__} output_hidden_states={selection}"
-                if expected is None:
-                    assert returned is None, where
-                    continue
-                assert [state is None for state in returned] == [state is None for state in expected], where
-                for state, stock_state in zip(returned, expected):
-                    if stock_state is not None:
-                        torch.testing.assert_close(state, stock_state, atol=0, rtol=0, msg=where)
+                assert_same_hidden_states(
+                    returned, expected, f"{type(model).__name__} output_hidden_states={selection}"
+                )
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -1,6 +1,7 @@
 """Model-class properties of transformers' common model tests, for the three DLFA classes; and DLFA's own tests."""
 
 import copy
+import json
 import re
 
 import pytest
@@ -10,8 +11,10 @@ from transformers import BertModel, PreTrainedModel, set_seed
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging as hf_logging
 
-from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, build, first_output
+from dlfa_tester import ALL_MODEL_CLASSES, DLFABertModelTester, assert_same_hidden_states, build, first_output
 from dlfa_zero_shot.layer_search import DLFAForLayerSearch
+from fixtures.initial_weights_cf86106.make_fixture import EXPECTED as INITIAL_WEIGHTS
+from fixtures.initial_weights_cf86106.make_fixture import initial_weights
 from modeling_dlfa import (
     AIFBlock,
     DLFABertForSequenceClassification,
@@ -121,6 +124,24 @@ def test_fusion_block_init(model_class):
         assert torch.equal(branch.reduce.bias, torch.zeros_like(branch.reduce.bias))
         assert 0.01 < branch.reduce.weight.std().item() < 0.03
         assert torch.equal(branch.expand_norm.running_var, torch.ones_like(branch.expand_norm.running_var))
+
+
+def test_a_seed_gives_the_initial_weights_it_gave_at_cf86106(tmp_path):
+    """
+    With the same seed, each BERT head starts from the weights cf86106's classes drew (fixtures/
+    initial_weights_cf86106), built from its config or on a stock checkpoint with or without a pooler: a seed keeps
+    giving the runs it gave, the README's main job and the archived studies among them.
+    """
+    expected = json.loads(INITIAL_WEIGHTS.read_text())
+    actual = initial_weights(tmp_path)
+    assert {way: sorted(weights) for way, weights in actual.items()} == {
+        way: sorted(weights) for way, weights in expected.items()
+    }
+    different = {
+        way: [key for key, statistics in weights.items() if actual[way][key] != statistics]
+        for way, weights in expected.items()
+    }
+    assert {way: keys for way, keys in different.items() if keys} == {}
 
 
 @pytest.mark.parametrize("model_class", HEAD_CLASSES)
@@ -665,6 +686,52 @@ def test_layer_search_heads_equal_their_exported_models(problem, tmp_path):
             assert_close(reloaded(**inputs).logits, output.logits[..., index, :])
     with pytest.raises(ValueError, match="no head '7'"):
         search.export_head("7")
+
+
+def layer_search(problem: str = "token") -> DLFAForLayerSearch:
+    config = TESTER.get_config(num_labels=3)
+    config.search_layers, config.search_problem = [1, 2], problem
+    return build(DLFAForLayerSearch, config)
+
+
+def encoder_calls(model) -> list:
+    """The calls to `model`'s encoder from now on, recorded before the encoder's forward runs."""
+    calls = []
+    model.base_model.register_forward_pre_hook(lambda module, args: calls.append(module))
+    return calls
+
+
+def test_layer_search_refuses_a_bad_attention_mask_before_running_the_encoder():
+    search = layer_search()
+    calls, inputs = encoder_calls(search), TESTER.prepare_inputs()
+    four_d = inputs["attention_mask"][:, None, None, :]
+    with pytest.raises(ValueError, match=r"shape \(batch_size, sequence_length\) = \(3, 7\), got \(3, 1, 1, 7\)"):
+        search(input_ids=inputs["input_ids"], attention_mask=four_d)
+    assert calls == []
+
+
+def test_layer_search_takes_exactly_one_of_input_ids_and_inputs_embeds():
+    search = layer_search()
+    calls, inputs = encoder_calls(search), TESTER.prepare_inputs()
+    embeds = search.get_input_embeddings()(inputs["input_ids"])
+    for given in ({}, {"input_ids": inputs["input_ids"], "inputs_embeds": embeds}):
+        with pytest.raises(ValueError, match="exactly one of input_ids or inputs_embeds"):
+            search(**given, attention_mask=inputs["attention_mask"])
+    assert calls == []
+
+
+@pytest.mark.parametrize("problem", ["token", "sequence"])
+def test_layer_search_returns_the_hidden_states_asked_for_as_the_stock_model(problem):
+    # As the family's own heads (transformers >= 5.24): a list of indices gives those states and None for the others.
+    search = layer_search(problem)
+    stock = BertModel(search.config, add_pooling_layer=False).eval()
+    stock.load_state_dict(search.base_model.state_dict())
+    inputs = TESTER.prepare_inputs()
+    for selection in ([0, 2, -1], [-2], True, False):
+        with torch.no_grad():
+            expected = stock(**inputs, output_hidden_states=selection).hidden_states
+            returned = search(**inputs, output_hidden_states=selection).hidden_states
+        assert_same_hidden_states(returned, expected, f"output_hidden_states={selection}")
 
 
 def test_layer_search_refuses_layers_out_of_range():
