@@ -60,8 +60,8 @@ def run_data(result: dict, data_dir: Path) -> TaskData:
         max_train_samples=settings["max_train_samples"], max_eval_samples=settings["max_eval_samples"],
         seed=settings["seed"],
     )  # fmt: skip
-    changed = [f"{data.files[key]} (the run read {entry['file']})" for key, entry in recorded.items()
-               if data.sha256.get(key) != entry["sha256"]]  # fmt: skip
+    changed = [f"{entry['file']} (SHA-256 {str(data.sha256.get(key))[:12]}... here, {entry['sha256'][:12]}... in the run)"
+               for key, entry in recorded.items() if data.sha256.get(key) != entry["sha256"]]  # fmt: skip
     if changed or set(data.sha256) != set(recorded):
         raise SystemExit(f"{data_dir} is not the data this run was scored on: {', '.join(changed) or 'other files'}")
     return data

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,9 +264,18 @@ def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multi
     harness = json.loads((run / "results.json").read_text())
     assert set(result["languages"]) == set(harness["scores"]) == {"selection", "de", "zh"}
     assert set(result["float32_predictions_as_the_runs"].values()) == {1.0}
-    with np.load(run / "predictions.npz") as records:
-        assert len(np.unique(records["selection.predicted"])) > 2  # not one label everywhere: the order of words matters
+    with np.load(run / "predictions.npz") as records:  # not one label everywhere: the order of words matters
+        assert len(np.unique(records["selection.predicted"])) > 2
     for language, row in result["languages"].items():
         assert row["float32"] == round(100 * harness["scores"][language]["f1"], 2), language
         assert row["change"] == round(row["int8"] - row["float32"], 2)
     assert result["targets"] == ["de", "zh"] and "| zh |" in benchmark.table(result)
+
+    changed = tmp_path / "changed"  # the same files, one tag of the German file changed: another data set
+    for entry in harness["provenance"]["data"].values():
+        (changed / entry["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(xtreme_lite / entry["file"], changed / entry["file"])
+    german = changed / harness["provenance"]["data"]["de"]["file"]
+    german.write_text(german.read_text().replace("\tNOUN", "\tVERB", 1))
+    with pytest.raises(SystemExit, match=f"not the data this run was scored on: {german.relative_to(changed)} "):
+        benchmark.run_data(harness, changed)
