@@ -1,14 +1,19 @@
 """
-CPU inference latency: ONNX Runtime against PyTorch eager, DLFA against the stock BERT head, at batch 1 and 32, on
-the offline multilingual backbone (multilingual-e5-small) and real English UDPOS test sentences. Every (model,
-engine, batch) is timed in each round, rounds interleaved; the table gives the median milliseconds per batch over
-rounds with min-max (other jobs share this machine's cores: compare ratios within a row, not across days).
+CPU inference latency: ONNX Runtime, float32 and int8 (dynamic quantization, `examples/export_onnx.py --quantize
+int8`), against PyTorch eager, DLFA against the stock BERT head, at batch 1 and 32, on the offline multilingual
+backbone (multilingual-e5-small) and real English UDPOS test sentences. Every (model, engine, batch) is timed in each
+round, in one process, rounds interleaved; the table gives the median milliseconds per batch over rounds with min-max
+(other jobs share this machine's cores: compare ratios within a row, not across days; the archive records the load
+average before and after).
 
     python benchmarks/onnx_latency.py --rounds 5 --output benchmarks/results/onnx_latency.json
+    python benchmarks/onnx_latency.py --show benchmarks/results/onnx_latency.json
 """
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -18,15 +23,36 @@ import onnxruntime
 import torch
 from transformers import AutoTokenizer, BertForTokenClassification
 
+from dlfa_zero_shot import provenance
 from dlfa_zero_shot.data import LocalSource
-from dlfa_zero_shot.files import write_atomically
+from dlfa_zero_shot.files import read_json, write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
-from dlfa_zero_shot.onnx_export import export_onnx
+from dlfa_zero_shot.onnx_export import export_onnx, quantize_int8
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
 
 ROOT = Path(__file__).resolve().parent.parent
+ENGINES = ("pytorch", "onnxruntime", "onnxruntime-int8")  # eager; ONNX Runtime on the float32 and the int8 export
+BATCH_SIZES = (1, 32)
+
+
+def table(archive: dict) -> str:
+    """docs/usage.md's table: per batch and head, each engine's median [min-max] ms and the speed-ups."""
+    rows = archive["latency"]
+    header = ("batch", "head", "PyTorch eager (ms)", "ONNX Runtime float32 (ms)", "ONNX Runtime int8 (ms)",
+              "float32 ORT speed-up", "int8 speed-up over float32 ORT")  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+
+    def cell(row: dict) -> str:
+        return f"{row['median_ms']:.1f} [{row['min_ms']:.1f}-{row['max_ms']:.1f}]"
+
+    for size in BATCH_SIZES:
+        for model in ("stock", "dlfa"):
+            eager, ort, int8 = (rows[f"{model}/{engine}/batch-{size}"] for engine in ENGINES)
+            lines.append(f"| {size} | {model} | {cell(eager)} | {cell(ort)} | {cell(int8)} | "
+                         f"x{eager['median_ms'] / ort['median_ms']:.2f} | x{ort['median_ms'] / int8['median_ms']:.2f} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -35,13 +61,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="batches timed per measurement (their mean)")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
     args = parser.parse_args()
+    if args.show:
+        print(table(read_json(args.show)))
+        return
+    load_before, started = os.getloadavg(), time.monotonic()
     torch.set_num_threads(2)
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     sentences = LocalSource(args.data_dir).read(TASKS["udpos"], TRAIN_LANGUAGE, "test", limit=32)
     batches = {size: dict(tokenizer([" ".join(s.tokens) for s in sentences[:size]], padding=True, truncation=True,
-                                    max_length=128, return_tensors="pt")) for size in (1, 32)}  # fmt: skip
+                                    max_length=128, return_tensors="pt")) for size in BATCH_SIZES}  # fmt: skip
     models = {
         "stock": BertForTokenClassification.from_pretrained(backbone, num_labels=17).eval(),
         "dlfa": DLFABertForTokenClassification.from_pretrained(backbone, num_labels=17, fusion_layer=10).eval(),
@@ -51,18 +82,22 @@ def main() -> None:
     sessions = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, model in models.items():
-            path = export_onnx(model, Path(folder) / f"{name}.onnx")
-            sessions[name] = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            paths = {"onnxruntime": export_onnx(model, Path(folder) / "float32" / f"{name}.onnx")}
+            paths["onnxruntime-int8"] = quantize_int8(paths["onnxruntime"], Path(folder) / "int8" / f"{name}.onnx")
+            for engine, path in paths.items():
+                sessions[name, engine] = onnxruntime.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"]
+                )
 
     def run(model_name: str, engine: str, size: int) -> None:
         inputs = batches[size]
-        if engine == "onnxruntime":
-            sessions[model_name].run(["logits"], {key: value.numpy() for key, value in inputs.items()})
-        else:
+        if engine == "pytorch":
             with torch.no_grad():
                 models[model_name](**inputs)
+        else:
+            sessions[model_name, engine].run(["logits"], {key: value.numpy() for key, value in inputs.items()})
 
-    keys = [(model, engine, size) for size in (1, 32) for model in models for engine in ("pytorch", "onnxruntime")]
+    keys = [(model, engine, size) for size in BATCH_SIZES for model in models for engine in ENGINES]
     for key in keys:
         run(*key)  # warm-up
     timings = {key: [] for key in keys}
@@ -74,17 +109,24 @@ def main() -> None:
             timings[key].append(1000 * (time.perf_counter() - start) / args.repeats)
     rows = {f"{model}/{engine}/batch-{size}": {"median_ms": statistics.median(values), "min_ms": min(values),
             "max_ms": max(values)} for (model, engine, size), values in timings.items()}  # fmt: skip
-    lines = ["| batch | head | PyTorch eager (ms) | ONNX Runtime (ms) | ORT speed-up |", "|---|---|---|---|---|"]
-    for size in (1, 32):
-        for model in models:
-            eager, ort = rows[f"{model}/pytorch/batch-{size}"], rows[f"{model}/onnxruntime/batch-{size}"]
-            lines.append(f"| {size} | {model} | {eager['median_ms']:.1f} [{eager['min_ms']:.1f}-{eager['max_ms']:.1f}] | "
-                         f"{ort['median_ms']:.1f} [{ort['min_ms']:.1f}-{ort['max_ms']:.1f}] | "
-                         f"x{eager['median_ms'] / ort['median_ms']:.2f} |")  # fmt: skip
-    print("\n".join(lines))
+    setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences",
+             "threads": 2, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"}  # fmt: skip
+    archive = {
+        "setup": setup,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "code": provenance.git_state(Path(__file__).resolve()),
+        "versions": {**provenance.package_versions(), "onnxruntime": onnxruntime.__version__},
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        # 1, 5 and 15 minutes: other jobs on the cores slow every engine, not always equally
+        "load_average_before": [round(load, 2) for load in load_before],
+        "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        "latency": rows,
+    }
+    print(table(archive))
     if args.output:
-        setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences"}
-        write_atomically(args.output, json.dumps({"setup": setup, "latency": rows}, indent=1) + "\n")
+        write_atomically(args.output, json.dumps(archive, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,11 +20,19 @@ measure, which counts a tensor saved by three operations three times).
     python benchmarks/overhead.py --head sequence --batch-size 16 --seq-length 64 --pairs 20
     python benchmarks/overhead.py --compare layer-search --hidden-size 384 --batch-size 32 --pairs 10
     python benchmarks/overhead.py --family xlm-roberta --hidden-size 384    # the e5-small size, XLM-R's modules
+
+The cost table (README.md): every family of `ENCODER_FAMILIES`, one after another in one process (each family's two
+models side by side as above), archived with what made it, and printed from the archive:
+
+    python benchmarks/overhead.py --family all --hidden-size 384 --fusion-layer 11 --pairs 20 --threads 2 \
+        --output benchmarks/results/overhead_family/cost_table.json
+    python benchmarks/overhead.py --show benchmarks/results/overhead_family/cost_table.json
 """
 
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -36,6 +44,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, BertConfig, PreTrainedConfig, PreTrainedModel
 
+from dlfa_zero_shot import provenance
 from dlfa_zero_shot.files import write_atomically
 from dlfa_zero_shot.heads import head_class
 from dlfa_zero_shot.layer_search import DLFAForLayerSearch
@@ -43,14 +52,19 @@ from modeling_dlfa import ENCODER_FAMILIES, DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS
 
 
+ALL_FAMILIES = "all"  # --family: the cost table, every family of ENCODER_FAMILIES in one process
 COMPARISONS = {"dlfa": ("bert", "dlfa"), "layer-search": ("dlfa", "layer_search")}  # --compare: (reference, candidate)
 HEAD_KINDS = ("token", "sequence")
 # What a family's config needs, beyond the shared shape, to be that shape (DistilBERT's feed-forward size has its own
 # name) or the multilingual checkpoint it stands for (mDeBERTa-v3's relative attention with position buckets).
 FAMILY_SHAPES = {
     "distilbert": lambda hidden: {"hidden_dim": 4 * hidden},
-    "deberta-v2": lambda hidden: {"relative_attention": True, "position_buckets": 256, "pos_att_type": ["p2c", "c2p"],
-                                  "position_biased_input": False},  # fmt: skip
+    "deberta-v2": lambda hidden: {
+        "relative_attention": True,
+        "position_buckets": 256,
+        "pos_att_type": ["p2c", "c2p"],
+        "position_biased_input": False,
+    },
 }
 
 
@@ -58,7 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="dlfa", help="candidate vs reference")
     parser.add_argument("--head", choices=HEAD_KINDS, default="token")
-    parser.add_argument("--family", choices=sorted(ENCODER_FAMILIES), default="bert", help="the encoder family")
+    parser.add_argument(
+        "--family",
+        choices=[*sorted(ENCODER_FAMILIES), ALL_FAMILIES],
+        default="bert",
+        help=f"the encoder family; {ALL_FAMILIES!r}: the cost table, every family in one process",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-length", type=int, default=128)
     parser.add_argument("--num-layers", type=int, default=12)
@@ -74,10 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-pairs", type=int, default=3, help="subprocess pairs for peak memory (0: skip)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
+    parser.add_argument("--show", type=Path, help="print the cost table of an archive (--family all) and exit")
     parser.add_argument("--memory-probe", choices=["reference", "candidate"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.pairs < 10:
         parser.error(f"--pairs must be at least 10 for a meaningful median, got {args.pairs}")
+    if args.family == ALL_FAMILIES and args.compare != "dlfa":
+        parser.error(f"--family {ALL_FAMILIES} is the cost table of --compare dlfa, not of --compare {args.compare}")
     return args
 
 
@@ -133,7 +155,9 @@ def layer_search(args: argparse.Namespace, dlfa_config: PreTrainedConfig) -> Pre
 
 def build_family_models(args: argparse.Namespace, shape: dict):
     """The family's stock head and the generic DLFA head on the same encoder weights (`--family` other than BERT)."""
-    encoder_config = AutoConfig.for_model(args.family, **shape, **FAMILY_SHAPES.get(args.family, lambda hidden: {})(args.hidden_size))
+    encoder_config = AutoConfig.for_model(
+        args.family, **shape, **FAMILY_SHAPES.get(args.family, lambda hidden: {})(args.hidden_size)
+    )
     auto_class = head_class(args.head)
     torch.manual_seed(0)
     stock = auto_class.from_config(encoder_config)
@@ -293,14 +317,11 @@ def peak_memory_ratios(args: argparse.Namespace, argv: list[str]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        memory_probe(args)
-        return {}
-
+def measure(args: argparse.Namespace, argv: list[str], forward_time: bool = True) -> dict:
+    """
+    The report of one comparison on `args.family`: time ratios (of the forward pass too, if `forward_time`), FLOP and
+    saved-bytes ratios, and peak memory from subprocesses run with `argv`.
+    """
     reference, candidate = build_models(args)
     reference_name, candidate_name = COMPARISONS[args.compare]
     if args.compare == "dlfa":  # the stock head of the family
@@ -328,24 +349,103 @@ def main(argv: list[str] | None = None) -> dict:
             reference_name: sum(param.numel() for param in reference.parameters()),
             candidate_name: sum(param.numel() for param in candidate.parameters()),
         },
-        "forward_time_ratio": paired_time_ratios(
-            forward, reference, candidate, batch, args.pairs, args.warmup, reference_name
-        ),
-        "forward_backward_time_ratio": paired_time_ratios(
-            forward_backward, reference, candidate, batch, args.pairs, args.warmup, reference_name
-        ),
-        "forward_flop_ratio": flop_ratio(forward, reference, candidate, batch),
-        "forward_backward_flop_ratio": flop_ratio(forward_backward, reference, candidate, batch),
     }
-    saved = {"reference": saved_activation_bytes(reference, batch), "candidate": saved_activation_bytes(candidate, batch)}
+    if forward_time:
+        report["forward_time_ratio"] = paired_time_ratios(
+            forward, reference, candidate, batch, args.pairs, args.warmup, reference_name
+        )
+    report["forward_backward_time_ratio"] = paired_time_ratios(
+        forward_backward, reference, candidate, batch, args.pairs, args.warmup, reference_name
+    )
+    report["forward_flop_ratio"] = flop_ratio(forward, reference, candidate, batch)
+    report["forward_backward_flop_ratio"] = flop_ratio(forward_backward, reference, candidate, batch)
+    saved = {
+        "reference": saved_activation_bytes(reference, batch),
+        "candidate": saved_activation_bytes(candidate, batch),
+    }
     report["saved_bytes_ratio"] = {
         kind: round(saved["candidate"][kind] / saved["reference"][kind], 4) for kind in ("held", "per_save")
     }
     if args.memory_pairs:
         report["peak_memory_ratio"] = peak_memory_ratios(args, argv)
     report["setup"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    return report
+
+
+def cost_table(args: argparse.Namespace, argv: list[str]) -> dict:
+    """
+    `--family all`: `measure` on every family of `ENCODER_FAMILIES` in turn, in this process (forward+backward only),
+    with the code, versions, command, load and wall time that made them; written to `--output` after each family
+    (`"complete": false` until the last), so that a stopped run keeps the families it measured.
+    """
+    started, load_before, code = time.monotonic(), os.getloadavg(), provenance.git_state(Path(__file__).resolve())
+    families = {}
+
+    def archive(complete: bool) -> dict:
+        return {
+            "what": "benchmarks/overhead.py --family all: DLFA against each family's stock head, side by side",
+            "command": "python benchmarks/overhead.py " + " ".join(argv),
+            "complete": complete,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "code": code,
+            "versions": provenance.package_versions(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "load_average_before": [round(load, 2) for load in load_before],  # 1, 5, 15 minutes
+            "load_average_after": [round(load, 2) for load in os.getloadavg()],
+            "families": families,
+        }
+
+    for family in ENCODER_FAMILIES:
+        family_args = argparse.Namespace(**{**vars(args), "family": family})
+        families[family] = measure(family_args, [*argv, "--family", family], forward_time=False)  # the last one wins
+        print(f"{family}: done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        if args.output and len(families) < len(ENCODER_FAMILIES):
+            write_atomically(args.output, json.dumps(archive(False), indent=2) + "\n")
+    return archive(True)
+
+
+def table(archive: dict) -> str:
+    """
+    The README's cost table: one row per family of a `cost_table` archive (peak memory where it was measured), and the
+    1-minute load average at each family's start and end.
+    """
+    reports = archive["families"]
+    memory = all("peak_memory_ratio" in report for report in reports.values())
+    header = ("family", "fwd+bwd wall time, median [min-max]", "fwd+bwd CPU time, median [min-max]", "fwd+bwd FLOPs",
+              "bytes saved for backward (held)", *(["peak memory of a step (growth)"] if memory else []),
+              "load average")  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for family, report in reports.items():
+        time_ratio, flops, load = report["forward_backward_time_ratio"], report["forward_backward_flop_ratio"], (
+            report["setup"]["load_average_at_start"][0], report["setup"]["load_average_at_end"][0])  # fmt: skip
+        cells = [
+            family,
+            f"{time_ratio['median']:.3f} [{time_ratio['min']:.2f}-{time_ratio['max']:.2f}]",
+            f"{time_ratio['cpu_time_median']:.3f} [{time_ratio['cpu_time_min']:.2f}-{time_ratio['cpu_time_max']:.2f}]",
+            "not countable" if flops is None else f"{flops:.4f}",
+            f"{report['saved_bytes_ratio']['held']:.4f}",
+            *([f"{report['peak_memory_ratio']['step_growth_median']:.4f}"] if memory else []),
+            f"{load[0]:.1f}-{load[1]:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.show:
+        print(table(json.loads(args.show.read_text())))
+        return {}
+    torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args)
+        return {}
+    report = cost_table(args, argv) if args.family == ALL_FAMILIES else measure(args, argv)
     text = json.dumps(report, indent=2)
-    print(text)
+    print(text if args.family != ALL_FAMILIES else table(report))
     if args.output:
         write_atomically(args.output, text + "\n")
     return report

@@ -291,3 +291,22 @@ def test_the_overhead_benchmark_counts_a_tensor_saved_by_three_operations_once_a
 
     saved = script_module("overhead").saved_activation_bytes(ThreeProjections(), {"inputs": torch.ones(2, 4)})
     assert saved == {"held": 2 * 4 * 4, "per_save": 3 * 2 * 4 * 4}  # float32 inputs; parameters never count
+
+
+def test_the_cost_table_measures_every_family_in_one_process_and_shows_it_from_the_archive(tmp_path, capsys):
+    """`overhead.py --family all` archives each family of ENCODER_FAMILIES with its load; `--show` prints its table."""
+    from modeling_dlfa import ENCODER_FAMILIES
+
+    overhead, archive = script_module("overhead"), tmp_path / "cost_table.json"
+    tiny = ["--hidden-size", "64", "--num-layers", "2", "--fusion-layer", "1", "--batch-size", "2", "--seq-length",
+            "16", "--pairs", "10", "--warmup", "0", "--memory-pairs", "0", "--threads", "1"]  # fmt: skip
+    report = overhead.main(["--family", "all", *tiny, "--output", str(archive)])
+    stored = json.loads(archive.read_text())
+    assert stored == json.loads(json.dumps(report)) and stored["complete"]
+    assert list(stored["families"]) == list(ENCODER_FAMILIES) and len(stored["load_average_before"]) == 3
+    for family, measured in stored["families"].items():
+        assert measured["setup"]["family"] == family and measured["saved_bytes_ratio"]["held"] > 1, family
+    capsys.readouterr()
+    overhead.main(["--show", str(archive)])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == list(ENCODER_FAMILIES)

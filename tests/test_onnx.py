@@ -1,9 +1,11 @@
 """ONNX export for CPU inference: ONNX Runtime gives PyTorch's logits, padding and unseen shapes included."""
 
 import importlib.util
+import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ if any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime"
         allow_module_level=True,
     )
 
+import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
@@ -277,3 +280,38 @@ def test_the_export_script_never_leaves_a_rejected_model_at_out(tiny_multilingua
     accepted = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert accepted.returncode == 0, accepted.stderr[-3000:]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx"]
+
+
+def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multilingual_bert, xtreme_lite, tmp_path):
+    """
+    benchmarks/onnx_int8_accuracy.py reads a harness run's data again, exports its model and scores it: float32 ONNX
+    predicts the run's own label for every word (its predictions.npz) and gives its scores on every language, sentences
+    split into windows included; int8's change is int8's score less float32's.
+    """
+    from harness import run_harness
+    from test_benchmark import script_module
+
+    run_harness(tmp_path / "sweep", tiny_multilingual_bert, "--data_dir", str(xtreme_lite), "--fusion_layers", "1",
+                "--eval_languages", "de,zh", "--max_seq_length", "16", "--max_train_samples", "64",
+                "--num_train_epochs", "4")  # fmt: skip
+    (run,) = [folder for folder in (tmp_path / "sweep").iterdir() if (folder / "results.json").is_file()]
+    benchmark = script_module("onnx_int8_accuracy")
+    result = benchmark.int8_accuracy(run, xtreme_lite)
+    harness = json.loads((run / "results.json").read_text())
+    assert set(result["languages"]) == set(harness["scores"]) == {"selection", "de", "zh"}
+    assert set(result["float32_predictions_as_the_runs"].values()) == {1.0}
+    with np.load(run / "predictions.npz") as records:  # not one label everywhere: the order of words matters
+        assert len(np.unique(records["selection.predicted"])) > 2
+    for language, row in result["languages"].items():
+        assert row["float32"] == round(100 * harness["scores"][language]["f1"], 2), language
+        assert row["change"] == round(row["int8"] - row["float32"], 2)
+    assert result["targets"] == ["de", "zh"] and "| zh |" in benchmark.table(result)
+
+    changed = tmp_path / "changed"  # the same files, one tag of the German file changed: another data set
+    for entry in harness["provenance"]["data"].values():
+        (changed / entry["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(xtreme_lite / entry["file"], changed / entry["file"])
+    german = changed / harness["provenance"]["data"]["de"]["file"]
+    german.write_text(german.read_text().replace("\tNOUN", "\tVERB", 1))
+    with pytest.raises(SystemExit, match=f"not the data this run was scored on: {german.relative_to(changed)} "):
+        benchmark.run_data(harness, changed)
