@@ -52,6 +52,7 @@ from .data import FileSource, HubSource, LocalSource, labels_of, load_task_data
 from .features import featurize
 from .files import DamagedFileError, DiskFullError
 from .heads import (
+    FusionSettings,
     build_layer_search,
     build_model,
     check_padding_id,
@@ -104,6 +105,12 @@ def first_run_names(
     return [configuration_name(layer, model_args, data_args, task, lr) for layer in layers]
 
 
+def fusion_settings(model_args: ModelArguments) -> FusionSettings:
+    """The DLFA fields the arguments set on every DLFA head (`--fusion_method`, `--aif_*`), read once."""
+    fields = dataclasses.fields(FusionSettings)
+    return FusionSettings(**{field.name: getattr(model_args, field.name) for field in fields})
+
+
 def plan_training(
     sweep: Sweep, backbone: str, layers: list[int | None], model_args: ModelArguments, data_args: DataArguments
 ) -> dict[str, dict]:
@@ -113,6 +120,8 @@ def plan_training(
     baseline if asked. Each entry: the model's factory, and whether it trains.
     """
     task, tokenizer, lr = sweep.data.task, sweep.tokenizer, sweep.training_args.learning_rate
+    fusion, freeze = fusion_settings(model_args), model_args.freeze_word_embeddings
+    cache_dir, remote_code = model_args.cache_dir, model_args.trust_remote_code
 
     def name_of(layer: int | None) -> str:
         return configuration_name(layer, model_args, data_args, task, lr)
@@ -127,7 +136,7 @@ def plan_training(
         heads = run_names([*candidates, None], model_args, data_args, task, lr)  # a distinct name each
         search = run_layer_search(
             sweep, settings_of(search_layers),
-            lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
+            lambda: build_layer_search(backbone, task, candidates, fusion, tokenizer, cache_dir, freeze),
             {str(layer or BASELINE_LAYER): name for layer, name in heads.items()},
             model_args.fusion_learning_rate,
         )  # fmt: skip
@@ -138,11 +147,15 @@ def plan_training(
     plan = {}
     if kept:
         folder = str(Path(sweep.training_args.output_dir) / names.LAYER_SEARCH / "model")
-        plan[names.ONE_PASS_PREFIX + kept] = {"model_factory": lambda: load_finetuned(folder, task, model_args),
-                                                 "do_train": False, "settings": settings_of(search_layers)}  # fmt: skip
+        plan[names.ONE_PASS_PREFIX + kept] = {
+            "model_factory": lambda: load_finetuned(folder, task, cache_dir, remote_code),
+            "do_train": False, "settings": settings_of(search_layers),
+        }  # fmt: skip
     for layer in layers:
         plan[name_of(layer)] = {
-            "model_factory": lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer),
+            "model_factory": lambda layer=layer: build_model(
+                backbone, task, layer, fusion, tokenizer, cache_dir, freeze
+            ),
             "do_train": True, "settings": settings_of(layer),
             "fusion_learning_rate": model_args.fusion_learning_rate if layer is not None else None,
         }  # fmt: skip
@@ -272,7 +285,9 @@ def run(
     else:
         plan = {
             checkpoint_name(checkpoint): {
-                "model_factory": lambda: load_finetuned(backbone, task, model_args),
+                "model_factory": lambda: load_finetuned(
+                    backbone, task, model_args.cache_dir, model_args.trust_remote_code
+                ),
                 "do_train": False,
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
             }

@@ -3,6 +3,7 @@ Which model a run trains or evaluates: a new head (the stock last-layer head, a 
 search) on a pretrained encoder, with every encoder weight checked loaded, or a fine-tuned checkpoint.
 """
 
+import dataclasses
 
 from transformers import (
     AutoConfig,
@@ -17,10 +18,27 @@ from modeling_dlfa import DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
 from . import names
-from .arguments import ModelArguments
 from .layer_search import DLFAForLayerSearch
 from .tasks import TaskSpec
 from .training import load_new_head
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSettings:
+    """
+    The DLFA configuration fields a call sets on every DLFA head it builds (the fusion layer aside, which varies by
+    run): built once from the command line (`cli.fusion_settings`), so that building a model reads no argument class.
+    """
+
+    fusion_method: str
+    aif_reduction: int
+    aif_gate: str
+    aif_gate_init: float
+    aif_norm: str
+
+    def config_fields(self) -> dict:
+        """These settings as `DLFAConfig` / `DLFABertConfig` keywords."""
+        return dataclasses.asdict(self)
 
 
 def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
@@ -106,28 +124,34 @@ def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[st
 
 
 def build_model(
-    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+    backbone: str,
+    task: TaskSpec,
+    layer: int | None,
+    fusion: FusionSettings,
+    tokenizer: PreTrainedTokenizerBase,
+    cache_dir: str | None = None,
+    freeze_word_embeddings: bool = False,
 ) -> PreTrainedModel:
     """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
-    fields, cache_dir = new_head_fields(task, tokenizer), model_args.cache_dir
+    fields = new_head_fields(task, tokenizer)
     if layer is None:
         model = load_new_head(head_class(task.kind), backbone, **fields, cache_dir=cache_dir)
     else:
         config = dlfa_config_class(encoder_family(backbone, cache_dir)).from_pretrained(
-            backbone, **fields, fusion_layer=layer, **fusion_settings(model_args), cache_dir=cache_dir
+            backbone, **fields, fusion_layer=layer, **fusion.config_fields(), cache_dir=cache_dir
         )
         model = load_new_head(head_class(task.kind), backbone, config=config, cache_dir=cache_dir)
-    if model_args.freeze_word_embeddings:
+    if freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
-def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> PreTrainedModel:
+def load_finetuned(
+    path: str, task: TaskSpec, cache_dir: str | None = None, trust_remote_code: bool = False
+) -> PreTrainedModel:
     """A fine-tuned checkpoint to evaluate; its labels must be the task's."""
     auto_class = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
-    model = auto_class.from_pretrained(
-        path, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-    )
+    model = auto_class.from_pretrained(path, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
     labels = checkpoint_labels(model.config)
     if labels != task.labels:
         raise ValueError(f"{path}: its labels {labels} are not the {task.name} labels {task.labels} in that order")
@@ -135,30 +159,27 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
 
 
 def build_layer_search(
-    backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+    backbone: str,
+    task: TaskSpec,
+    layers: list[int],
+    fusion: FusionSettings,
+    tokenizer: PreTrainedTokenizerBase,
+    cache_dir: str | None = None,
+    freeze_word_embeddings: bool = False,
 ) -> DLFAForLayerSearch:
     """
     The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder, with
     the family's `dlfa_config_class` config (so that it exports the heads a DLFA run of the family saves).
     """
-    config_class = dlfa_config_class(encoder_family(backbone, model_args.cache_dir))
+    config_class = dlfa_config_class(encoder_family(backbone, cache_dir))
     config = config_class.from_pretrained(
-        backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
+        backbone, **new_head_fields(task, tokenizer), **fusion.config_fields(), cache_dir=cache_dir
     )
     config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = load_new_head(DLFAForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
-    if model_args.freeze_word_embeddings:
+    model = load_new_head(DLFAForLayerSearch, backbone, config=config, cache_dir=cache_dir)
+    if freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
-
-
-def fusion_settings(model_args: ModelArguments) -> dict:
-    """The DLFA configuration fields the arguments set (the fusion layer aside)."""
-    return {
-        "aif_reduction": model_args.aif_reduction, "aif_gate": model_args.aif_gate,
-        "aif_gate_init": model_args.aif_gate_init, "aif_norm": model_args.aif_norm,
-        "fusion_method": model_args.fusion_method,
-    }  # fmt: skip
 
 
 def default_fusion_layer(backbone: str, cache_dir: str | None = None) -> int:

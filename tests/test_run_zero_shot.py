@@ -587,3 +587,32 @@ def test_push_to_hub_dry_run_builds_a_folder_that_loads_offline(tmp_path, tiny_m
     stdout = run_without_plugin(HUB_PIPELINE, [], tmp_path, env={"HF_HUB_CACHE": str(cache)})
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["module"].startswith("transformers_modules.dlfa_hyphen_org.tiny_hyphen_tagger") and result["tags"]
+
+
+def test_model_building_takes_fusion_settings_not_the_command_line_classes():
+    """
+    `heads` builds every model from a `FusionSettings` the CLI makes once from the arguments: it imports nothing from
+    the argument module, and every DLFA field a stored run's settings compare (`arguments.FUSION_SETTINGS`, but the
+    learning rate, which is the Trainer's) is one of its fields, so a new fusion argument cannot miss the model.
+    """
+    import ast
+    import dataclasses
+
+    from dlfa_zero_shot import heads
+    from dlfa_zero_shot.arguments import FUSION_SETTINGS
+
+    imported = set()
+    for node in ast.walk(ast.parse(Path(heads.__file__).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {node.module or "", *(f"{node.module or ''}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    assert not {name for name in imported if name.split(".")[-1] == "arguments"}, sorted(imported)
+
+    fields = {field.name for field in dataclasses.fields(heads.FusionSettings)}
+    assert fields == FUSION_SETTINGS - {"fusion_learning_rate"}
+    model_args = cli.parse_arguments(["--task", "udpos", "--data_dir", "x", "--output_dir", "y", "--do_train",
+                                      "--aif_gate", "paper", "--aif_reduction", "4", "--fusion_method", "concat"])[0]  # fmt: skip
+    settings = cli.fusion_settings(model_args)
+    assert settings.config_fields() == {name: getattr(model_args, name) for name in fields}
+    assert (settings.aif_gate, settings.aif_reduction, settings.fusion_method) == ("paper", 4, "concat")
