@@ -616,3 +616,33 @@ def test_model_building_takes_fusion_settings_not_the_command_line_classes():
     settings = cli.fusion_settings(model_args)
     assert settings.config_fields() == {name: getattr(model_args, name) for name in fields}
     assert (settings.aif_gate, settings.aif_reduction, settings.fusion_method) == ("paper", 4, "concat")
+
+
+def test_the_backbone_config_is_read_once_per_call(tmp_path, tiny_multilingual_bert, xtreme_lite, monkeypatch):
+    """
+    The backbone is resolved once into a `Backbone` (its config, family and tokenizer) that the plan and the model
+    builders take. Before, a call that trains a DLFA layer and the baseline read the backbone's config six times (the
+    padding check, the layer list twice, the DLFA head's family, the baseline's own loading, ...), and an
+    evaluation-only call read the checkpoint's more than once.
+    """
+    from transformers import AutoConfig
+
+    read = []
+    real = AutoConfig.from_pretrained.__func__
+
+    def counted(cls, name_or_path, *args, **kwargs):
+        read.append(str(name_or_path))
+        return real(cls, name_or_path, *args, **kwargs)
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(counted))
+    out = tmp_path / "train"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "de",
+                  "--num_train_epochs", "1")  # fmt: skip
+    assert set(summary["runs"]) == {"aif-layer-01", "baseline"}
+    assert read.count(str(tiny_multilingual_bert)) == 1, read
+
+    checkpoint = out / "aif-layer-01" / "model"
+    evaluated = run_harness(tmp_path / "eval", checkpoint, "--data_dir", str(xtreme_lite), "--eval_languages", "de",
+                            "--do_eval")["runs"]["aif-layer-01"]  # fmt: skip
+    assert evaluated["scores"]["de"] == pytest.approx(summary["runs"]["aif-layer-01"]["scores"]["de"])
+    assert read.count(str(checkpoint)) == 1, read
