@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import transformers
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
 from modeling_dlfa.pipeline_dlfa import label_alignment_of
 
@@ -45,16 +45,17 @@ from .arguments import (
     TRAINING_DEFAULTS,
     DataArguments,
     ModelArguments,
-    configuration_name,
     parse_layers,
     run_names,
     run_settings,
     with_label_alignment,
 )
+from .backbone import Backbone, prepare_backbone
 from .data import FileSource, HubSource, LocalSource, labels_of, load_task_data
 from .features import featurize
 from .files import DamagedFileError, DiskFullError
 from .heads import (
+    FusionSettings,
     build_layer_search,
     build_model,
     check_padding_id,
@@ -75,77 +76,60 @@ from .tasks import CUSTOM_KINDS, TASKS, TaskSpec, custom_task
 logger = logging.getLogger("run_zero_shot")
 
 
-def training_layers(backbone: str, model_args: ModelArguments) -> list[int | None]:
+def training_layers(backbone: Backbone, fusion_layers: str) -> list[int | None]:
     """The layers of `--fusion_layers` (None: the baseline), checked against the backbone's depth."""
-    num_layers = AutoConfig.from_pretrained(backbone, cache_dir=model_args.cache_dir).num_hidden_layers
-    return parse_layers(model_args.fusion_layers, num_layers, default_fusion_layer(backbone, model_args.cache_dir))
+    return parse_layers(fusion_layers, backbone.config.num_hidden_layers, default_fusion_layer(backbone))
 
 
-def checkpoint_config(backbone: str, model_args: ModelArguments):
-    """The config of the checkpoint an evaluation-only call evaluates."""
-    return AutoConfig.from_pretrained(
-        backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-    )
-
-
-def first_run_names(
-    backbone: str,
-    task: TaskSpec,
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    training_args: TrainingArguments,
-) -> list[str]:
-    """
-    The run folders a call asks for, known before its data is loaded: one per `--fusion_layers` entry, the one-pass
-    layer search's (the runs after it are known once it has chosen), or the evaluated checkpoint's.
-    """
-    if not training_args.do_train:
-        return [checkpoint_name(checkpoint_config(backbone, model_args))]
-    if model_args.layer_search == "one_pass":
-        return [names.LAYER_SEARCH]
-    layers, lr = training_layers(backbone, model_args), training_args.learning_rate
-    return [configuration_name(layer, model_args, data_args, task, lr) for layer in layers]
+def fusion_settings(model_args: ModelArguments) -> FusionSettings:
+    """The DLFA fields the arguments set on every DLFA head (`--fusion_method`, `--aif_*`), read once."""
+    fields = dataclasses.fields(FusionSettings)
+    return FusionSettings(**{field.name: getattr(model_args, field.name) for field in fields})
 
 
 def plan_training(
-    sweep: Sweep, backbone: str, layers: list[int | None], model_args: ModelArguments, data_args: DataArguments
+    sweep: Sweep,
+    backbone: Backbone,
+    layer_names: dict[int | None, str],
+    fusion: FusionSettings,
+    model_args: ModelArguments,
+    data_args: DataArguments,
 ) -> dict[str, dict]:
     """
-    The runs a training call makes, by name: one per `--fusion_layers` entry of `layers` (a DLFA layer or the
-    baseline), or, after a one-pass layer search, the chosen layer (retrained, or the search's head kept) and the
-    baseline if asked. Each entry: the model's factory, and whether it trains.
+    The runs a training call makes, by name: one per `--fusion_layers` entry of `layer_names` (a DLFA layer or the
+    baseline, and its run name: `arguments.run_names`), or, after a one-pass layer search, the chosen layer (retrained,
+    or the search's head kept) and the baseline if asked. Each entry: the model's factory, and whether it trains.
     """
-    task, tokenizer, lr = sweep.data.task, sweep.tokenizer, sweep.training_args.learning_rate
-
-    def name_of(layer: int | None) -> str:
-        return configuration_name(layer, model_args, data_args, task, lr)
+    task, lr, freeze = sweep.data.task, sweep.training_args.learning_rate, model_args.freeze_word_embeddings
 
     def settings_of(layer: int | str | None) -> dict:
         return run_settings(model_args, data_args, sweep.training_args, task, layer)
 
     kept = None
     if model_args.layer_search == "one_pass":
-        candidates = [layer for layer in layers if layer is not None]
+        candidates = [layer for layer in layer_names if layer is not None]
         search_layers = f"search:{','.join(map(str, candidates))}"
         heads = run_names([*candidates, None], model_args, data_args, task, lr)  # a distinct name each
         search = run_layer_search(
             sweep, settings_of(search_layers),
-            lambda: build_layer_search(backbone, task, candidates, model_args, tokenizer),
+            lambda: build_layer_search(backbone, task, candidates, fusion, freeze),
             {str(layer or BASELINE_LAYER): name for layer, name in heads.items()},
             model_args.fusion_learning_rate,
         )  # fmt: skip
         chosen = next(layer for layer, name in heads.items() if name == search["chosen"])
-        layers = [chosen] + ([None] if None in layers else [])
+        layer_names = {layer: heads[layer] for layer in [chosen] + ([None] if None in layer_names else [])}
         if model_args.layer_search_then == "keep":
-            kept, layers = search["chosen"], layers[1:]
+            kept = layer_names.pop(chosen)
     plan = {}
     if kept:
         folder = str(Path(sweep.training_args.output_dir) / names.LAYER_SEARCH / "model")
-        plan[names.ONE_PASS_PREFIX + kept] = {"model_factory": lambda: load_finetuned(folder, task, model_args),
-                                                 "do_train": False, "settings": settings_of(search_layers)}  # fmt: skip
-    for layer in layers:
-        plan[name_of(layer)] = {
-            "model_factory": lambda layer=layer: build_model(backbone, task, layer, model_args, tokenizer),
+        plan[names.ONE_PASS_PREFIX + kept] = {
+            "model_factory": lambda: load_finetuned(folder, task, backbone.cache_dir, backbone.trust_remote_code),
+            "do_train": False, "settings": settings_of(search_layers),
+        }  # fmt: skip
+    for layer, name in layer_names.items():
+        plan[name] = {
+            "model_factory": lambda layer=layer: build_model(backbone, task, layer, fusion, freeze),
             "do_train": True, "settings": settings_of(layer),
             "fusion_learning_rate": model_args.fusion_learning_rate if layer is not None else None,
         }  # fmt: skip
@@ -191,12 +175,12 @@ def parse_arguments(argv: list[str] | None) -> tuple[ModelArguments, DataArgumen
     return model_args, data_args, training_args
 
 
-def data_source(data_args: DataArguments, model_args: ModelArguments, backbone: str):
+def data_source(data_args: DataArguments, backbone: Backbone) -> tuple[TaskSpec, LocalSource | HubSource | FileSource]:
     """The task and where its data comes from: local XTREME files, the Hub, or the user's own files."""
     if data_args.data_dir:
         return TASKS[data_args.task], LocalSource(data_args.data_dir)
     if data_args.dataset_name:
-        return TASKS[data_args.task], HubSource(data_args.dataset_name, model_args.cache_dir)
+        return TASKS[data_args.task], HubSource(data_args.dataset_name, backbone.cache_dir)
     tests = {}
     for item in filter(None, (data_args.test_files or "").split(",")):
         language, separator, path = item.partition("=")
@@ -208,21 +192,18 @@ def data_source(data_args: DataArguments, model_args: ModelArguments, backbone: 
     if data_args.train_file:
         labels = labels_of(kind, read_examples(kind, Path(data_args.train_file)))
     else:  # evaluation only: the checkpoint's labels
-        config = AutoConfig.from_pretrained(
-            backbone, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-        )
-        labels = checkpoint_labels(config)
+        labels = checkpoint_labels(backbone.config)
     return custom_task(data_args.task, kind, labels), source
 
 
-def with_lora_targets(model_args: ModelArguments, backbone: str) -> ModelArguments:
+def with_lora_targets(model_args: ModelArguments, backbone: Backbone) -> ModelArguments:
     """
     `model_args` with LoRA's target modules spelled out (under --lora_r, the encoder family's default where unset), so
     that the runs train and record the modules they adapt.
     """
     if not model_args.lora_r or model_args.lora_target_modules:
         return model_args
-    targets = lora_target_modules(backbone, model_args.cache_dir)
+    targets = lora_target_modules(backbone.family)
     return dataclasses.replace(model_args, lora_target_modules=",".join(targets))
 
 
@@ -241,20 +222,24 @@ def run(
     folders held.
     """
     with training_args.main_process_first(desc="preparing the backbone"):
-        backbone = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
-    tokenizer = AutoTokenizer.from_pretrained(backbone, cache_dir=model_args.cache_dir)
+        path = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
+    backbone = prepare_backbone(
+        path, model_args.model_name_or_path, model_args.cache_dir, model_args.trust_remote_code
+    )  # its config and tokenizer, read once: everything below takes them from `backbone`
     if training_args.do_train:
-        check_padding_id(backbone, tokenizer, model_args.cache_dir)
-    task, source = data_source(data_args, model_args, backbone)
+        check_padding_id(backbone)
+    task, source = data_source(data_args, backbone)
     if training_args.do_train:  # each run's name, every one its own, before any work
         data_args = with_label_alignment(data_args, task)
-        layers = training_layers(backbone, model_args)
-        run_names(layers, model_args, data_args, task, training_args.learning_rate)
+        layers = training_layers(backbone, model_args.fusion_layers)
+        layer_names = run_names(layers, model_args, data_args, task, training_args.learning_rate)
         model_args = with_lora_targets(model_args, backbone)
+        # the folders asked for: the runs' (the plan's names), or the one-pass search's (its runs follow its choice)
+        first_names = [names.LAYER_SEARCH] if model_args.layer_search == "one_pass" else list(layer_names.values())
     else:  # a checkpoint is scored as it was trained to tag
-        checkpoint = checkpoint_config(backbone, model_args)
-        data_args = with_label_alignment(data_args, task, label_alignment_of(checkpoint))
-    for name in first_run_names(backbone, task, model_args, data_args, training_args):
+        data_args = with_label_alignment(data_args, task, label_alignment_of(backbone.config))
+        first_names = [checkpoint_name(backbone.config)]
+    for name in first_names:
         folders.hold(Path(training_args.output_dir) / name)  # before any data is loaded: a busy folder stops us now
     data = load_task_data(
         task, source,
@@ -264,18 +249,20 @@ def run(
         seed=training_args.seed, need_training=training_args.do_train,
     )  # fmt: skip
     with training_args.main_process_first(desc="tokenizing"):
-        features = featurize(data, tokenizer, data_args.max_seq_length, data_args.label_alignment)
+        features = featurize(data, backbone.tokenizer, data_args.max_seq_length, data_args.label_alignment)
     output_dir = Path(training_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    recorded = provenance.collect(argv, program, backbone, data.files, data.sha256)
-    sweep = Sweep(data, features, tokenizer, training_args, model_args.model_name_or_path, recorded, folders, stop)
+    recorded = provenance.collect(argv, program, backbone.path, data.files, data.sha256)
+    sweep = Sweep(data, features, backbone.tokenizer, training_args, backbone.name, recorded, folders, stop)
 
     if training_args.do_train:
-        plan = plan_training(sweep, backbone, layers, model_args, data_args)
+        plan = plan_training(sweep, backbone, layer_names, fusion_settings(model_args), model_args, data_args)
     else:
         plan = {
-            checkpoint_name(checkpoint): {
-                "model_factory": lambda: load_finetuned(backbone, task, model_args),
+            first_names[0]: {
+                "model_factory": lambda: load_finetuned(
+                    backbone.path, task, backbone.cache_dir, backbone.trust_remote_code, backbone.config
+                ),
                 "do_train": False,
                 "settings": run_settings(model_args, data_args, training_args, task, CHECKPOINT),
             }

@@ -3,6 +3,7 @@ Which model a run trains or evaluates: a new head (the stock last-layer head, a 
 search) on a pretrained encoder, with every encoder weight checked loaded, or a fine-tuned checkpoint.
 """
 
+import dataclasses
 
 from transformers import (
     AutoConfig,
@@ -17,10 +18,28 @@ from modeling_dlfa import DLFABertConfig, DLFAConfig
 from modeling_dlfa.configuration_dlfa import ENCODER_FAMILIES, check_encoder_family
 
 from . import names
-from .arguments import ModelArguments
+from .backbone import Backbone
 from .layer_search import DLFAForLayerSearch
 from .tasks import TaskSpec
 from .training import load_new_head
+
+
+@dataclasses.dataclass(frozen=True)
+class FusionSettings:
+    """
+    The DLFA configuration fields a call sets on every DLFA head it builds (the fusion layer aside, which varies by
+    run): built once from the command line (`cli.fusion_settings`), so that building a model reads no argument class.
+    """
+
+    fusion_method: str
+    aif_reduction: int
+    aif_gate: str
+    aif_gate_init: float
+    aif_norm: str
+
+    def config_fields(self) -> dict:
+        """These settings as `DLFAConfig` / `DLFABertConfig` keywords."""
+        return dataclasses.asdict(self)
 
 
 def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
@@ -36,7 +55,7 @@ def new_head_fields(task: TaskSpec, tokenizer: PreTrainedTokenizerBase) -> dict:
     }
 
 
-def check_padding_id(backbone: str, tokenizer: PreTrainedTokenizerBase, cache_dir: str | None = None) -> None:
+def check_padding_id(backbone: Backbone) -> None:
     """
     Refuse (ValueError naming both ids) a backbone of a family that numbers its positions from the pad id (RoBERTa,
     XLM-R: `EncoderFamily.positions_from_pad`) whose config and tokenizer disagree on that id: a new head takes the
@@ -44,12 +63,12 @@ def check_padding_id(backbone: str, tokenizer: PreTrainedTokenizerBase, cache_di
     only marks an embedding row, and the tokenizer's is the right one (multilingual-e5-small's config says 0, its
     tokenizer pads with 1).
     """
-    config = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir)
+    config, tokenizer = backbone.config, backbone.tokenizer
     config_id, tokenizer_id = getattr(config, "pad_token_id", None), tokenizer.pad_token_id
     family = ENCODER_FAMILIES.get(config.model_type)
     if family and family.positions_from_pad and None not in (config_id, tokenizer_id) and config_id != tokenizer_id:
         raise ValueError(
-            f"{backbone}: its tokenizer pads with id {tokenizer_id} ({tokenizer.pad_token!r}) but its config says "
+            f"{backbone.path}: its tokenizer pads with id {tokenizer_id} ({tokenizer.pad_token!r}) but its config says "
             f"pad_token_id={config_id}; {config.model_type} numbers its positions from that id, so a model built "
             "with the tokenizer's would read other position rows. Use the checkpoint's own tokenizer, or set the "
             "same pad_token_id in both."
@@ -83,10 +102,23 @@ def head_class(kind: str) -> type[AutoModelForTokenClassification] | type[AutoMo
 
 
 def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
-    """The `model_type` of `backbone`'s encoder, refused (ValueError naming it) unless DLFA can fuse that family."""
+    """
+    The `model_type` of the encoder at `backbone` (a folder or Hub id), refused (ValueError naming it) unless DLFA can
+    fuse that family. For scripts that take a path (`examples/make_init_checkpoint.py`); the harness reads its
+    backbone's config once (`Backbone.family`).
+    """
     family = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir).model_type
     check_encoder_family(family)
     return family
+
+
+def dlfa_config(backbone: Backbone, **fields) -> DLFABertConfig | DLFAConfig:
+    """
+    The config of a DLFA head on `backbone`: its family's `dlfa_config_class`, from the backbone's config, with
+    `fields` set; refused (ValueError naming it) unless DLFA can fuse the backbone's family.
+    """
+    check_encoder_family(backbone.family)
+    return backbone.config_as(dlfa_config_class(backbone.family), **fields)
 
 
 # LoRA's default targets, the attention's query and value projections, for the families peft's own table lacks
@@ -94,11 +126,11 @@ def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
 LORA_TARGET_MODULES = {"distilbert": ("q_lin", "v_lin")}
 
 
-def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[str, ...]:
-    """The modules LoRA adapts in `backbone`'s encoder family unless told: peft's table, else `LORA_TARGET_MODULES`."""
+def lora_target_modules(family: str) -> tuple[str, ...]:
+    """The modules LoRA adapts in an encoder of `family` unless told: peft's table, else `LORA_TARGET_MODULES`."""
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 
-    family = encoder_family(backbone, cache_dir)
+    check_encoder_family(family)
     modules = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(family) or LORA_TARGET_MODULES.get(family)
     if not modules:
         raise ValueError(f"LoRA has no default target modules for the {family!r} encoder: give --lora_target_modules")
@@ -106,28 +138,30 @@ def lora_target_modules(backbone: str, cache_dir: str | None = None) -> tuple[st
 
 
 def build_model(
-    backbone: str, task: TaskSpec, layer: int | None, model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+    backbone: Backbone, task: TaskSpec, layer: int | None, fusion: FusionSettings, freeze_word_embeddings: bool = False
 ) -> PreTrainedModel:
     """A new head on `backbone`: the family's stock head for the baseline (layer None), else DLFA at `layer`."""
-    fields, cache_dir = new_head_fields(task, tokenizer), model_args.cache_dir
+    fields = new_head_fields(task, backbone.tokenizer)
     if layer is None:
-        model = load_new_head(head_class(task.kind), backbone, **fields, cache_dir=cache_dir)
+        config = backbone.config_as(**fields)
     else:
-        config = dlfa_config_class(encoder_family(backbone, cache_dir)).from_pretrained(
-            backbone, **fields, fusion_layer=layer, **fusion_settings(model_args), cache_dir=cache_dir
-        )
-        model = load_new_head(head_class(task.kind), backbone, config=config, cache_dir=cache_dir)
-    if model_args.freeze_word_embeddings:
+        config = dlfa_config(backbone, **fields, fusion_layer=layer, **fusion.config_fields())
+    model = load_new_head(head_class(task.kind), backbone.path, config=config, cache_dir=backbone.cache_dir)
+    if freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
-def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> PreTrainedModel:
-    """A fine-tuned checkpoint to evaluate; its labels must be the task's."""
+def load_finetuned(
+    path: str,
+    task: TaskSpec,
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+    config: PreTrainedConfig | None = None,
+) -> PreTrainedModel:
+    """A fine-tuned checkpoint to evaluate (`config`: its config, where already read); its labels must be the task's."""
     auto_class = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
-    model = auto_class.from_pretrained(
-        path, cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code
-    )
+    model = auto_class.from_pretrained(path, config=config, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
     labels = checkpoint_labels(model.config)
     if labels != task.labels:
         raise ValueError(f"{path}: its labels {labels} are not the {task.name} labels {task.labels} in that order")
@@ -135,35 +169,23 @@ def load_finetuned(path: str, task: TaskSpec, model_args: ModelArguments) -> Pre
 
 
 def build_layer_search(
-    backbone: str, task: TaskSpec, layers: list[int], model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase
+    backbone: Backbone, task: TaskSpec, layers: list[int], fusion: FusionSettings, freeze_word_embeddings: bool = False
 ) -> DLFAForLayerSearch:
     """
     The one-pass layer search on `backbone`: a DLFA head for each of `layers` and the stock head on one encoder, with
     the family's `dlfa_config_class` config (so that it exports the heads a DLFA run of the family saves).
     """
-    config_class = dlfa_config_class(encoder_family(backbone, model_args.cache_dir))
-    config = config_class.from_pretrained(
-        backbone, **new_head_fields(task, tokenizer), **fusion_settings(model_args), cache_dir=model_args.cache_dir
-    )
+    config = dlfa_config(backbone, **new_head_fields(task, backbone.tokenizer), **fusion.config_fields())
     config.search_layers, config.search_problem = layers, "token" if task.kind == "token" else "sequence"
-    model = load_new_head(DLFAForLayerSearch, backbone, config=config, cache_dir=model_args.cache_dir)
-    if model_args.freeze_word_embeddings:
+    model = load_new_head(DLFAForLayerSearch, backbone.path, config=config, cache_dir=backbone.cache_dir)
+    if freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
-def fusion_settings(model_args: ModelArguments) -> dict:
-    """The DLFA configuration fields the arguments set (the fusion layer aside)."""
-    return {
-        "aif_reduction": model_args.aif_reduction, "aif_gate": model_args.aif_gate,
-        "aif_gate_init": model_args.aif_gate_init, "aif_norm": model_args.aif_norm,
-        "fusion_method": model_args.fusion_method,
-    }  # fmt: skip
-
-
-def default_fusion_layer(backbone: str, cache_dir: str | None = None) -> int:
+def default_fusion_layer(backbone: Backbone) -> int:
     """The configuration's own default fusion layer for `backbone` (what `--fusion_layers` unset means)."""
-    return DLFAConfig.from_pretrained(backbone, cache_dir=cache_dir).fusion_layer
+    return backbone.config_as(DLFAConfig).fusion_layer
 
 
 def checkpoint_name(config: PreTrainedConfig) -> str:

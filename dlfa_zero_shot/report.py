@@ -1,7 +1,8 @@
 """
 The benchmark report (`benchmarks/zero_shot_report.py` is its command): turns the zero-shot benchmark's runs into one
 JSON archive a task, the heatmaps, and the generated part of docs/results.md (between its BEGIN/END markers; the
-hand-written text around them is kept). Names, selection, statistics and the heatmap drawing come from `analysis`.
+hand-written text around them is kept). Runs, selection and the heatmap drawing come from `analysis`, the
+statistics from `study_statistics`.
 
 Selection follows the zero-shot rule: the DLFA layer is the one with the best mean English dev score over the seeds
 every sweep layer has; its gain over the baseline is the paired difference of target-language averages over the seeds
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, provenance
-from .analysis import dev_score, language_gains, load_runs, mean_std, paired_gain, target_score
+from . import analysis, provenance, study_statistics
+from .analysis import dev_score, load_runs, target_score
 from .files import save_figure, write_atomically
 from .names import AIF_PREFIX, BASELINE, CONCAT_PREFIX, LAYER_SEARCH, SCALAR_MIX, order_key, run_name
 from .plans import REPLICATION_PLAN, STUDY_PLAN, STUDY_PLANS, ReplicationPlan, StudyPlan, study_layer_choice
+from .study_statistics import language_gains, mean_std, paired_gain
 from .tasks import TASKS, TRAIN_LANGUAGE, TaskSpec
 
 
@@ -475,12 +477,12 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
 def load_counts(
     task_dir: Path, name: str, seeds: list[int], labels: tuple[str, ...] | None, languages: list[str]
 ) -> dict:
-    """seed -> target language -> `analysis.item_counts` of a run, from its `predictions.npz`."""
+    """seed -> target language -> `study_statistics.item_counts` of a run, from its `predictions.npz`."""
     counts = {}
     for seed in seeds:
         stored = np.load(task_dir / f"seed-{seed}" / name / "predictions.npz")
         counts[seed] = {
-            language: analysis.item_counts(
+            language: study_statistics.item_counts(
                 {
                     key: stored[f"{language}.{key}"]
                     for key in ("predicted", "gold", "lengths")
@@ -540,7 +542,7 @@ def study_comparisons(
                 comparisons[kind]["first_half_width"] = first_half_width
         if comparisons:
             found[task] = comparisons
-    adjusted = analysis.holm({f"{task}/{kind}": c["t_test_p"] for task, by_kind in found.items()
+    adjusted = study_statistics.holm({f"{task}/{kind}": c["t_test_p"] for task, by_kind in found.items()
                               for kind, c in by_kind.items() if "t_test_p" in c and not c["interim"]})  # fmt: skip
     for task, by_kind in found.items():
         for kind, comparison in by_kind.items():
@@ -568,7 +570,7 @@ def paired_comparison(
     check_pooling(task_dir.name, {name: {seed: runs[name][seed] for seed in seeds} for name in (chosen, reference)})
     labels = spec.labels if spec.kind == "token" else None
     counts = {name: load_counts(task_dir, name, seeds, labels, languages) for name in (chosen, reference)}
-    gain["bootstrap"] = analysis.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
+    gain["bootstrap"] = study_statistics.bootstrap_gain(counts, chosen, reference, spec.kind == "token", resamples)
     gain["means"] = {name: statistics.mean(target_score(runs[name][s]) for s in seeds) for name in (chosen, reference)}
     gain["english_dev"] = {
         name: statistics.mean(dev_score(runs[name][s]) for s in seeds) for name in (chosen, reference)
@@ -706,7 +708,7 @@ def mark_second_look(found: dict[str, dict], first: dict[str, dict], plan: Study
                for task, by_kind in comparisons.items() for kind, c in by_kind.items() if "t_test_p" in c}  # fmt: skip
     distinct = {key: p for key, p in printed.items()
                 if key[0] == "first" or found[key[1]][key[2]]["n"] > plan.first_seeds}  # fmt: skip
-    adjusted, adjusted_distinct = analysis.holm(printed), analysis.holm(distinct)
+    adjusted, adjusted_distinct = study_statistics.holm(printed), study_statistics.holm(distinct)
     for task, by_kind in found.items():
         for kind, c in by_kind.items():
             c["holm_p_final"] = c["holm_p"]
@@ -779,7 +781,7 @@ def study_task_section(
     lines += ["", "Trained on: " + ", ".join(f"{device} ({count} runs)" for device, count in sorted(devices.items()))
               + ".", "", provenance_line(runs)]  # fmt: skip
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
-    gains = {pair: analysis.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
+    gains = {pair: study_statistics.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
     header = " | ".join([*names, *(f"{a} − {b}" for a, b in pairs)])
     lines += [
@@ -914,7 +916,7 @@ def replication_comparisons(
     found = {kind: {"configuration": dlfa, "reference": reference,
                     **paired_comparison(runs_dir / plan.task, studied, dlfa, reference, languages, draws)}
              for kind, reference in (("primary", baseline), ("secondary", concat))}  # fmt: skip
-    adjusted = analysis.holm({kind: comparison["t_test_p"] for kind, comparison in found.items()})
+    adjusted = study_statistics.holm({kind: comparison["t_test_p"] for kind, comparison in found.items()})
     for kind, comparison in found.items():
         comparison["holm_p"] = adjusted[kind]
         comparison["verdict"] = verdict(comparison, plan) if kind == "primary" else difference(comparison, plan)
@@ -1028,7 +1030,7 @@ def main(argv: list[str] | None = None, root: Path = Path(".")) -> None:
         figure = heatmap(summary, args.document.parent / "figures" / f"zero_shot_heatmap_{FIGURE_NAMES[task]}.png")
         sections.append(markdown(summary, figure and figure.relative_to(args.document.parent).as_posix()))
         if searches:
-            sections.append(search_section(task, analysis.layer_search_validation(runs, searches)))
+            sections.append(search_section(task, study_statistics.layer_search_validation(runs, searches)))
         print(sections[-1])
     if not sections:
         raise SystemExit(f"no finished runs under {args.runs_dir}")

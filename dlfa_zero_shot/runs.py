@@ -24,7 +24,6 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from model_cards.card import stage_hub_folder, write_model_card, write_to_hub_cache
 from modeling_dlfa import add_word_pipeline
 
 from . import analysis, names, provenance
@@ -43,6 +42,7 @@ from .files import (
     write_atomically,
 )
 from .heads import DLFA_MODEL_TYPES
+from .model_card import stage_hub_folder, write_model_card, write_to_hub_cache
 from .run_lock import RunFolders
 from .stopping import StopOnSignal
 from .tasks import TRAIN_LANGUAGE

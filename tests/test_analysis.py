@@ -1,11 +1,13 @@
-"""Run names, layer selection on English dev and the statistics every report uses (`dlfa_zero_shot.analysis`)."""
+"""Run names, layer selection on English dev (`dlfa_zero_shot.analysis`) and the statistics every report uses
+(`dlfa_zero_shot.study_statistics`)."""
 
 import numpy as np
 import pytest
 
-from dlfa_zero_shot.analysis import holm, paired_gain, select_on_english_dev
+from dlfa_zero_shot.analysis import select_on_english_dev
 from dlfa_zero_shot.names import BASELINE, configuration_of, layer_of, run_name
 from dlfa_zero_shot.plans import StudyPlan, study_layer_choice
+from dlfa_zero_shot.study_statistics import holm, paired_gain
 
 
 NAMES = ["baseline", "aif-layer-08", "concat-layer-11", "scalar-mix", "paper-gate-layer-10", "gate-init-0.1-layer-10",
@@ -95,7 +97,7 @@ def test_the_gain_interval_is_the_t_interval_of_the_paired_differences():
 def test_item_counts_give_back_seqeval_f1_and_accuracy():
     import evaluate
 
-    from dlfa_zero_shot.analysis import item_counts, score_from_counts
+    from dlfa_zero_shot.study_statistics import item_counts, score_from_counts
     from dlfa_zero_shot.tasks import PANX_TAGS, XTREME_METRIC
 
     gold = [["B-PER", "I-PER", "O"], ["B-LOC", "O"], ["O", "B-ORG", "I-ORG", "O"]]
@@ -116,7 +118,7 @@ def test_item_counts_give_back_seqeval_f1_and_accuracy():
 
 
 def test_bootstrap_of_a_configuration_against_itself_is_exactly_zero_and_centres_on_the_gain():
-    from dlfa_zero_shot.analysis import bootstrap_gain
+    from dlfa_zero_shot.study_statistics import bootstrap_gain
 
     rng = np.random.default_rng(0)
     base = {seed: {lang: np.stack([rng.integers(0, 2, 200), np.ones(200), np.ones(200)], 1).astype(float)
@@ -132,7 +134,7 @@ def test_bootstrap_of_a_configuration_against_itself_is_exactly_zero_and_centres
 
 
 def test_layer_search_validation_compares_rankings_picks_and_the_cost_of_a_mismatch():
-    from dlfa_zero_shot.analysis import layer_search_validation
+    from dlfa_zero_shot.study_statistics import layer_search_validation
 
     runs = {"aif-layer-08": {1: result(90, 60), 2: result(90, 60)}, "aif-layer-10": {1: result(92, 63), 2: result(91, 61)},
             "aif-layer-11": {1: result(91, 64), 2: result(93, 65)}}  # fmt: skip

@@ -78,7 +78,7 @@ elif writer == "summary":
     write_reports({"baseline": result}, path.parent)
 elif writer == "model card":
     from transformers import BertConfig
-    from model_cards.card import write_model_card
+    from dlfa_zero_shot.model_card import write_model_card
     result = {"run": "baseline", "metric": "f1", "scores": {"selection": {"f1": 0.5}, "de": {"f1": 0.4}}}
     write_model_card(path.parent, "udpos", result, BertConfig(), "base", None)
 """

@@ -4,8 +4,8 @@ import pytest
 from huggingface_hub import ModelCard, scan_cache_dir, try_to_load_from_cache
 
 from configuration_dlfa import DLFABertConfig
+from dlfa_zero_shot.model_card import task_spec, write_model_card, write_to_hub_cache
 from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS
-from model_cards.card import task_spec, write_model_card, write_to_hub_cache
 
 
 def finished_run(metric: str) -> dict:

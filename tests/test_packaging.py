@@ -59,10 +59,16 @@ with torch.no_grad():
 """
 
 
-def test_a_clone_without_symlinks_installs_saves_and_reloads(clone, tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(clone, tmp_path_factory) -> Path:
+    """The clone installed (not editable) into a folder of its own, as a user's site-packages."""
+    site = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
                     str(site), str(clone)], check=True, capture_output=True)  # fmt: skip
+    return site
+
+
+def test_a_clone_without_symlinks_installs_saves_and_reloads(site, tmp_path):
     config = DLFABertModelTester().get_config().to_dict()
     keep = (
         "vocab_size",
@@ -87,6 +93,29 @@ def test_a_clone_without_symlinks_installs_saves_and_reloads(clone, tmp_path):
     with torch.no_grad():
         expected = model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
     torch.testing.assert_close(torch.tensor(logits), expected)
+
+
+CARD = """
+import sys
+from pathlib import Path
+from dlfa_zero_shot import model_card
+from transformers import BertConfig
+result = {"run": "baseline", "metric": "f1", "scores": {"selection": {"f1": 0.5}, "de": {"f1": 0.4}}}
+print(model_card.write_model_card(Path(sys.argv[1]), "panx", result, BertConfig(), "base").read_text())
+print(model_card.TEMPLATE)
+"""
+
+
+def test_an_installed_package_writes_the_model_card_from_its_shipped_template(site, tmp_path):
+    """The card's template is package data (model_cards/ holds no code): an installed dlfa finds it beside itself."""
+    environment = {**os.environ, "PYTHONPATH": str(site)}
+    written = subprocess.run([sys.executable, "-c", CARD, str(tmp_path)], check=False, cwd=tmp_path, env=environment,
+                             capture_output=True, text=True)  # fmt: skip
+    assert written.returncode == 0, written.stderr[-3000:]
+    template = Path(written.stdout.strip().splitlines()[-1])
+    assert template.resolve() == (site / "model_cards" / "dlfa_model_card.md").resolve()
+    assert "trust_remote_code=True" in (tmp_path / "README.md").read_text()
+    assert not list((site / "model_cards").glob("*.py"))
 
 
 def test_the_sdist_carries_the_tests_and_the_licence(clone, tmp_path):

@@ -587,3 +587,62 @@ def test_push_to_hub_dry_run_builds_a_folder_that_loads_offline(tmp_path, tiny_m
     stdout = run_without_plugin(HUB_PIPELINE, [], tmp_path, env={"HF_HUB_CACHE": str(cache)})
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["module"].startswith("transformers_modules.dlfa_hyphen_org.tiny_hyphen_tagger") and result["tags"]
+
+
+def test_model_building_takes_fusion_settings_not_the_command_line_classes():
+    """
+    `heads` builds every model from a `FusionSettings` the CLI makes once from the arguments: it imports nothing from
+    the argument module, and every DLFA field a stored run's settings compare (`arguments.FUSION_SETTINGS`, but the
+    learning rate, which is the Trainer's) is one of its fields, so a new fusion argument cannot miss the model.
+    """
+    import ast
+    import dataclasses
+
+    from dlfa_zero_shot import heads
+    from dlfa_zero_shot.arguments import FUSION_SETTINGS
+
+    imported = set()
+    for node in ast.walk(ast.parse(Path(heads.__file__).read_text())):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {node.module or "", *(f"{node.module or ''}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    assert not {name for name in imported if name.split(".")[-1] == "arguments"}, sorted(imported)
+
+    fields = {field.name for field in dataclasses.fields(heads.FusionSettings)}
+    assert fields == FUSION_SETTINGS - {"fusion_learning_rate"}
+    model_args = cli.parse_arguments(["--task", "udpos", "--data_dir", "x", "--output_dir", "y", "--do_train",
+                                      "--aif_gate", "paper", "--aif_reduction", "4", "--fusion_method", "concat"])[0]  # fmt: skip
+    settings = cli.fusion_settings(model_args)
+    assert settings.config_fields() == {name: getattr(model_args, name) for name in fields}
+    assert (settings.aif_gate, settings.aif_reduction, settings.fusion_method) == ("paper", 4, "concat")
+
+
+def test_the_backbone_config_is_read_once_per_call(tmp_path, tiny_multilingual_bert, xtreme_lite, monkeypatch):
+    """
+    The backbone is resolved once into a `Backbone` (its config, family and tokenizer) that the plan and the model
+    builders take. Before, a call that trains a DLFA layer and the baseline read the backbone's config six times (the
+    padding check, the layer list twice, the DLFA head's family, the baseline's own loading, ...), and an
+    evaluation-only call read the checkpoint's more than once.
+    """
+    from transformers import AutoConfig
+
+    read = []
+    real = AutoConfig.from_pretrained.__func__
+
+    def counted(cls, name_or_path, *args, **kwargs):
+        read.append(str(name_or_path))
+        return real(cls, name_or_path, *args, **kwargs)
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(counted))
+    out = tmp_path / "train"
+    summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "de",
+                  "--num_train_epochs", "1")  # fmt: skip
+    assert set(summary["runs"]) == {"aif-layer-01", "baseline"}
+    assert read.count(str(tiny_multilingual_bert)) == 1, read
+
+    checkpoint = out / "aif-layer-01" / "model"
+    evaluated = run_harness(tmp_path / "eval", checkpoint, "--data_dir", str(xtreme_lite), "--eval_languages", "de",
+                            "--do_eval")["runs"]["aif-layer-01"]  # fmt: skip
+    assert evaluated["scores"]["de"] == pytest.approx(summary["runs"]["aif-layer-01"]["scores"]["de"])
+    assert read.count(str(checkpoint)) == 1, read

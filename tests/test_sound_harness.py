@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from dlfa_tester import DLFABertModelTester, build, save_tiny_bert
-from dlfa_zero_shot import analysis, names
+from dlfa_zero_shot import names, study_statistics
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions
 from dlfa_zero_shot.layer_search import DLFAForLayerSearch
 from dlfa_zero_shot.readers import TaggedSentence
@@ -198,7 +198,7 @@ def test_negative_label_ids_are_errors_not_the_tag_o(tmp_path):
             tmp_path / "de.tsv", task, [TaggedSentence(["a", "b"], None)], {"predicted": np.array([0, -1])}
         )
     with pytest.raises(ValueError, match="hold"):
-        analysis.item_counts({"predicted": np.array([0, -1]), "gold": np.array([0, 0]), "lengths": np.array([2])},
+        study_statistics.item_counts({"predicted": np.array([0, -1]), "gold": np.array([0, 0]), "lengths": np.array([2])},
                              task.labels)  # fmt: skip
 
 

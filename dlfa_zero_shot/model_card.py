@@ -1,4 +1,8 @@
-"""Write a Hub model card (README.md with YAML metadata and a `model-index`) into a saved zero-shot run."""
+"""
+Write a Hub model card (README.md with YAML metadata and a `model-index`) into a saved zero-shot run, from the
+template `model_cards/dlfa_model_card.md` (installed beside the package); build the folder `--push_to_hub` uploads and
+the offline Hub-cache dry run.
+"""
 
 import hashlib
 import shutil
@@ -8,11 +12,13 @@ from string import Template
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.file_download import repo_folder_name
 
-from dlfa_zero_shot.files import staged_folder, write_atomically
-from dlfa_zero_shot.tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
+from .files import staged_folder, write_atomically
+from .provenance import PACKAGES_ROOT
+from .tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
 
 
-TEMPLATE = Path(__file__).with_name("dlfa_model_card.md")
+# The card's text, a data file: `model_cards/` holds no code and is installed beside this package (package data).
+TEMPLATE = PACKAGES_ROOT / "model_cards" / "dlfa_model_card.md"
 PIPELINE_TAGS = {"token": "token-classification", "pair": "text-classification"}  # task kind -> pipeline, task type
 HUB_METRICS = {"tagging": "seqeval", "classification": "accuracy"}  # metric family -> the Hub's metric id
 # The Hub data set a card names: XTREME's (its config from the task's `HubLayout`), or for a task without one:
