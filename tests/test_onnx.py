@@ -282,6 +282,28 @@ def test_the_export_script_never_leaves_a_rejected_model_at_out(tiny_multilingua
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx"]
 
 
+def test_the_export_script_refuses_an_existing_out_data_up_front(tiny_multilingual_bert, offline_tokenizer, tmp_path):
+    """
+    --out's weights file (`<out>.data`, a model over 2 GB's) is the user's: refused up front with --out itself, before
+    the model is read; before, it was refused only after the export, quantization and comparison, as a traceback.
+    """
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, num_labels=5, fusion_layer=1)
+    model.save_pretrained(tmp_path / "run")
+    offline_tokenizer.save_pretrained(tmp_path / "run")
+    (tmp_path / "tagger.onnx.data").write_bytes(b"the user's file")
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "export_onnx.py"), "--model", str(tmp_path / "run"), "--out",
+         str(tmp_path / "tagger.onnx"), "--quantize", "int8"],
+        check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    refusal = f"{tmp_path / 'tagger.onnx.data'} exists; choose another --out"
+    assert refusal in completed.stderr, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr and "torch.onnx" not in completed.stdout + completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx.data"]
+    assert (tmp_path / "tagger.onnx.data").read_bytes() == b"the user's file"
+
+
 def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multilingual_bert, xtreme_lite, tmp_path):
     """
     benchmarks/onnx_int8_accuracy.py reads a harness run's data again, exports its model and scores it: float32 ONNX
