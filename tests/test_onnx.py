@@ -308,14 +308,15 @@ def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multi
     """
     benchmarks/onnx_int8_accuracy.py reads a harness run's data again, exports its model and scores it: float32 ONNX
     predicts the run's own label for every word (its predictions.npz) and gives its scores on every language, sentences
-    split into windows included; int8's change is int8's score less float32's.
+    split into windows included, in the run's own evaluation batches (int8's scores depend on them); int8's change is
+    int8's score less float32's.
     """
     from harness import run_harness
     from test_benchmark import script_module
 
     run_harness(tmp_path / "sweep", tiny_multilingual_bert, "--data_dir", str(xtreme_lite), "--fusion_layers", "1",
                 "--eval_languages", "de,zh", "--max_seq_length", "16", "--max_train_samples", "64",
-                "--num_train_epochs", "4")  # fmt: skip
+                "--num_train_epochs", "4", "--per_device_eval_batch_size", "3")  # fmt: skip
     (run,) = [folder for folder in (tmp_path / "sweep").iterdir() if (folder / "results.json").is_file()]
     benchmark = script_module("onnx_int8_accuracy")
     result = benchmark.int8_accuracy(run, xtreme_lite)
@@ -328,6 +329,7 @@ def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multi
         assert row["float32"] == round(100 * harness["scores"][language]["f1"], 2), language
         assert row["change"] == round(row["int8"] - row["float32"], 2)
     assert result["targets"] == ["de", "zh"] and "| zh |" in benchmark.table(result)
+    assert result["batch_size"] == 3  # the run's --per_device_eval_batch_size, not a default of the benchmark's
 
     changed = tmp_path / "changed"  # the same files, one tag of the German file changed: another data set
     for entry in harness["provenance"]["data"].values():
