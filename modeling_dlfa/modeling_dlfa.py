@@ -200,7 +200,8 @@ class DLFAPreTrainedModel(PreTrainedModel):
     the encoder, and only the fusion block and the head are new. The same per-key rule loads the checkpoints of the
     earlier `DLFABert*` classes (`bert.fusion.*`, `bert.pooler.*`; a base model's `fusion.*`) unchanged.
 
-    `encode_and_fuse` runs the encoder and the fusion; each model's `forward` adds its head.
+    `encode` checks the inputs and runs the encoder (the layer search calls it too), `encode_and_fuse` adds the
+    fusion, and each model's `forward` adds its head.
     """
 
     config: DLFAConfig
