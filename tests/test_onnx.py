@@ -25,6 +25,7 @@ import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
+from dlfa_zero_shot.files import data_beside  # noqa: E402
 from dlfa_zero_shot.onnx_export import (  # noqa: E402
     OPSET,
     compare_with_pytorch,
@@ -191,6 +192,12 @@ def test_a_model_write_on_a_full_disk_is_a_disk_full_error_naming_the_folder(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def write_model_and_weights(destination: Path) -> None:
+    """What an export of a model over 2 GB writes: the model file, and its weights beside it (`files.data_beside`)."""
+    destination.write_bytes(b"a model")
+    data_beside(destination).write_bytes(b"its weights")
+
+
 def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """
     A power cut after the rename must not find an empty model: each file (the model and its external weights) is
@@ -204,11 +211,7 @@ def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monke
     monkeypatch.setattr(os, "replace", lambda source, target: (calls.append(("rename", Path(target))),
                                                                real_replace(source, target)))  # fmt: skip
 
-    def write(destination):
-        destination.write_bytes(b"a model")
-        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
-
-    write_whole(tmp_path / "model.onnx", write)
+    write_whole(tmp_path / "model.onnx", write_model_and_weights)
     renames = [target for call, target in calls if call == "rename"]
     assert renames == [tmp_path / "model.onnx.data", tmp_path / "model.onnx"]  # the model last
     for target in renames:
@@ -224,13 +227,9 @@ def test_a_model_write_never_replaces_a_file_beside_it_it_did_not_write(tmp_path
     replaces an existing `--out` either), so the write is refused, naming it, and leaves every file as it was.
     """
 
-    def write(destination):
-        destination.write_bytes(b"a model")
-        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
-
     (tmp_path / "model.onnx.data").write_bytes(b"the user's file")
     with pytest.raises(FileExistsError, match=re.escape(f"{tmp_path / 'model.onnx.data'} exists")):
-        write_whole(tmp_path / "model.onnx", write)
+        write_whole(tmp_path / "model.onnx", write_model_and_weights)
     # before: the user's file replaced by the new weights, without a word
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx.data"]
     assert (tmp_path / "model.onnx.data").read_bytes() == b"the user's file"
