@@ -621,18 +621,19 @@ def test_the_backbone_config_is_read_once_per_call(tmp_path, tiny_multilingual_b
     The backbone is resolved once into a `Backbone` (its config, family and tokenizer) that the plan and the model
     builders take. Before, a call that trains a DLFA layer and the baseline read the backbone's config six times (the
     padding check, the layer list twice, the DLFA head's family, the baseline's own loading, ...), and an
-    evaluation-only call read the checkpoint's more than once.
+    evaluation-only call read the checkpoint's more than once. Every config load is counted: `AutoConfig`'s and each
+    config class's `from_pretrained` (`DLFAConfig`'s included) read the file through `PreTrainedConfig.get_config_dict`.
     """
-    from transformers import AutoConfig
+    from transformers import PreTrainedConfig
 
     read = []
-    real = AutoConfig.from_pretrained.__func__
+    real = PreTrainedConfig.get_config_dict.__func__
 
-    def counted(cls, name_or_path, *args, **kwargs):
-        read.append(str(name_or_path))
-        return real(cls, name_or_path, *args, **kwargs)
+    def counted(cls, path, /, **kwargs):  # positional-only: transformers passes a `name_or_path` keyword of its own
+        read.append(str(path))
+        return real(cls, path, **kwargs)
 
-    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(counted))
+    monkeypatch.setattr(PreTrainedConfig, "get_config_dict", classmethod(counted))
     out = tmp_path / "train"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "de",
                   "--num_train_epochs", "1")  # fmt: skip
