@@ -12,8 +12,8 @@ and the largest drop. The float32 ONNX scores are checked against the run's own 
     python benchmarks/onnx_int8_accuracy.py --show benchmarks/results/onnx_int8_accuracy.json
 
 int8 dynamic quantization scales each batch's activations by that batch's range, so a score depends on how the rows
-are batched: they run in the harness's order (length-sorted) in batches of `--batch_size` (the harness's evaluation
-batch, 8, by default).
+are batched: they run in the harness's order (length-sorted) in the run's own evaluation batches
+(`--per_device_eval_batch_size` of its recorded command line, read with the harness's parser).
 """
 
 import argparse
@@ -31,6 +31,7 @@ from transformers import AutoModelForSequenceClassification, AutoModelForTokenCl
 
 import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto classes)
 from dlfa_zero_shot import provenance
+from dlfa_zero_shot.cli import parse_arguments
 from dlfa_zero_shot.data import LocalSource, TaskData, load_task_data
 from dlfa_zero_shot.features import featurize
 from dlfa_zero_shot.files import read_json, write_atomically
@@ -65,6 +66,14 @@ def run_data(result: dict, data_dir: Path) -> TaskData:
     if changed or set(data.sha256) != set(recorded):
         raise SystemExit(f"{data_dir} is not the data this run was scored on: {', '.join(changed) or 'other files'}")
     return data
+
+
+def eval_batch_size(result: dict) -> int:
+    """
+    The rows per evaluation batch of the run of `result` (its results.json): `--per_device_eval_batch_size` of its
+    recorded command line, read with the harness's own parser (so its default when the command did not give one).
+    """
+    return parse_arguments(result["provenance"]["argv"])[2].per_device_eval_batch_size
 
 
 def predict(session: onnxruntime.InferenceSession, features, tokenizer, batch_size: int) -> list[np.ndarray]:
@@ -113,12 +122,14 @@ def score_engine(
     return scores, predicted
 
 
-def int8_accuracy(run_dir: Path, data_dir: Path, batch_size: int = 8, threads: int = 2) -> dict:
+def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2) -> dict:
     """
-    The run at `run_dir` (its `model/` and results.json), exported to float32 and int8 ONNX and scored on its data:
-    per language the run's own score (`harness`, PyTorch), float32's, int8's and int8's change from float32.
+    The run at `run_dir` (its `model/` and results.json), exported to float32 and int8 ONNX and scored on its data in
+    its own evaluation batches: per language the run's own score (`harness`, PyTorch), float32's, int8's and int8's
+    change from float32.
     """
     result = read_json(run_dir / "results.json")
+    batch_size = eval_batch_size(result)
     settings, task = result["provenance"]["settings"], TASKS[result["task"]]
     data = run_data(result, data_dir)
     folder = run_dir / "model"
@@ -187,7 +198,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a run folder of the harness (with model/ and results.json)")
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
-    parser.add_argument("--batch_size", type=int, default=8, help="rows per ONNX Runtime call (the harness's 8)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime's intra-op threads")
     parser.add_argument("--output", type=Path, help="the archive to write (JSON)")
     parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
@@ -200,15 +210,12 @@ def main() -> None:
     load_before, started = os.getloadavg(), time.monotonic()
     archive = {
         "what": "benchmarks/onnx_int8_accuracy.py: a harness run's model as float32 and int8 ONNX, on its own data",
-        "command": (
-            f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --batch_size {args.batch_size} "
-            f"--threads {args.threads}"
-        ),
+        "command": f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --threads {args.threads}",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "code": provenance.git_state(Path(__file__).resolve()),
         "versions": {**provenance.package_versions(), "onnxruntime": onnxruntime.__version__},
         "platform": platform.platform(),
-        **int8_accuracy(args.run, args.data_dir, args.batch_size, args.threads),
+        **int8_accuracy(args.run, args.data_dir, args.threads),
         "wall_seconds": round(time.monotonic() - started, 1),
         "load_average_before": [round(load, 2) for load in load_before],
         "load_average_after": [round(load, 2) for load in os.getloadavg()],

@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3, help="batches timed per measurement (their mean)")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch's and ONNX Runtime's intra-op threads")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
     args = parser.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
         print(table(read_json(args.show)))
         return
     load_before, started = os.getloadavg(), time.monotonic()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     sentences = LocalSource(args.data_dir).read(TASKS["udpos"], TRAIN_LANGUAGE, "test", limit=32)
@@ -78,7 +79,7 @@ def main() -> None:
         "dlfa": DLFABertForTokenClassification.from_pretrained(backbone, num_labels=17, fusion_layer=10).eval(),
     }
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 2
+    options.intra_op_num_threads = args.threads
     sessions = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, model in models.items():
@@ -110,7 +111,7 @@ def main() -> None:
     rows = {f"{model}/{engine}/batch-{size}": {"median_ms": statistics.median(values), "min_ms": min(values),
             "max_ms": max(values)} for (model, engine, size), values in timings.items()}  # fmt: skip
     setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences",
-             "threads": 2, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"}  # fmt: skip
+             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"}  # fmt: skip
     archive = {
         "setup": setup,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

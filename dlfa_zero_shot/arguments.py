@@ -4,12 +4,13 @@ The harness's command-line arguments (`examples/run_zero_shot.py`, parsed with `
 """
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from transformers import TrainingArguments
 
 from . import names
 from .features import LABEL_ALIGNMENTS
+from .heads import FusionSettings
 from .offline_backbone import OFFLINE_PREFIX
 from .tasks import TASKS, TaskSpec
 
@@ -250,7 +251,8 @@ def run_names(
 NOT_SETTINGS = {
     "cache_dir", "trust_remote_code", "hub_dry_run", "fusion_layers", "layer_search", "layer_search_then",
 }  # fmt: skip
-FUSION_SETTINGS = {"fusion_method", "fusion_learning_rate", "aif_reduction", "aif_gate", "aif_gate_init", "aif_norm"}
+# the fields every DLFA head is built with (`heads.FusionSettings`), and the fusion's own learning rate (the Trainer's)
+FUSION_SETTINGS = {setting.name for setting in fields(FusionSettings)} | {"fusion_learning_rate"}
 LORA_SETTINGS = {"lora_alpha", "lora_dropout", "lora_target_modules"}  # beside lora_r, which says whether LoRA is on
 TRAINING_SETTINGS = (
     "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",

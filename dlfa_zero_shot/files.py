@@ -178,6 +178,12 @@ def staged_folder(folder: str | Path, needed: int | None = None) -> contextlib.A
     return staged(Path(folder), needed, folder=True)
 
 
+def data_beside(path: str | Path) -> Path:
+    """The file beside the ONNX model `path` that keeps its weights when it is over 2 GB: `<name>.data` (torch.onnx's)."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
 @contextlib.contextmanager
 def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]:
     """
@@ -185,8 +191,9 @@ def staged_beside(path: str | Path, needed: int | None = None) -> Iterator[Path]
     one): a temporary folder beside `path` (`.partial-<pid>-...`, so `remove_leftovers` clears what a killed write
     leaves) holding the path to write, `<folder>/<name>`. When the block ends, every file in the folder is synced and
     moved beside `path`, `path` itself last, and the folder is synced: a reader never finds half a model. A file beside
-    `path` that one of them would replace (`<name>.data`) is the user's: a `FileExistsError` naming it, nothing moved
-    (`path` itself is replaced, as the caller asked; `examples/export_onnx.py` refuses an existing `--out`). If the
+    `path` that one of them would replace (`data_beside(path)`) is the user's: a `FileExistsError` naming it, nothing moved
+    (`path` itself is replaced, as the caller asked; `examples/export_onnx.py` refuses an existing `--out`, or its
+    `data_beside`, before any work). If the
     block raises, nothing is moved and the folder is removed; a full disk raises `DiskFullError`.
     """
     path = Path(path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 import modeling_dlfa  # noqa: F401  (registers the DLFA classes with the Auto classes)
+from dlfa_zero_shot.files import data_beside
 from dlfa_zero_shot.onnx_export import (
     OPSET,
     QUANTIZATIONS,
@@ -63,8 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.int8_agreement <= 1:
         parser.error(f"--int8_agreement {args.int8_agreement} is not a share: give a number in [0, 1]")
-    if args.out.exists():
-        raise SystemExit(f"{args.out} exists; choose another --out (nothing is overwritten)")
+    if taken := [str(path) for path in (args.out, data_beside(args.out)) if path.exists() or path.is_symlink()]:
+        raise SystemExit(f"{', '.join(taken)} exists; choose another --out (nothing is overwritten)")
     config = AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
     token = any("TokenClassification" in name for name in config.architectures or [])
     auto_class = AutoModelForTokenClassification if token else AutoModelForSequenceClassification

@@ -200,7 +200,8 @@ class DLFAPreTrainedModel(PreTrainedModel):
     the encoder, and only the fusion block and the head are new. The same per-key rule loads the checkpoints of the
     earlier `DLFABert*` classes (`bert.fusion.*`, `bert.pooler.*`; a base model's `fusion.*`) unchanged.
 
-    `encode_and_fuse` runs the encoder and the fusion; each model's `forward` adds its head.
+    `encode` checks the inputs and runs the encoder (the layer search calls it too), `encode_and_fuse` adds the
+    fusion, and each model's `forward` adds its head.
     """
 
     config: DLFAConfig
@@ -296,7 +297,9 @@ class DLFAPreTrainedModel(PreTrainedModel):
         if pooler is not None:
             self.pooler = pooler
         self.fusion = fusion
-        # The head's own `post_init` comes after it is added; on the meta device (loading) neither draws anything.
+        # Each head calls `post_init` again once its head is added: it skips the modules this call marked initialised,
+        # so it draws only the head's weights, after these; that order gives cf86106's initial weights
+        # (`test_a_seed_gives_the_initial_weights_it_gave_at_cf86106`). On the meta device (loading) neither draws.
         self.post_init()
 
     def add_encoder(self) -> None:
@@ -403,8 +406,7 @@ class DLFAModel(DLFAPreTrainedModel):
 
     def __init__(self, config: DLFAConfig):
         super().__init__(config)
-        self.add_encoder_and_fusion()
-        self.post_init()
+        self.add_encoder_and_fusion()  # ends in `post_init`: this model adds no head
 
     @can_return_tuple
     def forward(

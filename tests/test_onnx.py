@@ -25,6 +25,7 @@ import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
 
+from dlfa_zero_shot.files import data_beside  # noqa: E402
 from dlfa_zero_shot.onnx_export import (  # noqa: E402
     OPSET,
     compare_with_pytorch,
@@ -191,6 +192,12 @@ def test_a_model_write_on_a_full_disk_is_a_disk_full_error_naming_the_folder(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+def write_model_and_weights(destination: Path) -> None:
+    """What an export of a model over 2 GB writes: the model file, and its weights beside it (`files.data_beside`)."""
+    destination.write_bytes(b"a model")
+    data_beside(destination).write_bytes(b"its weights")
+
+
 def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monkeypatch):
     """
     A power cut after the rename must not find an empty model: each file (the model and its external weights) is
@@ -204,11 +211,7 @@ def test_a_model_write_is_synced_before_it_is_renamed_into_place(tmp_path, monke
     monkeypatch.setattr(os, "replace", lambda source, target: (calls.append(("rename", Path(target))),
                                                                real_replace(source, target)))  # fmt: skip
 
-    def write(destination):
-        destination.write_bytes(b"a model")
-        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
-
-    write_whole(tmp_path / "model.onnx", write)
+    write_whole(tmp_path / "model.onnx", write_model_and_weights)
     renames = [target for call, target in calls if call == "rename"]
     assert renames == [tmp_path / "model.onnx.data", tmp_path / "model.onnx"]  # the model last
     for target in renames:
@@ -224,13 +227,9 @@ def test_a_model_write_never_replaces_a_file_beside_it_it_did_not_write(tmp_path
     replaces an existing `--out` either), so the write is refused, naming it, and leaves every file as it was.
     """
 
-    def write(destination):
-        destination.write_bytes(b"a model")
-        destination.with_name(destination.name + ".data").write_bytes(b"its weights")
-
     (tmp_path / "model.onnx.data").write_bytes(b"the user's file")
     with pytest.raises(FileExistsError, match=re.escape(f"{tmp_path / 'model.onnx.data'} exists")):
-        write_whole(tmp_path / "model.onnx", write)
+        write_whole(tmp_path / "model.onnx", write_model_and_weights)
     # before: the user's file replaced by the new weights, without a word
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx.data"]
     assert (tmp_path / "model.onnx.data").read_bytes() == b"the user's file"
@@ -282,18 +281,41 @@ def test_the_export_script_never_leaves_a_rejected_model_at_out(tiny_multilingua
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx"]
 
 
+def test_the_export_script_refuses_an_existing_out_data_up_front(tiny_multilingual_bert, offline_tokenizer, tmp_path):
+    """
+    --out's weights file (`<out>.data`, a model over 2 GB's) is the user's: refused up front with --out itself, before
+    the model is read; before, it was refused only after the export, quantization and comparison, as a traceback.
+    """
+    model = DLFABertForTokenClassification.from_pretrained(tiny_multilingual_bert, num_labels=5, fusion_layer=1)
+    model.save_pretrained(tmp_path / "run")
+    offline_tokenizer.save_pretrained(tmp_path / "run")
+    (tmp_path / "tagger.onnx.data").write_bytes(b"the user's file")
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "export_onnx.py"), "--model", str(tmp_path / "run"), "--out",
+         str(tmp_path / "tagger.onnx"), "--quantize", "int8"],
+        check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    refusal = f"{tmp_path / 'tagger.onnx.data'} exists; choose another --out"
+    assert refusal in completed.stderr, completed.stderr[-3000:]
+    assert "Traceback" not in completed.stderr and "torch.onnx" not in completed.stdout + completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run", "tagger.onnx.data"]
+    assert (tmp_path / "tagger.onnx.data").read_bytes() == b"the user's file"
+
+
 def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multilingual_bert, xtreme_lite, tmp_path):
     """
     benchmarks/onnx_int8_accuracy.py reads a harness run's data again, exports its model and scores it: float32 ONNX
     predicts the run's own label for every word (its predictions.npz) and gives its scores on every language, sentences
-    split into windows included; int8's change is int8's score less float32's.
+    split into windows included, in the run's own evaluation batches (int8's scores depend on them); int8's change is
+    int8's score less float32's.
     """
     from harness import run_harness
     from test_benchmark import script_module
 
     run_harness(tmp_path / "sweep", tiny_multilingual_bert, "--data_dir", str(xtreme_lite), "--fusion_layers", "1",
                 "--eval_languages", "de,zh", "--max_seq_length", "16", "--max_train_samples", "64",
-                "--num_train_epochs", "4")  # fmt: skip
+                "--num_train_epochs", "4", "--per_device_eval_batch_size", "3")  # fmt: skip
     (run,) = [folder for folder in (tmp_path / "sweep").iterdir() if (folder / "results.json").is_file()]
     benchmark = script_module("onnx_int8_accuracy")
     result = benchmark.int8_accuracy(run, xtreme_lite)
@@ -306,6 +328,7 @@ def test_the_int8_accuracy_benchmark_scores_a_run_as_the_harness_does(tiny_multi
         assert row["float32"] == round(100 * harness["scores"][language]["f1"], 2), language
         assert row["change"] == round(row["int8"] - row["float32"], 2)
     assert result["targets"] == ["de", "zh"] and "| zh |" in benchmark.table(result)
+    assert result["batch_size"] == 3  # the run's --per_device_eval_batch_size, not a default of the benchmark's
 
     changed = tmp_path / "changed"  # the same files, one tag of the German file changed: another data set
     for entry in harness["provenance"]["data"].values():

@@ -592,14 +592,13 @@ def test_push_to_hub_dry_run_builds_a_folder_that_loads_offline(tmp_path, tiny_m
 def test_model_building_takes_fusion_settings_not_the_command_line_classes():
     """
     `heads` builds every model from a `FusionSettings` the CLI makes once from the arguments: it imports nothing from
-    the argument module, and every DLFA field a stored run's settings compare (`arguments.FUSION_SETTINGS`, but the
-    learning rate, which is the Trainer's) is one of its fields, so a new fusion argument cannot miss the model.
+    the argument module, and the CLI fills each of its fields from the argument of that name (the DLFA fields a stored
+    run's settings compare, `arguments.FUSION_SETTINGS`, are its fields and the Trainer's fusion learning rate).
     """
     import ast
     import dataclasses
 
     from dlfa_zero_shot import heads
-    from dlfa_zero_shot.arguments import FUSION_SETTINGS
 
     imported = set()
     for node in ast.walk(ast.parse(Path(heads.__file__).read_text())):
@@ -610,7 +609,6 @@ def test_model_building_takes_fusion_settings_not_the_command_line_classes():
     assert not {name for name in imported if name.split(".")[-1] == "arguments"}, sorted(imported)
 
     fields = {field.name for field in dataclasses.fields(heads.FusionSettings)}
-    assert fields == FUSION_SETTINGS - {"fusion_learning_rate"}
     model_args = cli.parse_arguments(["--task", "udpos", "--data_dir", "x", "--output_dir", "y", "--do_train",
                                       "--aif_gate", "paper", "--aif_reduction", "4", "--fusion_method", "concat"])[0]  # fmt: skip
     settings = cli.fusion_settings(model_args)
@@ -623,18 +621,19 @@ def test_the_backbone_config_is_read_once_per_call(tmp_path, tiny_multilingual_b
     The backbone is resolved once into a `Backbone` (its config, family and tokenizer) that the plan and the model
     builders take. Before, a call that trains a DLFA layer and the baseline read the backbone's config six times (the
     padding check, the layer list twice, the DLFA head's family, the baseline's own loading, ...), and an
-    evaluation-only call read the checkpoint's more than once.
+    evaluation-only call read the checkpoint's more than once. Every config load is counted: `AutoConfig`'s and each
+    config class's `from_pretrained` (`DLFAConfig`'s included) read the file through `PreTrainedConfig.get_config_dict`.
     """
-    from transformers import AutoConfig
+    from transformers import PreTrainedConfig
 
     read = []
-    real = AutoConfig.from_pretrained.__func__
+    real = PreTrainedConfig.get_config_dict.__func__
 
-    def counted(cls, name_or_path, *args, **kwargs):
-        read.append(str(name_or_path))
-        return real(cls, name_or_path, *args, **kwargs)
+    def counted(cls, path, /, **kwargs):  # positional-only: transformers passes a `name_or_path` keyword of its own
+        read.append(str(path))
+        return real(cls, path, **kwargs)
 
-    monkeypatch.setattr(AutoConfig, "from_pretrained", classmethod(counted))
+    monkeypatch.setattr(PreTrainedConfig, "get_config_dict", classmethod(counted))
     out = tmp_path / "train"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "1,last", "--eval_languages", "de",
                   "--num_train_epochs", "1")  # fmt: skip
