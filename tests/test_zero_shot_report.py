@@ -555,6 +555,13 @@ def test_the_docs_state_each_study_result_as_archived_with_its_status():
     assert row in results and f"{interval(second)} is a second look" in readme.replace("\n", " ")
     assert f"gives {second['holm_p']:.3f} ({second['holm_p_distinct']:.3f} over its 8 distinct tests)" in readme.replace("\n", " ")
     assert f"{second['holm_p_distinct']:.3f} over its 8 distinct tests" in results.replace("\n", " ")
+    replicated = root / "benchmarks" / "results" / "study" / "udpos_replication_comparisons.json"
+    replication = json.loads(replicated.read_text())
+    primary = replication["primary"]  # the replication's one look (docs/replication-plan.md)
+    verdict = primary["verdict"].removeprefix(f"{primary['configuration']} ")
+    row = f"| {interval(primary)}, Holm p {primary['holm_p']:.3f}: {verdict} | 11-20 | replication, pre-registered"
+    assert primary["n"] == 10 and set(replication) == {"primary", "secondary"} and row in results
+    assert f"| {interval(primary)}, Holm p {primary['holm_p']:.3f}: {verdict} (new seeds 11-20) |" in readme
     from dlfa_zero_shot.report import PAPER
 
     for task, (before, after, layer) in PAPER.items():  # the paper's numbers, beside each task's status
