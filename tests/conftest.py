@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 
+pytest_plugins = ["pytester"]
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 XTREME_LITE = ROOT.parent / "shared" / "data" / "xtreme-lite"

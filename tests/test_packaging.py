@@ -141,3 +141,25 @@ def test_committed_results_hold_no_machine_paths():
     pattern = re.compile(r'"(/(home|root|tmp|work|Users|var)/|[A-Z]:\\\\)')
     offending = [path for path in listed.stdout.split() if pattern.search((ROOT / path).read_text(encoding="utf-8"))]
     assert offending == []
+
+
+def test_a_passing_tests_temporary_folder_is_gone_when_it_ends(pytester):
+    """The suite's settings remove each passing test's `tmp_path` as the test ends, not at the session's end: the
+    suite writes checkpoints by the gigabyte, and keeping them all filled CI's disk (stop 35)."""
+    pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
+    record = pytester.path / "tmp_paths.txt"
+    pytester.makepyfile(
+        f"""
+        def test_writes(tmp_path):
+            (tmp_path / "weights.bin").write_bytes(bytes(1 << 20))
+            with open({str(record)!r}, "a") as f:
+                f.write(str(tmp_path) + "\\n")
+
+        def test_sees_the_first_folder_gone():
+            first = open({str(record)!r}).read().split()[0]
+            import os
+            assert not os.path.exists(first), first
+        """
+    )
+    result = pytester.runpytest_subprocess(*pytester.path.glob("test_*.py"), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
