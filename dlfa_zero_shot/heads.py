@@ -6,7 +6,6 @@ search) on a pretrained encoder, with every encoder weight checked loaded, or a 
 import dataclasses
 
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     PreTrainedConfig,
@@ -99,17 +98,6 @@ def head_class(kind: str) -> type[AutoModelForTokenClassification] | type[AutoMo
     builds the family's stock head from the backbone's own config and the DLFA head from a `dlfa_config_class` config.
     """
     return AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
-
-
-def encoder_family(backbone: str, cache_dir: str | None = None) -> str:
-    """
-    The `model_type` of the encoder at `backbone` (a folder or Hub id), refused (ValueError naming it) unless DLFA can
-    fuse that family. For scripts that take a path (`examples/make_init_checkpoint.py`); the harness reads its
-    backbone's config once (`Backbone.family`).
-    """
-    family = AutoConfig.from_pretrained(backbone, cache_dir=cache_dir).model_type
-    check_encoder_family(family)
-    return family
 
 
 def dlfa_config(backbone: Backbone, **fields) -> DLFABertConfig | DLFAConfig:

@@ -15,11 +15,12 @@ and the code files; the example script adds its own head (new weights, `num_labe
 import argparse
 from pathlib import Path
 
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel
 
 from dlfa_zero_shot import names
+from dlfa_zero_shot.backbone import prepare_backbone
 from dlfa_zero_shot.files import staged_folder
-from dlfa_zero_shot.heads import dlfa_config_class, encoder_family
+from dlfa_zero_shot.heads import dlfa_config
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
 from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
@@ -29,12 +30,12 @@ def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: boo
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
-    backbone = resolve_backbone(base)
-    config = dlfa_config_class(encoder_family(backbone)).from_pretrained(backbone, fusion_layer=fusion_layer, **aif)
-    model = load_new_head(AutoModel, backbone, config=config)  # refuses a random encoder
+    backbone = prepare_backbone(resolve_backbone(base), base)
+    config = dlfa_config(backbone, fusion_layer=fusion_layer, **aif)  # refuses a family DLFA cannot fuse
+    model = load_new_head(AutoModel, backbone.path, config=config)  # refuses a random encoder
     with staged_folder(out) as staging:  # whole or not at all
         model.save_pretrained(staging)
-        AutoTokenizer.from_pretrained(backbone).save_pretrained(staging)
+        backbone.tokenizer.save_pretrained(staging)
     return out
 
 

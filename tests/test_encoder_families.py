@@ -613,10 +613,10 @@ print(json.dumps(results))
 def test_lora_adapts_the_familys_own_query_and_value_projections_by_default(name, checkpoints):
     # Before: the default `query,value` matched no DistilBERT module (its are `q_lin`, `v_lin`) and peft refused.
     pytest.importorskip("peft", reason="SKIPPED LOUDLY: LoRA needs the peft package (pip install -e '.[examples]')")
-    from dlfa_zero_shot.heads import encoder_family, lora_target_modules
+    from dlfa_zero_shot.heads import lora_target_modules
     from dlfa_zero_shot.training import apply_lora
 
-    targets = lora_target_modules(encoder_family(str(checkpoints / name / "base")))
+    targets = lora_target_modules(AutoConfig.from_pretrained(checkpoints / name / "base").model_type)
     model = apply_lora(tagger(checkpoints, name), 4, 16, 0.0, list(targets))
     adapted = [key.split(".lora_A")[0] for key, _ in model.named_parameters() if ".lora_A." in key]
     assert {key.rsplit(".", 1)[-1] for key in adapted} == set(targets)
