@@ -215,6 +215,20 @@ def test_the_docs_show_the_archived_fault_table():
     assert faults.table(archive) in (ROOT / "docs" / "usage.md").read_text()
 
 
+
+def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
+    """docs/usage.md's ONNX tables are the archives', and the int8 accuracy was measured on the README's main job."""
+    latency, accuracy = script_module("onnx_latency"), script_module("onnx_int8_accuracy")
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    timed = json.loads((ROOT / "benchmarks" / "results" / "onnx_latency.json").read_text())
+    assert set(timed["latency"]) == {f"{head}/{engine}/batch-{size}" for head in ("stock", "dlfa")
+                                     for engine in latency.ENGINES for size in latency.BATCH_SIZES}  # fmt: skip
+    assert latency.table(timed) in usage
+    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
+    assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
+    assert accuracy.table(scored) in usage
+
 def test_the_throughput_benchmark_refuses_settings_without_its_reference_before_any_work(tmp_path):
     """Before, `--settings grouped` trained every round and then failed on the table's missing `dynamic` reference."""
     completed = subprocess.run(
