@@ -212,6 +212,9 @@ def test_the_docs_show_the_archived_fault_table():
     faults = script_module("faults")
     archive = json.loads((ROOT / "benchmarks" / "results" / "faults.json").read_text())
     assert archive["command"].startswith(f"python examples/run_zero_shot.py {' '.join(faults.JOB)} ")
+    assert archive["complete"] and archive["backbone"] == faults.BACKBONE  # the default encoder, every row
+    assert len(archive["rows"]) == len(faults.ROWS)
+    assert all(row["scores_equal_uninterrupted"] and not row["half_written_left"] for row in archive["rows"])
     assert faults.table(archive) in (ROOT / "docs" / "usage.md").read_text()
 
 
