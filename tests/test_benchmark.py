@@ -218,7 +218,6 @@ def test_the_docs_show_the_archived_fault_table():
     assert faults.table(archive) in (ROOT / "docs" / "usage.md").read_text()
 
 
-
 def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     """docs/usage.md's ONNX tables are the archives', and the int8 accuracy was measured on the README's main job."""
     latency, accuracy = script_module("onnx_latency"), script_module("onnx_int8_accuracy")
@@ -242,6 +241,7 @@ def test_the_readme_shows_the_archived_cost_table_of_every_family():
     assert archive["complete"] and set(archive["families"]) == set(ENCODER_FAMILIES)
     assert archive["command"] in (ROOT / "README.md").read_text().replace("\n", " ")
     assert overhead.table(archive) in (ROOT / "README.md").read_text()
+
 
 def test_the_throughput_benchmark_refuses_settings_without_its_reference_before_any_work(tmp_path):
     """Before, `--settings grouped` trained every round and then failed on the table's missing `dynamic` reference."""
