@@ -232,6 +232,22 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     assert accuracy.table(scored) in usage
 
 
+def test_the_readmes_main_job_row_is_the_run_the_int8_benchmark_scored():
+    """README.md's DLFA row of the main job is what the harness recorded for the run that onnx_int8_accuracy.json
+    exported (that archive is the only one of the main job's scores; docs/usage.md's int8 table rests on it)."""
+    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    assert scored["run_provenance"]["argv"] == readme_main_job()
+    lines = (ROOT / "README.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| run | en dev |"))
+    row = next(line for line in lines if line.startswith(f"| {scored['run']} (selected on en dev) |"))
+    harness = {language: result["harness"] for language, result in scored["languages"].items()}
+    targets = scored["targets"]
+    harness["en dev"] = harness.pop("selection")
+    harness[f"avg ({len(targets)} targets)"] = sum(harness[language] for language in targets) / len(targets)
+    columns, cells = ([cell.strip() for cell in line.strip("|").split("|")][1:] for line in (header, row))
+    assert cells == [f"{harness[column]:.2f}" for column in columns]
+
+
 def test_the_readme_shows_the_archived_cost_table_of_every_family():
     """README.md's cost table is `overhead.py --family all`'s archive, whole: every family DLFA fuses, one process."""
     from modeling_dlfa import ENCODER_FAMILIES
