@@ -145,7 +145,7 @@ def test_committed_results_hold_no_machine_paths():
 
 def test_a_passing_tests_temporary_folder_is_gone_when_it_ends(pytester):
     """The suite's settings remove each passing test's `tmp_path` as the test ends, not at the session's end: the
-    suite writes checkpoints by the gigabyte, and keeping them all filled CI's disk (stop 35)."""
+    suite writes checkpoints by the gigabyte, and keeping them all filled CI's disk."""
     pytester.makepyprojecttoml((ROOT / "pyproject.toml").read_text())
     record = pytester.path / "tmp_paths.txt"
     pytester.makepyfile(
