@@ -6,6 +6,7 @@ decision about seeds or tasks changes no run's code digest (`provenance.code_fil
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .analysis import select_on_english_dev
 from .names import BASELINE, run_name
@@ -23,6 +24,16 @@ HELD_REASON = (
     "the CPU (docs/results.md)"
 )
 HELD_AT_FIRST_SEEDS = (("panx", HELD_REASON), ("xnli", HELD_REASON))
+
+
+class CpuRuleReading(NamedTuple):
+    """What a plan's CPU rule reads from the archive, and what it gives."""
+
+    first_run: str  # the first layer-choice run's folder
+    first_cpu_seconds: float
+    curve_cpu_seconds: float  # the whole learning curve's
+    hours: float
+    seeds: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,28 @@ class StudyPlan:
     # None: the plan fixes its seeds outright. "": its number of seeds waits for a dated decision by a rule of the
     # plan (PAWS-X's CPU rule); until it is written here, the benchmark runs nothing past the curve and layer choice.
     seeds_decision: str | None = None
+    # PAWS-X's CPU rule (docs/pawsx-plan.md; None: the plan has none): `first_seeds` seeds unless the first
+    # layer-choice run's CPU seconds times `cpu_rule_runs`, plus the curve's CPU seconds, all over `cpu_rule_threads`,
+    # come to more than `cpu_rule_hours`; then `cpu_rule_fewer_seeds`.
+    cpu_rule_hours: float | None = None
+    cpu_rule_runs: int = 36  # the 8 layer-choice runs and the 28 comparison runs at ten seeds
+    cpu_rule_threads: int = 2
+    cpu_rule_fewer_seeds: int = 5
+
+    def cpu_rule(self, cpu_times: dict[str, float]) -> "CpuRuleReading | None":
+        """
+        The CPU rule's reading of a task's archived CPU times (run folder, as `seed-1/aif-layer-06` or
+        `curve/n-1000/seed-1/baseline` -> CPU seconds), or None while the plan has no such rule or its first
+        layer-choice run is not in. That run is seed `choice_seeds[0]` of `choice_layers[0]`: the benchmark runs the
+        layer choice seed-major, in the plan's layer order.
+        """
+        first = f"seed-{self.choice_seeds[0]}/{run_name(self.choice_layers[0])}"
+        if self.cpu_rule_hours is None or first not in cpu_times:
+            return None
+        curve = sum(seconds for folder, seconds in cpu_times.items() if folder.startswith("curve/"))
+        hours = (self.cpu_rule_runs * cpu_times[first] + curve) / self.cpu_rule_threads / 3600
+        seeds = self.first_seeds if hours <= self.cpu_rule_hours else self.cpu_rule_fewer_seeds
+        return CpuRuleReading(first, cpu_times[first], curve, hours, seeds)
 
     def held_reason(self, task: str) -> str | None:
         """Why `task` ends at `first_seeds` whatever its interval (`held_at_first_seeds`); None if it is not held."""
@@ -82,7 +115,7 @@ STUDY_PLAN = StudyPlan(second_look=SECOND_LOOK)
 # no sequential rule and no interim look.
 PAWSX_PLAN = StudyPlan(
     tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10, seeds_upper_bound=10,
-    held_at_first_seeds=(), interim_looks=False, seeds_decision="",
+    held_at_first_seeds=(), interim_looks=False, seeds_decision="", cpu_rule_hours=15.0,
 )
 STUDY_PLANS = {"study": STUDY_PLAN, "pawsx": PAWSX_PLAN}  # benchmark protocol (and report) -> its plan
 

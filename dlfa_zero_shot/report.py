@@ -41,6 +41,12 @@ TARGET_GAIN = {"udpos": 1.5, "panx": 1.2}
 FIGURE_NAMES = {"udpos": "pos", "panx": "ner", "xnli": "nli", "pawsx": "paraphrase"}
 
 
+def run_timings(task_dir: Path) -> dict[str, dict]:
+    """Run folder (relative to `task_dir`) -> the benchmark's `wall_time.json` of that finished run."""
+    return {path.parent.relative_to(task_dir).as_posix(): json.loads(path.read_text())
+            for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
+
+
 def write_archive(
     path: Path, task_dir: Path, backbone: dict | None, summary: dict | None = None, predictions: str | None = None
 ) -> Path:
@@ -60,8 +66,7 @@ def write_archive(
     searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
-    timings = {path.parent.relative_to(task_dir).as_posix(): json.loads(path.read_text())
-               for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
+    timings = run_timings(task_dir)
     if timings:  # the benchmark's process wall times (evaluation included) and, since 2026-12-06, CPU times
         archive["wall_times"] = {folder: timing["seconds"] for folder, timing in timings.items()}
     cpu_times = {folder: timing["cpu_seconds"] for folder, timing in timings.items() if "cpu_seconds" in timing}
@@ -466,6 +471,18 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
                     cells.append(f"{name} {dev:.2f} (seeds {seeds})")
             outcome = f"chosen **{chosen}**" if chosen else f"not finished (missing {', '.join(missing)})"
             lines.append(f"- {task}: layer choice on English dev: {', '.join(cells)}; {outcome}.")
+        cpu_times = {folder: timing["cpu_seconds"] for folder, timing in run_timings(runs_dir / task).items()
+                     if "cpu_seconds" in timing}  # fmt: skip
+        rule = plan.cpu_rule(cpu_times)
+        if rule:
+            lines.append(
+                f"- {task}: the plan's CPU rule: ({plan.cpu_rule_runs} x {rule.first_run}'s "
+                f"{rule.first_cpu_seconds:.0f} CPU s + the curve's {rule.curve_cpu_seconds:.0f} CPU s) / "
+                f"{plan.cpu_rule_threads} threads = {rule.hours:.1f} h, "
+                f"{'at most' if rule.seeds == plan.first_seeds else 'above'} {plan.cpu_rule_hours:g} h: {rule.seeds} "
+                "seeds. The decision is dated in docs/results.md and written into the plan (`seeds_decision`) before any "
+                "comparison run."
+            )
         if runs:
             lines.append(
                 f"- {task}: finished runs: "

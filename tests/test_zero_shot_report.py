@@ -272,6 +272,34 @@ def test_each_task_budget_is_the_cheapest_curve_point_within_the_plans_margin(tm
     assert "cheapest within 0.5 points |" in strict and "| 80.80 | 2000 x 1 (80.80) |" in strict
 
 
+
+def test_the_pawsx_block_reads_the_plans_cpu_rule_from_the_archived_cpu_times(tmp_path):
+    """
+    docs/pawsx-plan.md's CPU rule, read from the benchmark's CPU times once the first layer-choice run (seed 1 of
+    layer 6: the benchmark runs seed-major) is in: 36 times its CPU seconds plus the curve's, over 2 threads, against
+    15 hours; above, 5 seeds.
+    """
+    from dlfa_zero_shot.plans import PAWSX_PLAN
+    from dlfa_zero_shot.report import study_progress
+
+    task, figure, docs = tmp_path / "runs" / "pawsx", tmp_path / "docs" / "figures" / "curve.png", tmp_path / "docs"
+
+    def finished(folder: str, cpu_seconds: float) -> None:
+        (task / folder).mkdir(parents=True, exist_ok=True)
+        (task / folder / "wall_time.json").write_text(json.dumps({"seconds": 9999.0, "cpu_seconds": cpu_seconds}))
+
+    curve = task / "curve" / "n-1000" / "seed-1" / "baseline"
+    curve.mkdir(parents=True)
+    epochs = [{"epoch": 1.0, "step": 32, "score": 0.5685}]
+    (curve / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "selection_by_epoch": epochs}))
+    finished("curve/n-1000/seed-1/baseline", 3600.0)
+    finished("seed-1/aif-layer-08", 1000.0)  # not the first layer-choice run: no reading yet
+    assert "CPU rule" not in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+    finished("seed-1/aif-layer-06", 1400.0)  # (36 x 1400 + 3600) / 2 / 3600 = 7.5 hours
+    assert "/ 2 threads = 7.5 h, at most 15 h: 10 seeds." in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+    finished("seed-1/aif-layer-06", 3000.0)  # (36 x 3000 + 3600) / 2 / 3600 = 15.5 hours
+    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+
 def test_task_headings_name_the_data_set_its_activity_and_metric():
     from dlfa_zero_shot.report import heading
     from dlfa_zero_shot.tasks import TASKS
