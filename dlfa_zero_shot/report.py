@@ -73,7 +73,8 @@ def write_archive(
     if cpu_times:
         archive["cpu_times"] = cpu_times
     curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
-    curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
+    curve = {path.relative_to(task_dir / "curve").parts[0]: portable(json.loads(path.read_text()))
+             for path in curve_runs}  # fmt: skip
     if curve:
         archive["curve"] = curve
     for stored in sorted(task_dir.rglob("predictions.npz")):

@@ -114,6 +114,27 @@ def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_
     assert not list(fresh.rglob("config.json")) and backbone_shape(fresh.parent, tmp_path) == shape
 
 
+def test_an_archived_curve_run_holds_no_machine_paths(tmp_path):
+    """
+    A curve run's record names its data folder, output folder and program as the harness saw them; the archive keeps
+    each only as `<machine>/` and its last parts, as it does for every other run (before, curve runs went in whole,
+    and PAWS-X's archive held this machine's folders).
+    """
+    task_dir = tmp_path / "pawsx"
+    run_dir = task_dir / "curve" / "n-1000" / "seed-1" / "baseline"
+    run_dir.mkdir(parents=True)
+    epochs = [{"epoch": 1.0, "step": 32, "score": 0.5685}]
+    result = {"run": "baseline", "seed": 1, "selection_by_epoch": epochs,
+              "provenance": {"argv": ["--data_dir", "/work/shared/data/xtreme-lite", "--output_dir", str(run_dir)]}}  # fmt: skip
+    (run_dir / "results.json").write_text(json.dumps(result))
+    archive = write_archive(tmp_path / "pawsx.json", task_dir, None)
+    assert str(tmp_path) not in archive.read_text() and "/work/" not in archive.read_text()
+    argv = json.loads(archive.read_text())["curve"]["n-1000"]["provenance"]["argv"]
+    assert argv[1] == "<machine>/shared/data/xtreme-lite" and argv[3] == "<machine>/n-1000/seed-1/baseline"
+    restore_archive(tmp_path / "pawsx.json", tmp_path / "fresh" / "pawsx")
+    assert (tmp_path / "fresh" / "pawsx" / "curve" / "n-1000" / "seed-1" / "baseline" / "results.json").exists()
+
+
 def write_study_run(
     runs_dir: Path, name: str, seed: int, dev: float, correct: dict[str, np.ndarray], device: str = "cpu"
 ) -> None:
