@@ -293,7 +293,6 @@ def test_each_task_budget_is_the_cheapest_curve_point_within_the_plans_margin(tm
     assert "cheapest within 0.5 points |" in strict and "| 80.80 | 2000 x 1 (80.80) |" in strict
 
 
-
 def test_the_pawsx_block_reads_the_plans_cpu_rule_from_the_archived_cpu_times(tmp_path):
     """
     docs/pawsx-plan.md's CPU rule, read from the benchmark's CPU times once the first layer-choice run (seed 1 of
@@ -315,11 +314,16 @@ def test_the_pawsx_block_reads_the_plans_cpu_rule_from_the_archived_cpu_times(tm
     (curve / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "selection_by_epoch": epochs}))
     finished("curve/n-1000/seed-1/baseline", 3600.0)
     finished("seed-1/aif-layer-08", 1000.0)  # not the first layer-choice run: no reading yet
-    assert "CPU rule" not in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+
+    def block() -> str:
+        return study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+
+    assert "CPU rule" not in block()
     finished("seed-1/aif-layer-06", 1400.0)  # (36 x 1400 + 3600) / 2 / 3600 = 7.5 hours
-    assert "/ 2 threads = 7.5 h, at most 15 h: 10 seeds." in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+    assert "/ 2 threads = 7.5 h, at most 15 h: 10 seeds." in block()
     finished("seed-1/aif-layer-06", 3000.0)  # (36 x 3000 + 3600) / 2 / 3600 = 15.5 hours
-    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in study_progress(tmp_path / "runs", figure, docs, PAWSX_PLAN)
+    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in block()
+
 
 def test_task_headings_name_the_data_set_its_activity_and_metric():
     from dlfa_zero_shot.report import heading
