@@ -47,6 +47,11 @@ def run_timings(task_dir: Path) -> dict[str, dict]:
             for path in sorted(task_dir.rglob("wall_time.json"))}  # fmt: skip
 
 
+def run_cpu_seconds(timings: dict[str, dict]) -> dict[str, float]:
+    """Run folder -> CPU seconds, of the `run_timings` that record them (the benchmark's runs since 2026-12-06)."""
+    return {folder: timing["cpu_seconds"] for folder, timing in timings.items() if "cpu_seconds" in timing}
+
+
 def write_archive(
     path: Path, task_dir: Path, backbone: dict | None, summary: dict | None = None, predictions: str | None = None
 ) -> Path:
@@ -69,9 +74,9 @@ def write_archive(
     timings = run_timings(task_dir)
     if timings:  # the benchmark's process wall times (evaluation included) and, since 2026-12-06, CPU times
         archive["wall_times"] = {folder: timing["seconds"] for folder, timing in timings.items()}
-    cpu_times = {folder: timing["cpu_seconds"] for folder, timing in timings.items() if "cpu_seconds" in timing}
-    if cpu_times:
-        archive["cpu_times"] = cpu_times
+    cpu_seconds = run_cpu_seconds(timings)
+    if cpu_seconds:
+        archive["cpu_times"] = cpu_seconds
     curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
     curve = {path.relative_to(task_dir / "curve").parts[0]: portable(json.loads(path.read_text()))
              for path in curve_runs}  # fmt: skip
@@ -472,9 +477,7 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
                     cells.append(f"{name} {dev:.2f} (seeds {seeds})")
             outcome = f"chosen **{chosen}**" if chosen else f"not finished (missing {', '.join(missing)})"
             lines.append(f"- {task}: layer choice on English dev: {', '.join(cells)}; {outcome}.")
-        cpu_times = {folder: timing["cpu_seconds"] for folder, timing in run_timings(runs_dir / task).items()
-                     if "cpu_seconds" in timing}  # fmt: skip
-        rule = plan.cpu_rule(cpu_times)
+        rule = plan.cpu_rule(run_cpu_seconds(run_timings(runs_dir / task)))
         if rule:
             lines.append(
                 f"- {task}: the plan's CPU rule: ({plan.cpu_rule_runs} x {rule.first_run}'s "
