@@ -62,12 +62,11 @@ def write_archive(
     curve (`n-<examples>` -> results.json) and the benchmark's wall time of each run (run folder -> seconds). Each
     run's `predictions.npz` is copied to `<path's folder>/predictions/<predictions>/<run folder>.npz` (by default
     the task folder's name). File paths in the results are already relative to the data folder (the harness records
-    them so).
+    them so); every absolute path left (a run's command line, output folder, cache) is cut by `portable`, whichever
+    part of the archive holds it.
     """
     archive = {"summary": summary} if summary is not None else {}
-    runs = {name: {seed: portable(result) for seed, result in by_seed.items()}
-            for name, by_seed in load_runs(task_dir).items()}  # fmt: skip
-    archive.update(runs=runs, backbone_shape=backbone)
+    archive.update(runs=load_runs(task_dir), backbone_shape=backbone)
     searches = analysis.load_searches(task_dir)
     if searches:
         archive["searches"] = searches
@@ -78,8 +77,7 @@ def write_archive(
     if cpu_seconds:
         archive["cpu_times"] = cpu_seconds
     curve_runs = sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS))
-    curve = {path.relative_to(task_dir / "curve").parts[0]: portable(json.loads(path.read_text()))
-             for path in curve_runs}  # fmt: skip
+    curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
     if curve:
         archive["curve"] = curve
     for stored in sorted(task_dir.rglob("predictions.npz")):
@@ -88,7 +86,7 @@ def write_archive(
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, stored.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(archive, indent=1) + "\n")
+    write_atomically(path, json.dumps(portable(archive), indent=1) + "\n")
     return path
 
 
