@@ -33,6 +33,7 @@ class CpuRuleReading(NamedTuple):
     first_cpu_seconds: float
     curve_cpu_seconds: float  # the whole learning curve's
     hours: float
+    within: bool  # hours at most the plan's `cpu_rule_hours`
     seeds: int
 
 
@@ -65,13 +66,14 @@ class StudyPlan:
     # None: the plan fixes its seeds outright. "": its number of seeds waits for a dated decision by a rule of the
     # plan (PAWS-X's CPU rule); until it is written here, the benchmark runs nothing past the curve and layer choice.
     seeds_decision: str | None = None
-    # PAWS-X's CPU rule (docs/pawsx-plan.md; None: the plan has none): `first_seeds` seeds unless the first
+    # PAWS-X's CPU rule (docs/pawsx-plan.md; None: the plan has none): `cpu_rule_seeds[0]` seeds unless the first
     # layer-choice run's CPU seconds times `cpu_rule_runs`, plus the curve's CPU seconds, all over `cpu_rule_threads`,
-    # come to more than `cpu_rule_hours`; then `cpu_rule_fewer_seeds`.
+    # come to more than `cpu_rule_hours`; then `cpu_rule_seeds[1]`. The decision sets `first_seeds` (and, with no
+    # sequential rule, `extended_seeds` and `seeds_upper_bound`) to the seeds it gives; the rule keeps both options.
     cpu_rule_hours: float | None = None
     cpu_rule_runs: int = 36  # the 8 layer-choice runs and the 28 comparison runs at ten seeds
     cpu_rule_threads: int = 2
-    cpu_rule_fewer_seeds: int = 5
+    cpu_rule_seeds: tuple[int, int] = (10, 5)  # (at most `cpu_rule_hours`, above)
 
     def cpu_rule(self, cpu_times: dict[str, float]) -> "CpuRuleReading | None":
         """
@@ -85,8 +87,8 @@ class StudyPlan:
             return None
         curve = sum(seconds for folder, seconds in cpu_times.items() if folder.startswith("curve/"))
         hours = (self.cpu_rule_runs * cpu_times[first] + curve) / self.cpu_rule_threads / 3600
-        seeds = self.first_seeds if hours <= self.cpu_rule_hours else self.cpu_rule_fewer_seeds
-        return CpuRuleReading(first, cpu_times[first], curve, hours, seeds)
+        within = hours <= self.cpu_rule_hours
+        return CpuRuleReading(first, cpu_times[first], curve, hours, within, self.cpu_rule_seeds[not within])
 
     def held_reason(self, task: str) -> str | None:
         """Why `task` ends at `first_seeds` whatever its interval (`held_at_first_seeds`); None if it is not held."""
