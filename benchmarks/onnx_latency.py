@@ -13,8 +13,9 @@ average before and after).
 import argparse
 import json
 import os
-import platform
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.files import read_json, write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.onnx_export import export_onnx, quantize_int8
+from dlfa_zero_shot.report import portable
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
@@ -35,6 +37,9 @@ from modeling_dlfa import DLFABertForTokenClassification
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ("pytorch", "onnxruntime", "onnxruntime-int8")  # eager; ONNX Runtime on the float32 and the int8 export
 BATCH_SIZES = (1, 32)
+BACKBONE = "offline:multilingual-e5-small"
+NUM_LABELS = len(TASKS["udpos"].labels)  # UDPOS's tag set: the heads are untrained, only their shapes matter
+FUSION_LAYER = 10  # the README main job's
 
 
 def table(archive: dict) -> str:
@@ -69,14 +74,17 @@ def main() -> None:
         return
     load_before, started = os.getloadavg(), time.monotonic()
     torch.set_num_threads(args.threads)
-    backbone = resolve_backbone("offline:multilingual-e5-small")
+    backbone = resolve_backbone(BACKBONE)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
-    sentences = LocalSource(args.data_dir).read(TASKS["udpos"], TRAIN_LANGUAGE, "test", limit=32)
+    source, task = LocalSource(args.data_dir), TASKS["udpos"]
+    sentences = source.read(task, TRAIN_LANGUAGE, "test", limit=32)
     batches = {size: dict(tokenizer([" ".join(s.tokens) for s in sentences[:size]], padding=True, truncation=True,
                                     max_length=128, return_tensors="pt")) for size in BATCH_SIZES}  # fmt: skip
     models = {
-        "stock": BertForTokenClassification.from_pretrained(backbone, num_labels=17).eval(),
-        "dlfa": DLFABertForTokenClassification.from_pretrained(backbone, num_labels=17, fusion_layer=10).eval(),
+        "stock": BertForTokenClassification.from_pretrained(backbone, num_labels=NUM_LABELS).eval(),
+        "dlfa": DLFABertForTokenClassification.from_pretrained(
+            backbone, num_labels=NUM_LABELS, fusion_layer=FUSION_LAYER
+        ).eval(),
     }
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -111,13 +119,20 @@ def main() -> None:
     rows = {f"{model}/{engine}/batch-{size}": {"median_ms": statistics.median(values), "min_ms": min(values),
             "max_ms": max(values)} for (model, engine, size), values in timings.items()}  # fmt: skip
     setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences",
-             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"}  # fmt: skip
+             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights",
+             "backbone": BACKBONE, "models": {"stock": f"BertForTokenClassification, {NUM_LABELS} labels",
+             "dlfa": f"DLFABertForTokenClassification, {NUM_LABELS} labels, fusion_layer {FUSION_LAYER}, the plugin's "
+             "other defaults"}}  # fmt: skip
+    test_file = {"test-en": str(source.path(task, TRAIN_LANGUAGE, "test"))}
+    made_by = provenance.collect(sys.argv, Path(__file__), backbone, test_file,
+                                 {"test-en": source.sha256(task, TRAIN_LANGUAGE, "test")})  # fmt: skip
+    made_by["versions"]["onnxruntime"] = onnxruntime.__version__
     archive = {
+        "what": "benchmarks/onnx_latency.py: CPU latency of PyTorch eager and ONNX Runtime float32 and int8",
+        "command": shlex.join(["python", "benchmarks/onnx_latency.py", *sys.argv[1:]]),
         "setup": setup,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "code": provenance.git_state(Path(__file__).resolve()),
-        "versions": {**provenance.package_versions(), "onnxruntime": onnxruntime.__version__},
-        "platform": platform.platform(),
+        "provenance": portable(made_by),  # code, versions, backbone and data files, each with its SHA-256
         "cpu_count": os.cpu_count(),
         "wall_seconds": round(time.monotonic() - started, 1),
         # 1, 5 and 15 minutes: other jobs on the cores slow every engine, not always equally
