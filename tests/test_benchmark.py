@@ -226,6 +226,10 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     assert set(timed["latency"]) == {f"{head}/{engine}/batch-{size}" for head in ("stock", "dlfa")
                                      for engine in latency.ENGINES for size in latency.BATCH_SIZES}  # fmt: skip
     assert latency.table(timed) in usage
+    made_by = timed["provenance"]  # which code, versions, backbone and data made the latency table
+    assert timed["command"].startswith("python benchmarks/onnx_latency.py") and not made_by["dirty"]
+    assert made_by["code_sha256"] and made_by["backbone"]["sha256"] and made_by["data"]["test-en"]["sha256"]
+    assert made_by["versions"]["onnxruntime"] and timed["setup"]["backbone"] == latency.BACKBONE
     scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
     assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
     assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
