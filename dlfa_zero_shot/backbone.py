@@ -5,6 +5,7 @@ run plan take it, and nothing reads the backbone's config or tokenizer again.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 from transformers import AutoConfig, AutoTokenizer, PreTrainedConfig, PreTrainedTokenizerBase
 
@@ -38,11 +39,21 @@ class Backbone:
         return (config_class or type(self.config)).from_dict(config_dict, **fields)
 
 
-def prepare_backbone(path: str, name: str, cache_dir: str | None = None, trust_remote_code: bool = False) -> Backbone:
+def prepare_backbone(
+    path: str,
+    name: str,
+    cache_dir: str | None = None,
+    trust_remote_code: bool = False,
+    check_config: Callable[[PreTrainedConfig], None] | None = None,
+) -> Backbone:
     """
     Read the config and the tokenizer of the backbone at `path` (`resolve_backbone`'s answer for `name`), once. The
-    tokenizer gets that config, so that it does not read it again to learn its class.
+    tokenizer gets that config, so that it does not read it again to learn its class. `check_config` (raising on a
+    config the caller cannot use) sees the config before the tokenizer is read: its refusal is the error, not a
+    tokenizer a refused backbone may lack.
     """
     config = AutoConfig.from_pretrained(path, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+    if check_config:
+        check_config(config)
     tokenizer = AutoTokenizer.from_pretrained(path, cache_dir=cache_dir, config=config)
     return Backbone(name, path, config, tokenizer, cache_dir, trust_remote_code)

@@ -23,15 +23,17 @@ from dlfa_zero_shot.files import staged_folder
 from dlfa_zero_shot.heads import dlfa_config
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
-from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
+from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS, check_encoder_family
 
 
 def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: bool = False, **aif) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
-    backbone = prepare_backbone(resolve_backbone(base), base)
-    config = dlfa_config(backbone, fusion_layer=fusion_layer, **aif)  # refuses a family DLFA cannot fuse
+    backbone = prepare_backbone(
+        resolve_backbone(base), base, check_config=lambda config: check_encoder_family(config.model_type)
+    )  # a family DLFA cannot fuse is refused before its tokenizer is read
+    config = dlfa_config(backbone, fusion_layer=fusion_layer, **aif)
     model = load_new_head(AutoModel, backbone.path, config=config)  # refuses a random encoder
     with staged_folder(out) as staging:  # whole or not at all
         model.save_pretrained(staging)

@@ -253,6 +253,22 @@ def test_an_init_checkpoint_of_another_family_serves_the_stock_scripts(tmp_path,
     assert result["missing"] == ["classifier.bias", "classifier.weight"]  # only the script's head is new
 
 
+def test_an_init_checkpoint_of_a_family_dlfa_cannot_fuse_is_refused_by_its_family_first(tmp_path):
+    # Before: the tokenizer was read first, so a GPT-2 folder whose tokenizer file is damaged failed on that file
+    # (a JSONDecodeError), not on what makes it unusable (one with no tokenizer files got an empty tokenizer).
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path / "gpt2"
+    config = GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50, n_positions=32, bos_token_id=0, eos_token_id=0)
+    GPT2Model(config).save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text("{cut short")
+    completed = subprocess.run([sys.executable, str(ROOT / "examples" / "make_init_checkpoint.py"), "--base",
+                                str(folder), "--fusion_layer", "1", "--out", str(tmp_path / "init")],
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+    assert completed.returncode != 0 and "DLFA cannot fuse model_type='gpt2'" in completed.stderr
+    assert "decoder-only" in completed.stderr and not (tmp_path / "init").exists()
+
+
 def parsed(tmp_path, *flags: str) -> tuple:
     """The harness's (ModelArguments, DataArguments, TrainingArguments) of these flags."""
     from transformers import HfArgumentParser, TrainingArguments
