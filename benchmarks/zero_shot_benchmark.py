@@ -253,6 +253,28 @@ def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> i
     return returncode
 
 
+def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> None:
+    """
+    Refuse (SystemExit naming them) runs a pre-registered plan does not have: past its layer choice while its number
+    of seeds awaits a dated decision (`seeds_decision`), and any seed past `seeds_upper_bound`: none is added later.
+    """
+    if plan.seeds_decision == "":
+        choice = {run_name(layer) for layer in plan.choice_layers}
+        beyond = [name for name in names if name not in choice]
+        beyond += [f"seed {seed}" for seed in seeds if seed not in plan.choice_seeds]
+        if beyond:
+            raise SystemExit(
+                f"{', '.join(beyond)}: this plan's number of seeds awaits its dated decision (plans.StudyPlan."
+                "seeds_decision); until it is written, only the curve and the layer choice run"
+            )
+    beyond = [seed for seed in seeds if seed > plan.seeds_upper_bound]
+    if beyond:
+        raise SystemExit(
+            f"seeds {beyond}: this plan runs seeds 1 to {plan.seeds_upper_bound} at most (plans.StudyPlan."
+            "seeds_upper_bound), fixed before its comparisons; a failed run is rerun with its own seed"
+        )
+
+
 def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -> list[tuple[Path, dict]]:
     """(output_dir, harness flags) of every run the command asks for, finished ones included."""
     base = protocol.arguments(args.task)
@@ -268,16 +290,8 @@ def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -
             for size in sizes
         ]  # fmt: skip
     names = args.configs.split(",")
-    if protocol.plan and protocol.plan.seeds_decision == "":
-        choice = {run_name(layer) for layer in protocol.plan.choice_layers}
-        beyond = [name for name in names if name not in choice]
-        beyond += [f"seed {seed}" for seed in parse_seeds(args.seeds) if seed not in protocol.plan.choice_seeds]
-        if beyond:
-            raise SystemExit(
-                f"{', '.join(beyond)}: this plan's number of seeds awaits its dated decision (plans.StudyPlan."
-                "seeds_decision); until it is written, only the curve and the layer choice run"
-            )
     if protocol.plan:
+        check_planned(protocol.plan, names, parse_seeds(args.seeds))
         base = {**base, **study_budget(task_dir, protocol.plan)}
     if any("-best" in name for name in names):
         layer = chosen_layer(task_dir, protocol.plan)

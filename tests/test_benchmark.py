@@ -5,10 +5,14 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+
+import pytest
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -315,14 +319,18 @@ def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and
     assert plan.budget == (budget["examples"], budget["epochs"])
     assert plan.fusion_layer == names.layer_of(plans.study_layer_choice(analysis.load_runs(runs))[0])
 
-    def commands(protocol: str) -> list[list[str]]:
+    def commands(protocol: str, seed: int) -> list[list[str]]:
         done = benchmark_dry_run(tmp_path, protocol, "udpos", "--configs", ",".join(plan.configurations),
-                                 "--seeds", str(plan.seeds[0]))  # fmt: skip
+                                 "--seeds", str(seed))  # fmt: skip
         assert done.returncode == 0, done.stderr
         return [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line]
 
-    for study, replication in zip(commands("study"), commands("replication"), strict=True):
+    # The study's seed 3, its finished runs removed from the copy (the study plan runs no seed past its bound of 10),
+    # beside the replication's first seed.
+    shutil.rmtree(runs / "seed-3")
+    for study, replication in zip(commands("study", 3), commands("replication", plan.seeds[0]), strict=True):
         ours, theirs = dict(zip(study[::2], study[1::2])), dict(zip(replication[::2], replication[1::2]))
+        assert (ours.pop("--seed"), theirs.pop("--seed")) == ("3", str(plan.seeds[0]))
         languages = theirs.pop("--eval_languages").split(",")
         assert languages == [*ours.pop("--eval_languages").split(","), *plan.descriptive_languages]
         assert languages[: len(plan.target_languages)] == list(plan.target_languages)
@@ -331,12 +339,21 @@ def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and
         }
 
 
-def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are_decided(tmp_path):
+def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are_decided_nor_past_them(tmp_path):
     from dlfa_zero_shot.plans import PAWSX_PLAN
 
-    assert PAWSX_PLAN.seeds_decision == ""  # pending: docs/pawsx-plan.md's CPU rule decides 10 or 5
-    refused = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--configs", "baseline,aif-layer-best", "--seeds", "1-10")
-    assert refused.returncode == 1 and "awaits its dated decision" in refused.stderr and "seed 3" in refused.stderr
+    check_planned = script_module("zero_shot_benchmark").check_planned
+    pending = replace(PAWSX_PLAN, seeds_decision="")  # docs/pawsx-plan.md's CPU rule decides 10 or 5
+    check_planned(pending, ["aif-layer-06", "aif-layer-11"], [1, 2])  # the layer choice runs
+    for names, seeds, refused in ((["baseline"], [1], "baseline"), (["aif-layer-06"], [1, 3], "seed 3")):
+        with pytest.raises(SystemExit, match=f"{refused}: this plan's number of seeds awaits its dated decision"):
+            check_planned(pending, names, seeds)
+    decided = replace(PAWSX_PLAN, first_seeds=5, extended_seeds=5, seeds_upper_bound=5, seeds_decision="5")
+    check_planned(decided, ["baseline", "aif-layer-06", "concat-layer-06"], [1, 2, 3, 4, 5])
+    with pytest.raises(SystemExit, match=r"seeds \[6, 7\]: this plan runs seeds 1 to 5 at most"):
+        check_planned(decided, ["baseline"], [5, 6, 7])
+    beyond = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--configs", "aif-layer-06", "--seeds", "1,11")
+    assert beyond.returncode == 1 and "seed" in beyond.stderr and "11" in beyond.stderr  # the plan as it stands
     curve = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--phase", "curve")
     assert curve.returncode == 0 and "pawsx/pawsx: 4 runs to do" in curve.stdout
     command = next(line.split() for line in curve.stdout.splitlines() if "run_zero_shot.py" in line)
