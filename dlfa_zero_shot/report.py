@@ -481,10 +481,10 @@ def study_progress(runs_dir: Path, figure: Path, document_dir: Path, plan: Study
                 f"- {task}: the plan's CPU rule: ({plan.cpu_rule_runs} x {rule.first_run}'s "
                 f"{rule.first_cpu_seconds:.0f} CPU s + the curve's {rule.curve_cpu_seconds:.0f} CPU s) / "
                 f"{plan.cpu_rule_threads} threads = {rule.hours:.1f} h, "
-                f"{'at most' if rule.within else 'above'} {plan.cpu_rule_hours:g} h: {rule.seeds} "
-                "seeds. The decision is dated in docs/results.md and written into the plan (`seeds_decision`) before any "
-                "comparison run."
-            )
+                f"{'at most' if rule.within else 'above'} {plan.cpu_rule_hours:g} h: {rule.seeds} seeds. "
+                + (f"Decided {plan.seeds_decision}." if plan.seeds_decision else "The decision is dated in "
+                   "docs/results.md and written into the plan (`seeds_decision`) before any comparison run.")
+            )  # fmt: skip
         if runs:
             lines.append(
                 f"- {task}: finished runs: "
