@@ -624,3 +624,24 @@ def test_the_docs_state_each_study_result_as_archived_with_its_status():
     for task, (before, after, layer) in PAPER.items():  # the paper's numbers, beside each task's status
         paper = f"{before:.2f} → {after:.2f}, layer {layer}"
         assert paper in readme and paper in results, task
+
+
+def test_a_fresh_clone_regenerates_the_pawsx_report_from_its_archive_with_no_diff(tmp_path):
+    """
+    `python benchmarks/zero_shot_report.py --study pawsx --restore pawsx` on the committed archives alone (no runs)
+    rewrites docs/results.md and the archives as they are committed: every number of its block is the archive's, as
+    each run lands. (The first study's 10,000-resample bootstraps take minutes; its regeneration was checked by hand
+    on 2026-12-07: no diff.)
+    """
+    from dlfa_zero_shot.report import main
+
+    root = Path(__file__).resolve().parent.parent
+    results, document = tmp_path / "results", tmp_path / "docs" / "results.md"
+    shutil.copytree(root / "benchmarks" / "results" / "study", results)
+    document.parent.mkdir()
+    shutil.copy(root / "docs" / "results.md", document)
+    main(["--study", "pawsx", "--restore", "pawsx", "--runs_dir", str(tmp_path / "runs"), "--results_dir", str(results),
+          "--document", str(document)], root=root)  # fmt: skip
+    assert document.read_text() == (root / "docs" / "results.md").read_text()
+    for archive in sorted((root / "benchmarks" / "results" / "study").glob("*.json")):
+        assert (results / archive.name).read_text() == archive.read_text(), archive.name
