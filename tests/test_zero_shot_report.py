@@ -545,7 +545,10 @@ def test_a_plan_without_interim_looks_compares_nothing_before_its_fixed_seeds(tm
 
 
 def test_no_run_imports_the_modules_left_out_of_its_code_digest():
-    """A run's code digest leaves out the report and the plans: no module a run executes may import them."""
+    """
+    A run's code digest leaves out the report and the plans: no module a run executes may import them, nor any program
+    whose archive records a code digest (the harness; a benchmark that calls `provenance.collect`).
+    """
     import ast
 
     from dlfa_zero_shot.provenance import CODE_PACKAGES, NOT_RUN, PACKAGES_ROOT
@@ -553,6 +556,10 @@ def test_no_run_imports_the_modules_left_out_of_its_code_digest():
     left_out = {path.removesuffix(".py").replace("/", ".") for path in NOT_RUN}
     sources = [path for package in CODE_PACKAGES for path in (PACKAGES_ROOT / package).rglob("*.py")]
     sources += [PACKAGES_ROOT / "examples" / "run_zero_shot.py"]
+    recording = [script for script in sorted((PACKAGES_ROOT / "benchmarks").glob("*.py"))
+                 if "provenance.collect(" in script.read_text()]  # fmt: skip
+    assert PACKAGES_ROOT / "benchmarks" / "onnx_latency.py" in recording
+    sources += recording
     for source in sources:
         if source.relative_to(PACKAGES_ROOT).as_posix() in NOT_RUN:
             continue
