@@ -352,8 +352,11 @@ def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are
     check_planned(decided, ["baseline", "aif-layer-06", "concat-layer-06"], [1, 2, 3, 4, 5])
     with pytest.raises(SystemExit, match=r"seeds \[6, 7\]: this plan runs seeds 1 to 5 at most"):
         check_planned(decided, ["baseline"], [5, 6, 7])
+    with pytest.raises(SystemExit, match=r"seeds \[0\]: this plan runs seeds 1 to 5 at most"):
+        check_planned(decided, ["baseline"], [0, 1])  # `--seeds 0-4`: a seed the plan does not have
     beyond = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--configs", "aif-layer-06", "--seeds", "1,11")
-    assert beyond.returncode == 1 and "seed" in beyond.stderr and "11" in beyond.stderr  # the plan as it stands
+    bound = PAWSX_PLAN.seeds_upper_bound  # the plan as it stands: its decision written
+    assert beyond.returncode == 1 and f"seeds [11]: this plan runs seeds 1 to {bound} at most" in beyond.stderr
     curve = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--phase", "curve")
     assert curve.returncode == 0 and "pawsx/pawsx: 4 runs to do" in curve.stdout
     command = next(line.split() for line in curve.stdout.splitlines() if "run_zero_shot.py" in line)
