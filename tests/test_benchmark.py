@@ -370,15 +370,13 @@ def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are
 def test_the_pawsx_plans_seeds_are_what_its_cpu_rule_gives_on_the_archived_cpu_times():
     """
     docs/pawsx-plan.md: the number of seeds is the CPU rule's, read from the archived first layer-choice run; once
-    written into the plan it holds for every comparison (no sequential rule). Until then the plan keeps the rule's ten.
+    written into the plan it holds for every comparison (no sequential rule).
     """
     from dlfa_zero_shot.plans import PAWSX_PLAN as plan
 
     archive = json.loads((ROOT / "benchmarks" / "results" / "study" / "pawsx.json").read_text())
     reading = plan.cpu_rule(archive.get("cpu_times", {}))
-    if plan.seeds_decision == "":
-        assert plan.first_seeds == plan.cpu_rule_seeds[0]
-        return
+    assert plan.seeds_decision, "the decision (2026-12-07, docs/results.md) is written into the plan"
     assert reading is not None, "the seeds decision was written before the CPU rule's first run was archived"
     assert plan.first_seeds == plan.extended_seeds == plan.seeds_upper_bound == reading.seeds
     assert re.search(r"\b2\d{3}-\d{2}-\d{2}\b", plan.seeds_decision), "the decision is dated"

@@ -324,9 +324,12 @@ def test_the_pawsx_block_reads_the_plans_cpu_rule_from_the_archived_cpu_times(tm
     assert "/ 2 threads = 7.5 h, at most 15 h: 10 seeds." in block()
     finished("seed-1/aif-layer-06", 3000.0)  # (36 x 3000 + 3600) / 2 / 3600 = 15.5 hours
     assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in block()
-    decided = replace(PAWSX_PLAN, first_seeds=5, extended_seeds=5, seeds_upper_bound=5, seeds_decision="5 seeds")
+    pending = study_progress(tmp_path / "runs", figure, docs, replace(PAWSX_PLAN, seeds_decision=""))
+    assert "above 15 h: 5 seeds. The decision is dated in docs/results.md" in pending and "Decided" not in pending
+    decided = replace(PAWSX_PLAN, first_seeds=5, extended_seeds=5, seeds_upper_bound=5, seeds_decision="on day 1")
     assert decided.cpu_rule({"seed-1/aif-layer-06": 1400.0}).seeds == 10  # the rule keeps both of its options
-    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in study_progress(tmp_path / "runs", figure, docs, decided)
+    written = study_progress(tmp_path / "runs", figure, docs, decided)
+    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds. Decided on day 1." in written
 
 
 def test_task_headings_name_the_data_set_its_activity_and_metric():
