@@ -234,6 +234,11 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     assert timed["command"].startswith("python benchmarks/onnx_latency.py") and not made_by["dirty"]
     assert made_by["code_sha256"] and made_by["backbone"]["sha256"] and made_by["data"]["test-en"]["sha256"]
     assert made_by["versions"]["onnxruntime"] and timed["setup"]["backbone"] == latency.BACKBONE
+    stated = " ".join(usage.split())  # the conditions the docs give with the table are the archive's
+    assert (f"(`{timed['command']}`, {timed['date'][:10]} at commit {made_by['commit'][:7]}, a clean tree, onnxruntime "
+            f"{made_by['versions']['onnxruntime']};") in stated  # fmt: skip
+    assert f"load average {timed['load_average_before'][0]:g} before" in stated
+    assert f"{timed['load_average_after'][0]:g} after), {timed['wall_seconds']:.0f} s in all" in stated
     scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
     assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
     assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
