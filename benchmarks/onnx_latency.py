@@ -29,7 +29,6 @@ from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.files import read_json, write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.onnx_export import export_onnx, quantize_int8
-from dlfa_zero_shot.report import portable
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
@@ -132,7 +131,7 @@ def main() -> None:
         "command": shlex.join(["python", "benchmarks/onnx_latency.py", *sys.argv[1:]]),
         "setup": setup,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "provenance": portable(made_by),  # code, versions, backbone and data files, each with its SHA-256
+        "provenance": provenance.portable(made_by),  # code, versions, backbone and data files, each with its SHA-256
         "cpu_count": os.cpu_count(),
         "wall_seconds": round(time.monotonic() - started, 1),
         # 1, 5 and 15 minutes: other jobs on the cores slow every engine, not always equally

@@ -256,7 +256,8 @@ def run(command: list[str], run_dir: Path, threads: int, keep_models: bool) -> i
 def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> None:
     """
     Refuse (SystemExit naming them) runs a pre-registered plan does not have: past its layer choice while its number
-    of seeds awaits a dated decision (`seeds_decision`), and any seed past `seeds_upper_bound`: none is added later.
+    of seeds awaits a dated decision (`seeds_decision`), and any seed outside 1 to `seeds_upper_bound`: none is added
+    later.
     """
     if plan.seeds_decision == "":
         choice = {run_name(layer) for layer in plan.choice_layers}
@@ -267,7 +268,7 @@ def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> 
                 f"{', '.join(beyond)}: this plan's number of seeds awaits its dated decision (plans.StudyPlan."
                 "seeds_decision); until it is written, only the curve and the layer choice run"
             )
-    beyond = [seed for seed in seeds if seed > plan.seeds_upper_bound]
+    beyond = [seed for seed in seeds if not 1 <= seed <= plan.seeds_upper_bound]
     if beyond:
         raise SystemExit(
             f"seeds {beyond}: this plan runs seeds 1 to {plan.seeds_upper_bound} at most (plans.StudyPlan."

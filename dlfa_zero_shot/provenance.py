@@ -135,6 +135,21 @@ def collect(
     }
 
 
+def portable(value: object) -> object:
+    """
+    `value` (a run's record) with every absolute path cut to its last three parts behind `<machine>/`
+    (`/work/shared/data/xtreme-lite` -> `<machine>/shared/data/xtreme-lite`): a committed archive holds no machine's
+    folders, and its provenance still names each file.
+    """
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and value.startswith("/") and len(Path(value).parts) > 1:
+        return "<machine>/" + "/".join(Path(value).parts[-3:])
+    return value
+
+
 def made_by(recorded: dict) -> dict:
     """
     What a stored run must have been made by, beside its settings, to be reused or resumed (`runs.reuse_or_claim`):

@@ -62,8 +62,8 @@ def write_archive(
     curve (`n-<examples>` -> results.json) and the benchmark's wall time of each run (run folder -> seconds). Each
     run's `predictions.npz` is copied to `<path's folder>/predictions/<predictions>/<run folder>.npz` (by default
     the task folder's name). File paths in the results are already relative to the data folder (the harness records
-    them so); every absolute path left (a run's command line, output folder, cache) is cut by `portable`, whichever
-    part of the archive holds it.
+    them so); every absolute path left (a run's command line, output folder, cache) is cut by `provenance.portable`,
+    whichever part of the archive holds it.
     """
     archive = {"summary": summary} if summary is not None else {}
     archive.update(runs=load_runs(task_dir), backbone_shape=backbone)
@@ -86,23 +86,8 @@ def write_archive(
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(target, stored.read_bytes())
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(portable(archive), indent=1) + "\n")
+    write_atomically(path, json.dumps(provenance.portable(archive), indent=1) + "\n")
     return path
-
-
-def portable(value):
-    """
-    `value` (a run's record) with every absolute path cut to its last three parts behind `<machine>/`
-    (`/work/shared/data/xtreme-lite` -> `<machine>/shared/data/xtreme-lite`): a committed archive holds no machine's
-    folders, and its provenance still names each file.
-    """
-    if isinstance(value, dict):
-        return {key: portable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [portable(item) for item in value]
-    if isinstance(value, str) and value.startswith("/") and len(Path(value).parts) > 1:
-        return "<machine>/" + "/".join(Path(value).parts[-3:])
-    return value
 
 
 def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) -> list[Path]:

@@ -234,6 +234,11 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     assert timed["command"].startswith("python benchmarks/onnx_latency.py") and not made_by["dirty"]
     assert made_by["code_sha256"] and made_by["backbone"]["sha256"] and made_by["data"]["test-en"]["sha256"]
     assert made_by["versions"]["onnxruntime"] and timed["setup"]["backbone"] == latency.BACKBONE
+    stated = " ".join(usage.split())  # the conditions the docs give with the table are the archive's
+    assert (f"(`{timed['command']}`, {timed['date'][:10]} at commit {made_by['commit'][:7]}, a clean tree, onnxruntime "
+            f"{made_by['versions']['onnxruntime']};") in stated  # fmt: skip
+    assert f"load average {timed['load_average_before'][0]:g} before" in stated
+    assert f"{timed['load_average_after'][0]:g} after), {timed['wall_seconds']:.0f} s in all" in stated
     scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
     assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
     assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
@@ -352,8 +357,11 @@ def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are
     check_planned(decided, ["baseline", "aif-layer-06", "concat-layer-06"], [1, 2, 3, 4, 5])
     with pytest.raises(SystemExit, match=r"seeds \[6, 7\]: this plan runs seeds 1 to 5 at most"):
         check_planned(decided, ["baseline"], [5, 6, 7])
+    with pytest.raises(SystemExit, match=r"seeds \[0\]: this plan runs seeds 1 to 5 at most"):
+        check_planned(decided, ["baseline"], [0, 1])  # `--seeds 0-4`: a seed the plan does not have
     beyond = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--configs", "aif-layer-06", "--seeds", "1,11")
-    assert beyond.returncode == 1 and "seed" in beyond.stderr and "11" in beyond.stderr  # the plan as it stands
+    bound = PAWSX_PLAN.seeds_upper_bound  # the plan as it stands: its decision written
+    assert beyond.returncode == 1 and f"seeds [11]: this plan runs seeds 1 to {bound} at most" in beyond.stderr
     curve = benchmark_dry_run(tmp_path, "pawsx", "pawsx", "--phase", "curve")
     assert curve.returncode == 0 and "pawsx/pawsx: 4 runs to do" in curve.stdout
     command = next(line.split() for line in curve.stdout.splitlines() if "run_zero_shot.py" in line)
@@ -367,15 +375,13 @@ def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are
 def test_the_pawsx_plans_seeds_are_what_its_cpu_rule_gives_on_the_archived_cpu_times():
     """
     docs/pawsx-plan.md: the number of seeds is the CPU rule's, read from the archived first layer-choice run; once
-    written into the plan it holds for every comparison (no sequential rule). Until then the plan keeps the rule's ten.
+    written into the plan it holds for every comparison (no sequential rule).
     """
     from dlfa_zero_shot.plans import PAWSX_PLAN as plan
 
     archive = json.loads((ROOT / "benchmarks" / "results" / "study" / "pawsx.json").read_text())
     reading = plan.cpu_rule(archive.get("cpu_times", {}))
-    if plan.seeds_decision == "":
-        assert plan.first_seeds == plan.cpu_rule_seeds[0]
-        return
+    assert plan.seeds_decision, "the decision (2026-12-07, docs/results.md) is written into the plan"
     assert reading is not None, "the seeds decision was written before the CPU rule's first run was archived"
     assert plan.first_seeds == plan.extended_seeds == plan.seeds_upper_bound == reading.seeds
     assert re.search(r"\b2\d{3}-\d{2}-\d{2}\b", plan.seeds_decision), "the decision is dated"

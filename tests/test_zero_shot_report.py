@@ -324,9 +324,12 @@ def test_the_pawsx_block_reads_the_plans_cpu_rule_from_the_archived_cpu_times(tm
     assert "/ 2 threads = 7.5 h, at most 15 h: 10 seeds." in block()
     finished("seed-1/aif-layer-06", 3000.0)  # (36 x 3000 + 3600) / 2 / 3600 = 15.5 hours
     assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in block()
-    decided = replace(PAWSX_PLAN, first_seeds=5, extended_seeds=5, seeds_upper_bound=5, seeds_decision="5 seeds")
+    pending = study_progress(tmp_path / "runs", figure, docs, replace(PAWSX_PLAN, seeds_decision=""))
+    assert "above 15 h: 5 seeds. The decision is dated in docs/results.md" in pending and "Decided" not in pending
+    decided = replace(PAWSX_PLAN, first_seeds=5, extended_seeds=5, seeds_upper_bound=5, seeds_decision="on day 1")
     assert decided.cpu_rule({"seed-1/aif-layer-06": 1400.0}).seeds == 10  # the rule keeps both of its options
-    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds." in study_progress(tmp_path / "runs", figure, docs, decided)
+    written = study_progress(tmp_path / "runs", figure, docs, decided)
+    assert "/ 2 threads = 15.5 h, above 15 h: 5 seeds. Decided on day 1." in written
 
 
 def test_task_headings_name_the_data_set_its_activity_and_metric():
@@ -545,7 +548,10 @@ def test_a_plan_without_interim_looks_compares_nothing_before_its_fixed_seeds(tm
 
 
 def test_no_run_imports_the_modules_left_out_of_its_code_digest():
-    """A run's code digest leaves out the report and the plans: no module a run executes may import them."""
+    """
+    A run's code digest leaves out the report and the plans: no module a run executes may import them, nor any program
+    whose archive records a code digest (the harness; a benchmark that calls `provenance.collect`).
+    """
     import ast
 
     from dlfa_zero_shot.provenance import CODE_PACKAGES, NOT_RUN, PACKAGES_ROOT
@@ -553,6 +559,10 @@ def test_no_run_imports_the_modules_left_out_of_its_code_digest():
     left_out = {path.removesuffix(".py").replace("/", ".") for path in NOT_RUN}
     sources = [path for package in CODE_PACKAGES for path in (PACKAGES_ROOT / package).rglob("*.py")]
     sources += [PACKAGES_ROOT / "examples" / "run_zero_shot.py"]
+    recording = [script for script in sorted((PACKAGES_ROOT / "benchmarks").glob("*.py"))
+                 if "provenance.collect(" in script.read_text()]  # fmt: skip
+    assert PACKAGES_ROOT / "benchmarks" / "onnx_latency.py" in recording
+    sources += recording
     for source in sources:
         if source.relative_to(PACKAGES_ROOT).as_posix() in NOT_RUN:
             continue
