@@ -78,11 +78,15 @@ SECOND_LOOK = (
     "public: seeds 6-10 are a second look decided after seeing results (a deviation), reported without verdict words"
 )
 STUDY_PLAN = StudyPlan(second_look=SECOND_LOOK)
-# The PAWS-X study (docs/pawsx-plan.md): the study plan's rules, its own layer candidates, ten seeds fixed in advance,
-# no sequential rule and no interim look.
+# The PAWS-X study (docs/pawsx-plan.md): the study plan's rules, its own layer candidates, its seeds fixed by its CPU
+# rule before any comparison run (dated in docs/results.md), no sequential rule and no interim look.
+PAWSX_SEEDS_DECISION = (
+    "on 2026-12-07, before any comparison run, from the CPU rule's reading of the archived seed-1/aif-layer-06 run: 5 "
+    "paired seeds (1-5) for each compared configuration"
+)
 PAWSX_PLAN = StudyPlan(
-    tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=10, extended_seeds=10, seeds_upper_bound=10,
-    held_at_first_seeds=(), interim_looks=False, seeds_decision="",
+    tasks=("pawsx",), choice_layers=(6, 8, 10, 11), first_seeds=5, extended_seeds=5, seeds_upper_bound=5,
+    held_at_first_seeds=(), interim_looks=False, seeds_decision=PAWSX_SEEDS_DECISION,
 )
 STUDY_PLANS = {"study": STUDY_PLAN, "pawsx": PAWSX_PLAN}  # benchmark protocol (and report) -> its plan
 
