@@ -58,6 +58,7 @@ from .heads import (
     FusionSettings,
     build_layer_search,
     build_model,
+    check_fusable,
     check_padding_id,
     checkpoint_labels,
     checkpoint_name,
@@ -224,7 +225,11 @@ def run(
     with training_args.main_process_first(desc="preparing the backbone"):
         path = resolve_backbone(model_args.model_name_or_path, model_args.cache_dir)
     backbone = prepare_backbone(
-        path, model_args.model_name_or_path, model_args.cache_dir, model_args.trust_remote_code
+        path,
+        model_args.model_name_or_path,
+        model_args.cache_dir,
+        model_args.trust_remote_code,
+        check_config=check_fusable if training_args.do_train else None,  # training builds heads: DLFA's families
     )  # its config and tokenizer, read once: everything below takes them from `backbone`
     if training_args.do_train:
         check_padding_id(backbone)

@@ -100,6 +100,14 @@ def head_class(kind: str) -> type[AutoModelForTokenClassification] | type[AutoMo
     return AutoModelForTokenClassification if kind == "token" else AutoModelForSequenceClassification
 
 
+def check_fusable(config: PreTrainedConfig) -> None:
+    """
+    Refuse (ValueError naming it) a backbone config of a family DLFA cannot fuse: `prepare_backbone`'s `check_config`
+    wherever heads are to be built, so that the refusal comes before the tokenizer such a backbone may lack.
+    """
+    check_encoder_family(config.model_type)
+
+
 def dlfa_config(backbone: Backbone, **fields) -> DLFABertConfig | DLFAConfig:
     """
     The config of a DLFA head on `backbone`: its family's `dlfa_config_class`, from the backbone's config, with

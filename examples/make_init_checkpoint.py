@@ -20,19 +20,17 @@ from transformers import AutoModel
 from dlfa_zero_shot import names
 from dlfa_zero_shot.backbone import prepare_backbone
 from dlfa_zero_shot.files import staged_folder
-from dlfa_zero_shot.heads import dlfa_config
+from dlfa_zero_shot.heads import check_fusable, dlfa_config
 from dlfa_zero_shot.offline_backbone import resolve_backbone
 from dlfa_zero_shot.training import load_new_head
-from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS, check_encoder_family
+from modeling_dlfa.configuration_dlfa import AIF_GATES, AIF_NORMS, FUSION_METHODS
 
 
 def make_init_checkpoint(base: str, fusion_layer: int, out: Path, overwrite: bool = False, **aif) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace its contents")
-    backbone = prepare_backbone(
-        resolve_backbone(base), base, check_config=lambda config: check_encoder_family(config.model_type)
-    )  # a family DLFA cannot fuse is refused before its tokenizer is read
+    backbone = prepare_backbone(resolve_backbone(base), base, check_config=check_fusable)
     config = dlfa_config(backbone, fusion_layer=fusion_layer, **aif)
     model = load_new_head(AutoModel, backbone.path, config=config)  # refuses a random encoder
     with staged_folder(out) as staging:  # whole or not at all

@@ -269,6 +269,23 @@ def test_an_init_checkpoint_of_a_family_dlfa_cannot_fuse_is_refused_by_its_famil
     assert "decoder-only" in completed.stderr and not (tmp_path / "init").exists()
 
 
+def test_the_harness_refuses_a_family_dlfa_cannot_fuse_before_reading_its_tokenizer(tmp_path):
+    # Before: the harness read the tokenizer first, so a GPT-2 folder whose tokenizer file is damaged failed on that
+    # file (a JSONDecodeError), not on what makes it unusable for training.
+    from transformers import GPT2Config, GPT2Model
+
+    folder = tmp_path / "gpt2"
+    config = GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50, n_positions=32, bos_token_id=0, eos_token_id=0)
+    GPT2Model(config).save_pretrained(folder)
+    (folder / "tokenizer_config.json").write_text("{cut short")
+    output_dir = tmp_path / "runs"
+    completed = call_main("--model_name_or_path", str(folder), "--output_dir", str(output_dir), "--do_train",
+                          "--do_eval", "--use_cpu", *own_files(tmp_path), cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0 and "DLFA cannot fuse model_type='gpt2'" in completed.stderr
+    assert "decoder-only" in completed.stderr and "JSONDecodeError" not in completed.stderr
+    assert not output_dir.exists()  # refused before any run folder was made
+
+
 def parsed(tmp_path, *flags: str) -> tuple:
     """The harness's (ModelArguments, DataArguments, TrainingArguments) of these flags."""
     from transformers import HfArgumentParser, TrainingArguments
