@@ -1,12 +1,15 @@
 """What a run records of its making (`dlfa_zero_shot.provenance`), and when runs may be pooled."""
 
+import json
 import shutil
 import subprocess
+from pathlib import Path
 
 from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
 
 
 SCRIPT = PACKAGES_ROOT / "examples" / "run_zero_shot.py"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_commit_is_recorded_only_for_the_checkout_the_code_and_program_came_from(tmp_path):
@@ -62,3 +65,37 @@ def test_every_uncommitted_path_is_recorded_whole(tmp_path):
     (tmp_path / "tests" / "a.py").write_text("a = 2\n")
     state = git_state(None, root=tmp_path.resolve())
     assert state["dirty"] and state["uncommitted"] == ["tests/a.py"]
+
+
+def recorded_commits(value: object) -> set[str]:
+    """Every commit an archive's records name (`git_state`'s `commit`, wherever it is nested)."""
+    if isinstance(value, dict):
+        found = {value["commit"]} if isinstance(value.get("commit"), str) else set()
+        return found.union(*(recorded_commits(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(recorded_commits(item) for item in value))
+    return set()
+
+
+def test_every_commit_an_archive_records_is_in_the_history_or_its_loss_is_dated():
+    # A recorded commit says which code made a run only while it can be read. The PAWS-X study's frozen branch lived
+    # only in one machine's worktree, and its commit ac17e83, which a run records, went with that machine: a frozen
+    # branch is merged into main (keeping main's files) before its runs are archived, and a commit lost anyway is
+    # named in docs/results.md's dated entries ("<commit> was lost").
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    shallow = git("rev-parse", "--is-shallow-repository").stdout.strip()
+    assert shallow == "false", f"this test reads the whole history of a git checkout at {ROOT} (shallow: {shallow!r})"
+    commits = {}
+    for path in sorted((ROOT / "benchmarks" / "results").rglob("*.json")):
+        for commit in recorded_commits(json.loads(path.read_text())):
+            commits.setdefault(commit, str(path.relative_to(ROOT)))
+    assert len(commits) > 1
+    dated = (ROOT / "docs" / "results.md").read_text()
+    lost = {
+        commit: path
+        for commit, path in commits.items()
+        if git("merge-base", "--is-ancestor", commit, "HEAD").returncode
+    }
+    assert {commit: path for commit, path in lost.items() if f"{commit[:7]} was lost" not in dated} == {}
