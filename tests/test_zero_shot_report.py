@@ -137,14 +137,23 @@ def test_an_archived_curve_run_holds_no_machine_paths(tmp_path):
 
 
 def write_study_run(
-    runs_dir: Path, name: str, seed: int, dev: float, correct: dict[str, np.ndarray], device: str = "cpu"
+    runs_dir: Path,
+    name: str,
+    seed: int,
+    dev: float,
+    correct: dict[str, np.ndarray],
+    device: str = "cpu",
+    task: str = "xnli",
 ) -> None:
-    """An XNLI run as the harness writes it: results.json and predictions.npz (gold all 0, predicted 0 if correct)."""
-    run_dir = runs_dir / "xnli" / f"seed-{seed}" / name
+    """
+    A run as the harness writes it: results.json (the target average leaves English out) and predictions.npz (gold all
+    0, predicted 0 if correct).
+    """
+    run_dir = runs_dir / task / f"seed-{seed}" / name
     run_dir.mkdir(parents=True)
     scores = {"selection": {"accuracy": dev}, **{lang: {"accuracy": float(c.mean())} for lang, c in correct.items()}}
     result = {"run": name, "seed": seed, "metric": "accuracy", "scores": scores, "device": device,
-              "target_average": float(np.mean([c.mean() for c in correct.values()]))}  # fmt: skip
+              "target_average": float(np.mean([c.mean() for lang, c in correct.items() if lang != "en"]))}  # fmt: skip
     (run_dir / "results.json").write_text(json.dumps(result))
     arrays = {}
     for language, c in correct.items():
@@ -219,7 +228,9 @@ def test_sequential_rule_looks_once_at_five_seeds_and_the_upper_bound_caps_it(tm
     primary = found["xnli"]["primary"]
     assert primary["first_half_width"] > 0.5 and primary["seeds_due"] == 5
     assert primary["verdict"] == "too close to call at this budget" and primary["holm_p"] is not None
-    assert "xnli would get seeds 6-10, but the seeds' upper bound is 5: stopped at 5 seeds" in sequential_rule(found, capped)
+    assert "xnli would get seeds 6-10, but the seeds' upper bound is 5: stopped at 5 seeds" in sequential_rule(
+        found, capped
+    )
 
     # This study's bound since 2026-12-03 (10): seeds 6 to 10 are due, and until they land nothing is concluded ...
     write_seeds(wide, {6: 5.0})
@@ -620,7 +631,10 @@ def test_the_docs_state_each_study_result_as_archived_with_its_status():
     assert second["n"] == 10 and second["holm_tests"] == 12 and "no verdict" in second["verdict"]
     row = f"| {interval(second)}, raw p {second['t_test_p']:.3f}, Holm p {second['holm_p']:.3f} over the 12 p-values"
     assert row in results and f"{interval(second)} is a second look" in readme.replace("\n", " ")
-    assert f"gives {second['holm_p']:.3f} ({second['holm_p_distinct']:.3f} over its 8 distinct tests)" in readme.replace("\n", " ")
+    assert (
+        f"gives {second['holm_p']:.3f} ({second['holm_p_distinct']:.3f} over its 8 distinct tests)"
+        in readme.replace("\n", " ")
+    )
     assert f"{second['holm_p_distinct']:.3f} over its 8 distinct tests" in results.replace("\n", " ")
     replicated = root / "benchmarks" / "results" / "study" / "udpos_replication_comparisons.json"
     replication = json.loads(replicated.read_text())
@@ -655,3 +669,59 @@ def test_a_fresh_clone_regenerates_the_pawsx_report_from_its_archive_with_no_dif
     assert document.read_text() == (root / "docs" / "results.md").read_text()
     for archive in sorted((root / "benchmarks" / "results" / "study").glob("*.json")):
         assert (results / archive.name).read_text() == archive.read_text(), archive.name
+
+
+def test_the_pawsx_study_looks_once_at_its_fixed_seeds_on_the_six_targets_with_english_apart(tmp_path):
+    """
+    The PAWS-X report once every run of its plan is in (the layer choice on seeds 1-2 of layers 6, 8, 10, 11, then
+    baseline, DLFA at the chosen layer and the concatenation on seeds 1 to the decided seeds): one look, Holm over its
+    2 tests, the plan's verdict words; the primary averages the 6 target languages, English test apart. Written before
+    the study's comparison runs land, so that the report that reads them is known to work.
+    """
+    from dlfa_zero_shot.plans import PAWSX_PLAN, PAWSX_TARGETS
+    from dlfa_zero_shot.report import STUDY_MARKERS, main
+
+    runs, results, document = tmp_path / "runs", tmp_path / "results", tmp_path / "docs" / "results.md"
+    begin, end, _ = STUDY_MARKERS["pawsx"]
+    document.parent.mkdir()
+    document.write_text(f"# Results\n\n{begin}\n{end}\n")
+    curve = runs / "pawsx" / "curve" / "n-8000" / "seed-1" / "baseline"
+    curve.mkdir(parents=True)
+    epochs = [{"epoch": 3.0, "step": 750, "score": 0.85}]
+    (curve / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "selection_by_epoch": epochs}))
+    rng, items = np.random.default_rng(0), 200
+    chosen = f"aif-layer-{PAWSX_PLAN.choice_layers[2]:02d}"  # best on English dev below
+    for seed in PAWSX_PLAN.choice_seeds:
+        for layer in PAWSX_PLAN.choice_layers:
+            name = f"aif-layer-{layer:02d}"
+            if name != chosen:
+                scored = {language: rng.random(items) < 0.7 for language in ("en", *PAWSX_TARGETS)}
+                write_study_run(runs, name, seed, 0.80, scored, task="pawsx")
+    for seed in range(1, PAWSX_PLAN.first_seeds + 1):
+        base = {language: rng.random(items) < 0.7 for language in ("en", *PAWSX_TARGETS)}
+        dlfa = {
+            language: right | (rng.random(items) < 0.1) for language, right in base.items()
+        }  # it adds right answers
+        dlfa["en"] = base["en"] & (rng.random(items) < 0.5)  # and loses half of English: English is not a target
+        write_study_run(runs, "baseline", seed, 0.84, base, task="pawsx")
+        write_study_run(runs, chosen, seed, 0.86, dlfa, task="pawsx")
+        write_study_run(runs, chosen.replace("aif", "concat"), seed, 0.85, base, task="pawsx")
+    main(["--study", "pawsx", "--runs_dir", str(runs), "--results_dir", str(results), "--document", str(document)])
+    found = json.loads((results / "pawsx_comparisons.json").read_text())["pawsx"]
+    primary, secondary = found["primary"], found["secondary"]
+    assert (primary["configuration"], primary["reference"], secondary["reference"]) == (
+        chosen, "baseline", chosen.replace("aif", "concat")
+    )  # fmt: skip
+    assert primary["n"] == secondary["n"] == PAWSX_PLAN.first_seeds and not primary["interim"]
+    assert primary["mean"] > 0 and primary["verdict"].startswith(f"{chosen} helps")
+    ordered = sorted([primary, secondary], key=lambda c: c["t_test_p"])  # Holm over these 2 tests alone
+    assert ordered[0]["holm_p"] == pytest.approx(min(1.0, 2 * ordered[0]["t_test_p"]))
+    text = document.read_text()
+    assert (
+        f"### Comparisons (seeds 1-{PAWSX_PLAN.first_seeds}, fixed in advance, one look; Holm over their 2 tests)"
+        in text
+    )
+    assert f"| pawsx | primary: {chosen} - baseline | {PAWSX_PLAN.first_seeds} |" in text
+    assert f"- **pawsx**: {primary['verdict']}." in text
+    archive = json.loads((results / "pawsx.json").read_text())
+    assert set(archive["runs"]["baseline"]) == {str(seed) for seed in range(1, PAWSX_PLAN.first_seeds + 1)}
