@@ -5,6 +5,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
 
 
@@ -77,25 +79,67 @@ def recorded_commits(value: object) -> set[str]:
     return set()
 
 
+def git(*args: str) -> subprocess.CompletedProcess:
+    """`git args` in this checkout; its whole history is there (a shallow clone is refused by name)."""
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True, text=True,
+                             check=False).stdout.strip()  # fmt: skip
+    assert shallow == "false", f"these tests read the whole history of a git checkout at {ROOT} (shallow: {shallow!r})"
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def lost_commits(commits: set[str]) -> set[str]:
+    """Those of `commits` that are not in HEAD's history."""
+    return {commit for commit in commits if git("merge-base", "--is-ancestor", commit, "HEAD").returncode}
+
+
 def test_every_commit_an_archive_records_is_in_the_history_or_its_loss_is_dated():
     # A recorded commit says which code made a run only while it can be read. The PAWS-X study's frozen branch lived
     # only in one machine's worktree, and its commit ac17e83, which a run records, went with that machine: a frozen
     # branch is merged into main (keeping main's files) before its runs are archived, and a commit lost anyway is
     # named in docs/results.md's dated entries ("<commit> was lost").
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-
-    shallow = git("rev-parse", "--is-shallow-repository").stdout.strip()
-    assert shallow == "false", f"this test reads the whole history of a git checkout at {ROOT} (shallow: {shallow!r})"
     commits = {}
     for path in sorted((ROOT / "benchmarks" / "results").rglob("*.json")):
         for commit in recorded_commits(json.loads(path.read_text())):
             commits.setdefault(commit, str(path.relative_to(ROOT)))
     assert len(commits) > 1
     dated = (ROOT / "docs" / "results.md").read_text()
-    lost = {
-        commit: path
-        for commit, path in commits.items()
-        if git("merge-base", "--is-ancestor", commit, "HEAD").returncode
+    undated = {
+        commit: commits[commit] for commit in lost_commits(set(commits)) if f"{commit[:7]} was lost" not in dated
     }
-    assert {commit: path for commit, path in lost.items() if f"{commit[:7]} was lost" not in dated} == {}
+    assert undated == {}
+
+
+# A pre-registered study's plan, and the archive of its runs that record their commits (the first study's runs
+# predate the record).
+PLANS = {"docs/pawsx-plan.md": "pawsx.json", "docs/replication-plan.md": "udpos_replication.json"}
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_every_run_of_a_preregistered_study_ran_from_code_that_holds_its_committed_plan(plan):
+    """
+    The plan was committed before any of its runs: each run's recorded commit has the commit that added the plan in
+    its history (a lost commit is `test_every_commit_...`'s). The PAWS-X plan's comparison runs (any run past the
+    layer choice) ran from code holding its dated seeds decision (`plans.PAWSX_SEEDS_DECISION`).
+    """
+    from dlfa_zero_shot.plans import PAWSX_PLAN
+
+    added = git("log", "--diff-filter=A", "--format=%H", "--", plan).stdout.split()
+    assert len(added) == 1, f"{plan} was added by {added}"
+    archive = json.loads((ROOT / "benchmarks" / "results" / "study" / PLANS[plan]).read_text())
+    recorded = {(name, int(seed)): run["provenance"]["commit"] for name, by_seed in archive["runs"].items()
+                for seed, run in by_seed.items()}  # fmt: skip
+    recorded.update({(point, 1): run["provenance"]["commit"] for point, run in archive.get("curve", {}).items()})
+    assert recorded and None not in recorded.values()
+    lost = lost_commits(set(recorded.values()))
+    before = {run: commit for run, commit in recorded.items()
+              if commit not in lost and git("merge-base", "--is-ancestor", added[0], commit).returncode}  # fmt: skip
+    assert before == {}, f"runs of {plan} from code without the plan"
+    if plan != "docs/pawsx-plan.md":
+        return
+    choice = {
+        (f"aif-layer-{layer:02d}", seed) for layer in PAWSX_PLAN.choice_layers for seed in PAWSX_PLAN.choice_seeds
+    }
+    comparison = {run: commit for run, commit in recorded.items() if run not in choice and not run[0].startswith("n-")}
+    undecided = {run: commit for run, commit in comparison.items()
+                 if "PAWSX_SEEDS_DECISION = (" not in git("show", f"{commit}:dlfa_zero_shot/plans.py").stdout}  # fmt: skip
+    assert undecided == {}, "comparison runs from code without the dated seeds decision"
