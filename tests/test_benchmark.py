@@ -4,7 +4,6 @@ and the LoRA benchmark's job, reuse rule and archived report."""
 import importlib.util
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -134,9 +133,23 @@ def lora_benchmark() -> ModuleType:
 
 def readme_main_job() -> list[str]:
     """The arguments of the README's command 1 (the main job) after `run_zero_shot.py`."""
-    section = (ROOT / "README.md").read_text().split("## The two set-up commands", 1)[1]
-    command = re.search(r"python examples/run_zero_shot\.py (.*?)\n\n", section.replace("\\\n", " "), re.DOTALL)
-    return shlex.split(command.group(1).split("```")[0])
+    return script_module("main_job").readme_command(ROOT / "README.md")
+
+
+def test_the_main_job_benchmark_refuses_an_output_folder_that_exists(tmp_path):
+    """The harness would reuse the finished runs of an existing --output_dir, so nothing would be timed; and the folder
+    is the user's: the benchmark names it and touches nothing."""
+    kept = tmp_path / "udpos-offline"
+    kept.mkdir()
+    (kept / "summary.json").write_text("{}")
+    command = " ".join(readme_main_job()).replace("runs/udpos-offline", str(kept))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"## The two set-up commands\n\n```bash\npython examples/run_zero_shot.py {command}\n```\n\n")
+    completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "main_job.py"), "--readme", str(readme),
+                                "--output", str(tmp_path / "main_job.json")], capture_output=True, text=True,
+                               check=False)  # fmt: skip
+    assert completed.returncode != 0 and f"{kept} exists: move it away" in completed.stderr
+    assert (kept / "summary.json").read_text() == "{}" and not (tmp_path / "main_job.json").exists()
 
 
 def test_the_lora_benchmark_measures_the_readmes_main_job():
