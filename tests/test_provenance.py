@@ -1,5 +1,6 @@
 """What a run records of its making (`dlfa_zero_shot.provenance`), and when runs may be pooled."""
 
+import ast
 import json
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dlfa_zero_shot import names
 from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
 
 
@@ -114,32 +116,49 @@ def test_every_commit_an_archive_records_is_in_the_history_or_its_loss_is_dated(
 PLANS = {"docs/pawsx-plan.md": "pawsx.json", "docs/replication-plan.md": "udpos_replication.json"}
 
 
+def archived_run_commits(archive: str) -> dict[tuple[str, int], str]:
+    """The commit each run of a study's archive records, by (run name, seed); a curve point's run is seed 1."""
+    runs = json.loads((ROOT / "benchmarks" / "results" / "study" / archive).read_text())
+    recorded = {(name, int(seed)): run["provenance"]["commit"] for name, by_seed in runs["runs"].items()
+                for seed, run in by_seed.items()}  # fmt: skip
+    recorded.update({(point, 1): run["provenance"]["commit"] for point, run in runs.get("curve", {}).items()})
+    assert recorded and None not in recorded.values()
+    return recorded
+
+
 @pytest.mark.parametrize("plan", sorted(PLANS))
 def test_every_run_of_a_preregistered_study_ran_from_code_that_holds_its_committed_plan(plan):
-    """
-    The plan was committed before any of its runs: each run's recorded commit has the commit that added the plan in
-    its history (a lost commit is `test_every_commit_...`'s). The PAWS-X plan's comparison runs (any run past the
-    layer choice) ran from code holding its dated seeds decision (`plans.PAWSX_SEEDS_DECISION`).
-    """
-    from dlfa_zero_shot.plans import PAWSX_PLAN
-
+    # The plan was committed before any of its runs: each run's recorded commit has the commit that added the plan in
+    # its history (a lost commit is `test_every_commit_...`'s).
     added = git("log", "--diff-filter=A", "--format=%H", "--", plan).stdout.split()
     assert len(added) == 1, f"{plan} was added by {added}"
-    archive = json.loads((ROOT / "benchmarks" / "results" / "study" / PLANS[plan]).read_text())
-    recorded = {(name, int(seed)): run["provenance"]["commit"] for name, by_seed in archive["runs"].items()
-                for seed, run in by_seed.items()}  # fmt: skip
-    recorded.update({(point, 1): run["provenance"]["commit"] for point, run in archive.get("curve", {}).items()})
-    assert recorded and None not in recorded.values()
+    recorded = archived_run_commits(PLANS[plan])
     lost = lost_commits(set(recorded.values()))
     before = {run: commit for run, commit in recorded.items()
               if commit not in lost and git("merge-base", "--is-ancestor", added[0], commit).returncode}  # fmt: skip
     assert before == {}, f"runs of {plan} from code without the plan"
-    if plan != "docs/pawsx-plan.md":
-        return
-    choice = {
-        (f"aif-layer-{layer:02d}", seed) for layer in PAWSX_PLAN.choice_layers for seed in PAWSX_PLAN.choice_seeds
-    }
-    comparison = {run: commit for run, commit in recorded.items() if run not in choice and not run[0].startswith("n-")}
+
+
+def seeds_decision_at(commit: str) -> str | None:
+    """`plans.PAWSX_SEEDS_DECISION` as `commit`'s plans.py writes it; None where it has none (or `commit` is lost)."""
+    source = git("show", f"{commit}:dlfa_zero_shot/plans.py").stdout
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets if isinstance(target, ast.Name)] == [
+            "PAWSX_SEEDS_DECISION"
+        ]:
+            return ast.literal_eval(node.value)
+    return None
+
+
+def test_every_pawsx_comparison_run_ran_from_code_that_holds_the_dated_seeds_decision():
+    # Any PAWS-X run past the layer choice and the curve is a comparison run: its commit's plans.py holds the seeds
+    # decision main holds (its text, dated), not merely a line that starts to assign one.
+    from dlfa_zero_shot.plans import PAWSX_PLAN
+
+    assert PAWSX_PLAN.seeds_decision
+    choice = {(names.run_name(layer), seed) for layer in PAWSX_PLAN.choice_layers for seed in PAWSX_PLAN.choice_seeds}
+    comparison = {run: commit for run, commit in archived_run_commits(PLANS["docs/pawsx-plan.md"]).items()
+                  if run not in choice and not run[0].startswith("n-")}  # fmt: skip
     undecided = {run: commit for run, commit in comparison.items()
-                 if "PAWSX_SEEDS_DECISION = (" not in git("show", f"{commit}:dlfa_zero_shot/plans.py").stdout}  # fmt: skip
+                 if seeds_decision_at(commit) != PAWSX_PLAN.seeds_decision}  # fmt: skip
     assert undecided == {}, "comparison runs from code without the dated seeds decision"

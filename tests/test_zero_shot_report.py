@@ -21,6 +21,7 @@ from dlfa_zero_shot.report import (
     summarize,
     write_archive,
 )
+from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
 
 def write_run(task_dir: Path, experiment: str, seed: int, dev: float, targets: dict[str, float]) -> None:
@@ -152,8 +153,9 @@ def write_study_run(
     run_dir = runs_dir / task / f"seed-{seed}" / name
     run_dir.mkdir(parents=True)
     scores = {"selection": {"accuracy": dev}, **{lang: {"accuracy": float(c.mean())} for lang, c in correct.items()}}
+    targets = [c.mean() for language, c in correct.items() if language != TRAIN_LANGUAGE]
     result = {"run": name, "seed": seed, "metric": "accuracy", "scores": scores, "device": device,
-              "target_average": float(np.mean([c.mean() for lang, c in correct.items() if lang != "en"]))}  # fmt: skip
+              "target_average": float(np.mean(targets)) if targets else None}  # fmt: skip
     (run_dir / "results.json").write_text(json.dumps(result))
     arrays = {}
     for language, c in correct.items():
@@ -690,28 +692,28 @@ def test_the_pawsx_study_looks_once_at_its_fixed_seeds_on_the_six_targets_with_e
     epochs = [{"epoch": 3.0, "step": 750, "score": 0.85}]
     (curve / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "selection_by_epoch": epochs}))
     rng, items = np.random.default_rng(0), 200
-    chosen = f"aif-layer-{PAWSX_PLAN.choice_layers[2]:02d}"  # best on English dev below
+    languages = (TRAIN_LANGUAGE, *PAWSX_TARGETS)
+    chosen_layer = PAWSX_PLAN.choice_layers[2]  # best on English dev below
+    chosen, concat = names.run_name(chosen_layer), names.run_name(chosen_layer, "concat")
     for seed in PAWSX_PLAN.choice_seeds:
         for layer in PAWSX_PLAN.choice_layers:
-            name = f"aif-layer-{layer:02d}"
-            if name != chosen:
-                scored = {language: rng.random(items) < 0.7 for language in ("en", *PAWSX_TARGETS)}
-                write_study_run(runs, name, seed, 0.80, scored, task="pawsx")
+            if layer != chosen_layer:
+                scored = {language: rng.random(items) < 0.7 for language in languages}
+                write_study_run(runs, names.run_name(layer), seed, 0.80, scored, task="pawsx")
     for seed in range(1, PAWSX_PLAN.first_seeds + 1):
-        base = {language: rng.random(items) < 0.7 for language in ("en", *PAWSX_TARGETS)}
+        base = {language: rng.random(items) < 0.7 for language in languages}
         dlfa = {
             language: right | (rng.random(items) < 0.1) for language, right in base.items()
         }  # it adds right answers
-        dlfa["en"] = base["en"] & (rng.random(items) < 0.5)  # and loses half of English: English is not a target
-        write_study_run(runs, "baseline", seed, 0.84, base, task="pawsx")
+        # and loses half of English: English is not a target
+        dlfa[TRAIN_LANGUAGE] = base[TRAIN_LANGUAGE] & (rng.random(items) < 0.5)
+        write_study_run(runs, names.BASELINE, seed, 0.84, base, task="pawsx")
         write_study_run(runs, chosen, seed, 0.86, dlfa, task="pawsx")
-        write_study_run(runs, chosen.replace("aif", "concat"), seed, 0.85, base, task="pawsx")
+        write_study_run(runs, concat, seed, 0.85, base, task="pawsx")
     main(["--study", "pawsx", "--runs_dir", str(runs), "--results_dir", str(results), "--document", str(document)])
     found = json.loads((results / "pawsx_comparisons.json").read_text())["pawsx"]
     primary, secondary = found["primary"], found["secondary"]
-    assert (primary["configuration"], primary["reference"], secondary["reference"]) == (
-        chosen, "baseline", chosen.replace("aif", "concat")
-    )  # fmt: skip
+    assert (primary["configuration"], primary["reference"], secondary["reference"]) == (chosen, names.BASELINE, concat)
     assert primary["n"] == secondary["n"] == PAWSX_PLAN.first_seeds and not primary["interim"]
     assert primary["mean"] > 0 and primary["verdict"].startswith(f"{chosen} helps")
     ordered = sorted([primary, secondary], key=lambda c: c["t_test_p"])  # Holm over these 2 tests alone
@@ -721,7 +723,7 @@ def test_the_pawsx_study_looks_once_at_its_fixed_seeds_on_the_six_targets_with_e
         f"### Comparisons (seeds 1-{PAWSX_PLAN.first_seeds}, fixed in advance, one look; Holm over their 2 tests)"
         in text
     )
-    assert f"| pawsx | primary: {chosen} - baseline | {PAWSX_PLAN.first_seeds} |" in text
+    assert f"| pawsx | primary: {chosen} - {names.BASELINE} | {PAWSX_PLAN.first_seeds} |" in text
     assert f"- **pawsx**: {primary['verdict']}." in text
     archive = json.loads((results / "pawsx.json").read_text())
-    assert set(archive["runs"]["baseline"]) == {str(seed) for seed in range(1, PAWSX_PLAN.first_seeds + 1)}
+    assert set(archive["runs"][names.BASELINE]) == {str(seed) for seed in range(1, PAWSX_PLAN.first_seeds + 1)}
