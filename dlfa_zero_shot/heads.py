@@ -103,8 +103,14 @@ def head_class(kind: str) -> type[AutoModelForTokenClassification] | type[AutoMo
 def check_fusable(config: PreTrainedConfig) -> None:
     """
     Refuse (ValueError naming it) a backbone config of a family DLFA cannot fuse: `prepare_backbone`'s `check_config`
-    wherever heads are to be built, so that the refusal comes before the tokenizer such a backbone may lack.
+    wherever heads are to be built, so that the refusal comes before the tokenizer such a backbone may lack. A
+    fine-tuned DLFA checkpoint is refused as what it is: new heads on it would not start from its encoder alone.
     """
+    if config.model_type in DLFA_MODEL_TYPES:
+        raise ValueError(
+            f"model_type={config.model_type!r} is a fine-tuned DLFA checkpoint, not an encoder to put new heads on: "
+            f"train from the encoder it was built on ({config.encoder_family!r}), or score it with --do_eval alone"
+        )
     check_encoder_family(config.model_type)
 
 

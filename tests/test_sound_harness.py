@@ -286,6 +286,32 @@ def test_the_harness_refuses_a_family_dlfa_cannot_fuse_before_reading_its_tokeni
     assert not output_dir.exists()  # refused before any run folder was made
 
 
+@pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
+def test_the_harness_refuses_to_train_new_heads_on_a_fine_tuned_dlfa_checkpoint(tmp_path, family):
+    # Before: a DLFA checkpoint of another family (model_type 'dlfa') trained under --fusion_layers last built DLFA
+    # heads and saved them as the baseline; one of BERT ('dlfa_bert') was refused as "not an encoder family".
+    from transformers import AutoConfig
+
+    from modeling_dlfa import DLFABertConfig, DLFAConfig
+
+    encoder = AutoConfig.for_model(family, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=37, vocab_size=99)  # fmt: skip
+    config = (
+        DLFABertConfig(**encoder.to_diff_dict(), fusion_layer=1)
+        if family == "bert"
+        else DLFAConfig(encoder_config=encoder.to_dict(), fusion_layer=1)
+    )
+    config.save_pretrained(tmp_path / "checkpoint")  # no weights, no tokenizer: the refusal comes first
+    output_dir = tmp_path / "runs"
+    completed = call_main("--model_name_or_path", str(tmp_path / "checkpoint"), "--output_dir", str(output_dir),
+                          "--fusion_layers", "last", "--do_train", "--do_eval", "--use_cpu", *own_files(tmp_path),
+                          cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0 and f"model_type={config.model_type!r} is a fine-tuned DLFA checkpoint" in (
+        completed.stderr
+    )
+    assert f"train from the encoder it was built on ({family!r})" in completed.stderr and not output_dir.exists()
+
+
 def parsed(tmp_path, *flags: str) -> tuple:
     """The harness's (ModelArguments, DataArguments, TrainingArguments) of these flags."""
     from transformers import HfArgumentParser, TrainingArguments
