@@ -215,6 +215,7 @@ def main() -> None:
         "code": provenance.git_state(Path(__file__).resolve()),
         "versions": {**provenance.package_versions(), "onnxruntime": onnxruntime.__version__},
         "platform": platform.platform(),
+        "cpu_instruction_sets": provenance.cpu_instruction_sets(),  # they choose the int8 kernels
         **int8_accuracy(args.run, args.data_dir, args.threads),
         "wall_seconds": round(time.monotonic() - started, 1),
         "load_average_before": [round(load, 2) for load in load_before],

@@ -108,6 +108,20 @@ def backbone_files(backbone: str) -> dict[str, str] | None:
     return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
 
 
+# The x86 instruction sets by which PyTorch's and ONNX Runtime's CPU kernels choose their code (int8 products above all).
+KERNEL_INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
+    """Which of `KERNEL_INSTRUCTION_SETS` this CPU has (from the first `flags` line of `cpuinfo`); None where unreadable."""
+    try:
+        flags = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    present = set(flags.partition(":")[2].split())
+    return [name for name in KERNEL_INSTRUCTION_SETS if name in present]
+
+
 def collect(
     argv: list[str],
     program: Path,

@@ -130,11 +130,11 @@ def test_generic_dlfa_tagger_of_every_family_exports(family, offline_tokenizer, 
 @pytest.mark.parametrize("family", ["bert", "xlm-roberta", "roberta", "deberta-v2", "distilbert", "electra"])
 def test_int8_tagger_of_every_family_stays_within_its_bound_of_pytorch(family, offline_tokenizer, tmp_path):
     """
-    int8 dynamic quantization rounds each quantized product's inputs to 1/255 of their range and its weights to 1/254
-    of each output channel's: on these 2-layer taggers the logits move by 1-2% of their largest value. The bound, 5%
-    of it, leaves room for other CPUs' int8 kernels and still catches a broken quantization (a wrong scale moves the
-    logits by their own size); within it, every token whose top two labels PyTorch separates by more than twice the
-    bound keeps its label.
+    int8 dynamic quantization rounds each quantized product's inputs to 1/255 of their range and its weights (7 bits)
+    to 1/128 of each output channel's: on these 2-layer taggers the logits move by 1-2.4% of their largest value. The
+    bound, 5% of it, leaves room for other CPUs' int8 kernels and still catches a broken quantization (a wrong scale
+    moves the logits by their own size) and full-range weights' saturation on CPUs without VNNI (up to 38% on AVX2);
+    within it, every token whose top two labels PyTorch separates by more than twice the bound keeps its label.
     """
     from transformers import AutoConfig, AutoModel
 

@@ -9,11 +9,20 @@ from pathlib import Path
 import pytest
 
 from dlfa_zero_shot import names
-from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, git_state, pooling_differences
+from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, cpu_instruction_sets, git_state, pooling_differences
 
 
 SCRIPT = PACKAGES_ROOT / "examples" / "run_zero_shot.py"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_benchmark_records_which_instruction_sets_chose_its_int8_kernels(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni\n\nprocessor\t: 1\n")
+    assert cpu_instruction_sets(cpuinfo) == ["avx2", "avx512f", "avx512_vnni"]  # avx, fma: no kernel chooses by them
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx avx2\n")
+    assert cpu_instruction_sets(cpuinfo) == ["avx2"]  # no VNNI: the int8 weights' 7 bits matter here
+    assert cpu_instruction_sets(tmp_path / "absent") is None  # not Linux: unknown, not "none"
 
 
 def test_the_commit_is_recorded_only_for_the_checkout_the_code_and_program_came_from(tmp_path):
