@@ -96,6 +96,7 @@ def main() -> None:
         "versions": provenance.package_versions(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "cpu_instruction_sets": provenance.cpu_instruction_sets(),  # kernels, hence times and last digits, differ by them
         "wall_seconds": round(wall_seconds, 1),
         "cpu_seconds": round(children.ru_utime + children.ru_stime, 1),
         "peak_rss_mib": round(peak_kib / 1024),
