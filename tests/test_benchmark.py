@@ -4,6 +4,7 @@ and the LoRA benchmark's job, reuse rule and archived report."""
 import importlib.util
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -258,20 +259,48 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     assert accuracy.table(scored) in usage
 
 
-def test_the_readmes_main_job_row_is_the_run_the_int8_benchmark_scored():
-    """README.md's DLFA row of the main job is what the harness recorded for the run that onnx_int8_accuracy.json
-    exported (that archive is the only one of the main job's scores; docs/usage.md's int8 table rests on it)."""
-    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
-    assert scored["run_provenance"]["argv"] == readme_main_job()
+def main_job_archive() -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / "main_job.json").read_text())
+
+
+def test_the_readme_states_the_archived_main_job():
+    """README.md's main-job table, time, memory and conditions are main_job.json's: the README's command, clean code."""
+    from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
+
+    archive = main_job_archive()
+    assert archive["command"] == shlex.join(["python", "examples/run_zero_shot.py", *readme_main_job()])
+    assert not archive["code"]["dirty"] and archive["selected_by_english_dev"] == "aif-layer-10"
     lines = (ROOT / "README.md").read_text().splitlines()
     header = next(line for line in lines if line.startswith("| run | en dev |"))
-    row = next(line for line in lines if line.startswith(f"| {scored['run']} (selected on en dev) |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]  # en dev, some languages, the average
+    for run, result in archive["runs"].items():
+        label = f"{run} (selected on en dev)" if run == archive["selected_by_english_dev"] else run
+        row = next(line for line in lines if line.startswith(f"| {label} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        targets = [name for name in result["scores"] if name not in {"en dev", TRAIN_LANGUAGE, "target average"}]
+        scores = {**result["scores"], f"avg ({len(targets)} targets)": result["scores"]["target average"]}
+        assert cells == [f"{scores[column]:.2f}" for column in columns], run
+    stated = " ".join((ROOT / "README.md").read_text().split())
+    trained = sorted(round(run["train_runtime_seconds"]) for run in archive["runs"].values())
+    assert f"at {archive['code']['commit'][:7]}," in stated
+    assert f"load average {archive['load_average_before'][0]:g} at the start" in stated
+    assert (f"{archive['wall_seconds']:.0f} s ({archive['cpu_seconds']:.0f} s of CPU, training {trained[0]}-"
+            f"{trained[-1]} s a model, peak RSS {archive['peak_rss_mib'] / 1024:.1f} GiB)") in stated  # fmt: skip
+
+
+def test_the_int8_benchmark_scored_the_readmes_measured_main_job():
+    """docs/usage.md's int8 table was measured on the README's measured main job: the run main_job.json archived."""
+    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    assert scored["run_provenance"]["argv"] == readme_main_job()
+    job = main_job_archive()
+    selected = job["runs"][job["selected_by_english_dev"]]
+    assert scored["run"] == job["selected_by_english_dev"]
+    assert scored["run_provenance"]["code_sha256"] == selected["provenance"]["code_sha256"]
     harness = {language: result["harness"] for language, result in scored["languages"].items()}
-    targets = scored["targets"]
     harness["en dev"] = harness.pop("selection")
-    harness[f"avg ({len(targets)} targets)"] = sum(harness[language] for language in targets) / len(targets)
-    columns, cells = ([cell.strip() for cell in line.strip("|").split("|")][1:] for line in (header, row))
-    assert cells == [f"{harness[column]:.2f}" for column in columns]
+    assert harness == {
+        language: score for language, score in selected["scores"].items() if language != "target average"
+    }
 
 
 def test_the_readme_shows_the_archived_cost_table_of_every_family():
