@@ -18,7 +18,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -352,12 +351,12 @@ def main() -> None:
         return
     work = (args.work_dir or Path(tempfile.mkdtemp(prefix="dlfa-faults-"))).resolve()
     bench = Bench(work, args.data_dir.resolve(), args.backbone)
-    load_before, started = os.getloadavg(), time.monotonic()
+    load_before, started = provenance.load_average(), time.monotonic()
     replacements = {str(work): "<work>", str(ROOT): "<repo>", str(args.data_dir.resolve()): "<data_dir>",
                     socket.gethostname(): "<host>"}  # fmt: skip
     if args.backbone != BACKBONE:
         replacements = {args.backbone: "<backbone>", **replacements}
-    code = provenance.git_state(Path(__file__).resolve())
+    made_by = provenance.benchmark_made_by(Path(__file__).resolve())
 
     def archive(complete: bool) -> dict:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -367,13 +366,11 @@ def main() -> None:
             "backbone": BACKBONE if args.backbone == BACKBONE else f"<backbone>: {args.backbone_note}",
             "complete": complete,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "code": code,
-            "versions": provenance.package_versions(),
-            "platform": platform.platform(),
+            **made_by,
             "wall_seconds": round(time.monotonic() - started, 1),
             "cpu_seconds_of_the_runs": round(children.ru_utime + children.ru_stime, 1),
-            "load_average_before": [round(value, 2) for value in load_before],
-            "load_average_now": [round(value, 2) for value in os.getloadavg()],
+            "load_average_before": load_before,
+            "load_average_now": provenance.load_average(),
             "parallel_rows": PARALLEL,
             "rows": [bench.rows[key] for key in ROWS if key in bench.rows]
             + [row for key, row in bench.rows.items() if key not in ROWS],

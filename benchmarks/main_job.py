@@ -14,8 +14,6 @@ average before and after, not what else ran.
 
 import argparse
 import json
-import os
-import platform
 import re
 import resource
 import shlex
@@ -74,7 +72,7 @@ def main() -> None:
             )
     with tempfile.TemporaryDirectory(prefix="dlfa-main-job-") as folder:
         rss = Path(folder) / "rss"
-        date, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), os.getloadavg()
+        date, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), provenance.load_average()
         started = time.monotonic()
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as stream:
@@ -92,16 +90,12 @@ def main() -> None:
         "what": "benchmarks/main_job.py: the README's command 1 (the main job), timed",
         "command": shlex.join(["python", PROGRAM, *command]),
         "date": date,
-        "code": provenance.git_state(Path(__file__).resolve()),
-        "versions": provenance.package_versions(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpu_instruction_sets": provenance.cpu_instruction_sets(),  # kernels, hence times and last digits, differ by them
+        **provenance.benchmark_made_by(Path(__file__).resolve()),  # its instruction sets choose float kernels too
         "wall_seconds": round(wall_seconds, 1),
         "cpu_seconds": round(children.ru_utime + children.ru_stime, 1),
         "peak_rss_mib": round(peak_kib / 1024),
-        "load_average_before": [round(load, 2) for load in load_before],  # 1, 5, 15 minutes
-        "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        "load_average_before": load_before,
+        "load_average_after": provenance.load_average(),
         "metric": summary["metric"],
         "selected_by_english_dev": summary["selected_by_english_dev"],
         "runs": {

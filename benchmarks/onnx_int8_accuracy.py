@@ -18,8 +18,6 @@ are batched: they run in the harness's order (length-sorted) in the run's own ev
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -207,19 +205,16 @@ def main() -> None:
         return
     if args.run is None or not (args.run / "results.json").is_file() or not (args.run / "model").is_dir():
         parser.error(f"--run {args.run}: give a finished run folder of the harness (results.json and model/ in it)")
-    load_before, started = os.getloadavg(), time.monotonic()
+    load_before, started = provenance.load_average(), time.monotonic()
     archive = {
         "what": "benchmarks/onnx_int8_accuracy.py: a harness run's model as float32 and int8 ONNX, on its own data",
         "command": f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --threads {args.threads}",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "code": provenance.git_state(Path(__file__).resolve()),
-        "versions": {**provenance.package_versions(), "onnxruntime": onnxruntime.__version__},
-        "platform": platform.platform(),
-        "cpu_instruction_sets": provenance.cpu_instruction_sets(),  # they choose the int8 kernels
+        **provenance.benchmark_made_by(Path(__file__).resolve(), onnxruntime=onnxruntime.__version__),
         **int8_accuracy(args.run, args.data_dir, args.threads),
         "wall_seconds": round(time.monotonic() - started, 1),
-        "load_average_before": [round(load, 2) for load in load_before],
-        "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        "load_average_before": load_before,
+        "load_average_after": provenance.load_average(),
     }
     if args.output:
         write_atomically(args.output, json.dumps(archive, indent=2) + "\n")

@@ -12,7 +12,6 @@ average before and after).
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -71,7 +70,7 @@ def main() -> None:
     if args.show:
         print(table(read_json(args.show)))
         return
-    load_before, started = os.getloadavg(), time.monotonic()
+    load_before, started = provenance.load_average(), time.monotonic()
     torch.set_num_threads(args.threads)
     backbone = resolve_backbone(BACKBONE)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
@@ -132,11 +131,9 @@ def main() -> None:
         "setup": setup,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "provenance": provenance.portable(made_by),  # code, versions, backbone and data files, each with its SHA-256
-        "cpu_count": os.cpu_count(),
         "wall_seconds": round(time.monotonic() - started, 1),
-        # 1, 5 and 15 minutes: other jobs on the cores slow every engine, not always equally
-        "load_average_before": [round(load, 2) for load in load_before],
-        "load_average_after": [round(load, 2) for load in os.getloadavg()],
+        "load_average_before": load_before,  # other jobs on the cores slow every engine, not always equally
+        "load_average_after": provenance.load_average(),
         "latency": rows,
     }
     print(table(archive))

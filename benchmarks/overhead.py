@@ -31,8 +31,6 @@ models side by side as above), archived with what made it, and printed from the 
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -343,7 +341,7 @@ def measure(args: argparse.Namespace, argv: list[str], forward_time: bool = True
             "aif_norm": args.aif_norm,
             "threads": args.threads,
             "torch": torch.__version__,
-            "load_average_at_start": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 minutes
+            "load_average_at_start": provenance.load_average(),
         },
         "parameters": {
             reference_name: sum(param.numel() for param in reference.parameters()),
@@ -368,7 +366,7 @@ def measure(args: argparse.Namespace, argv: list[str], forward_time: bool = True
     }
     if args.memory_pairs:
         report["peak_memory_ratio"] = peak_memory_ratios(args, argv)
-    report["setup"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    report["setup"]["load_average_at_end"] = provenance.load_average()
     return report
 
 
@@ -378,7 +376,8 @@ def cost_table(args: argparse.Namespace, argv: list[str]) -> dict:
     with the code, versions, command, load and wall time that made them; written to `--output` after each family
     (`"complete": false` until the last), so that a stopped run keeps the families it measured.
     """
-    started, load_before, code = time.monotonic(), os.getloadavg(), provenance.git_state(Path(__file__).resolve())
+    started, load_before = time.monotonic(), provenance.load_average()
+    made_by = provenance.benchmark_made_by(Path(__file__).resolve())
     families = {}
 
     def archive(complete: bool) -> dict:
@@ -387,13 +386,10 @@ def cost_table(args: argparse.Namespace, argv: list[str]) -> dict:
             "command": "python benchmarks/overhead.py " + " ".join(argv),
             "complete": complete,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "code": code,
-            "versions": provenance.package_versions(),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
+            **made_by,
             "wall_seconds": round(time.monotonic() - started, 1),
-            "load_average_before": [round(load, 2) for load in load_before],  # 1, 5, 15 minutes
-            "load_average_after": [round(load, 2) for load in os.getloadavg()],
+            "load_average_before": load_before,
+            "load_average_after": provenance.load_average(),
             "families": families,
         }
 

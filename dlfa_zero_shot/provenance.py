@@ -8,6 +8,7 @@ the report refuses to pool runs whose recorded code, versions, data, device or s
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -122,6 +123,24 @@ def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | N
     return [name for name in KERNEL_INSTRUCTION_SETS if name in present]
 
 
+def machine() -> dict:
+    """The machine a run or benchmark ran on: its platform, its cores and the instruction sets that chose its kernels."""
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "cpu_instruction_sets": cpu_instruction_sets()}
+
+
+def benchmark_made_by(program: Path, **versions: str) -> dict:
+    """
+    What a benchmark archive records of its making: the code (`git_state` of `program`, the benchmark script), the
+    package versions with `versions` (those of packages only it uses, e.g. `onnxruntime="1.32.0"`), and `machine()`.
+    """
+    return {"code": git_state(program), "versions": {**package_versions(), **versions}, **machine()}
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, to 2 places: other jobs on the cores slow whatever is timed."""
+    return [round(load, 2) for load in os.getloadavg()]
+
+
 def collect(
     argv: list[str],
     program: Path,
@@ -143,7 +162,7 @@ def collect(
         "argv": list(argv),
         "program": str(program.resolve()),
         "threads": torch.get_num_threads(),
-        "platform": platform.platform(),
+        **machine(),
         "backbone": {"resolved": backbone, "sha256": backbone_files(backbone)},
         "data": {key: {"file": data_files[key], "sha256": data_sha256.get(key)} for key in data_files},
     }

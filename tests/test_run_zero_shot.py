@@ -18,7 +18,7 @@ from transformers import AutoModelForTokenClassification, TrainingArguments
 from dlfa_tester import DLFABertModelTester, build
 from dlfa_zero_shot import cli
 from dlfa_zero_shot.plans import PAWSX_TARGETS
-from dlfa_zero_shot.provenance import made_by
+from dlfa_zero_shot.provenance import cpu_instruction_sets, made_by
 from dlfa_zero_shot.training import FusionLearningRateTrainer
 from modeling_dlfa import DLFABertForTokenClassification
 from remote_code import run_without_plugin
@@ -82,6 +82,7 @@ def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path
     assert made["versions"]["torch"] == torch.__version__
     assert made["versions"]["transformers"] == transformers.__version__
     assert "peft" in made["versions"] and made["threads"] >= 1
+    assert made["cpu_instruction_sets"] == cpu_instruction_sets()  # the float kernels: last digits differ by them
     assert made["argv"][made["argv"].index("--eval_languages") + 1] == "de" and "--num_train_epochs" in made["argv"]
     stored = json.loads((out / "baseline" / "settings.json").read_text())  # what a rerun must match to reuse it
     assert stored == {**made["settings"], **made_by(made)}
