@@ -114,7 +114,11 @@ KERNEL_INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_in
 
 
 def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
-    """Which of `KERNEL_INSTRUCTION_SETS` this CPU has (from the first `flags` line of `cpuinfo`); None where unreadable."""
+    """
+    Which of `KERNEL_INSTRUCTION_SETS` this CPU has, from the first `flags` line of `cpuinfo` (Linux on x86); None
+    where that cannot be told: no readable `cpuinfo` (not Linux) or no `flags` line in it (not x86: ARM's says
+    `Features`). An empty list: an x86 CPU with none of them.
+    """
     try:
         flags = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
