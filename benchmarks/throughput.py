@@ -9,7 +9,8 @@ Settings (each changes one thing against `dynamic`: batches padded to their long
 `static` pads every batch to --max_length; `grouped` draws length-grouped batches (transformers'
 `LengthGroupedSampler`, what `--group_by_length` does); `threads-1` uses one thread; `compile` runs the model
 through `torch.compile` (dynamic shapes; compile time excluded, measured apart); `bf16` trains under bf16 autocast.
-Every setting is measured on the stock `BertForTokenClassification` and on DLFA (layer 10).
+Every setting is measured on the stock `BertForTokenClassification` and on DLFA (layer 10). The archive records
+what made it (`provenance.benchmark_made_by`: code, versions, machine) and the load average before and after.
 """
 
 import argparse
@@ -29,6 +30,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from dlfa_zero_shot import provenance
 from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.features import examples_dataset, tokenize_tagging
 from dlfa_zero_shot.files import write_atomically
@@ -165,6 +167,7 @@ def main() -> None:
             f"--settings {args.settings!r}: choose among {SETTINGS}, each once, with `dynamic` (the ratios' reference)"
         )
 
+    date, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), provenance.load_average()
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     task = TASKS["udpos"]
@@ -185,8 +188,9 @@ def main() -> None:
     }
     warmup = {f"{model}/{setting}": statistics.median(values) for (model, setting), values in first_step.items()}
     setup = {key: str(value) for key, value in vars(args).items() if key not in ("data_dir", "output", "table")}
-    report = {"setup": setup, "throughput": table,
-              "first_step_seconds_median": warmup}  # fmt: skip
+    report = {"setup": setup, "date": date, **provenance.benchmark_made_by(Path(__file__).resolve()),
+              "load_average_before": load_before, "load_average_after": provenance.load_average(),
+              "throughput": table, "first_step_seconds_median": warmup}  # fmt: skip
     print(markdown_table(report))
     if args.output:
         write_atomically(args.output, json.dumps(report, indent=1) + "\n")

@@ -65,13 +65,15 @@ def quantize_int8(source: Path, path: Path) -> Path:
     """
     The exported model `source`, int8 dynamically quantized into `path` (ONNX Runtime's `quantize_dynamic`): the
     weights of its matrix products with a weight (the linear layers, the fusion's 1x1 convolutions) are stored as int8,
-    per output channel, and the activations entering them are quantized to uint8 as each batch runs; everything else
-    (embedding tables, attention's own products, normalisations, softmax, the fusion's gate) stays float32.
+    per output channel, and the activations entering them are quantized to uint8 as each batch runs; the embedding
+    tables are stored as uint8, one scale per table, and the rows looked up are dequantized; everything else
+    (attention's own products, normalisations, softmax, the fusion's gate) stays float32.
 
-    The weights use 7 of their 8 bits (`reduce_range`): on x86 CPUs without VNNI (AVX2 alone), ONNX Runtime multiplies
-    uint8 by int8 with VPMADDUBSW, whose pairwise sums saturate at 16 bits when full-range weights meet large
-    activations. On an AVX2 CPU, full-range weights moved the tests' 2-layer taggers' logits by up to 38% of their
-    largest value (labels changed; 1-6% for some families), 7-bit weights by at most 2.4% (tests/test_onnx.py).
+    The products' weights use 7 of their 8 bits (`reduce_range`): on x86 CPUs without VNNI (AVX2, or AVX-512 without
+    VNNI), ONNX Runtime multiplies uint8 by int8 with VPMADDUBSW, whose pairwise sums saturate at 16 bits when
+    full-range weights meet large activations. On an AVX2 CPU, full-range weights moved the tests' 2-layer taggers'
+    logits by up to 38% of their largest value (labels changed; 1-6% for some families), 7-bit weights by at most 2.4%
+    (tests/test_onnx.py).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -109,12 +109,17 @@ def backbone_files(backbone: str) -> dict[str, str] | None:
     return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.is_file()}
 
 
-# The x86 instruction sets by which PyTorch's and ONNX Runtime's CPU kernels choose their code (int8 products above all).
+# The x86 instruction sets by which PyTorch's and ONNX Runtime's CPU kernels choose their code (int8 products above
+# all).
 KERNEL_INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
-    """Which of `KERNEL_INSTRUCTION_SETS` this CPU has (from the first `flags` line of `cpuinfo`); None where unreadable."""
+    """
+    Which of `KERNEL_INSTRUCTION_SETS` this CPU has, from the first `flags` line of `cpuinfo` (Linux on x86); None
+    where that cannot be told: no readable `cpuinfo` (not Linux) or no `flags` line in it (not x86: ARM's says
+    `Features`). An empty list: an x86 CPU with none of them.
+    """
     try:
         flags = next(line for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
@@ -124,8 +129,13 @@ def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | N
 
 
 def machine() -> dict:
-    """The machine a run or benchmark ran on: its platform, its cores and the instruction sets that chose its kernels."""
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "cpu_instruction_sets": cpu_instruction_sets()}
+    """The machine a run or benchmark ran on: its platform, its cores and the instruction sets that chose its
+    kernels."""
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpu_instruction_sets": cpu_instruction_sets(),
+    }
 
 
 def benchmark_made_by(program: Path, **versions: str) -> dict:

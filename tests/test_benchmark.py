@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -264,12 +265,14 @@ def main_job_archive() -> dict:
 
 
 def test_the_readme_states_the_archived_main_job():
-    """README.md's main-job table, time, memory and conditions are main_job.json's: the README's command, clean code."""
+    """README.md's main-job table, time, memory and conditions are main_job.json's (the README's command, clean
+    code)."""
+    from dlfa_zero_shot.names import BASELINE
     from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
     archive = main_job_archive()
-    assert archive["command"] == shlex.join(["python", "examples/run_zero_shot.py", *readme_main_job()])
-    assert not archive["code"]["dirty"] and archive["selected_by_english_dev"] == "aif-layer-10"
+    assert archive["command"] == shlex.join(["python", script_module("main_job").PROGRAM, *readme_main_job()])
+    assert not archive["code"]["dirty"]
     lines = (ROOT / "README.md").read_text().splitlines()
     header = next(line for line in lines if line.startswith("| run | en dev |"))
     columns = [cell.strip() for cell in header.strip("|").split("|")][1:]  # en dev, some languages, the average
@@ -282,8 +285,13 @@ def test_the_readme_states_the_archived_main_job():
         assert cells == [f"{scores[column]:.2f}" for column in columns], run
     stated = " ".join((ROOT / "README.md").read_text().split())
     trained = sorted(round(run["train_runtime_seconds"]) for run in archive["runs"].values())
-    assert f"at {archive['code']['commit'][:7]}," in stated
+    assert f"on {archive['date'][:10]} at {archive['code']['commit'][:7]}," in stated
+    assert "(AVX2, no AVX-512: the archive's `cpu_instruction_sets`)" in stated
+    assert "avx2" in archive["cpu_instruction_sets"] and "avx512f" not in archive["cpu_instruction_sets"]
     assert f"load average {archive['load_average_before'][0]:g} at the start" in stated
+    selected, baseline = (archive["runs"][run]["scores"]["target average"]
+                          for run in (archive["selected_by_english_dev"], BASELINE))  # fmt: skip
+    assert f"a {selected - baseline:+.2f} average is not evidence either way" in stated
     assert (f"{archive['wall_seconds']:.0f} s ({archive['cpu_seconds']:.0f} s of CPU, training {trained[0]}-"
             f"{trained[-1]} s a model, peak RSS {archive['peak_rss_mib'] / 1024:.1f} GiB)") in stated  # fmt: skip
 
@@ -301,6 +309,42 @@ def test_the_int8_benchmark_scored_the_readmes_measured_main_job():
     assert harness == {
         language: score for language, score in selected["scores"].items() if language != "target average"
     }
+
+
+def test_the_docs_state_the_int8_accuracy_archives_conditions_and_summary():
+    """docs/usage.md's words around the int8 table (date, commit, CPU, load, time, labels kept, changes) are
+    onnx_int8_accuracy.json's; the earlier measurement that it and README.md cite is the superseded archive's."""
+    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    stated = " ".join((ROOT / "docs" / "usage.md").read_text().split())
+    targets = scored["targets"]
+    assert f"Measured {scored['date'][:10]} at commit {scored['code']['commit'][:7]} on the README's measured run" in (
+        stated
+    )
+    instruction_sets = set(scored["cpu_instruction_sets"])
+    assert "AVX2 without VNNI" in stated and "avx2" in instruction_sets and not {"avx512_vnni", "avx_vnni"} & (
+        instruction_sets
+    )
+    assert (f"load average {scored['load_average_before'][0]:g} before, {scored['load_average_after'][0]:g} after, "
+            f"{scored['wall_seconds']:.0f} s)") in stated  # fmt: skip
+    kept = {language: scored["int8_predictions_as_float32s"][language] for language in targets}
+    fewest = min(kept, key=kept.get)
+    assert (f"int8 kept {100 * statistics.mean(kept.values()):.1f}% of them on the targets on average "
+            f"({100 * kept[fewest]:.1f}% on {fewest}, the fewest)") in stated  # fmt: skip
+    changes = [scored["languages"][language]["change"] for language in targets]
+    drop = scored["largest_drop"]
+    assert f"mean change over the {len(targets)} targets is {scored['mean_change_over_targets']:.2f} points" in stated
+    assert f"the largest drop {drop['change']:.2f} ({drop['language']})" in stated
+    assert f"single languages moved from {min(changes):.2f} to {max(changes):+.2f}" in stated
+
+    earlier = ROOT / "benchmarks" / "results" / "superseded" / "onnx_int8_accuracy_a23f566.json"
+    earlier = json.loads(earlier.read_text())
+    assert earlier["code"]["commit"].startswith("a23f566") and earlier["run_provenance"]["argv"] == readme_main_job()
+    drop = earlier["largest_drop"]
+    assert f"read {earlier['mean_change_over_targets']:.2f} and {drop['change']:.2f} ({drop['language']})" in stated
+    harness = {language: result["harness"] for language, result in earlier["languages"].items()}
+    average = statistics.mean(harness[language] for language in earlier["targets"])
+    assert (f"The earlier machine printed {harness['selection']:.2f} English dev and {average:.2f} on average for the "
+            "DLFA row") in " ".join((ROOT / "README.md").read_text().split())  # fmt: skip
 
 
 def test_the_readme_shows_the_archived_cost_table_of_every_family():

@@ -22,6 +22,10 @@ def test_a_benchmark_records_which_instruction_sets_chose_its_int8_kernels(tmp_p
     assert cpu_instruction_sets(cpuinfo) == ["avx2", "avx512f", "avx512_vnni"]  # avx, fma: no kernel chooses by them
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx avx2\n")
     assert cpu_instruction_sets(cpuinfo) == ["avx2"]  # no VNNI: the int8 weights' 7 bits matter here
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2\n")
+    assert cpu_instruction_sets(cpuinfo) == []  # x86 without any of them: known to have none
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n")
+    assert cpu_instruction_sets(cpuinfo) is None  # Linux on ARM: unknown, not "none"
     assert cpu_instruction_sets(tmp_path / "absent") is None  # not Linux: unknown, not "none"
 
 

@@ -288,8 +288,8 @@ def test_the_harness_refuses_a_family_dlfa_cannot_fuse_before_reading_its_tokeni
 
 @pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
 def test_the_harness_refuses_to_train_new_heads_on_a_fine_tuned_dlfa_checkpoint(tmp_path, family):
-    # Before: a DLFA checkpoint of another family (model_type 'dlfa') trained under --fusion_layers last built DLFA
-    # heads and saved them as the baseline; one of BERT ('dlfa_bert') was refused as "not an encoder family".
+    # Before: either was refused as "not an encoder family of ENCODER_FAMILIES", which names neither what the folder
+    # is nor the encoder to train from.
     from transformers import AutoConfig
 
     from modeling_dlfa import DLFABertConfig, DLFAConfig
