@@ -79,7 +79,7 @@ def checkpoint_labels(config: PreTrainedConfig) -> tuple[str, ...]:
     return tuple(config.id2label[index] for index in range(config.num_labels))
 
 
-DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a fine-tuned DLFA checkpoint's config
+DLFA_MODEL_TYPES = (DLFABertConfig.model_type, DLFAConfig.model_type)  # a DLFA checkpoint's config
 
 
 def dlfa_config_class(family: str) -> type[DLFABertConfig] | type[DLFAConfig]:
@@ -104,12 +104,12 @@ def check_fusable(config: PreTrainedConfig) -> None:
     """
     Refuse (ValueError naming it) a backbone config of a family DLFA cannot fuse: `prepare_backbone`'s `check_config`
     wherever heads are to be built, so that the refusal comes before the tokenizer such a backbone may lack. A
-    fine-tuned DLFA checkpoint is refused as what it is: new heads on it would not start from its encoder alone.
+    DLFA checkpoint (fine-tuned, or `make_init_checkpoint`'s init folder) is refused as what it is, not as a family.
     """
     if config.model_type in DLFA_MODEL_TYPES:
         raise ValueError(
-            f"model_type={config.model_type!r} is a fine-tuned DLFA checkpoint, not an encoder to put new heads on: "
-            f"train from the encoder it was built on ({config.encoder_family!r}), or score it with --do_eval alone"
+            f"model_type={config.model_type!r} is a DLFA checkpoint, not an encoder to put new heads on: train from the "
+            f"encoder it was built on ({config.encoder_family!r}); a fine-tuned one is scored with --do_eval alone"
         )
     check_encoder_family(config.model_type)
 

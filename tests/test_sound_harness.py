@@ -306,7 +306,7 @@ def test_the_harness_refuses_to_train_new_heads_on_a_fine_tuned_dlfa_checkpoint(
     completed = call_main("--model_name_or_path", str(tmp_path / "checkpoint"), "--output_dir", str(output_dir),
                           "--fusion_layers", "last", "--do_train", "--do_eval", "--use_cpu", *own_files(tmp_path),
                           cwd=tmp_path, check=False)  # fmt: skip
-    assert completed.returncode != 0 and f"model_type={config.model_type!r} is a fine-tuned DLFA checkpoint" in (
+    assert completed.returncode != 0 and f"model_type={config.model_type!r} is a DLFA checkpoint, not an encoder" in (
         completed.stderr
     )
     assert f"train from the encoder it was built on ({family!r})" in completed.stderr and not output_dir.exists()
