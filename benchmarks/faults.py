@@ -365,7 +365,7 @@ def main() -> None:
             "command": "python examples/run_zero_shot.py " + " ".join(JOB) + " --data_dir ../shared/data/xtreme-lite",
             "backbone": BACKBONE if args.backbone == BACKBONE else f"<backbone>: {args.backbone_note}",
             "complete": complete,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": provenance.utc_now(),
             **made_by,
             "wall_seconds": round(time.monotonic() - started, 1),
             "cpu_seconds_of_the_runs": round(children.ru_utime + children.ru_stime, 1),

@@ -72,7 +72,7 @@ def main() -> None:
             )
     with tempfile.TemporaryDirectory(prefix="dlfa-main-job-") as folder:
         rss = Path(folder) / "rss"
-        date, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), provenance.load_average()
+        date, load_before = provenance.utc_now(), provenance.load_average()
         started = time.monotonic()
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as stream:

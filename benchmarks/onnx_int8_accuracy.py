@@ -209,7 +209,7 @@ def main() -> None:
     archive = {
         "what": "benchmarks/onnx_int8_accuracy.py: a harness run's model as float32 and int8 ONNX, on its own data",
         "command": f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --threads {args.threads}",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date": provenance.utc_now(),
         **provenance.benchmark_made_by(Path(__file__).resolve(), onnxruntime=onnxruntime.__version__),
         **int8_accuracy(args.run, args.data_dir, args.threads),
         "wall_seconds": round(time.monotonic() - started, 1),

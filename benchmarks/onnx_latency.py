@@ -129,7 +129,7 @@ def main() -> None:
         "what": "benchmarks/onnx_latency.py: CPU latency of PyTorch eager and ONNX Runtime float32 and int8",
         "command": shlex.join(["python", "benchmarks/onnx_latency.py", *sys.argv[1:]]),
         "setup": setup,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date": provenance.utc_now(),
         "provenance": provenance.portable(made_by),  # code, versions, backbone and data files, each with its SHA-256
         "wall_seconds": round(time.monotonic() - started, 1),
         "load_average_before": load_before,  # other jobs on the cores slow every engine, not always equally

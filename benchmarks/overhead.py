@@ -385,7 +385,7 @@ def cost_table(args: argparse.Namespace, argv: list[str]) -> dict:
             "what": "benchmarks/overhead.py --family all: DLFA against each family's stock head, side by side",
             "command": "python benchmarks/overhead.py " + " ".join(argv),
             "complete": complete,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": provenance.utc_now(),
             **made_by,
             "wall_seconds": round(time.monotonic() - started, 1),
             "load_average_before": load_before,

@@ -167,7 +167,7 @@ def main() -> None:
             f"--settings {args.settings!r}: choose among {SETTINGS}, each once, with `dynamic` (the ratios' reference)"
         )
 
-    date, load_before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), provenance.load_average()
+    date, load_before = provenance.utc_now(), provenance.load_average()
     backbone = resolve_backbone("offline:multilingual-e5-small")
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     task = TASKS["udpos"]

@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -144,6 +145,11 @@ def benchmark_made_by(program: Path, **versions: str) -> dict:
     package versions with `versions` (those of packages only it uses, e.g. `onnxruntime="1.32.0"`), and `machine()`.
     """
     return {"code": git_state(program), "versions": {**package_versions(), **versions}, **machine()}
+
+
+def utc_now() -> str:
+    """The time now in UTC as every archive dates itself (ISO 8601 to the second: `2026-12-07T12:13:57Z`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def load_average() -> list[float]:

@@ -4,16 +4,30 @@ import ast
 import json
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from dlfa_zero_shot import names
-from dlfa_zero_shot.provenance import PACKAGES_ROOT, code_files, cpu_instruction_sets, git_state, pooling_differences
+from dlfa_zero_shot.provenance import (
+    PACKAGES_ROOT,
+    code_files,
+    cpu_instruction_sets,
+    git_state,
+    pooling_differences,
+    utc_now,
+)
 
 
 SCRIPT = PACKAGES_ROOT / "examples" / "run_zero_shot.py"
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_archives_are_dated_in_utc_to_the_second():
+    stated = datetime.fromisoformat(utc_now())  # ISO 8601 with its zone: readable by any tool, never local time
+    assert stated.utcoffset() == timedelta(0)
+    assert abs(datetime.now(timezone.utc) - stated) < timedelta(seconds=5)
 
 
 def test_a_benchmark_records_which_instruction_sets_chose_its_int8_kernels(tmp_path):
