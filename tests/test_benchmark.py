@@ -138,6 +138,21 @@ def readme_main_job() -> list[str]:
     return script_module("main_job").readme_command(ROOT / "README.md")
 
 
+def archived(name: str) -> dict:
+    """The committed benchmark archive benchmarks/results/<name>."""
+    return json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+
+
+def prose(path: Path) -> str:
+    """The text of `path` with every run of whitespace one space: a quoted phrase matches however its lines wrap."""
+    return " ".join(path.read_text().split())
+
+
+def table_cells(line: str) -> list[str]:
+    """A markdown table row's cells after its first (the row's label)."""
+    return [cell.strip() for cell in line.strip("|").split("|")][1:]
+
+
 def test_the_main_job_benchmark_refuses_an_output_folder_that_exists(tmp_path):
     """The harness would reuse the finished runs of an existing --output_dir, so nothing would be timed; and the folder
     is the user's: the benchmark names it and touches nothing."""
@@ -217,7 +232,7 @@ def test_the_docs_show_the_archived_lora_report():
     from dlfa_zero_shot.arguments import LORA_LEARNING_RATE
 
     lora = lora_benchmark()
-    report = json.loads((ROOT / "benchmarks" / "results" / "lora_vs_full.json").read_text())
+    report = archived("lora_vs_full.json")
     assert report["setup"]["command"] == " ".join(lora.MAIN_JOB)  # measured on today's main job
     chosen = report["chosen_learning_rate"]
     assert chosen == lora.choose_learning_rate(report["runs"]) and float(chosen) == LORA_LEARNING_RATE
@@ -229,7 +244,7 @@ def test_the_docs_show_the_archived_lora_report():
 def test_the_docs_show_the_archived_fault_table():
     """docs/usage.md's fault table is the archived fault benchmark's, made on the tiny job it names."""
     faults = script_module("faults")
-    archive = json.loads((ROOT / "benchmarks" / "results" / "faults.json").read_text())
+    archive = archived("faults.json")
     assert archive["command"].startswith(f"python examples/run_zero_shot.py {' '.join(faults.JOB)} ")
     assert archive["complete"] and archive["backbone"] == faults.BACKBONE  # the default encoder, every row
     assert len(archive["rows"]) == len(faults.ROWS)
@@ -241,7 +256,7 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
     """docs/usage.md's ONNX tables are the archives', and the int8 accuracy was measured on the README's main job."""
     latency, accuracy = script_module("onnx_latency"), script_module("onnx_int8_accuracy")
     usage = (ROOT / "docs" / "usage.md").read_text()
-    timed = json.loads((ROOT / "benchmarks" / "results" / "onnx_latency.json").read_text())
+    timed = archived("onnx_latency.json")
     assert set(timed["latency"]) == {f"{head}/{engine}/batch-{size}" for head in ("stock", "dlfa")
                                      for engine in latency.ENGINES for size in latency.BATCH_SIZES}  # fmt: skip
     assert latency.table(timed) in usage
@@ -254,14 +269,10 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
             f"{made_by['versions']['onnxruntime']};") in stated  # fmt: skip
     assert f"load average {timed['load_average_before'][0]:g} before" in stated
     assert f"{timed['load_average_after'][0]:g} after), {timed['wall_seconds']:.0f} s in all" in stated
-    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    scored = archived("onnx_int8_accuracy.json")
     assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
     assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
     assert accuracy.table(scored) in usage
-
-
-def main_job_archive() -> dict:
-    return json.loads((ROOT / "benchmarks" / "results" / "main_job.json").read_text())
 
 
 def test_the_readme_states_the_archived_main_job():
@@ -270,20 +281,20 @@ def test_the_readme_states_the_archived_main_job():
     from dlfa_zero_shot.names import BASELINE
     from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
-    archive = main_job_archive()
+    archive = archived("main_job.json")
     assert archive["command"] == shlex.join(["python", script_module("main_job").PROGRAM, *readme_main_job()])
     assert not archive["code"]["dirty"]
     lines = (ROOT / "README.md").read_text().splitlines()
     header = next(line for line in lines if line.startswith("| run | en dev |"))
-    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]  # en dev, some languages, the average
+    columns = table_cells(header)  # en dev, some languages, the average
     for run, result in archive["runs"].items():
         label = f"{run} (selected on en dev)" if run == archive["selected_by_english_dev"] else run
         row = next(line for line in lines if line.startswith(f"| {label} |"))
-        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        cells = table_cells(row)
         targets = [name for name in result["scores"] if name not in {"en dev", TRAIN_LANGUAGE, "target average"}]
         scores = {**result["scores"], f"avg ({len(targets)} targets)": result["scores"]["target average"]}
         assert cells == [f"{scores[column]:.2f}" for column in columns], run
-    stated = " ".join((ROOT / "README.md").read_text().split())
+    stated = prose(ROOT / "README.md")
     trained = sorted(round(run["train_runtime_seconds"]) for run in archive["runs"].values())
     assert f"on {archive['date'][:10]} at {archive['code']['commit'][:7]}," in stated
     assert "(AVX2, no AVX-512: the archive's `cpu_instruction_sets`)" in stated
@@ -298,9 +309,9 @@ def test_the_readme_states_the_archived_main_job():
 
 def test_the_int8_benchmark_scored_the_readmes_measured_main_job():
     """docs/usage.md's int8 table was measured on the README's measured main job: the run main_job.json archived."""
-    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
+    scored = archived("onnx_int8_accuracy.json")
     assert scored["run_provenance"]["argv"] == readme_main_job()
-    job = main_job_archive()
+    job = archived("main_job.json")
     selected = job["runs"][job["selected_by_english_dev"]]
     assert scored["run"] == job["selected_by_english_dev"]
     assert scored["run_provenance"]["code_sha256"] == selected["provenance"]["code_sha256"]
@@ -314,16 +325,15 @@ def test_the_int8_benchmark_scored_the_readmes_measured_main_job():
 def test_the_docs_state_the_int8_accuracy_archives_conditions_and_summary():
     """docs/usage.md's words around the int8 table (date, commit, CPU, load, time, labels kept, changes) are
     onnx_int8_accuracy.json's; the earlier measurement that it and README.md cite is the superseded archive's."""
-    scored = json.loads((ROOT / "benchmarks" / "results" / "onnx_int8_accuracy.json").read_text())
-    stated = " ".join((ROOT / "docs" / "usage.md").read_text().split())
+    scored = archived("onnx_int8_accuracy.json")
+    stated = prose(ROOT / "docs" / "usage.md")
     targets = scored["targets"]
     assert f"Measured {scored['date'][:10]} at commit {scored['code']['commit'][:7]} on the README's measured run" in (
         stated
     )
     instruction_sets = set(scored["cpu_instruction_sets"])
-    assert "AVX2 without VNNI" in stated and "avx2" in instruction_sets and not {"avx512_vnni", "avx_vnni"} & (
-        instruction_sets
-    )
+    assert "AVX2 without VNNI" in stated and "avx2" in instruction_sets
+    assert not {"avx512_vnni", "avx_vnni"} & instruction_sets
     assert (f"load average {scored['load_average_before'][0]:g} before, {scored['load_average_after'][0]:g} after, "
             f"{scored['wall_seconds']:.0f} s)") in stated  # fmt: skip
     kept = {language: scored["int8_predictions_as_float32s"][language] for language in targets}
@@ -336,15 +346,14 @@ def test_the_docs_state_the_int8_accuracy_archives_conditions_and_summary():
     assert f"the largest drop {drop['change']:.2f} ({drop['language']})" in stated
     assert f"single languages moved from {min(changes):.2f} to {max(changes):+.2f}" in stated
 
-    earlier = ROOT / "benchmarks" / "results" / "superseded" / "onnx_int8_accuracy_a23f566.json"
-    earlier = json.loads(earlier.read_text())
+    earlier = archived("superseded/onnx_int8_accuracy_a23f566.json")
     assert earlier["code"]["commit"].startswith("a23f566") and earlier["run_provenance"]["argv"] == readme_main_job()
     drop = earlier["largest_drop"]
     assert f"read {earlier['mean_change_over_targets']:.2f} and {drop['change']:.2f} ({drop['language']})" in stated
     harness = {language: result["harness"] for language, result in earlier["languages"].items()}
     average = statistics.mean(harness[language] for language in earlier["targets"])
     assert (f"The earlier machine printed {harness['selection']:.2f} English dev and {average:.2f} on average for the "
-            "DLFA row") in " ".join((ROOT / "README.md").read_text().split())  # fmt: skip
+            "DLFA row") in prose(ROOT / "README.md")  # fmt: skip
 
 
 def test_the_readme_shows_the_archived_cost_table_of_every_family():
@@ -352,7 +361,7 @@ def test_the_readme_shows_the_archived_cost_table_of_every_family():
     from modeling_dlfa import ENCODER_FAMILIES
 
     overhead = script_module("overhead")
-    archive = json.loads((ROOT / "benchmarks" / "results" / "overhead_family" / "cost_table.json").read_text())
+    archive = archived("overhead_family/cost_table.json")
     assert archive["complete"] and set(archive["families"]) == set(ENCODER_FAMILIES)
     assert archive["command"] in (ROOT / "README.md").read_text().replace("\n", " ")
     assert overhead.table(archive) in (ROOT / "README.md").read_text()
@@ -361,9 +370,9 @@ def test_the_readme_shows_the_archived_cost_table_of_every_family():
 def test_the_readme_says_which_families_meet_the_cost_bounds_as_the_archive_does():
     """README.md's prose under the cost table names the families within issue 31's bounds by the archive's unrounded
     ratios (before, distilbert's median 1.0105, shown as 1.010 in the table, was said to meet the bound of 1.01)."""
-    archive = json.loads((ROOT / "benchmarks" / "results" / "overhead_family" / "cost_table.json").read_text())
+    archive = archived("overhead_family/cost_table.json")
     results = archive["families"].values()
-    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = prose(ROOT / "README.md")
     held = re.search(r"the bytes held for backward are within ([\d.]+) of the stock head's on every family", readme)
     assert max(result["saved_bytes_ratio"]["held"] for result in results) <= float(held.group(1))
     said = re.search(
@@ -465,7 +474,7 @@ def test_the_pawsx_plans_seeds_are_what_its_cpu_rule_gives_on_the_archived_cpu_t
     """
     from dlfa_zero_shot.plans import PAWSX_PLAN as plan
 
-    archive = json.loads((ROOT / "benchmarks" / "results" / "study" / "pawsx.json").read_text())
+    archive = archived("study/pawsx.json")
     reading = plan.cpu_rule(archive.get("cpu_times", {}))
     assert plan.seeds_decision, "the decision (2026-12-07, docs/results.md) is written into the plan"
     assert reading is not None, "the seeds decision was written before the CPU rule's first run was archived"
