@@ -10,6 +10,9 @@ and the largest drop. The float32 ONNX scores are checked against the run's own 
     python benchmarks/onnx_int8_accuracy.py --run runs/udpos-offline/aif-layer-10 \\
         --output benchmarks/results/onnx_int8_accuracy.json
     python benchmarks/onnx_int8_accuracy.py --show benchmarks/results/onnx_int8_accuracy.json
+    # what the eighth bit of int8's weights changes, on a CPU whose int8 products do not saturate (x86 with VNNI):
+    python benchmarks/onnx_int8_accuracy.py --run runs/udpos-offline/aif-layer-10 --weight_bits 8 \
+        --output benchmarks/results/onnx_int8_weight_bits/8.json    # and --weight_bits 7 into 7.json
 
 int8 dynamic quantization scales each batch's activations by that batch's range, so a score depends on how the rows
 are batched: they run in the harness's order (length-sorted) in the run's own evaluation batches
@@ -33,7 +36,7 @@ from dlfa_zero_shot.cli import parse_arguments
 from dlfa_zero_shot.data import LocalSource, TaskData, load_task_data
 from dlfa_zero_shot.features import featurize
 from dlfa_zero_shot.files import read_json, write_atomically
-from dlfa_zero_shot.onnx_export import export_onnx, quantize_int8
+from dlfa_zero_shot.onnx_export import INT8_WEIGHT_BITS, export_onnx, quantize_int8
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from dlfa_zero_shot.training import ZeroShotScorer, score_predictions
 
@@ -120,11 +123,11 @@ def score_engine(
     return scores, predicted
 
 
-def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2) -> dict:
+def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2, weight_bits: int = INT8_WEIGHT_BITS[0]) -> dict:
     """
-    The run at `run_dir` (its `model/` and results.json), exported to float32 and int8 ONNX and scored on its data in
-    its own evaluation batches: per language the run's own score (`harness`, PyTorch), float32's, int8's and int8's
-    change from float32.
+    The run at `run_dir` (its `model/` and results.json), exported to float32 and int8 ONNX (`weight_bits`: as
+    `quantize_int8`'s) and scored on its data in its own evaluation batches: per language the run's own score
+    (`harness`, PyTorch), float32's, int8's and int8's change from float32.
     """
     result = read_json(run_dir / "results.json")
     batch_size = eval_batch_size(result)
@@ -137,7 +140,7 @@ def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2) -> dict:
     model = auto_class.from_pretrained(folder)
     with tempfile.TemporaryDirectory() as temporary:
         float32 = export_onnx(model, Path(temporary) / "float32" / "model.onnx")
-        paths = {"float32": float32, "int8": quantize_int8(float32, Path(temporary) / "int8" / "model.onnx")}
+        paths = {"float32": float32, "int8": quantize_int8(float32, Path(temporary) / "int8" / "model.onnx", weight_bits)}
         scores, predicted = {}, {}
         for engine, path in paths.items():
             scores[engine], predicted[engine] = score_engine(path, data, features, tokenizer, batch_size, threads)
@@ -176,6 +179,7 @@ def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2) -> dict:
         },
         "batch_size": batch_size,
         "threads": threads,
+        "weight_bits": weight_bits,
     }
 
 
@@ -197,6 +201,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a run folder of the harness (with model/ and results.json)")
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime's intra-op threads")
+    parser.add_argument("--weight_bits", type=int, choices=INT8_WEIGHT_BITS, default=INT8_WEIGHT_BITS[0],
+                        help="bits of int8's weights (8: for CPUs whose int8 products do not saturate; see --help)")  # fmt: skip
     parser.add_argument("--output", type=Path, help="the archive to write (JSON)")
     parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
     args = parser.parse_args()
@@ -208,10 +214,11 @@ def main() -> None:
     load_before, started = provenance.load_average(), time.monotonic()
     archive = {
         "what": "benchmarks/onnx_int8_accuracy.py: a harness run's model as float32 and int8 ONNX, on its own data",
-        "command": f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --threads {args.threads}",
+        "command": f"python benchmarks/onnx_int8_accuracy.py --run {args.run} --threads {args.threads} "
+        f"--weight_bits {args.weight_bits}",
         "date": provenance.utc_now(),
         **provenance.benchmark_made_by(Path(__file__).resolve(), onnxruntime=onnxruntime.__version__),
-        **int8_accuracy(args.run, args.data_dir, args.threads),
+        **int8_accuracy(args.run, args.data_dir, args.threads, args.weight_bits),
         "wall_seconds": round(time.monotonic() - started, 1),
         "load_average_before": load_before,
         "load_average_after": provenance.load_average(),
