@@ -140,7 +140,8 @@ def int8_accuracy(run_dir: Path, data_dir: Path, threads: int = 2, weight_bits: 
     model = auto_class.from_pretrained(folder)
     with tempfile.TemporaryDirectory() as temporary:
         float32 = export_onnx(model, Path(temporary) / "float32" / "model.onnx")
-        paths = {"float32": float32, "int8": quantize_int8(float32, Path(temporary) / "int8" / "model.onnx", weight_bits)}
+        int8 = quantize_int8(float32, Path(temporary) / "int8" / "model.onnx", weight_bits)
+        paths = {"float32": float32, "int8": int8}
         scores, predicted = {}, {}
         for engine, path in paths.items():
             scores[engine], predicted[engine] = score_engine(path, data, features, tokenizer, batch_size, threads)
@@ -201,8 +202,10 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a run folder of the harness (with model/ and results.json)")
     parser.add_argument("--data_dir", type=Path, default=ROOT.parent / "shared" / "data" / "xtreme-lite")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime's intra-op threads")
-    parser.add_argument("--weight_bits", type=int, choices=INT8_WEIGHT_BITS, default=INT8_WEIGHT_BITS[0],
-                        help="bits of int8's weights (8: for CPUs whose int8 products do not saturate; see --help)")  # fmt: skip
+    parser.add_argument(
+        "--weight_bits", type=int, choices=INT8_WEIGHT_BITS, default=INT8_WEIGHT_BITS[0],
+        help="bits of int8's weights (8: only on a CPU whose int8 products do not saturate, x86 with VNNI)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, help="the archive to write (JSON)")
     parser.add_argument("--show", type=Path, help="print the table of an archive and exit")
     args = parser.parse_args()

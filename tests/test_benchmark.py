@@ -356,6 +356,34 @@ def test_the_docs_state_the_int8_accuracy_archives_conditions_and_summary():
             "DLFA row") in prose(ROOT / "README.md")  # fmt: skip
 
 
+def test_the_docs_state_what_the_7_bit_int8_weights_cost_as_archived():
+    """docs/usage.md's comparison of 7- and 8-bit int8 weights is the two archives': one model (the same weights and
+    float32 scores), measured at one commit on a CPU whose int8 products do not saturate, and the numbers stated."""
+    seven, eight = (archived(f"onnx_int8_weight_bits/{bits}.json") for bits in (7, 8))
+    stated = prose(ROOT / "docs" / "usage.md")
+    assert (seven["weight_bits"], eight["weight_bits"]) == (7, 8)
+    assert seven["model_files_sha256"] == eight["model_files_sha256"]
+    assert seven["run_provenance"]["argv"] == eight["run_provenance"]["argv"] == readme_main_job()
+    assert all(seven["languages"][language]["float32"] == eight["languages"][language]["float32"]
+               for language in seven["languages"])  # fmt: skip
+    assert seven["code"]["commit"] == eight["code"]["commit"] and not (seven["code"]["dirty"] or eight["code"]["dirty"])
+    assert f"{seven['date'][:10]} at commit {seven['code']['commit'][:7]}, 2 cores with AVX-512 VNNI" in stated
+    assert {"avx512f", "avx512_vnni"} <= set(seven["cpu_instruction_sets"]) == set(eight["cpu_instruction_sets"])
+    assert (f"load average {seven['load_average_before'][0]:g} and {eight['load_average_before'][0]:g} before, "
+            f"{seven['wall_seconds']:.0f} s and {eight['wall_seconds']:.0f} s") in stated  # fmt: skip
+    assert (f"the mean change over the 16 targets was {seven['mean_change_over_targets']:.2f} with 7 bits and "
+            f"{eight['mean_change_over_targets']:.2f} with 8") in stated  # fmt: skip
+    targets = seven["targets"]
+    kept = [100 * statistics.mean(archive["int8_predictions_as_float32s"][language] for language in targets)
+            for archive in (seven, eight)]  # fmt: skip
+    assert f"int8 kept {kept[0]:.1f}% and {kept[1]:.1f}% of float32's word labels" in stated
+    gain = {language: eight["languages"][language]["int8"] - seven["languages"][language]["int8"]
+            for language in targets}  # fmt: skip
+    low, high = min(gain, key=gain.get), max(gain, key=gain.get)
+    assert (f"8 bits less 7 bits ran from {gain[low]:.2f} ({low}) to {gain[high]:+.2f} ({high}), "
+            f"{statistics.mean(gain.values()):+.2f} on average") in stated  # fmt: skip
+
+
 def test_the_readme_shows_the_archived_cost_table_of_every_family():
     """README.md's cost table is `overhead.py --family all`'s archive, whole: every family DLFA fuses, one process."""
     from modeling_dlfa import ENCODER_FAMILIES
