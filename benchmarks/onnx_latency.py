@@ -27,7 +27,7 @@ from dlfa_zero_shot import provenance
 from dlfa_zero_shot.data import LocalSource
 from dlfa_zero_shot.files import read_json, write_atomically
 from dlfa_zero_shot.offline_backbone import resolve_backbone
-from dlfa_zero_shot.onnx_export import export_onnx, quantize_int8
+from dlfa_zero_shot.onnx_export import INT8_WEIGHT_BITS, export_onnx, quantize_int8
 from dlfa_zero_shot.tasks import TASKS, TRAIN_LANGUAGE
 from modeling_dlfa import DLFABertForTokenClassification
 
@@ -90,7 +90,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for name, model in models.items():
             paths = {"onnxruntime": export_onnx(model, Path(folder) / "float32" / f"{name}.onnx")}
-            paths["onnxruntime-int8"] = quantize_int8(paths["onnxruntime"], Path(folder) / "int8" / f"{name}.onnx")
+            int8 = Path(folder) / "int8" / f"{name}.onnx"
+            paths["onnxruntime-int8"] = quantize_int8(paths["onnxruntime"], int8, INT8_WEIGHT_BITS[0])
             for engine, path in paths.items():
                 sessions[name, engine] = onnxruntime.InferenceSession(
                     str(path), options, providers=["CPUExecutionProvider"]
@@ -117,14 +118,15 @@ def main() -> None:
     rows = {f"{model}/{engine}/batch-{size}": {"median_ms": statistics.median(values), "min_ms": min(values),
             "max_ms": max(values)} for (model, engine, size), values in timings.items()}  # fmt: skip
     setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences",
-             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights",
+             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights in "
+             f"{INT8_WEIGHT_BITS[0]} bits",
              "backbone": BACKBONE, "models": {"stock": f"BertForTokenClassification, {NUM_LABELS} labels",
              "dlfa": f"DLFABertForTokenClassification, {NUM_LABELS} labels, fusion_layer {FUSION_LAYER}, the plugin's "
              "other defaults"}}  # fmt: skip
     test_file = {"test-en": str(source.path(task, TRAIN_LANGUAGE, "test"))}
     made_by = provenance.collect(sys.argv, Path(__file__), backbone, test_file,
-                                 {"test-en": source.sha256(task, TRAIN_LANGUAGE, "test")})  # fmt: skip
-    made_by["versions"]["onnxruntime"] = onnxruntime.__version__
+                                 {"test-en": source.sha256(task, TRAIN_LANGUAGE, "test")},
+                                 onnxruntime=onnxruntime.__version__)  # fmt: skip
     archive = {
         "what": "benchmarks/onnx_latency.py: CPU latency of PyTorch eager and ONNX Runtime float32 and int8",
         "command": shlex.join(["python", "benchmarks/onnx_latency.py", *sys.argv[1:]]),

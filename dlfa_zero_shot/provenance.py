@@ -163,18 +163,20 @@ def collect(
     backbone: str,
     data_files: dict[str, str],
     data_sha256: dict[str, str | None],
+    **versions: str,
 ) -> dict:
     """
-    The provenance every run of one harness call shares: code (`program`: the script that runs), versions, the command
-    line `argv`, the backbone's files (`backbone`: the resolved folder or Hub name), and each data file read
-    (`TaskData.files`: split or language -> file) with its SHA-256 (None where the source is the Hub).
+    The provenance every run of one harness call shares: code (`program`: the script that runs), versions (with
+    `versions`, those of packages only the caller uses, as `benchmark_made_by`'s), the command line `argv`, the
+    backbone's files (`backbone`: the resolved folder or Hub name), and each data file read (`TaskData.files`: split or
+    language -> file) with its SHA-256 (None where the source is the Hub).
     """
     files = code_files(program)
     return {
         **git_state(program),
         "code_sha256": code_sha256(files),
         "code_files": files,
-        "versions": package_versions(),
+        "versions": {**package_versions(), **versions},
         "argv": list(argv),
         "program": str(program.resolve()),
         "threads": torch.get_num_threads(),

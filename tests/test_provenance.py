@@ -12,7 +12,9 @@ import pytest
 from dlfa_zero_shot import names
 from dlfa_zero_shot.provenance import (
     PACKAGES_ROOT,
+    benchmark_made_by,
     code_files,
+    collect,
     cpu_instruction_sets,
     git_state,
     pooling_differences,
@@ -41,6 +43,14 @@ def test_a_benchmark_records_which_instruction_sets_chose_its_int8_kernels(tmp_p
     cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n")
     assert cpu_instruction_sets(cpuinfo) is None  # Linux on ARM: unknown, not "none"
     assert cpu_instruction_sets(tmp_path / "absent") is None  # not Linux: unknown, not "none"
+
+
+def test_a_benchmark_records_the_versions_of_the_packages_only_it_uses_beside_the_projects():
+    """A benchmark's own packages (ONNX Runtime for the ONNX ones) are recorded with the project's, whichever
+    record it writes: a run's (`collect`) or a benchmark's (`benchmark_made_by`)."""
+    for made_by in (collect(["--help"], SCRIPT, "offline:none", {}, {}, onnxruntime="9.9.9"),
+                    benchmark_made_by(SCRIPT, onnxruntime="9.9.9")):  # fmt: skip
+        assert made_by["versions"]["onnxruntime"] == "9.9.9" and made_by["versions"]["transformers"]
 
 
 def test_the_commit_is_recorded_only_for_the_checkout_the_code_and_program_came_from(tmp_path):
