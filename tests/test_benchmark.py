@@ -269,6 +269,12 @@ def test_the_docs_show_the_archived_int8_latency_and_accuracy_tables():
             f"{made_by['versions']['onnxruntime']};") in stated  # fmt: skip
     assert f"load average {timed['load_average_before'][0]:g} before" in stated
     assert f"{timed['load_average_after'][0]:g} after), {timed['wall_seconds']:.0f} s in all" in stated
+    assert "AVX-512 with VNNI, the archive's `cpu_instruction_sets`" in stated
+    assert {"avx512f", "avx512_vnni"} <= set(made_by["cpu_instruction_sets"])
+    bits = timed["setup"]["int8"].split()[-2]  # "... QInt8 weights in 7 bits"
+    assert f"int8 is `--quantize int8`'s, with {bits}-bit weights" in stated
+    earlier = archived("superseded/onnx_latency_04a418e.json")  # the archive this one replaced, cited beside it
+    assert earlier["provenance"]["commit"].startswith("04a418e") and "cpu_instruction_sets" not in earlier["provenance"]
     scored = archived("onnx_int8_accuracy.json")
     assert scored["run_provenance"]["argv"] == readme_main_job() and not scored["code"]["dirty"]
     assert set(scored["float32_predictions_as_the_runs"].values()) == {1.0}  # float32 ONNX is the run's model
