@@ -11,7 +11,14 @@ import pytest
 
 from dlfa_zero_shot.data import LocalSource, load_task_data
 from dlfa_zero_shot.plans import PAWSX_TARGETS
-from dlfa_zero_shot.features import examples_dataset, tokenize_tagging, word_predictions, word_windows
+from dlfa_zero_shot.features import (
+    examples_dataset,
+    length_sorted,
+    tokenize_tagging,
+    word_predictions,
+    word_windows,
+    words_past_limit,
+)
 from dlfa_zero_shot.readers import TaggedSentence, read_conllu, read_pair_tsv, read_tagged_tsv
 from dlfa_zero_shot.tasks import PANX_TAGS, TASKS, UPOS_TAGS, XTREME_METRIC
 
@@ -188,6 +195,22 @@ def test_long_sentences_are_windowed_and_every_word_is_scored(xtreme_lite, offli
     gold_rows = [np.where(np.asarray(labels) == -100, 0, np.asarray(labels)) for labels in features["labels"]]
     back = word_predictions(features, gold_rows, [len(s.tokens) for s in sentences])
     assert [list(row) for row in back] == [[task.label_to_id[tag] for tag in s.tags] for s in sentences]
+
+
+def test_words_past_the_length_limit_are_counted_in_the_length_sorted_order_the_harness_scores(
+    xtreme_lite, offline_tokenizer
+):
+    """The results' `words_past_max_length`: every word outside its sentence's first window, however the windows are
+    ordered (the harness counts them on its length-sorted evaluation rows, where a short last window comes first)."""
+    task = TASKS["udpos"]
+    sentences = read_tagged_tsv(xtreme_lite / "udpos" / "xtreme_udpos_test-ar.tsv", limit=40)
+    features = tokenize_tagging(examples_dataset(sentences), offline_tokenizer, task.label_to_id, 32)
+    first_windows = {}  # tokenize_tagging emits each sentence's windows in order
+    for sentence, words in zip(features["sentence_index"], features["word_index"]):
+        first_windows.setdefault(sentence, len(words))
+    past = sum(len(s.tokens) for s in sentences) - sum(first_windows.values())
+    assert past > 0
+    assert words_past_limit(features) == words_past_limit(length_sorted(features)) == past
 
 
 def test_first_content_alignment_moves_the_label_off_a_bare_marker(xtreme_lite, offline_tokenizer):
