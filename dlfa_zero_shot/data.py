@@ -195,9 +195,21 @@ def labels_of(kind: str, examples: list) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def check_labels(task: TaskSpec, examples: list, where: str) -> None:
-    """Every label of `examples` must be one the model knows; the error names the file, line and label."""
+def check_labels(task: TaskSpec, examples: list, where: str, required: bool) -> None:
+    """
+    Every label of `examples` must be one the model knows, and an example without labels is refused where labels are
+    `required` (training and selection data) or where others of its file have them (evaluation data is scored when
+    every example is labelled and only predicted when none is: a mix would drop the language from the scores). Each
+    error names the file and line (and the label).
+    """
     known = set(task.labels)
+    unlabelled = [example for example in examples if (example.tags if task.kind == "token" else example.label) is None]
+    if unlabelled and (required or len(unlabelled) < len(examples)):
+        why = "training and selection examples need labels" if required else "other examples of the file have labels"
+        raise ValueError(
+            f"{where}:{unlabelled[0].line}: this example has no labels ({len(unlabelled)} of {len(examples)} have "
+            f"none), and {why}: label it, or leave every example of an evaluation file unlabelled to predict only"
+        )
     for example in examples:
         labels = (example.tags or []) if task.kind == "token" else [example.label] if example.label is not None else []
         unknown = sorted(set(labels) - known)
@@ -330,7 +342,7 @@ def load_evaluation_only(
         files["selection"] = source.describe(task, TRAIN_LANGUAGE, "dev")
         read["selection"] = (TRAIN_LANGUAGE, "dev")
     for language, examples in [("selection", selection), *evaluation.items()]:
-        check_labels(task, examples, files.get(language, language))
+        check_labels(task, examples, files.get(language, language), required=language == "selection")
     return TaskData(task, [], selection, evaluation, split_of, files, file_digests(task, source, read))
 
 
@@ -372,10 +384,10 @@ def load_task_data(
         files["selection"] = f"{files['train']} (seeded {selection_fraction:.0%} held out)"
     evaluation, evaluation_files = read_evaluation(task, source, split_of, max_eval_samples)
     files.update(evaluation_files)
-    for where, examples in [(files["train"], train), (files["selection"], selection)] + [
-        (files[language], examples) for language, examples in evaluation.items()
+    for where, examples, required in [(files["train"], train, True), (files["selection"], selection, True)] + [
+        (files[language], examples, False) for language, examples in evaluation.items()
     ]:
-        check_labels(task, examples, where)
+        check_labels(task, examples, where, required)
     read = {"train": (TRAIN_LANGUAGE, trained_split), "selection": (TRAIN_LANGUAGE, selection_split or trained_split),
             **{language: (language, split) for language, split in split_of.items()}}  # fmt: skip
     return TaskData(task, train, selection, evaluation, split_of, files, file_digests(task, source, read))

@@ -335,6 +335,26 @@ def test_bad_own_files_name_the_file_line_and_problem(name, text, message, tmp_p
         read_examples("token", write(tmp_path / name, text))
 
 
+def test_an_example_without_labels_is_refused_where_it_would_be_trained_or_drop_its_language(tmp_path):
+    """An unlabelled sentence in training data would be trained as the first label, everywhere; one among labelled
+    sentences of a test file would take its language out of the scores. Both are refused with file and line; a test
+    file with no labels at all is text to predict."""
+    from dlfa_zero_shot.data import FileSource
+    from dlfa_zero_shot.tasks import custom_task
+
+    task = custom_task("tagging", "token", ("B-LOC", "B-PER", "O"))
+    train = write(tmp_path / "train.conll", "Anna B-PER\nsingt O\n\nMadrid\nis\nbig\n")
+    dev = write(tmp_path / "dev.conll", "Anna B-PER\n\nBerlin B-LOC\n")
+    test = write(tmp_path / "test-de.conll", "Hans B-PER\nsingt O\n\nBerlin\nist\ngross\n")
+    text = write(tmp_path / "text-sw.conll", "Nairobi\nni\nmji\n\nAmina\n")
+    with pytest.raises(ValueError, match=re.escape(f"{train}:4: this example has no labels (1 of 2 have none)")):
+        load_task_data(task, FileSource(str(train), str(dev), {"sw": str(text)}))
+    with pytest.raises(ValueError, match=re.escape(f"{test}:4: this example has no labels")):
+        load_task_data(task, FileSource(str(dev), None, {"de": str(test)}))
+    data = load_task_data(task, FileSource(str(dev), str(dev), {"sw": str(text)}))
+    assert [example.tags for example in data.evaluation["sw"]] == [None, None]
+
+
 def test_a_tag_training_never_saw_is_refused_with_file_and_line(tmp_path):
     from dlfa_zero_shot.data import FileSource
     from dlfa_zero_shot.tasks import custom_task
