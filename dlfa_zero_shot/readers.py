@@ -92,14 +92,19 @@ def read_conllu(path: Path, limit: int | None = None) -> list[TaggedSentence]:
 
 
 def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
-    """`first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a header naming `sentence1 sentence2 label` columns."""
+    """
+    `first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a first line naming the columns as the json / csv reader
+    knows them (`premise hypothesis label` or `sentence1 sentence2 label`, in any order, among others).
+    """
     pairs, columns = [], (0, 1, 2)
     for line_number, line in _lines(path):
         if not line.strip():
             continue
         fields = line.split("\t")
-        if line_number == 1 and {"sentence1", "sentence2", "label"} <= set(fields):
-            columns = (fields.index("sentence1"), fields.index("sentence2"), fields.index("label"))
+        names = [field.strip() for field in fields]
+        header = next((pair for pair in PAIR_COLUMNS if {*pair, "label"} <= set(names)), None)
+        if line_number == 1 and header:
+            columns = (names.index(header[0]), names.index(header[1]), names.index("label"))
             continue
         if len(fields) <= max(columns) or not fields[columns[2]].strip():
             raise ValueError(
@@ -184,6 +189,11 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 raise ValueError(f"{path}:{line}: 'tokens' and '{tag_column}' must be lists")
             if tags is not None and len(tags) != len(tokens):
                 raise ValueError(f"{path}:{line}: {len(tokens)} tokens but {len(tags)} {tag_column}")
+            if tags is not None and not all(isinstance(tag, str) for tag in tags):
+                raise ValueError(
+                    f"{path}:{line}: '{tag_column}' holds {tags[:5]}..., not tag names: write the names (B-PER, NOUN, "
+                    "...); ids say nothing of which tags begin or continue an entity, which seqeval scores by"
+                )
             examples.append(
                 TaggedSentence([str(t) for t in tokens], None if tags is None else [str(t) for t in tags], line)
             )

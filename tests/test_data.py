@@ -298,6 +298,35 @@ def test_own_files_in_the_stock_scripts_formats(tmp_path):
     assert data.files == {"train": str(jsonl), "selection": f"{jsonl} (seeded 10% held out)", "de": str(conll)}
 
 
+def test_a_pair_tsv_header_is_read_in_either_column_naming_the_json_reader_knows(tmp_path):
+    """Before, only a `sentence1 sentence2 label` header was one: a `premise hypothesis label` header became a
+    training pair whose label, `label`, became a class of the model."""
+    from dlfa_zero_shot.data import labels_of
+    from dlfa_zero_shot.readers import read_examples
+
+    for header in ("premise\thypothesis\tlabel", "label\tpremise\thypothesis", "id\tsentence1\tsentence2\tlabel"):
+        names = header.split("\t")
+        row = {"premise": "A man sleeps.", "hypothesis": "A man rests.", "sentence1": "A man sleeps.",
+               "sentence2": "A man rests.", "label": "entailment", "id": "7"}  # fmt: skip
+        path = write(tmp_path / "train.tsv", header + "\n" + "\t".join(row[name] for name in names) + "\n")
+        examples = read_examples("pair", path)
+        assert [(e.first, e.second, e.label, e.line) for e in examples] == [
+            ("A man sleeps.", "A man rests.", "entailment", 2)
+        ], header
+        assert labels_of("pair", examples) == ("entailment",)
+
+
+def test_tags_given_as_ids_are_refused_with_file_and_line(tmp_path):
+    """`datasets`' to_json writes a ClassLabel column as ids: as tags, "0" and "3" have no B-/I- for seqeval to read,
+    so every F1 would be 0 whatever the model predicts."""
+    from dlfa_zero_shot.readers import read_examples
+
+    rows = [{"tokens": ["Anna", "lebt"], "ner_tags": ["B-PER", "O"]}, {"tokens": ["Anna", "lebt"], "ner_tags": [1, 0]}]
+    path = write(tmp_path / "train.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2: 'ner_tags' holds [1, 0]..., not tag names")):
+        read_examples("token", path)
+
+
 def test_evaluation_only_refuses_a_requested_language_without_data(tmp_path):
     """Before, evaluation without training dropped a requested language that had no data, without a word."""
     from dlfa_zero_shot.data import FileSource
