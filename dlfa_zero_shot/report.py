@@ -80,6 +80,8 @@ def write_archive(
     curve = {path.relative_to(task_dir / "curve").parts[0]: json.loads(path.read_text()) for path in curve_runs}
     if curve:
         archive["curve"] = curve
+    if path.is_file():
+        check_nothing_dropped(path, archive)
     for stored in sorted(task_dir.rglob("predictions.npz")):
         run_folder = stored.parent.relative_to(task_dir).as_posix()
         target = path.parent / "predictions" / (predictions or task_dir.name) / f"{run_folder}.npz"
@@ -88,6 +90,27 @@ def write_archive(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(provenance.portable(archive), indent=1) + "\n")
     return path
+
+
+def archived_folders(archive: dict) -> set[str]:
+    """The run folders (relative to the task's folder) whose results an archive holds: runs, searches, curve points."""
+    folders = {f"seed-{seed}/{LAYER_SEARCH}" for seed in archive.get("searches", {})}
+    folders |= {f"seed-{seed}/{name}" for name, by_seed in archive.get("runs", {}).items() for seed in by_seed}
+    return folders | {f"curve/{point}" for point in archive.get("curve", {})}
+
+
+def check_nothing_dropped(path: Path, archive: dict) -> None:
+    """
+    Refuse (SystemExit naming them) to replace the archive at `path` with `archive` when it would lose results the
+    committed one holds: the runs folder then lacks runs made elsewhere (a new machine; `--restore` first).
+    """
+    lost = sorted(archived_folders(json.loads(path.read_text())) - archived_folders(archive))
+    if lost:
+        shown = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
+        raise SystemExit(
+            f"{path} holds {len(lost)} result(s) the runs folder lacks ({shown}); nothing was written: restore them "
+            f"first (--restore {path.stem.removesuffix('_replication')}), or remove {path} to archive these runs alone"
+        )
 
 
 def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) -> list[Path]:

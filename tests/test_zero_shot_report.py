@@ -91,6 +91,22 @@ def test_generated_part_is_replaced_and_hand_written_text_kept(tmp_path):
     assert document.read_text() == "# Results without markers\n"
 
 
+def test_an_archive_is_never_replaced_by_one_that_lacks_its_runs(task_dir, tmp_path):
+    """On a new machine the report over a runs folder without the archived runs (no --restore) rewrote the committed
+    archive with the new runs alone; now it refuses, names what would go and writes nothing, until they are back."""
+    archive = write_archive(tmp_path / "udpos.json", task_dir, None)
+    committed = archive.read_text()
+    fresh = tmp_path / "fresh" / "udpos"
+    write_run(fresh, "baseline", 6, 50.0, {"de": 1.0, "zh": 1.0})  # a new run, made where the others are not
+    lacking = "result(s) the runs folder lacks (seed-1/aif-layer-02, seed-1/aif-layer-04"
+    with pytest.raises(SystemExit, match=re.escape(lacking)) as refused:
+        write_archive(archive, fresh, None)
+    assert "--restore udpos" in str(refused.value) and archive.read_text() == committed
+    restore_archive(archive, fresh)
+    archived = json.loads(write_archive(archive, fresh, None).read_text())
+    assert sorted(archived["runs"]["baseline"]) == sorted([*json.loads(committed)["runs"]["baseline"], "6"])
+
+
 def test_archived_runs_restore_to_the_same_report_without_overwriting_runs(task_dir, tmp_path):
     """A fresh machine has only the committed JSON: restoring it must give back the same statistics."""
     runs = collect(task_dir)
