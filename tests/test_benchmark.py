@@ -517,6 +517,27 @@ def test_the_pawsx_plans_seeds_are_what_its_cpu_rule_gives_on_the_archived_cpu_t
     assert re.search(r"\b2\d{3}-\d{2}-\d{2}\b", plan.seeds_decision), "the decision is dated"
 
 
+def test_the_readme_states_the_pawsx_layer_choice_as_archived():
+    """README.md's PAWS-X line: the layer the plan's English-dev rule chose from the archived runs, its mean English
+    dev, and the paper's layer 6 beside it."""
+    from dlfa_zero_shot.analysis import dev_score
+    from dlfa_zero_shot.plans import PAWSX_PLAN as plan
+    from dlfa_zero_shot.plans import study_layer_choice
+
+    runs = {name: {int(seed): result for seed, result in by_seed.items()}
+            for name, by_seed in archived("study/pawsx.json")["runs"].items()}  # fmt: skip
+    chosen, missing = study_layer_choice(runs, plan)
+    assert chosen and not missing
+
+    def dev(name: str) -> float:
+        return statistics.mean(dev_score(runs[name][seed]) for seed in plan.choice_seeds)
+
+    layers = ", ".join(str(layer) for layer in plan.choice_layers)
+    assert (f"its layer choice on English dev (layers {layers}; seeds {plan.choice_seeds[0]}-{plan.choice_seeds[-1]}) "
+            f"chose layer {int(chosen.rsplit('-', 1)[1])} ({dev(chosen):.2f}; the paper's 6 read "
+            f"{dev('aif-layer-06'):.2f})") in prose(ROOT / "README.md")  # fmt: skip
+
+
 def test_the_overhead_benchmark_counts_a_tensor_saved_by_three_operations_once_as_held():
     """Memory holds a layer's input once, though its query, key and value projections each save it."""
     import torch
