@@ -373,7 +373,8 @@ def test_the_docs_state_what_the_7_bit_int8_weights_cost_as_archived():
     assert seven["run_provenance"]["argv"] == eight["run_provenance"]["argv"] == readme_main_job()
     assert all(seven["languages"][language]["float32"] == eight["languages"][language]["float32"]
                for language in seven["languages"])  # fmt: skip
-    assert seven["code"]["commit"] == eight["code"]["commit"] and not (seven["code"]["dirty"] or eight["code"]["dirty"])
+    assert seven["code"]["commit"] == eight["code"]["commit"]
+    assert not seven["code"]["dirty"] and not eight["code"]["dirty"]
     assert f"{seven['date'][:10]} at commit {seven['code']['commit'][:7]}, 2 cores with AVX-512 VNNI" in stated
     assert {"avx512f", "avx512_vnni"} <= set(seven["cpu_instruction_sets"]) == set(eight["cpu_instruction_sets"])
     assert (f"load average {seven['load_average_before'][0]:g} and {eight['load_average_before'][0]:g} before, "
