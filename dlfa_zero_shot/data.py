@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .provenance import file_sha256
-from .readers import SentencePair, TaggedSentence, read_examples
+from .readers import SentencePair, TaggedSentence, is_labelled, read_examples
 from .tasks import TRAIN_LANGUAGE, TaskSpec
 
 
@@ -203,12 +203,16 @@ def check_labels(task: TaskSpec, examples: list, where: str, required: bool) -> 
     error names the file and line (and the label).
     """
     known = set(task.labels)
-    unlabelled = [example for example in examples if (example.tags if task.kind == "token" else example.label) is None]
-    if unlabelled and (required or len(unlabelled) < len(examples)):
-        why = "training and selection examples need labels" if required else "other examples of the file have labels"
+    unlabelled = [example for example in examples if not is_labelled(example)]
+    if unlabelled and required:
+        raise ValueError(
+            f"{where}:{unlabelled[0].line}: this example has no labels ({len(unlabelled)} of the {len(examples)} read "
+            "have none); training and selection examples need labels"
+        )
+    if unlabelled and len(unlabelled) < len(examples):
         raise ValueError(
             f"{where}:{unlabelled[0].line}: this example has no labels ({len(unlabelled)} of {len(examples)} have "
-            f"none), and {why}: label it, or leave every example of an evaluation file unlabelled to predict only"
+            "none) while the others have them: label every example to score the language, or none to predict only"
         )
     for example in examples:
         labels = (example.tags or []) if task.kind == "token" else [example.label] if example.label is not None else []
@@ -384,9 +388,10 @@ def load_task_data(
         files["selection"] = f"{files['train']} (seeded {selection_fraction:.0%} held out)"
     evaluation, evaluation_files = read_evaluation(task, source, split_of, max_eval_samples)
     files.update(evaluation_files)
-    for where, examples, required in [(files["train"], train, True), (files["selection"], selection, True)] + [
-        (files[language], examples, False) for language, examples in evaluation.items()
-    ]:
+    selection_file = files["train"] if selection_split is None else files["selection"]  # a hold-out's lines: train's
+    checked = [(files["train"], train, True), (selection_file, selection, True)]
+    checked += [(files[language], examples, False) for language, examples in evaluation.items()]
+    for where, examples, required in checked:
         check_labels(task, examples, where, required)
     read = {"train": (TRAIN_LANGUAGE, trained_split), "selection": (TRAIN_LANGUAGE, selection_split or trained_split),
             **{language: (language, split) for language, split in split_of.items()}}  # fmt: skip

@@ -28,6 +28,11 @@ class SentencePair:
     line: int = field(default=0, compare=False)
 
 
+def is_labelled(example: TaggedSentence | SentencePair) -> bool:
+    """Whether `example` can be trained on or scored: a pair with its label, a sentence with a tag for some word."""
+    return example.label is not None if isinstance(example, SentencePair) else bool(example.tags)
+
+
 TAG_COLUMNS = ("ner_tags", "pos_tags", "tags", "labels")
 PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"))
 
@@ -176,7 +181,13 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
         def cell(column: str):
             value = row.get(column)
             if path.suffix == ".csv" and kind == "token" and isinstance(value, str) and value.startswith("["):
-                return json.loads(value)
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError as error:
+                    raise ValueError(
+                        f"{path}:{line}: '{column}' is not a JSON list ({error.msg}): {value[:40]!r}; a csv cell "
+                        "holds its list as JSON, with double quotes (pandas' to_csv writes Python's repr instead)"
+                    ) from None
             return value
 
         if kind == "token":

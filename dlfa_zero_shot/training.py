@@ -19,6 +19,7 @@ from modeling_dlfa.fusion_dlfa import FUSION_CLASSES
 
 from .features import IGNORE_INDEX, word_predictions
 from .files import write_atomically
+from .readers import is_labelled
 from .tasks import XTREME_METRIC, TaskSpec
 
 
@@ -189,13 +190,13 @@ def score_predictions(scorer: ZeroShotScorer, features, examples: list, predicti
         # -1 where there is no gold tag (unlabelled text): such a language is predicted, not scored
         gold = [np.array([task.label_to_id.get(tag, -1) for tag in example.tags or [None] * len(example.tokens)])
                 for example in examples]  # fmt: skip
-        scores = scorer.score_words(predicted, gold) if all(example.tags for example in examples) else {}
+        scores = scorer.score_words(predicted, gold) if all(map(is_labelled, examples)) else {}
         record = {"predicted": np.concatenate(predicted), "gold": np.concatenate(gold), "lengths": np.array(lengths)}
     else:
         predicted = np.empty(len(examples), dtype=np.int64)
         predicted[np.asarray(features["sentence_index"])] = np.asarray(predictions).reshape(-1)
         gold = np.array([task.label_to_id.get(example.label, -1) for example in examples])
-        labelled = all(example.label is not None for example in examples)
+        labelled = all(map(is_labelled, examples))
         scores = scorer.metric.compute(predictions=predicted.tolist(), references=gold.tolist()) if labelled else {}
         record = {"predicted": predicted, "gold": gold}
     return {key: float(value) for key, value in scores.items() if key in METRIC_KEYS}, record

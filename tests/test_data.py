@@ -316,6 +316,15 @@ def test_a_pair_tsv_header_is_read_in_either_column_naming_the_json_reader_knows
         assert labels_of("pair", examples) == ("entailment",)
 
 
+def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path):
+    """pandas' to_csv writes a list cell as Python's repr, which json cannot read: the error names the file and row."""
+    from dlfa_zero_shot.readers import read_examples
+
+    path = write(tmp_path / "train.csv", 'tokens,ner_tags\n"[""Anna""]","[""B-PER""]"\n"[\'Anna\']","[\'B-PER\']"\n')
+    with pytest.raises(ValueError, match=re.escape(f"{path}:3: 'tokens' is not a JSON list")):
+        read_examples("token", path)
+
+
 def test_tags_given_as_ids_are_refused_with_file_and_line(tmp_path):
     """`datasets`' to_json writes a ClassLabel column as ids: as tags, "0" and "3" have no B-/I- for seqeval to read,
     so every F1 would be 0 whatever the model predicts."""
@@ -376,12 +385,27 @@ def test_an_example_without_labels_is_refused_where_it_would_be_trained_or_drop_
     dev = write(tmp_path / "dev.conll", "Anna B-PER\n\nBerlin B-LOC\n")
     test = write(tmp_path / "test-de.conll", "Hans B-PER\nsingt O\n\nBerlin\nist\ngross\n")
     text = write(tmp_path / "text-sw.conll", "Nairobi\nni\nmji\n\nAmina\n")
-    with pytest.raises(ValueError, match=re.escape(f"{train}:4: this example has no labels (1 of 2 have none)")):
+    with pytest.raises(ValueError, match=re.escape(f"{train}:4: this example has no labels (1 of the 2 read")):
         load_task_data(task, FileSource(str(train), str(dev), {"sw": str(text)}))
-    with pytest.raises(ValueError, match=re.escape(f"{test}:4: this example has no labels")):
+    labelled = write(tmp_path / "de.conll", "Hans B-PER\n")
+    for training in (True, False):  # an unlabelled --validation_file, with and without training
+        with pytest.raises(ValueError, match=re.escape(f"{text}:1: this example has no labels (2 of the 2 read")):
+            load_task_data(task, FileSource(str(dev), str(text), {"de": str(labelled)}), need_training=training)
+    with pytest.raises(ValueError, match=re.escape(f"{test}:4: this example has no labels (1 of 2 have none)")):
         load_task_data(task, FileSource(str(dev), None, {"de": str(test)}))
+    empty = write(tmp_path / "de.jsonl", '{"tokens": ["Anna"], "ner_tags": ["B-PER"]}\n'
+                  '{"tokens": [], "ner_tags": []}\n')  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(f"{empty}:2: this example has no labels")):
+        load_task_data(task, FileSource(None, str(dev), {"de": str(empty)}), need_training=False)
     data = load_task_data(task, FileSource(str(dev), str(dev), {"sw": str(text)}))
     assert [example.tags for example in data.evaluation["sw"]] == [None, None]
+
+    pairs = custom_task("pairs", "pair", ("entailment", "neutral"))
+    trained = write(tmp_path / "train.jsonl", '{"premise": "a", "hypothesis": "b", "label": "neutral"}\n')
+    mixed = write(tmp_path / "test-de.jsonl", '{"premise": "a", "hypothesis": "b", "label": "neutral"}\n'
+                  '{"premise": "c", "hypothesis": "d"}\n')  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(f"{mixed}:2: this example has no labels (1 of 2 have none)")):
+        load_task_data(pairs, FileSource(str(trained), str(trained), {"de": str(mixed)}))
 
 
 def test_a_tag_training_never_saw_is_refused_with_file_and_line(tmp_path):
