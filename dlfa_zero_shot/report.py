@@ -109,7 +109,8 @@ def check_nothing_dropped(path: Path, archive: dict) -> None:
         shown = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
         raise SystemExit(
             f"{path} holds {len(lost)} result(s) the runs folder lacks ({shown}); nothing was written: restore them "
-            f"first (--restore {path.stem.removesuffix('_replication')}), or remove {path} to archive these runs alone"
+            f"first (--restore {path.stem.removesuffix('_replication')} with the --study that archived them), or "
+            f"remove {path} to archive these runs alone"
         )
 
 

@@ -101,7 +101,7 @@ def test_an_archive_is_never_replaced_by_one_that_lacks_its_runs(task_dir, tmp_p
     lacking = "result(s) the runs folder lacks (seed-1/aif-layer-02, seed-1/aif-layer-04"
     with pytest.raises(SystemExit, match=re.escape(lacking)) as refused:
         write_archive(archive, fresh, None)
-    assert "--restore udpos" in str(refused.value) and archive.read_text() == committed
+    assert "--restore udpos with the --study" in str(refused.value) and archive.read_text() == committed
     restore_archive(archive, fresh)
     archived = json.loads(write_archive(archive, fresh, None).read_text())
     assert sorted(archived["runs"]["baseline"]) == sorted([*json.loads(committed)["runs"]["baseline"], "6"])
