@@ -11,7 +11,7 @@ and the largest drop. The float32 ONNX scores are checked against the run's own 
         --output benchmarks/results/onnx_int8_accuracy.json
     python benchmarks/onnx_int8_accuracy.py --show benchmarks/results/onnx_int8_accuracy.json
     # what the eighth bit of int8's weights changes, on a CPU whose int8 products do not saturate (x86 with VNNI):
-    python benchmarks/onnx_int8_accuracy.py --run runs/udpos-offline/aif-layer-10 --weight_bits 8 \
+    python benchmarks/onnx_int8_accuracy.py --run runs/udpos-offline/aif-layer-10 --weight_bits 8 \\
         --output benchmarks/results/onnx_int8_weight_bits/8.json    # and --weight_bits 7 into 7.json
 
 int8 dynamic quantization scales each batch's activations by that batch's range, so a score depends on how the rows

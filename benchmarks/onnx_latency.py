@@ -118,8 +118,8 @@ def main() -> None:
     rows = {f"{model}/{engine}/batch-{size}": {"median_ms": statistics.median(values), "min_ms": min(values),
             "max_ms": max(values)} for (model, engine, size), values in timings.items()}  # fmt: skip
     setup = {"rounds": args.rounds, "repeats": args.repeats, "sentences": "first 32 English UDPOS test sentences",
-             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights in "
-             f"{INT8_WEIGHT_BITS[0]} bits",
+             "threads": args.threads, "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights "
+             f"in {INT8_WEIGHT_BITS[0]} bits",
              "backbone": BACKBONE, "models": {"stock": f"BertForTokenClassification, {NUM_LABELS} labels",
              "dlfa": f"DLFABertForTokenClassification, {NUM_LABELS} labels, fusion_layer {FUSION_LAYER}, the plugin's "
              "other defaults"}}  # fmt: skip

@@ -76,9 +76,9 @@ def quantize_int8(source: Path, path: Path, weight_bits: int = INT8_WEIGHT_BITS[
     AVX-512 without VNNI), ONNX Runtime multiplies uint8 by int8 with VPMADDUBSW, whose pairwise sums saturate at 16
     bits when full-range weights meet large activations. On an AVX2 CPU, full-range weights moved the tests' 2-layer
     taggers' logits by up to 38% of their largest value (labels changed; 1-6% for some families), 7-bit weights by at
-    most 2.4% (tests/test_onnx.py). On a CPU whose products do not saturate (x86 with VNNI), the eighth bit changed a
-    real tagger's zero-shot scores by less than the languages' own spread (docs/usage.md), so the export keeps 7 on
-    every CPU. Any other `weight_bits` is a ValueError naming it.
+    most 2.4% (tests/test_onnx.py). What the eighth bit changes where the products do not saturate (x86 with VNNI) was
+    measured on a real tagger and not told apart from zero (docs/usage.md), so the export keeps 7 on every CPU. Any
+    other `weight_bits` is a ValueError naming it.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
