@@ -106,9 +106,9 @@ def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
         if not line.strip():
             continue
         fields = line.split("\t")
-        names = [field.strip() for field in fields]
-        header = next((pair for pair in PAIR_COLUMNS if {*pair, "label"} <= set(names)), None)
-        if line_number == 1 and header:
+        names = [field.strip() for field in fields] if line_number == 1 else []  # only a first line names columns
+        header = next((pair for pair in PAIR_COLUMNS if {*pair, "label"} <= {*names}), None)
+        if header:
             columns = (names.index(header[0]), names.index(header[1]), names.index("label"))
             continue
         if len(fields) <= max(columns) or not fields[columns[2]].strip():

@@ -92,11 +92,17 @@ def write_archive(
     return path
 
 
-def archived_folders(archive: dict) -> set[str]:
-    """The run folders (relative to the task's folder) whose results an archive holds: runs, searches, curve points."""
-    folders = {f"seed-{seed}/{LAYER_SEARCH}" for seed in archive.get("searches", {})}
-    folders |= {f"seed-{seed}/{name}" for name, by_seed in archive.get("runs", {}).items() for seed in by_seed}
-    return folders | {f"curve/{point}" for point in archive.get("curve", {})}
+def archived_results(archive: dict) -> dict[str, dict]:
+    """
+    Run folder (relative to the task's folder: `seed-N/<run>`, `curve/n-<examples>/seed-N/<run>`) -> the results
+    (or search record) an archive holds for it.
+    """
+    folders = {f"seed-{seed}/{LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
+    for name, by_seed in archive.get("runs", {}).items():
+        folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
+    for point, result in archive.get("curve", {}).items():
+        folders[f"curve/{point}/seed-{result['seed']}/{result['run']}"] = result
+    return folders
 
 
 def check_nothing_dropped(path: Path, archive: dict) -> None:
@@ -104,7 +110,7 @@ def check_nothing_dropped(path: Path, archive: dict) -> None:
     Refuse (SystemExit naming them) to replace the archive at `path` with `archive` when it would lose results the
     committed one holds: the runs folder then lacks runs made elsewhere (a new machine; `--restore` first).
     """
-    lost = sorted(archived_folders(json.loads(path.read_text())) - archived_folders(archive))
+    lost = sorted(archived_results(json.loads(path.read_text())).keys() - archived_results(archive).keys())
     if lost:
         shown = ", ".join(lost[:6]) + (f" and {len(lost) - 6} more" if len(lost) > 6 else "")
         raise SystemExit(
@@ -124,13 +130,8 @@ def restore_archive(path: Path, task_dir: Path, predictions: str | None = None) 
     """
     archive = json.loads(path.read_text())
     wall_times, cpu_times = archive.get("wall_times", {}), archive.get("cpu_times", {})
-    folders = {f"seed-{seed}/{LAYER_SEARCH}": record for seed, record in archive.get("searches", {}).items()}
-    for name, by_seed in archive["runs"].items():
-        folders.update({f"seed-{seed}/{name}": result for seed, result in by_seed.items()})
-    for point, result in archive.get("curve", {}).items():
-        folders[f"curve/{point}/seed-{result['seed']}/{result['run']}"] = result
     written = []
-    for folder, result in folders.items():
+    for folder, result in archived_results(archive).items():
         target = task_dir / folder / "results.json"
         if target.exists():
             continue
