@@ -95,11 +95,14 @@ class LoraSettings:
 
 def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArguments) -> bool:
     """
-    Whether `run_dir` holds a finished run made with `settings` (read it back); else it is this run's, to start or to
-    resume: its settings are checked against any the folder holds (`check_stored_settings`), then recorded. A
-    results.json that does not read back is never reused: it is set aside, with a warning, and the run is computed
-    again (resumed from its last complete checkpoint, or trained again from the start).
+    Whether `run_dir` holds a finished run made with `settings` on this device (read it back); else it is this run's,
+    to start or to resume: its settings and device are checked against those the folder holds
+    (`check_stored_settings`), then recorded. The device is one of them because a run's numbers differ between
+    devices (float kernels, and what training carries from them): a CPU run is not a GPU run's answer, nor resumed on
+    one. A results.json that does not read back is never reused: it is set aside, with a warning, and the run is
+    computed again (resumed from its last complete checkpoint, or trained again from the start).
     """
+    settings = {**settings, "device": device_name(training_args.device)}
     check_stored_settings(run_dir, settings)
     results = run_dir / "results.json"
     with training_args.main_process_first(desc="reading the run folder"):  # it sets a damaged result aside first

@@ -85,7 +85,7 @@ def test_each_run_records_the_code_versions_flags_and_data_that_made_it(tmp_path
     assert made["cpu_instruction_sets"] == cpu_instruction_sets()  # the float kernels: last digits differ by them
     assert made["argv"][made["argv"].index("--eval_languages") + 1] == "de" and "--num_train_epochs" in made["argv"]
     stored = json.loads((out / "baseline" / "settings.json").read_text())  # what a rerun must match to reuse it
-    assert stored == {**made["settings"], **made_by(made)}
+    assert stored == {**made["settings"], **made_by(made), "device": "cpu"}  # a CPU run is not reused on a GPU
     assert stored["data_sha256"]["de"] == made["data"]["de"]["sha256"]
     for key, file in (("train", "udpos/xtreme_udpos_train-en.tsv"), ("selection", "udpos/xtreme_udpos_dev-en.tsv"),
                       ("de", "udpos/xtreme_udpos_dev-de.tsv")):  # fmt: skip
@@ -112,6 +112,21 @@ def test_a_stored_run_is_not_reused_once_a_data_file_it_read_has_changed(tmp_pat
                            str(tmp_path / "out"), "--data_dir", str(data), *QUICK, "--do_train", "--do_eval",
                            *arguments, cwd=tmp_path, check=False)  # fmt: skip
     assert completed.returncode != 0 and "data_sha256" in completed.stderr and "not reused" in completed.stderr
+
+
+def test_a_run_made_on_another_device_is_neither_reused_nor_resumed_here(tmp_path, tiny_multilingual_bert, xtreme_lite):
+    arguments = ("--fusion_layers", "last", "--eval_languages", "de", "--num_train_epochs", "1")
+    run(tmp_path / "out", tiny_multilingual_bert, xtreme_lite, *arguments)
+    stored_file = tmp_path / "out" / "baseline" / "settings.json"
+    stored = json.loads(stored_file.read_text())
+    assert stored["device"] == "cpu"
+    # the folder as a GPU machine would have left it: the same settings, code, versions and data, another device
+    stored_file.write_text(json.dumps({**stored, "device": "cuda: NVIDIA H100 80GB HBM3"}))
+    completed = call_main("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
+                          str(tmp_path / "out"), "--data_dir", str(xtreme_lite), *QUICK, "--do_train", "--do_eval",
+                          *arguments, cwd=tmp_path, check=False)  # fmt: skip
+    assert completed.returncode != 0 and "not reused" in completed.stderr
+    assert "device: stored 'cuda: NVIDIA H100 80GB HBM3', requested 'cpu'" in completed.stderr
 
 
 def test_long_sentences_are_scored_word_for_word_in_windows(tmp_path, tiny_multilingual_bert, xtreme_lite):

@@ -444,7 +444,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_is_claimed_again(tmp_pat
     assert not reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)  # e.g. then refused: a random encoder
     corrected = settings_of(tmp_path, 1, "--learning_rate", "2e-5")
     assert not reuse_or_claim(run_dir, corrected, args)  # nothing to reuse: no error, the folder is this run's
-    assert json.loads((run_dir / SETTINGS_FILE).read_text()) == corrected
+    assert json.loads((run_dir / SETTINGS_FILE).read_text()) == {**corrected, "device": "cpu"}
     (run_dir / "checkpoint-10").mkdir()
     with pytest.raises(SystemExit, match="learning_rate: stored 2e-05, requested 5e-05"):
         reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)  # a checkpoint to resume: settings must match
