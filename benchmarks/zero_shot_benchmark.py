@@ -16,12 +16,15 @@ protocol's settings, one configuration and one seed; `benchmarks/zero_shot_repor
 is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` runs (over the seeds they all have).
 `layer-search` is the one-pass layer search over `--search_layers` (its chosen head kept as `one-pass-aif-layer-NN`),
 to be compared with the separate-run sweep of the same seeds.
-Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped,
-an unfinished one resumes from its last checkpoint. Each finished run's weights and checkpoints are deleted
+Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped
+where it records the harness command planned now, the harness code and package versions here, and the data files as
+they are (else the benchmark stops before any run and names what differs); an unfinished one resumes from its last
+checkpoint. Each finished run's weights and checkpoints are deleted
 (`--keep_models` keeps them): the benchmark keeps numbers and per-item predictions, not models.
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -32,8 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlfa_zero_shot import analysis, plans
-from dlfa_zero_shot.files import write_atomically
+from dlfa_zero_shot import analysis, plans, provenance
+from dlfa_zero_shot.files import DamagedFileError, read_json, write_atomically
 from dlfa_zero_shot.names import (
     AIF_PREFIX,
     BASELINE,
@@ -51,6 +54,7 @@ from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS = ROOT / "benchmarks" / "runs"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "xtreme-lite"
+HARNESS = ROOT / "examples" / "run_zero_shot.py"
 # The target languages of the CPU protocols (their owner is `plans`), as --eval_languages.
 TAGGING_LANGUAGES = ",".join(plans.TAGGING_TARGETS)
 XNLI_LANGUAGES = ",".join(plans.XNLI_TARGETS)
@@ -276,6 +280,53 @@ def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> 
         )
 
 
+@functools.cache
+def made_here() -> dict:
+    """What a run of the harness would be made by here: its code files and their digest, and the package versions."""
+    files = provenance.code_files(HARNESS)
+    return {
+        "code_files": files,
+        "code_sha256": provenance.code_sha256(files),
+        "versions": provenance.package_versions(),
+    }
+
+
+# Where the runs and the data lie is no setting: the data files are compared by their digests instead.
+PATH_FLAGS = ("--output_dir", "--data_dir")
+
+
+def finished_run_differences(result: dict, arguments: list[str], made_now: dict, data_dir: Path | None) -> list[str]:
+    """
+    Why a finished run (its results.json, `result`) is not the one planned now: the harness `arguments` planned
+    against the command line it records (paths aside: `PATH_FLAGS`), `made_now` (the harness code's digest and the
+    package versions here) against what made it, and each data file it read against the file under `data_dir` now
+    (None: a Hub dataset, whose files have no digest here). Empty: it may be skipped. A run that records no
+    provenance (made before 2026-12-06) cannot be checked and is refused.
+    """
+    made = result.get("provenance")
+    if not made:
+        return ["it records no provenance (runs made before 2026-12-06 do not): it cannot be checked"]
+    planned, recorded = (
+        {flag: value for flag, value in zip(argv[::2], argv[1::2], strict=True) if flag not in PATH_FLAGS}
+        for argv in (arguments, made["argv"])
+    )
+    differences = [f"{flag}: recorded {recorded.get(flag)!r}, planned {planned.get(flag)!r}"
+                   for flag in sorted(planned.keys() | recorded.keys()) if planned.get(flag) != recorded.get(flag)]  # fmt: skip
+    if made["code_sha256"] != made_now["code_sha256"]:
+        changed = sorted(name for name in made["code_files"].keys() | made_now["code_files"].keys()
+                         if made["code_files"].get(name) != made_now["code_files"].get(name))  # fmt: skip
+        differences.append(f"the harness code differs ({', '.join(changed)})")
+    if made["versions"] != made_now["versions"]:
+        differences += [f"{name} {made['versions'].get(name)} then, {made_now['versions'].get(name)} now"
+                        for name in sorted(made["versions"].keys() | made_now["versions"].keys())
+                        if made["versions"].get(name) != made_now["versions"].get(name)]  # fmt: skip
+    for key, entry in made["data"].items():
+        file = data_dir / entry["file"] if data_dir else None
+        if entry["sha256"] and file and (not file.is_file() or provenance.file_sha256(file) != entry["sha256"]):
+            differences.append(f"its {key} data {file} is missing or has changed since")
+    return differences
+
+
 def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -> list[tuple[Path, dict]]:
     """(output_dir, harness flags) of every run the command asks for, finished ones included."""
     base = protocol.arguments(args.task)
@@ -336,17 +387,29 @@ def main() -> None:
     source = {"--dataset_name": args.dataset_name} if args.dataset_name else {"--data_dir": str(args.data_dir)}
 
     task_dir = args.runs_dir / args.protocol / args.task
-    pending = []
+    pending, stale = [], []
     for output_dir, flags in planned_runs(args, protocol, task_dir):
         name = flags.pop("name", BASELINE)
-        if (output_dir / name / "results.json").exists():
-            continue
         flags = {**flags, **source, "--output_dir": str(output_dir), "--do_train": "true", "--do_eval": "true",
                  "--disable_tqdm": "true", "--report_to": "none"}  # fmt: skip
         if args.use_cpu:
             flags["--use_cpu"] = args.use_cpu
-        command = [sys.executable, str(ROOT / "examples" / "run_zero_shot.py")]
-        pending.append((command + [part for item in flags.items() for part in item], output_dir / name))
+        arguments = [part for item in flags.items() for part in item]
+        try:
+            result = read_json(output_dir / name / "results.json")
+        except (FileNotFoundError, DamagedFileError):  # not finished; a damaged one the harness sets aside and redoes
+            result = None
+        if result is not None:
+            data_dir = None if args.dataset_name else args.data_dir
+            differences = finished_run_differences(result, arguments, made_here(), data_dir)
+            stale += [f"{output_dir / name}: {'; '.join(differences)}"] if differences else []
+            continue
+        pending.append(([sys.executable, str(HARNESS), *arguments], output_dir / name))
+    if stale:  # before any run: a finished run is skipped only where it is the run planned now
+        raise SystemExit(
+            "finished runs that are not the runs planned now; they are not reused (move them away to run them "
+            "again, or run the code and versions that made them):\n" + "\n".join(stale)
+        )
     print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)
     failed = 0
     for command, run_dir in pending:

@@ -44,11 +44,66 @@ def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skip
     ]  # fmt: skip
     assert all(flag(c, "--use_cpu") == "true" for c in commands)  # the protocol pins the CPU
 
+    # A finished run as the harness leaves it: the command line, code and versions that made it.
+    from dlfa_zero_shot import provenance
+
+    made = script_module("zero_shot_benchmark").made_here()
+    baseline = next(c for c in commands if (flag(c, "--seed"), flag(c, "--fusion_layers")) == ("1", "last"))
     finished = tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline"
     finished.mkdir(parents=True)
-    (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1}))
+    recorded = {"argv": baseline, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
+                "versions": provenance.package_versions(), "data": {}}  # fmt: skip
+    (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "provenance": recorded}))
     again = planned(tmp_path, "--configs", "baseline,aif-layer-11", "--seeds", "1-2")
     assert ("1", "last") not in [(flag(c, "--seed"), flag(c, "--fusion_layers")) for c in again] and len(again) == 3
+
+
+def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path):
+    """Before, a results.json was enough: a run of an edited protocol, of other code or of a changed data file was
+    skipped, and the report read it as the run planned."""
+    from dlfa_zero_shot import provenance
+
+    benchmark = script_module("zero_shot_benchmark")
+    (command,) = planned(tmp_path, "--configs", "baseline")
+    data = tmp_path / "data" / "xnli"
+    data.mkdir()
+    (data / "dev-en.tsv").write_text("a\tb\tentailment\n")
+    made = benchmark.made_here()
+    recorded = {"argv": command, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
+                "versions": provenance.package_versions(),
+                "data": {"selection": {"file": "xnli/dev-en.tsv",
+                                       "sha256": provenance.file_sha256(data / "dev-en.tsv")}}}  # fmt: skip
+    finished = tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline"
+    finished.mkdir(parents=True)
+
+    def refusal(**changed) -> str:
+        """The benchmark's refusal of the finished run with `changed` in its provenance; "" where it is skipped."""
+        (finished / "results.json").write_text(json.dumps({"run": "baseline", "provenance": {**recorded, **changed}}))
+        done = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
+        assert "run_zero_shot.py" not in done.stdout  # skipped, or nothing planned at all
+        if done.returncode == 0:
+            assert "small/xnli: 0 runs to do" in done.stdout
+            return ""
+        assert done.returncode == 1 and "they are not reused" in done.stderr
+        return done.stderr
+
+    assert refusal() == ""  # the run planned: skipped
+    moved = [str(tmp_path / "elsewhere") if part == flag(command, "--output_dir") else part for part in command]
+    assert refusal(argv=moved) == ""  # where the runs lie is no setting
+    edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in command]
+    assert f"--learning_rate: recorded '1e-4', planned '{flag(command, '--learning_rate')}'" in refusal(argv=edited)
+    assert "--use_cpu: recorded 'false', planned 'true'" in refusal(
+        argv=[("false" if part == flag(command, "--use_cpu") else part) for part in command]
+    )
+    code_files = {**made["code_files"], "dlfa_zero_shot/training.py": "0" * 64}
+    stale_code = refusal(code_files=code_files, code_sha256=provenance.code_sha256(code_files))
+    assert "the harness code differs (dlfa_zero_shot/training.py)" in stale_code
+    assert "torch 1.0 then" in refusal(versions={**recorded["versions"], "torch": "1.0"})
+    (data / "dev-en.tsv").write_text("a\tb\tneutral\n")
+    assert "its selection data" in refusal() and "has changed since" in refusal()
+    (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1}))
+    unrecorded = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
+    assert unrecorded.returncode == 1 and "records no provenance" in unrecorded.stderr
 
 
 def test_use_cpu_false_lets_the_trainer_take_a_gpu(tmp_path):
