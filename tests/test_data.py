@@ -325,6 +325,17 @@ def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path
         read_examples("token", path)
 
 
+def test_a_csv_of_text_to_tag_may_leave_its_tag_cells_empty(tmp_path):
+    """As a pair row with an empty label cell is unlabelled, so is a tagging row with an empty tag cell (a csv of
+    text to predict, written with the training file's columns). Before: "'tokens' and 'ner_tags' must be lists"."""
+    from dlfa_zero_shot.readers import is_labelled, read_examples
+
+    path = write(tmp_path / "predict.csv", 'tokens,ner_tags\n"[""Anna"", ""lebt""]",\n"[""Hallo""]",""\n')
+    examples = read_examples("token", path)
+    assert [(e.tokens, e.tags, e.line) for e in examples] == [(["Anna", "lebt"], None, 2), (["Hallo"], None, 3)]
+    assert not any(is_labelled(example) for example in examples)
+
+
 def test_tags_given_as_ids_are_refused_with_file_and_line(tmp_path):
     """`datasets`' to_json writes a ClassLabel column as ids: as tags, "0" and "3" have no B-/I- for seqeval to read,
     so every F1 would be 0 whatever the model predicts."""
