@@ -191,7 +191,7 @@ def data_source(data_args: DataArguments, backbone: Backbone) -> tuple[TaskSpec,
     source = FileSource(data_args.train_file, data_args.validation_file, tests)
     kind = TASKS[data_args.task].kind if data_args.task in TASKS else CUSTOM_KINDS[data_args.task]
     if data_args.train_file:
-        labels = labels_of(kind, read_examples(kind, Path(data_args.train_file)))
+        labels = labels_of(read_examples(kind, Path(data_args.train_file)))
     else:  # evaluation only: the checkpoint's labels
         labels = checkpoint_labels(backbone.config)
     return custom_task(data_args.task, kind, labels), source

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .provenance import file_sha256
-from .readers import SentencePair, TaggedSentence, is_labelled, read_examples
+from .readers import SentencePair, TaggedSentence, example_labels, is_labelled, read_examples
 from .tasks import TRAIN_LANGUAGE, TaskSpec
 
 
@@ -184,12 +184,9 @@ class FileSource:
         return file_sha256(self.files[language, split])
 
 
-def labels_of(kind: str, examples: list) -> tuple[str, ...]:
+def labels_of(examples: list) -> tuple[str, ...]:
     """The label set of training examples, sorted (tagging: every tag; pairs: every label)."""
-    if kind == "token":
-        found = {tag for example in examples if example.tags for tag in example.tags}
-    else:
-        found = {example.label for example in examples if example.label is not None}
+    found = {label for example in examples for label in example_labels(example)}
     if not found:
         raise ValueError("the training file has no labels")
     return tuple(sorted(found))
@@ -215,8 +212,7 @@ def check_labels(task: TaskSpec, examples: list, where: str, required: bool) -> 
             "none) while the others have them: label every example to score the language, or none to predict only"
         )
     for example in examples:
-        labels = (example.tags or []) if task.kind == "token" else [example.label] if example.label is not None else []
-        unknown = sorted(set(labels) - known)
+        unknown = sorted(set(example_labels(example)) - known)
         if unknown:
             raise ValueError(
                 f"{where}:{example.line}: label(s) {unknown} were never seen in training; the labels are {list(task.labels)}"

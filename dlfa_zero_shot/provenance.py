@@ -91,15 +91,16 @@ def installed_distribution() -> dict | None:
     return {"version": distribution.version, "direct_url": distribution.read_text("direct_url.json")}
 
 
-def package_versions() -> dict[str, str | None]:
-    """Python's version and each of `VERSIONED`'s (None where it is not installed)."""
+def package_versions(**also: str) -> dict[str, str | None]:
+    """Python's version and each of `VERSIONED`'s (None where it is not installed), then `also`: those of packages
+    only the caller uses (e.g. `onnxruntime="1.32.0"`)."""
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return versions
+    return {**versions, **also}
 
 
 def backbone_files(backbone: str) -> dict[str, str] | None:
@@ -144,7 +145,7 @@ def benchmark_made_by(program: Path, **versions: str) -> dict:
     What a benchmark archive records of its making: the code (`git_state` of `program`, the benchmark script), the
     package versions with `versions` (those of packages only it uses, e.g. `onnxruntime="1.32.0"`), and `machine()`.
     """
-    return {"code": git_state(program), "versions": {**package_versions(), **versions}, **machine()}
+    return {"code": git_state(program), "versions": package_versions(**versions), **machine()}
 
 
 def utc_now() -> str:
@@ -176,7 +177,7 @@ def collect(
         **git_state(program),
         "code_sha256": code_sha256(files),
         "code_files": files,
-        "versions": {**package_versions(), **versions},
+        "versions": package_versions(**versions),
         "argv": list(argv),
         "program": str(program.resolve()),
         "threads": torch.get_num_threads(),

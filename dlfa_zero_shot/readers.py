@@ -28,9 +28,16 @@ class SentencePair:
     line: int = field(default=0, compare=False)
 
 
+def example_labels(example: TaggedSentence | SentencePair) -> list[str]:
+    """The labels of one example: a sentence's tags, or a pair's label; none for unlabelled text."""
+    if isinstance(example, SentencePair):
+        return [] if example.label is None else [example.label]
+    return example.tags or []
+
+
 def is_labelled(example: TaggedSentence | SentencePair) -> bool:
     """Whether `example` can be trained on or scored: a pair with its label, a sentence with a tag for some word."""
-    return example.label is not None if isinstance(example, SentencePair) else bool(example.tags)
+    return bool(example_labels(example))
 
 
 TAG_COLUMNS = ("ner_tags", "pos_tags", "tags", "labels")

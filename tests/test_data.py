@@ -286,7 +286,7 @@ def test_own_files_in_the_stock_scripts_formats(tmp_path):
         examples = read_examples("token", path)
         assert [(e.tokens, e.tags) for e in examples] == [(r["tokens"], r["ner_tags"]) for r in rows], path
     assert [(e.tokens, e.tags) for e in read_examples("token", conll)] == [(["Anna", "lebt"], ["B-PER", "O"])]
-    assert labels_of("token", read_examples("token", jsonl)) == ("B-LOC", "B-PER", "O")  # from the training file
+    assert labels_of(read_examples("token", jsonl)) == ("B-LOC", "B-PER", "O")  # from the training file
 
     pairs = write(
         tmp_path / "pairs.jsonl", json.dumps({"premise": "a", "hypothesis": "b", "label": "entailment"}) + "\n"
@@ -313,7 +313,7 @@ def test_a_pair_tsv_header_is_read_in_either_column_naming_the_json_reader_knows
         assert [(e.first, e.second, e.label, e.line) for e in examples] == [
             ("A man sleeps.", "A man rests.", "entailment", 2)
         ], header
-        assert labels_of("pair", examples) == ("entailment",)
+        assert labels_of(examples) == ("entailment",)
 
 
 def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path):
