@@ -780,6 +780,24 @@ def comparison_table(found: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# dlfa_zero_shot/features.py as committed before 876f1d6 (SHA-256): its `words_past_limit` counted the words of a
+# length-sorted sentence's first window, not those past the limit (docs/results.md, the correction of 2026-12-07).
+MISCOUNTING_FEATURES = frozenset({
+    "acad9a03addc96fc92235b72b9fd35dcdb930c11908107a73c93b883b9b595cf",  # e5eed29, the replication's runs
+    "d36fb8e4720a0464fd4393f0a3ad911191e92a08dbc724b176010355b33ab889",  # 82e95d9
+    "c47bc6d9dfb1656493ae3911734dbacc8e5c586afb1a91048add13a18d292ec3",  # 2902a8f
+    "bb38a1182e06460d60044af4e7c0a9dddac836e87234d318f270fdf6085d78e8",  # 9855269, the PAWS-X study's (pairs: none)
+})  # fmt: skip
+
+
+def words_past_miscounted(result: dict) -> bool:
+    """Whether a run's `words_past_max_length` came from a `MISCOUNTING_FEATURES` version, or from code before runs
+    recorded theirs (the first study's): every run before the fix."""
+    if "provenance" not in result:
+        return True
+    return result["provenance"]["code_files"].get("dlfa_zero_shot/features.py") in MISCOUNTING_FEATURES
+
+
 def study_task_section(
     task: str, runs: dict[str, dict[int, dict]], by_kind: dict, figure: Path, document_dir: Path
 ) -> str:
@@ -812,19 +830,21 @@ def study_task_section(
     pairs = [(c["configuration"], c["reference"]) for c in by_kind.values()]
     gains = {pair: study_statistics.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
-    header = " | ".join([*names, *(f"{a} − {b}" for a, b in pairs)])
-    lines += [
-        "",
-        f"| language | {header} | words past the length limit |",
-        "|---" * (len(names) + len(pairs) + 2) + "|",
-    ]
+    miscounted = bool(past) and words_past_miscounted(first)
+    past_column = [] if miscounted else ["words past the length limit"]
+    header = " | ".join(["language", *names, *(f"{a} − {b}" for a, b in pairs), *past_column])
+    lines += ["", f"| {header} |", "|---" * (len(names) + len(pairs) + 1 + len(past_column)) + "|"]
     for language in targets + apart:
         means = [
             statistics.mean(100 * runs[name][seed]["scores"][language][metric] for seed in seeds) for name in names
         ]
         label = language if language in targets else f"{language} (apart)"
         cells = [f"{value:.2f}" for value in means] + [f"{gains[pair][language]:+.2f}" for pair in pairs]
-        lines.append(f"| {label} | {' | '.join(cells)} | {past.get(language, '-')} |")
+        cells += [] if miscounted else [str(past.get(language, "-"))]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    if miscounted:
+        lines += ["", "The words past the length limit are not shown: these runs' code miscounted them (every word "
+                  "is still scored, in later windows); the correction of 2026-12-07 above gives the true counts."]  # fmt: skip
     grid = [[gains[pair][language] for language in targets] for pair in pairs]
     path = analysis.heatmap([f"{a} − {b}" for a, b in pairs], targets, grid,
                             f"{task}: paired gain per language ({metric} points, mean over seeds)", figure, gains=True)  # fmt: skip

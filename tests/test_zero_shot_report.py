@@ -447,6 +447,40 @@ def test_study_details_give_every_language_with_english_apart_and_draw_the_gains
     assert "Trained on: cpu (4 runs), cuda: NVIDIA H200 (2 runs)." in text  # a reader sees a mixed task at once
 
 
+def test_words_past_the_limit_are_printed_only_where_the_runs_code_counted_them_right(tmp_path):
+    """Before, the column printed whatever a run recorded: the counts of code before 876f1d6, which counted a
+    length-sorted sentence's first window (UDPOS ar: 3726 printed, 1242 true)."""
+    from dlfa_zero_shot.provenance import file_sha256
+    from dlfa_zero_shot.report import MISCOUNTING_FEATURES, study_comparisons, study_task_section
+
+    rng = np.random.default_rng(2)
+    for seed in (1, 2):
+        base = {lang: rng.random(100) < 0.6 for lang in ("de", "zh")}
+        for name in ("baseline", "aif-layer-10", "concat-layer-10", "aif-layer-08", "aif-layer-11"):
+            write_study_run(tmp_path, name, seed, 0.72 if name == "aif-layer-10" else 0.70, base)
+    for path in tmp_path.rglob("results.json"):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "words_past_max_length": {"de": 37, "zh": 0}}))
+    plan = StudyPlan(first_seeds=2, seeds_upper_bound=2)
+
+    def section() -> str:
+        found = study_comparisons(tmp_path, resamples=10, plan=plan)["xnli"]
+        return study_task_section("xnli", collect(tmp_path / "xnli"), found, tmp_path / "gains.png", tmp_path)
+
+    def rows(text: str) -> dict[str, list[str]]:
+        return {line.split(" | ")[0].lstrip("| "): [cell.strip() for cell in line.strip("|").split(" | ")]
+                for line in text.splitlines() if line.startswith("| ") and " | " in line}  # fmt: skip
+
+    unrecorded = section()  # runs from before runs recorded their code: the first study's
+    assert "words past the length limit" not in rows(unrecorded)["language"] and "37" not in rows(unrecorded)["de"]
+    assert "these runs' code miscounted them" in unrecorded
+    fixed = (Path(__file__).resolve().parent.parent / "dlfa_zero_shot" / "features.py")
+    for digest, shown in ((next(iter(MISCOUNTING_FEATURES)), False), (file_sha256(fixed), True)):
+        add_provenance(tmp_path, lambda name, seed, made: made["code_files"].update({"dlfa_zero_shot/features.py": digest}))
+        text = section()
+        assert ("words past the length limit" in rows(text)["language"]) == shown
+        assert (rows(text)["de"][-1] == "37") == shown and ("miscounted" in text) != shown
+
+
 def test_languages_noticed_at_the_first_look_are_reported_on_the_later_seeds_alone(tmp_path):
     from dlfa_zero_shot.report import later_seeds_note, study_comparisons
 
