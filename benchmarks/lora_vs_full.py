@@ -24,9 +24,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
+from dlfa_zero_shot.arguments import differing_flags
 from dlfa_zero_shot.files import write_atomically
 
 
@@ -118,26 +118,6 @@ def comparison_table(runs: dict[str, dict], chosen: str) -> str:
             f"{row['target_average_f1']:.2f} |"
         )
     return "\n".join(lines)
-
-
-def flag_values(command: Sequence[str]) -> dict[str, str]:
-    """A harness command's flags -> values (a flag followed by another flag, or by nothing, is "true")."""
-    values = {}
-    for index, token in enumerate(command):
-        if token.startswith("--"):
-            following = command[index + 1] if index + 1 < len(command) else "--"
-            values[token] = "true" if following.startswith("--") else following
-    return values
-
-
-def differing_flags(stored: Sequence[str], requested: Sequence[str]) -> list[str]:
-    """`flag: stored 'x', now 'y'` for every flag whose value differs between two harness commands."""
-    old, new = flag_values(stored), flag_values(requested)
-    return [
-        f"{name}: stored {old.get(name)!r}, now {new.get(name)!r}"
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    ]
 
 
 def data_label(data_dir: Path) -> str:

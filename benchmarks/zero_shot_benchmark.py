@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlfa_zero_shot import analysis, plans, provenance
+from dlfa_zero_shot.arguments import differing_flags, flag_values
+from dlfa_zero_shot.data import described_file
 from dlfa_zero_shot.files import DamagedFileError, read_json, write_atomically
 from dlfa_zero_shot.names import (
     AIF_PREFIX,
@@ -281,13 +283,27 @@ def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> 
 
 
 @functools.cache
-def made_here() -> dict:
-    """What a run of the harness would be made by here: its code files and their digest, and the package versions."""
+def made_here(backbone: str, use_cpu: bool) -> dict:
+    """
+    What a harness run of `backbone` would be made by here, in `provenance.made_by`'s terms (the data's digests
+    aside: they are each run's own files), with the code files behind the digest and the device it would train on
+    (`training.device_name`, from the `TrainingArguments` the harness builds). The backbone's digests are those of
+    the offline backbone or a local folder; a Hub name has none here (nor in the runs), so its revision is not checked.
+    """
+    from transformers import TrainingArguments
+
+    from dlfa_zero_shot.offline_backbone import OFFLINE_PREFIX, resolve_backbone
+    from dlfa_zero_shot.training import device_name
+
     files = provenance.code_files(HARNESS)
+    folder = resolve_backbone(backbone) if backbone.startswith(OFFLINE_PREFIX) else backbone
+    device = TrainingArguments(output_dir=str(ROOT / "benchmarks"), use_cpu=use_cpu, report_to="none").device
     return {
-        "code_files": files,
         "code_sha256": provenance.code_sha256(files),
+        "code_files": files,
         "versions": provenance.package_versions(),
+        "backbone_sha256": provenance.backbone_files(folder),
+        "device": device_name(device),
     }
 
 
@@ -295,34 +311,37 @@ def made_here() -> dict:
 PATH_FLAGS = ("--output_dir", "--data_dir")
 
 
-def finished_run_differences(result: dict, arguments: list[str], made_now: dict, data_dir: Path | None) -> list[str]:
+def finished_run_differences(result: dict, arguments: list[str], data_dir: Path | None) -> list[str]:
     """
-    Why a finished run (its results.json, `result`) is not the one planned now: the harness `arguments` planned
-    against the command line it records (paths aside: `PATH_FLAGS`), `made_now` (the harness code's digest and the
-    package versions here) against what made it, and each data file it read against the file under `data_dir` now
+    Why a finished run (its results.json, `result`) is not the one the harness `arguments` plan now, by what the
+    harness itself checks before it reuses a run (`runs.reuse_or_claim`): the command line it records (paths aside:
+    `PATH_FLAGS`; its settings follow from it and the code), what made it (`provenance.made_by`: code, versions,
+    backbone) and its device against `made_here`, and each data file it read against the file under `data_dir` now
     (None: a Hub dataset, whose files have no digest here). Empty: it may be skipped. A run that records no
-    provenance (made before 2026-12-06) cannot be checked and is refused.
+    provenance (made before 2026-12-06) cannot be checked and is refused. (The curve and layer-choice runs that the
+    budget and the chosen layer are read from are read as they are, unchecked.)
     """
     made = result.get("provenance")
     if not made:
         return ["it records no provenance (runs made before 2026-12-06 do not): it cannot be checked"]
-    planned, recorded = (
-        {flag: value for flag, value in zip(argv[::2], argv[1::2], strict=True) if flag not in PATH_FLAGS}
-        for argv in (arguments, made["argv"])
-    )
-    differences = [f"{flag}: recorded {recorded.get(flag)!r}, planned {planned.get(flag)!r}"
-                   for flag in sorted(planned.keys() | recorded.keys()) if planned.get(flag) != recorded.get(flag)]  # fmt: skip
-    if made["code_sha256"] != made_now["code_sha256"]:
-        changed = sorted(name for name in made["code_files"].keys() | made_now["code_files"].keys()
-                         if made["code_files"].get(name) != made_now["code_files"].get(name))  # fmt: skip
+    planned = flag_values(arguments)
+    now = made_here(planned["--model_name_or_path"], planned.get("--use_cpu") == "true")
+    recorded = {**provenance.made_by(made), "device": result.get("device")}
+    differences = differing_flags(made["argv"], arguments, ignored=PATH_FLAGS)
+    if recorded["code_sha256"] != now["code_sha256"]:
+        changed = sorted(name for name in made["code_files"].keys() | now["code_files"].keys()
+                         if made["code_files"].get(name) != now["code_files"].get(name))  # fmt: skip
         differences.append(f"the harness code differs ({', '.join(changed)})")
-    if made["versions"] != made_now["versions"]:
-        differences += [f"{name} {made['versions'].get(name)} then, {made_now['versions'].get(name)} now"
-                        for name in sorted(made["versions"].keys() | made_now["versions"].keys())
-                        if made["versions"].get(name) != made_now["versions"].get(name)]  # fmt: skip
-    for key, entry in made["data"].items():
-        file = data_dir / entry["file"] if data_dir else None
-        if entry["sha256"] and file and (not file.is_file() or provenance.file_sha256(file) != entry["sha256"]):
+    differences += [f"{name} {recorded['versions'].get(name)} then, {now['versions'].get(name)} now"
+                    for name in sorted(recorded["versions"].keys() | now["versions"].keys())
+                    if recorded["versions"].get(name) != now["versions"].get(name)]  # fmt: skip
+    if recorded["backbone_sha256"] != now["backbone_sha256"]:
+        differences.append(f"the backbone's files differ from {planned['--model_name_or_path']}'s here")
+    if recorded["device"] != now["device"]:
+        differences.append(f"device: recorded {recorded['device']!r}, here {now['device']!r}")
+    for key, digest in recorded["data_sha256"].items():
+        file = data_dir / described_file(made["data"][key]["file"]) if data_dir else None
+        if digest and file and (not file.is_file() or provenance.file_sha256(file) != digest):
             differences.append(f"its {key} data {file} is missing or has changed since")
     return differences
 
@@ -399,10 +418,10 @@ def main() -> None:
             result = read_json(output_dir / name / "results.json")
         except (FileNotFoundError, DamagedFileError):  # not finished; a damaged one the harness sets aside and redoes
             result = None
-        if result is not None:
-            data_dir = None if args.dataset_name else args.data_dir
-            differences = finished_run_differences(result, arguments, made_here(), data_dir)
-            stale += [f"{output_dir / name}: {'; '.join(differences)}"] if differences else []
+        if isinstance(result, dict):  # (not a dict: damaged, as the harness reads it)
+            differences = finished_run_differences(result, arguments, None if args.dataset_name else args.data_dir)
+            if differences:
+                stale.append(f"{output_dir / name}: {'; '.join(differences)}")
             continue
         pending.append(([sys.executable, str(HARNESS), *arguments], output_dir / name))
     if stale:  # before any run: a finished run is skipped only where it is the run planned now

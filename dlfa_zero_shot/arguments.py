@@ -4,6 +4,7 @@ The harness's command-line arguments (`examples/run_zero_shot.py`, parsed with `
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from transformers import TrainingArguments
@@ -291,3 +292,29 @@ def run_settings(
     settings.update({name: getattr(training_args, name) for name in TRAINING_SETTINGS if hasattr(training_args, name)})
     settings["layer"] = layer
     return json.loads(json.dumps(settings, default=str))
+
+
+def flag_values(command: Sequence[str]) -> dict[str, str]:
+    """A harness command's flags -> values (`--flag value` or `--flag=value`; a flag followed by another flag, or by
+    nothing, is "true", as `HfArgumentParser` reads a bare boolean flag)."""
+    values = {}
+    for index, token in enumerate(command):
+        if not token.startswith("--"):
+            continue
+        name, equals, value = token.partition("=")
+        if equals:
+            values[name] = value
+            continue
+        following = command[index + 1] if index + 1 < len(command) else "--"
+        values[name] = "true" if following.startswith("--") else following
+    return values
+
+
+def differing_flags(stored: Sequence[str], requested: Sequence[str], ignored: Sequence[str] = ()) -> list[str]:
+    """`flag: stored 'x', now 'y'` for every flag but `ignored` whose value differs between two harness commands."""
+    old, new = flag_values(stored), flag_values(requested)
+    return [
+        f"{name}: stored {old.get(name)!r}, now {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if name not in ignored and old.get(name) != new.get(name)
+    ]

@@ -263,6 +263,15 @@ def check_zero_shot(task: TaskSpec, trained_split: str, eval_splits: dict[str, s
         )
 
 
+HELD_OUT = " (seeded {:.0%} held out)"  # after the training file: `TaskData.files`' name of a held-out selection
+
+
+def described_file(entry: str) -> str:
+    """The file a `TaskData.files` entry read: a held-out selection's (`HELD_OUT`) is the training file."""
+    head, _, tail = entry.rpartition(" (seeded ")
+    return head if head and tail.endswith(" held out)") else entry
+
+
 def hold_out_selection(
     examples: list, fraction: float, seed: int, max_train: int | None, max_selection: int | None
 ) -> tuple[list, list]:
@@ -381,7 +390,7 @@ def load_task_data(
             source.read(task, TRAIN_LANGUAGE, trained_split), selection_fraction, seed, max_train_samples,
             max_eval_samples,
         )  # fmt: skip
-        files["selection"] = f"{files['train']} (seeded {selection_fraction:.0%} held out)"
+        files["selection"] = files["train"] + HELD_OUT.format(selection_fraction)
     evaluation, evaluation_files = read_evaluation(task, source, split_of, max_eval_samples)
     files.update(evaluation_files)
     selection_file = files["train"] if selection_split is None else files["selection"]  # a hold-out's lines: train's

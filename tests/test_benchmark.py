@@ -44,66 +44,71 @@ def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skip
     ]  # fmt: skip
     assert all(flag(c, "--use_cpu") == "true" for c in commands)  # the protocol pins the CPU
 
-    # A finished run as the harness leaves it: the command line, code and versions that made it.
-    from dlfa_zero_shot import provenance
-
-    made = script_module("zero_shot_benchmark").made_here()
     baseline = next(c for c in commands if (flag(c, "--seed"), flag(c, "--fusion_layers")) == ("1", "last"))
-    finished = tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline"
-    finished.mkdir(parents=True)
-    recorded = {"argv": baseline, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
-                "versions": provenance.package_versions(), "data": {}}  # fmt: skip
-    (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1, "provenance": recorded}))
+    write_finished_run(tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline", baseline, {})
     again = planned(tmp_path, "--configs", "baseline,aif-layer-11", "--seeds", "1-2")
     assert ("1", "last") not in [(flag(c, "--seed"), flag(c, "--fusion_layers")) for c in again] and len(again) == 3
 
 
+def write_finished_run(run_dir: Path, command: list[str], data: dict, result: dict | None = None, **changed) -> None:
+    """A finished run's results.json as the harness here would write it for `command` (its provenance: the command
+    line, code, versions, backbone and `data` files; its device), with `result` and `changed` (in its provenance)."""
+    made = script_module("zero_shot_benchmark").made_here(flag(command, "--model_name_or_path"), True)
+    recorded = {"argv": command, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
+                "versions": made["versions"], "backbone": {"sha256": made["backbone_sha256"]}, "data": data}  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = {"run": run_dir.name, "device": made["device"], **(result or {}), "provenance": {**recorded, **changed}}
+    (run_dir / "results.json").write_text(json.dumps(result))
+
+
 def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path):
-    """Before, a results.json was enough: a run of an edited protocol, of other code or of a changed data file was
-    skipped, and the report read it as the run planned."""
+    """Before, a results.json was enough: a run of an edited protocol, of other code, versions, backbone or device, or
+    of a data file changed since, was skipped, and the report read it as the run planned."""
     from dlfa_zero_shot import provenance
 
-    benchmark = script_module("zero_shot_benchmark")
-    (command,) = planned(tmp_path, "--configs", "baseline")
+    (command, other) = planned(tmp_path, "--configs", "baseline,aif-layer-11")
     data = tmp_path / "data" / "xnli"
     data.mkdir()
     (data / "dev-en.tsv").write_text("a\tb\tentailment\n")
-    made = benchmark.made_here()
-    recorded = {"argv": command, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
-                "versions": provenance.package_versions(),
-                "data": {"selection": {"file": "xnli/dev-en.tsv",
-                                       "sha256": provenance.file_sha256(data / "dev-en.tsv")}}}  # fmt: skip
+    digest = provenance.file_sha256(data / "dev-en.tsv")
+    files = {"train": {"file": "xnli/dev-en.tsv", "sha256": digest},  # the small protocol's XNLI: a held-out dev
+             "selection": {"file": "xnli/dev-en.tsv (seeded 10% held out)", "sha256": digest}}  # fmt: skip
     finished = tmp_path / "runs" / "small" / "xnli" / "seed-1" / "baseline"
-    finished.mkdir(parents=True)
 
-    def refusal(**changed) -> str:
-        """The benchmark's refusal of the finished run with `changed` in its provenance; "" where it is skipped."""
-        (finished / "results.json").write_text(json.dumps({"run": "baseline", "provenance": {**recorded, **changed}}))
-        done = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
-        assert "run_zero_shot.py" not in done.stdout  # skipped, or nothing planned at all
+    def refusal(result: dict | None = None, **changed) -> str:
+        """The benchmark's refusal of the finished baseline with `changed` in its provenance; "" where it is
+        skipped. No run starts either way: the other configuration is planned only where the baseline is skipped."""
+        write_finished_run(finished, command, files, result, **changed)
+        done = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline,aif-layer-11")
         if done.returncode == 0:
-            assert "small/xnli: 0 runs to do" in done.stdout
+            assert "small/xnli: 1 runs to do" in done.stdout
+            assert [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line] == [other]
             return ""
-        assert done.returncode == 1 and "they are not reused" in done.stderr
+        assert done.returncode == 1 and "they are not reused" in done.stderr and "run_zero_shot.py" not in done.stdout
         return done.stderr
 
-    assert refusal() == ""  # the run planned: skipped
+    assert refusal() == ""  # the run planned: skipped (its held-out selection is the training file's lines)
     moved = [str(tmp_path / "elsewhere") if part == flag(command, "--output_dir") else part for part in command]
     assert refusal(argv=moved) == ""  # where the runs lie is no setting
     edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in command]
-    assert f"--learning_rate: recorded '1e-4', planned '{flag(command, '--learning_rate')}'" in refusal(argv=edited)
-    assert "--use_cpu: recorded 'false', planned 'true'" in refusal(
-        argv=[("false" if part == flag(command, "--use_cpu") else part) for part in command]
-    )
-    code_files = {**made["code_files"], "dlfa_zero_shot/training.py": "0" * 64}
+    assert f"--learning_rate: stored '1e-4', now '{flag(command, '--learning_rate')}'" in refusal(argv=edited)
+    assert "--fp16: stored 'true', now None" in refusal(argv=[*command, "--fp16"])  # a bare flag is "true"
+    code_files = {**provenance.code_files(ROOT / "examples" / "run_zero_shot.py"), "dlfa_zero_shot/training.py": "0"}
     stale_code = refusal(code_files=code_files, code_sha256=provenance.code_sha256(code_files))
     assert "the harness code differs (dlfa_zero_shot/training.py)" in stale_code
-    assert "torch 1.0 then" in refusal(versions={**recorded["versions"], "torch": "1.0"})
+    assert "torch 1.0 then" in refusal(versions={**provenance.package_versions(), "torch": "1.0"})
+    assert "the backbone's files differ" in refusal(backbone={"sha256": {"model.safetensors": "0"}})
+    on_gpu = refusal({"device": "cuda: NVIDIA H100 80GB HBM3"})  # a GPU machine's folder, copied here
+    assert "device: recorded 'cuda: NVIDIA H100 80GB HBM3', here 'cpu'" in on_gpu
     (data / "dev-en.tsv").write_text("a\tb\tneutral\n")
-    assert "its selection data" in refusal() and "has changed since" in refusal()
+    assert "its train data" in refusal() and "has changed since" in refusal()
+    (data / "dev-en.tsv").write_text("a\tb\tentailment\n")
     (finished / "results.json").write_text(json.dumps({"run": "baseline", "seed": 1}))
     unrecorded = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
     assert unrecorded.returncode == 1 and "records no provenance" in unrecorded.stderr
+    (finished / "results.json").write_text("[]")  # damaged: the harness sets it aside and computes the run again
+    damaged = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
+    assert damaged.returncode == 0 and "small/xnli: 1 runs to do" in damaged.stdout
 
 
 def test_use_cpu_false_lets_the_trainer_take_a_gpu(tmp_path):
@@ -225,9 +230,11 @@ def test_the_main_job_benchmark_refuses_an_output_folder_that_exists(tmp_path):
 
 
 def test_the_lora_benchmark_measures_the_readmes_main_job():
+    from dlfa_zero_shot.arguments import flag_values
+
     lora = lora_benchmark()
-    readme = lora.flag_values(readme_main_job())
-    benchmark = lora.flag_values(list(lora.MAIN_JOB))
+    readme = flag_values(readme_main_job())
+    benchmark = flag_values(list(lora.MAIN_JOB))
     assert readme.pop("--learning_rate") == lora.FULL_LEARNING_RATE
     assert readme.pop("--fusion_layers") == "10,last" and benchmark.pop("--fusion_layers") == "10"  # DLFA alone
     for where in ("--data_dir", "--output_dir"):
