@@ -63,7 +63,7 @@ from .training import (
 
 
 logger = logging.getLogger(__name__)
-SETTINGS_FILE = "settings.json"  # in each run folder: the settings it was made with (`arguments.run_settings`)
+SETTINGS_FILE = "settings.json"  # in each run folder: its settings, what made it and its device (`reuse_or_claim`)
 
 
 @dataclass
@@ -97,12 +97,15 @@ def reuse_or_claim(run_dir: Path, settings: dict, training_args: TrainingArgumen
     """
     Whether `run_dir` holds a finished run made with `settings` on this device (read it back); else it is this run's,
     to start or to resume: its settings and device are checked against those the folder holds
-    (`check_stored_settings`), then recorded. The device is one of them because a run's numbers differ between
-    devices (float kernels, and what training carries from them): a CPU run is not a GPU run's answer, nor resumed on
-    one. A results.json that does not read back is never reused: it is set aside, with a warning, and the run is
-    computed again (resumed from its last complete checkpoint, or trained again from the start).
+    (`check_stored_settings`), then recorded. The device (`training.device_name`: `cpu`, or the GPU's model) is one
+    of them because a run's numbers differ between devices, and a study runs on one kind: a CPU run is not a GPU
+    run's answer, nor resumed on one. A CPU's instruction sets are recorded (`provenance.machine`) but not compared:
+    they move only the last digits, and a study restored on a new machine of its kind resumes there (docs/results.md
+    dates which CPU ran which run). A results.json that does not read back is never reused: it is set aside, with a
+    warning, and the run is computed again (resumed from its last complete checkpoint, or trained again from the
+    start).
     """
-    settings = {**settings, "device": device_name(training_args.device)}
+    settings = {**settings, "device": device_name(training_args.device)}  # every rank's: one GPU model per job
     check_stored_settings(run_dir, settings)
     results = run_dir / "results.json"
     with training_args.main_process_first(desc="reading the run folder"):  # it sets a damaged result aside first

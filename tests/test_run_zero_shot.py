@@ -114,21 +114,6 @@ def test_a_stored_run_is_not_reused_once_a_data_file_it_read_has_changed(tmp_pat
     assert completed.returncode != 0 and "data_sha256" in completed.stderr and "not reused" in completed.stderr
 
 
-def test_a_run_made_on_another_device_is_neither_reused_nor_resumed_here(tmp_path, tiny_multilingual_bert, xtreme_lite):
-    arguments = ("--fusion_layers", "last", "--eval_languages", "de", "--num_train_epochs", "1")
-    run(tmp_path / "out", tiny_multilingual_bert, xtreme_lite, *arguments)
-    stored_file = tmp_path / "out" / "baseline" / "settings.json"
-    stored = json.loads(stored_file.read_text())
-    assert stored["device"] == "cpu"
-    # the folder as a GPU machine would have left it: the same settings, code, versions and data, another device
-    stored_file.write_text(json.dumps({**stored, "device": "cuda: NVIDIA H100 80GB HBM3"}))
-    completed = call_main("--task", "udpos", "--model_name_or_path", str(tiny_multilingual_bert), "--output_dir",
-                          str(tmp_path / "out"), "--data_dir", str(xtreme_lite), *QUICK, "--do_train", "--do_eval",
-                          *arguments, cwd=tmp_path, check=False)  # fmt: skip
-    assert completed.returncode != 0 and "not reused" in completed.stderr
-    assert "device: stored 'cuda: NVIDIA H100 80GB HBM3', requested 'cpu'" in completed.stderr
-
-
 def test_long_sentences_are_scored_word_for_word_in_windows(tmp_path, tiny_multilingual_bert, xtreme_lite):
     out = tmp_path / "windows"
     summary = run(out, tiny_multilingual_bert, xtreme_lite, "--fusion_layers", "last", "--eval_languages", "fi",

@@ -463,3 +463,23 @@ def test_lora_trains_the_generic_sequence_pooler_in_full(offline_tokenizer):
     }
     for module in ("pooler", "fusion", "classifier"):
         assert any(f"{module}.modules_to_save." in name for name in trainable), module
+
+
+def test_a_run_made_on_another_device_is_neither_reused_nor_resumed_here(tmp_path):
+    """Before, settings.json held no device: a folder made on a GPU and copied to a CPU machine was read back as the
+    answer, or its checkpoint resumed here."""
+    from dlfa_zero_shot.runs import SETTINGS_FILE, reuse_or_claim
+
+    args = TrainingArguments(tmp_path, use_cpu=True)
+    for left in ("checkpoint-10", "results.json"):  # a run to resume, a finished run
+        run_dir = tmp_path / left / "aif-layer-01"
+        assert not reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)
+        stored = json.loads((run_dir / SETTINGS_FILE).read_text())
+        assert stored["device"] == "cpu"
+        (run_dir / SETTINGS_FILE).write_text(json.dumps({**stored, "device": "cuda: NVIDIA H100 80GB HBM3"}))
+        if left == "results.json":
+            (run_dir / left).write_text("{}")
+        else:
+            (run_dir / left).mkdir()
+        with pytest.raises(SystemExit, match=r"device: stored 'cuda: NVIDIA H100 80GB HBM3', requested 'cpu'"):
+            reuse_or_claim(run_dir, settings_of(tmp_path, 1), args)
