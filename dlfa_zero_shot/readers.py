@@ -203,7 +203,8 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
             tokens = cell("tokens")
             tag_column = next((column for column in TAG_COLUMNS if column in row), None)
             tags = cell(tag_column) if tag_column else None
-            tags = None if tags == "" else tags  # an empty csv cell: no tags, as an empty pair label is no label
+            if path.suffix == ".csv" and tags == "":  # an empty cell: no tags, as an empty pair label is no label
+                tags = None
             if not isinstance(tokens, list) or (tags is not None and not isinstance(tags, list)):
                 raise ValueError(f"{path}:{line}: 'tokens' and '{tag_column}' must be lists")
             if tags is not None and len(tags) != len(tokens):
