@@ -791,11 +791,10 @@ MISCOUNTING_FEATURES = frozenset({
 
 
 def words_past_miscounted(result: dict) -> bool:
-    """Whether a run's `words_past_max_length` came from a `MISCOUNTING_FEATURES` version, or from code before runs
-    recorded theirs (the first study's): every run before the fix."""
-    if "provenance" not in result:
-        return True
-    return result["provenance"]["code_files"].get("dlfa_zero_shot/features.py") in MISCOUNTING_FEATURES
+    """Whether a run's `words_past_max_length` may be miscounted: its features.py is a `MISCOUNTING_FEATURES` version,
+    or is not recorded (the first study's runs, which predate the records, miscounted: the correction re-counted)."""
+    digest = result.get("provenance", {}).get("code_files", {}).get("dlfa_zero_shot/features.py")
+    return digest is None or digest in MISCOUNTING_FEATURES
 
 
 def study_task_section(
@@ -831,7 +830,7 @@ def study_task_section(
     gains = {pair: study_statistics.language_gains(runs[pair[0]], runs[pair[1]], targets + apart) for pair in pairs}
     past = first.get("words_past_max_length") or {}
     miscounted = bool(past) and words_past_miscounted(first)
-    past_column = [] if miscounted else ["words past the length limit"]
+    past_column = ["words past the length limit"] if past and not miscounted else []  # none for pairs
     header = " | ".join(["language", *names, *(f"{a} − {b}" for a, b in pairs), *past_column])
     lines += ["", f"| {header} |", "|---" * (len(names) + len(pairs) + 1 + len(past_column)) + "|"]
     for language in targets + apart:
@@ -840,11 +839,12 @@ def study_task_section(
         ]
         label = language if language in targets else f"{language} (apart)"
         cells = [f"{value:.2f}" for value in means] + [f"{gains[pair][language]:+.2f}" for pair in pairs]
-        cells += [] if miscounted else [str(past.get(language, "-"))]
+        cells += [str(past.get(language, "-"))] if past_column else []
         lines.append(f"| {label} | {' | '.join(cells)} |")
     if miscounted:
-        lines += ["", "The words past the length limit are not shown: these runs' code miscounted them (every word "
-                  "is still scored, in later windows); the correction of 2026-12-07 above gives the true counts."]  # fmt: skip
+        lines += ["", ("The words past the length limit are not shown: the code that made these runs miscounted them, "
+                       "or is not recorded (every word is still scored, in later windows); docs/results.md's "
+                       "correction of 2026-12-07 gives the true counts of the archived runs.")]  # fmt: skip
     grid = [[gains[pair][language] for language in targets] for pair in pairs]
     path = analysis.heatmap([f"{a} − {b}" for a, b in pairs], targets, grid,
                             f"{task}: paired gain per language ({metric} points, mean over seeds)", figure, gains=True)  # fmt: skip
