@@ -17,8 +17,8 @@ is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` 
 `layer-search` is the one-pass layer search over `--search_layers` (its chosen head kept as `one-pass-aif-layer-NN`),
 to be compared with the separate-run sweep of the same seeds.
 Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped
-where it records the harness command planned now, the harness code and package versions here, and the data files as
-they are (else the benchmark stops before any run and names what differs); an unfinished one resumes from its last
+where it records the harness command planned now, the harness code, package versions, backbone and device here, and
+the data files as they are (else the benchmark stops before any run and names what differs); an unfinished one resumes from its last
 checkpoint. Each finished run's weights and checkpoints are deleted
 (`--keep_models` keeps them): the benchmark keeps numbers and per-item predictions, not models.
 """
@@ -288,7 +288,8 @@ def made_here(backbone: str, use_cpu: bool) -> dict:
     What a harness run of `backbone` would be made by here, in `provenance.made_by`'s terms (the data's digests
     aside: they are each run's own files), with the code files behind the digest and the device it would train on
     (`training.device_name`, from the `TrainingArguments` the harness builds). The backbone's digests are those of
-    the offline backbone or a local folder; a Hub name has none here (nor in the runs), so its revision is not checked.
+    the offline backbone (converted here first where it is not yet, as the harness's first run would) or a local
+    folder; a Hub name has none here (nor in the runs), so its revision is not checked.
     """
     from transformers import TrainingArguments
 
@@ -326,8 +327,11 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
         return ["it records no provenance (runs made before 2026-12-06 do not): it cannot be checked"]
     planned = flag_values(arguments)
     now = made_here(planned["--model_name_or_path"], planned.get("--use_cpu") == "true")
-    recorded = {**provenance.made_by(made), "device": result.get("device")}
-    differences = differing_flags(made["argv"], arguments, ignored=PATH_FLAGS)
+    try:
+        recorded = {**provenance.made_by(made), "device": result.get("device")}
+        differences = differing_flags(made["argv"], arguments, ignored=PATH_FLAGS)
+    except (KeyError, TypeError, AttributeError) as error:
+        return [f"its provenance cannot be read ({type(error).__name__}: {error})"]
     if recorded["code_sha256"] != now["code_sha256"]:
         changed = sorted(name for name in made["code_files"].keys() | now["code_files"].keys()
                          if made["code_files"].get(name) != now["code_files"].get(name))  # fmt: skip
@@ -427,7 +431,8 @@ def main() -> None:
     if stale:  # before any run: a finished run is skipped only where it is the run planned now
         raise SystemExit(
             "finished runs that are not the runs planned now; they are not reused (move them away to run them "
-            "again, or run the code and versions that made them):\n" + "\n".join(stale)
+            "again, or run them where the code, versions, backbone and device that made them are):\n"
+            + "\n".join(stale)
         )
     print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)
     failed = 0

@@ -37,7 +37,10 @@ def flag(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
-def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skipped(tmp_path):
+def test_every_configuration_and_seed_is_planned_once_and_finished_runs_are_skipped(
+    tmp_path, offline_backbone, monkeypatch
+):
+    monkeypatch.setenv("DLFA_CACHE", str(offline_backbone.parent))  # the protocols' backbone, converted already
     commands = planned(tmp_path, "--configs", "baseline,aif-layer-11", "--seeds", "1-2")
     assert sorted((flag(c, "--seed"), flag(c, "--fusion_layers")) for c in commands) == [
         ("1", "11"), ("1", "last"), ("2", "11"), ("2", "last")
@@ -61,11 +64,12 @@ def write_finished_run(run_dir: Path, command: list[str], data: dict, result: di
     (run_dir / "results.json").write_text(json.dumps(result))
 
 
-def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path):
+def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path, offline_backbone, monkeypatch):
     """Before, a results.json was enough: a run of an edited protocol, of other code, versions, backbone or device, or
     of a data file changed since, was skipped, and the report read it as the run planned."""
     from dlfa_zero_shot import provenance
 
+    monkeypatch.setenv("DLFA_CACHE", str(offline_backbone.parent))  # the protocols' backbone, converted already
     (command, other) = planned(tmp_path, "--configs", "baseline,aif-layer-11")
     data = tmp_path / "data" / "xnli"
     data.mkdir()
@@ -109,6 +113,19 @@ def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path
     (finished / "results.json").write_text("[]")  # damaged: the harness sets it aside and computes the run again
     damaged = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
     assert damaged.returncode == 0 and "small/xnli: 1 runs to do" in damaged.stdout
+    (finished / "results.json").write_text(json.dumps({"run": "baseline", "provenance": "7f688ba"}))
+    unreadable = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "baseline")
+    assert unreadable.returncode == 1 and "its provenance cannot be read" in unreadable.stderr
+
+
+def test_a_harness_command_reads_as_hf_argument_parser_reads_it():
+    from dlfa_zero_shot.arguments import differing_flags, flag_values
+
+    command = ["--seed", "1", "--do_train", "--learning_rate=5e-5", "--fp16"]
+    assert flag_values(command) == {"--seed": "1", "--do_train": "true", "--learning_rate": "5e-5", "--fp16": "true"}
+    assert differing_flags(command, ["--learning_rate", "5e-5", "--seed", "1", "--do_train", "true"]) == [
+        "--fp16: stored 'true', now None"
+    ]
 
 
 def test_use_cpu_false_lets_the_trainer_take_a_gpu(tmp_path):

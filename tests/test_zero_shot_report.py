@@ -474,6 +474,8 @@ def test_words_past_the_limit_are_printed_only_where_the_runs_code_counted_them_
     unrecorded = section()  # runs from before runs recorded their code: the first study's
     assert "words past the length limit" not in rows(unrecorded)["language"] and "37" not in rows(unrecorded)["de"]
     assert "the code that made these runs miscounted them, or is not recorded" in unrecorded
+    add_provenance(tmp_path)  # code recorded, but not features.py: unknown
+    assert "words past the length limit" not in rows(section())["language"]
     fixed = Path(__file__).resolve().parent.parent / "dlfa_zero_shot" / "features.py"
     for digest, shown in ((next(iter(MISCOUNTING_FEATURES)), False), (file_sha256(fixed), True)):
 
