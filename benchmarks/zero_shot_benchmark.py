@@ -333,8 +333,9 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
     except (KeyError, TypeError, AttributeError) as error:
         return [f"its provenance cannot be read ({type(error).__name__}: {error})"]
     if recorded["code_sha256"] != now["code_sha256"]:
-        changed = sorted(name for name in made["code_files"].keys() | now["code_files"].keys()
-                         if made["code_files"].get(name) != now["code_files"].get(name))  # fmt: skip
+        files = made.get("code_files") or {}
+        changed = sorted(name for name in files.keys() | now["code_files"].keys()
+                         if files.get(name) != now["code_files"].get(name))  # fmt: skip
         differences.append(f"the harness code differs ({', '.join(changed)})")
     differences += [f"{name} {recorded['versions'].get(name)} then, {now['versions'].get(name)} now"
                     for name in sorted(recorded["versions"].keys() | now["versions"].keys())
@@ -344,7 +345,7 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
     if recorded["device"] != now["device"]:
         differences.append(f"device: recorded {recorded['device']!r}, here {now['device']!r}")
     for key, digest in recorded["data_sha256"].items():
-        file = data_dir / described_file(made["data"][key]["file"]) if data_dir else None
+        file = data_dir / described_file(made["data"][key].get("file", "")) if data_dir else None
         if digest and file and (not file.is_file() or provenance.file_sha256(file) != digest):
             differences.append(f"its {key} data {file} is missing or has changed since")
     return differences
