@@ -2,8 +2,8 @@
 Readers for the file formats of `../shared/data/xtreme-lite` and the stock transformers example scripts: token/tag
 TSV and CoNLL (`token<TAB>tag` or `token ... tag` separated by spaces, a blank line between sentences), CoNLL-U,
 sentence-pair TSV, and json / jsonl / csv files with a `tokens` column and a tag column (`ner_tags`, `pos_tags`,
-`tags` or `labels`) or with `premise`/`hypothesis`/`label` or `sentence1`/`sentence2`/`label` columns. Every
-malformed line raises a `ValueError` that names the file and the line.
+`tags` or `labels`) or with `premise`/`hypothesis` or `sentence1`/`sentence2` columns and `label` (or MultiNLI's and
+SNLI's `gold_label`). Every malformed line raises a `ValueError` that names the file and the line.
 """
 
 import csv
@@ -42,6 +42,25 @@ def is_labelled(example: TaggedSentence | SentencePair) -> bool:
 
 TAG_COLUMNS = ("ner_tags", "pos_tags", "tags", "labels")
 PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"))
+# A pair's label column, by preference: MultiNLI's and SNLI's own files call it `gold_label` (beside `label1` ... of
+# each annotator).
+LABEL_COLUMNS = ("label", "gold_label")
+# MultiNLI and SNLI label a pair whose annotators reached no consensus "-": it has no gold label (GLUE drops it).
+NO_GOLD_LABEL = "-"
+
+
+def pair_columns(names: list[str]) -> tuple[str, str, str | None] | None:
+    """The (first sentence, second sentence, label) columns among `names`, the label None where none is named."""
+    pair = next((pair for pair in PAIR_COLUMNS if set(pair) <= set(names)), None)
+    if pair is None:
+        return None
+    return *pair, next((column for column in LABEL_COLUMNS if column in names), None)
+
+
+def pair_label(value) -> str | None:
+    """A pair's label as read, or None for none: a missing or empty cell, or MultiNLI's and SNLI's "-"."""
+    label = None if value is None else str(value).strip()
+    return None if label in ("", NO_GOLD_LABEL) else label
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -106,24 +125,28 @@ def read_conllu(path: Path, limit: int | None = None) -> list[TaggedSentence]:
 def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
     """
     `first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a first line naming the columns as the json / csv reader
-    knows them (`premise hypothesis label` or `sentence1 sentence2 label`, in any order, among others).
+    knows them, in any order among others: `premise hypothesis label`, `sentence1 sentence2 label`, MultiNLI's and
+    SNLI's own `gold_label ... sentence1 sentence2 ...`; a header without a label column names unlabelled pairs, to
+    predict. A pair labelled "-" (no annotator consensus) has no label.
     """
     pairs, columns = [], (0, 1, 2)
     for line_number, line in _lines(path):
         if not line.strip():
             continue
         fields = line.split("\t")
-        names = [field.strip() for field in fields] if line_number == 1 else []  # only a first line names columns
-        header = next((pair for pair in PAIR_COLUMNS if {*pair, "label"} <= {*names}), None)
+        header = pair_columns([field.strip() for field in fields]) if line_number == 1 else None
         if header:
-            columns = (names.index(header[0]), names.index(header[1]), names.index("label"))
+            names = [field.strip() for field in fields]
+            columns = tuple(names.index(name) for name in header if name is not None)
             continue
-        if len(fields) <= max(columns) or not fields[columns[2]].strip():
+        labelled = len(columns) == 3
+        if len(fields) <= max(columns) or (labelled and not fields[columns[2]].strip()):
             raise ValueError(
-                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields ending in a label, "
-                f"got {line!r}"
+                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields"
+                f"{' with a label' if labelled else ''}, got {line!r}"
             )
-        pairs.append(SentencePair(*(fields[column].strip() for column in columns), line_number))
+        label = pair_label(fields[columns[2]]) if labelled else None
+        pairs.append(SentencePair(fields[columns[0]].strip(), fields[columns[1]].strip(), label, line_number))
         if limit is not None and len(pairs) >= limit:
             break
     return pairs
@@ -218,17 +241,13 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 TaggedSentence([str(t) for t in tokens], None if tags is None else [str(t) for t in tags], line)
             )
         else:
-            columns = next((pair for pair in PAIR_COLUMNS if set(pair) <= set(row)), None)
+            columns = pair_columns(list(row))
             if columns is None:
                 raise ValueError(
                     f"{path}:{line}: a pair row needs premise/hypothesis or sentence1/sentence2; it has {sorted(row)}"
                 )
-            label = row.get("label")
-            examples.append(
-                SentencePair(
-                    str(row[columns[0]]), str(row[columns[1]]), None if label in (None, "") else str(label), line
-                )
-            )
+            label = pair_label(row[columns[2]]) if columns[2] is not None else None
+            examples.append(SentencePair(str(row[columns[0]]), str(row[columns[1]]), label, line))
         if limit is not None and len(examples) >= limit:
             break
     return examples

@@ -316,6 +316,54 @@ def test_a_pair_tsv_header_is_read_in_either_column_naming_the_json_reader_knows
         assert labels_of(examples) == ("entailment",)
 
 
+MULTINLI_COLUMNS = ["gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",
+                    "sentence2_parse", "sentence1", "sentence2", "promptID", "pairID", "genre", "label1", "label2"]  # fmt: skip
+MULTINLI_ROWS = [
+    ["neutral", "( Conceptually ( cream skimming ) )", "( Product ( and geography ) )", "(ROOT (S ...))",
+     "(ROOT (S ...))", "Conceptually cream skimming has two basic dimensions - product and geography.",
+     "Product and geography are what make cream skimming work.", "31193", "31193n", "government", "neutral", ""],
+    ["-", "( ( The ( new rights ) ) )", "( Everyone ( really likes ) )", "(ROOT (S ...))", "(ROOT (S ...))",
+     "The new rights are nice enough", "Everyone really likes the newest benefits", "31193", "31193c",
+     "slate", "neutral", "contradiction"],
+]  # fmt: skip
+
+
+def test_multinli_and_snli_files_in_their_own_layout_are_read_by_their_gold_label(tmp_path):
+    """MultiNLI's and SNLI's own files name the label `gold_label`, among parse-tree columns. Before, the tsv's header
+    was no header: each line became a pair of parse trees labelled by a parse tree (a class of a `pairs` model
+    each), and the jsonl's pairs had no label (a test file of them was predicted, not scored). A pair labelled "-"
+    (its annotators reached no consensus) has no gold label: training on it is refused with its file and line."""
+    from dlfa_zero_shot.data import FileSource, labels_of
+    from dlfa_zero_shot.readers import read_examples
+    from dlfa_zero_shot.tasks import custom_task
+
+    tsv = write(tmp_path / "multinli_1.0_dev.txt",
+                "".join("\t".join(row) + "\n" for row in [MULTINLI_COLUMNS, *MULTINLI_ROWS]))  # fmt: skip
+    jsonl = write(tmp_path / "multinli_1.0_dev.jsonl",
+                  "".join(json.dumps(dict(zip(MULTINLI_COLUMNS, row))) + "\n" for row in MULTINLI_ROWS))  # fmt: skip
+    test = write(tmp_path / "test-de.tsv", "Die Katze schläft.\tDie Katze ruht.\tneutral\n")
+    for path, first_line in ((tsv, 2), (jsonl, 1)):
+        examples = read_examples("pair", path)
+        assert [(e.first, e.second, e.label, e.line) for e in examples] == [
+            (MULTINLI_ROWS[0][5], MULTINLI_ROWS[0][6], "neutral", first_line),
+            (MULTINLI_ROWS[1][5], MULTINLI_ROWS[1][6], None, first_line + 1),
+        ], path
+        assert labels_of(examples) == ("neutral",)
+        with pytest.raises(ValueError, match=re.escape(f"{path}:{first_line + 1}: this example has no labels")):
+            load_task_data(custom_task("pairs", "pair", ("neutral",)), FileSource(str(path), None, {"de": str(test)}))
+
+
+def test_a_pair_tsv_header_without_a_label_column_names_pairs_to_predict(tmp_path):
+    from dlfa_zero_shot.readers import read_examples
+
+    path = write(tmp_path / "test-de.tsv", "sentence1\tsentence2\nDer Mann schläft.\tDer Mann ruht.\n")
+    assert [(e.first, e.second, e.label) for e in read_examples("pair", path)] == [
+        ("Der Mann schläft.", "Der Mann ruht.", None)
+    ]
+    with pytest.raises(ValueError, match=re.escape(f"{path}:3: expected 2 tab-separated fields, got 'allein'")):
+        read_examples("pair", write(path, "sentence1\tsentence2\na\tb\nallein\n"))
+
+
 def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path):
     """pandas' to_csv writes a list cell as Python's repr, which json cannot read: the error names the file and row."""
     from dlfa_zero_shot.readers import read_examples
