@@ -268,8 +268,9 @@ HELD_OUT = " (seeded {:.0%} held out)"  # after the training file: `TaskData.fil
 
 def described_file(entry: str) -> str:
     """The file a `TaskData.files` entry read: a held-out selection's (`HELD_OUT`) is the training file."""
-    head, _, tail = entry.rpartition(" (seeded ")
-    return head if head and tail.endswith(" held out)") else entry
+    opening, closing = HELD_OUT.split("{")[0], HELD_OUT.split("}")[-1]
+    head, _, tail = entry.rpartition(opening)
+    return head if head and tail.endswith(closing) else entry
 
 
 def hold_out_selection(
@@ -393,8 +394,7 @@ def load_task_data(
         files["selection"] = files["train"] + HELD_OUT.format(selection_fraction)
     evaluation, evaluation_files = read_evaluation(task, source, split_of, max_eval_samples)
     files.update(evaluation_files)
-    selection_file = files["train"] if selection_split is None else files["selection"]  # a hold-out's lines: train's
-    checked = [(files["train"], train, True), (selection_file, selection, True)]
+    checked = [(files["train"], train, True), (described_file(files["selection"]), selection, True)]
     checked += [(files[language], examples, False) for language, examples in evaluation.items()]
     for where, examples, required in checked:
         check_labels(task, examples, where, required)

@@ -9,7 +9,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from dlfa_zero_shot.data import LocalSource, load_task_data
+from dlfa_zero_shot.data import LocalSource, described_file, load_task_data
 from dlfa_zero_shot.plans import PAWSX_TARGETS
 from dlfa_zero_shot.features import (
     examples_dataset,
@@ -119,6 +119,8 @@ def test_a_source_without_english_training_data_trains_on_dev_with_a_seeded_hold
         load_task_data(TASKS["xnli_dev"], LocalSource(xtreme_lite), ["de"], max_eval_samples=10).selection
         == data.selection
     )
+    assert described_file(data.files["selection"]) == data.files["train"]  # what provenance hashes for it
+    assert described_file("xnli/odd (seeded) name.tsv") == "xnli/odd (seeded) name.tsv"
 
 
 
