@@ -296,13 +296,10 @@ def made_here(backbone: str, use_cpu: bool) -> dict:
     from dlfa_zero_shot.offline_backbone import OFFLINE_PREFIX, resolve_backbone
     from dlfa_zero_shot.training import device_name
 
-    files = provenance.code_files(HARNESS)
     folder = resolve_backbone(backbone) if backbone.startswith(OFFLINE_PREFIX) else backbone
     device = TrainingArguments(output_dir=str(ROOT / "benchmarks"), use_cpu=use_cpu, report_to="none").device
     return {
-        "code_sha256": provenance.code_sha256(files),
-        "code_files": files,
-        "versions": provenance.package_versions(),
+        **provenance.code_and_versions(HARNESS),
         "backbone_sha256": provenance.backbone_files(folder),
         "device": device_name(device),
     }

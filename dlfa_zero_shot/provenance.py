@@ -158,6 +158,12 @@ def load_average() -> list[float]:
     return [round(load, 2) for load in os.getloadavg()]
 
 
+def code_and_versions(program: Path, **versions: str) -> dict:
+    """`program`'s code files and their digest, and the package versions, as `collect` records them."""
+    files = code_files(program)
+    return {"code_sha256": code_sha256(files), "code_files": files, "versions": package_versions(**versions)}
+
+
 def collect(
     argv: list[str],
     program: Path,
@@ -172,12 +178,9 @@ def collect(
     backbone's files (`backbone`: the resolved folder or Hub name), and each data file read (`TaskData.files`: split or
     language -> file) with its SHA-256 (None where the source is the Hub).
     """
-    files = code_files(program)
     return {
         **git_state(program),
-        "code_sha256": code_sha256(files),
-        "code_files": files,
-        "versions": package_versions(**versions),
+        **code_and_versions(program, **versions),
         "argv": list(argv),
         "program": str(program.resolve()),
         "threads": torch.get_num_threads(),
