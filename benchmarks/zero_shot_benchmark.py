@@ -282,26 +282,46 @@ def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> 
         )
 
 
+# Run in a child process by `device_here`: argv[1] is "true" for --use_cpu, argv[2] an output_dir it never writes.
+DEVICE_PROBE = """
+import sys
+from transformers import TrainingArguments
+from dlfa_zero_shot.training import device_name
+arguments = TrainingArguments(output_dir=sys.argv[2], use_cpu=sys.argv[1] == "true", report_to="none")
+print(device_name(arguments.device))
+"""
+
+
+@functools.cache
+def device_here(use_cpu: bool) -> str:
+    """
+    The device a harness run would train on here (`training.device_name` of the `TrainingArguments` it builds),
+    asked of a short-lived child process: `TrainingArguments.device` sets up CUDA, and a context held by this
+    long-lived process would take GPU memory from the runs it starts, and in exclusive-process mode the GPU itself.
+    """
+    probe = [sys.executable, "-c", DEVICE_PROBE, str(use_cpu).lower(), str(ROOT / "benchmarks")]
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"cannot tell which device a run would train on here:\n{done.stderr.strip()}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 @functools.cache
 def made_here(backbone: str, use_cpu: bool) -> dict:
     """
     What a harness run of `backbone` would be made by here, in `provenance.made_by`'s terms (the data's digests
     aside: they are each run's own files), with the code files behind the digest and the device it would train on
-    (`training.device_name`, from the `TrainingArguments` the harness builds). The backbone's digests are those of
-    the offline backbone (converted here first where it is not yet, as the harness's first run would) or a local
-    folder; a Hub name has none here (nor in the runs), so its revision is not checked.
+    (`device_here`). The backbone's digests are those of the offline backbone (converted here first where it is not
+    yet, as the harness's first run would) or a local folder; a Hub name has none here (nor in the runs), so its
+    revision is not checked.
     """
-    from transformers import TrainingArguments
-
     from dlfa_zero_shot.offline_backbone import OFFLINE_PREFIX, resolve_backbone
-    from dlfa_zero_shot.training import device_name
 
     folder = resolve_backbone(backbone) if backbone.startswith(OFFLINE_PREFIX) else backbone
-    device = TrainingArguments(output_dir=str(ROOT / "benchmarks"), use_cpu=use_cpu, report_to="none").device
     return {
         **provenance.code_and_versions(HARNESS),
         "backbone_sha256": provenance.backbone_files(folder),
-        "device": device_name(device),
+        "device": device_here(use_cpu),
     }
 
 

@@ -64,6 +64,32 @@ def write_finished_run(run_dir: Path, command: list[str], data: dict, result: di
     (run_dir / "results.json").write_text(json.dumps(result))
 
 
+def test_the_benchmark_asks_a_child_process_which_device_a_run_would_train_on(tmp_path, monkeypatch):
+    """The skip check compares a finished run's device with the one a run would train on here. Asked in the
+    benchmark's own process, `TrainingArguments.device` set up CUDA there with `--use_cpu false`, and the long-lived
+    process held GPU memory (in exclusive-process mode, the GPU) while the runs it started trained. A child process
+    answers now, as the harness would."""
+    from transformers import TrainingArguments
+
+    from dlfa_zero_shot.training import device_name
+
+    benchmark = script_module("zero_shot_benchmark")
+    expected = {
+        use_cpu: device_name(TrainingArguments(output_dir=str(tmp_path), use_cpu=use_cpu, report_to="none").device)
+        for use_cpu in (True, False)
+    }
+
+    def device_asked_here(arguments):
+        raise AssertionError("the benchmark's own process asked TrainingArguments for its device")
+
+    monkeypatch.setattr(TrainingArguments, "device", property(device_asked_here))
+    backbone = tmp_path / "backbone"
+    backbone.mkdir()
+    (backbone / "config.json").write_text("{}")
+    for use_cpu in (True, False):
+        assert benchmark.made_here(str(backbone), use_cpu)["device"] == expected[use_cpu]
+
+
 def test_a_finished_run_is_not_skipped_unless_it_is_the_run_planned_now(tmp_path, offline_backbone, monkeypatch):
     """Before, a results.json was enough: a run of an edited protocol, of other code, versions, backbone or device, or
     of a data file changed since, was skipped, and the report read it as the run planned."""
