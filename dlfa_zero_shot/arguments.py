@@ -117,7 +117,8 @@ class DataArguments:
         default=None,
         metadata={
             "help": "your own English training file instead of --data_dir: json/jsonl/csv (tokens + ner_tags/pos_tags/"
-            "tags/labels; premise/hypothesis/label or sentence1/sentence2/label) or CoNLL/TSV; its labels are the model's"
+            "tags/labels; premise/hypothesis or sentence1/sentence2, and label or gold_label) or CoNLL/TSV; its labels "
+            "are the model's"
         },
     )
     validation_file: str | None = field(

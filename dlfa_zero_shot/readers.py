@@ -8,9 +8,13 @@ SNLI's `gold_label`). Every malformed line raises a `ValueError` that names the 
 
 import csv
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,29 +46,53 @@ def is_labelled(example: TaggedSentence | SentencePair) -> bool:
 
 TAG_COLUMNS = ("ner_tags", "pos_tags", "tags", "labels")
 PAIR_COLUMNS = (("premise", "hypothesis"), ("sentence1", "sentence2"))
+GOLD_LABEL = "gold_label"
 # A pair's label column, by preference: MultiNLI's and SNLI's own files call it `gold_label` (beside `label1` ... of
 # each annotator).
-LABEL_COLUMNS = ("label", "gold_label")
-# MultiNLI and SNLI label a pair whose annotators reached no consensus "-": it has no gold label (GLUE drops it).
-NO_GOLD_LABEL = "-"
+LABEL_COLUMNS = ("label", GOLD_LABEL)
+# The gold label MultiNLI and SNLI give a pair whose annotators reached no consensus: GLUE leaves such pairs out.
+NO_CONSENSUS = "-"
+# Columns that identify a pair: beside the two sentences alone, they still name pairs to predict.
+ID_COLUMNS = ("id", "idx")
+# XNLI's own files hold every language, in this column; a file here is one language's.
+LANGUAGE_COLUMN = "language"
 
 
-def pair_columns(names: list[str]) -> tuple[str, str, str | None] | None:
-    """The (first sentence, second sentence, label) columns among `names`, the label None where none is named."""
+def pair_columns(names: list[str], where: str) -> tuple[str, str, str | None] | None:
+    """
+    The (first sentence, second sentence, label) columns among `names` (a header's, or a json row's keys), the label
+    None for pairs to predict; None where `names` name no pair. Pairs to predict name their sentences (and ids) alone:
+    a label column under another name would otherwise leave a test file predicted, not scored. A `language` column
+    (XNLI's own files, every language in one) is refused. Errors name `where` (the file and line).
+    """
     pair = next((pair for pair in PAIR_COLUMNS if set(pair) <= set(names)), None)
     if pair is None:
         return None
-    return *pair, next((column for column in LABEL_COLUMNS if column in names), None)
+    if LANGUAGE_COLUMN in names:
+        raise ValueError(
+            f"{where}: a '{LANGUAGE_COLUMN}' column: the file holds pairs of several languages; give each language "
+            "its own file (--test_files de=PATH,...)"
+        )
+    label = next((column for column in LABEL_COLUMNS if column in names), None)
+    if label is None and set(names) - {*pair, *ID_COLUMNS}:
+        raise ValueError(
+            f"{where}: no label column ({' or '.join(LABEL_COLUMNS)}) among {names}; pairs to predict name their "
+            f"sentences' columns and {' or '.join(ID_COLUMNS)} alone"
+        )
+    return *pair, label
 
 
-def pair_label(value) -> str | None:
-    """A pair's label as read, or None for none: a missing or empty cell, or MultiNLI's and SNLI's "-"."""
-    label = None if value is None else str(value).strip()
-    return None if label in ("", NO_GOLD_LABEL) else label
+def warn_left_out(path: Path, count: int) -> None:
+    """Say how many of `path`'s pairs were left out for having no gold label (`NO_CONSENSUS`)."""
+    if count:
+        logger.warning(
+            "%s: %d pairs with the gold label %r (no annotator consensus) left out, as GLUE does", path, count,
+            NO_CONSENSUS,
+        )  # fmt: skip
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is no part of the first line
         for line_number, line in enumerate(handle, start=1):
             yield line_number, line.rstrip("\n").rstrip("\r")
 
@@ -125,30 +153,34 @@ def read_conllu(path: Path, limit: int | None = None) -> list[TaggedSentence]:
 def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
     """
     `first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a first line naming the columns as the json / csv reader
-    knows them, in any order among others: `premise hypothesis label`, `sentence1 sentence2 label`, MultiNLI's and
-    SNLI's own `gold_label ... sentence1 sentence2 ...`; a header without a label column names unlabelled pairs, to
-    predict. A pair labelled "-" (no annotator consensus) has no label.
+    knows them (`pair_columns`), in any order among others: `premise hypothesis label`, `sentence1 sentence2 label`,
+    MultiNLI's and SNLI's own `gold_label ... sentence1 sentence2 ...` (whose pairs without a gold label, "-", are
+    left out), or `sentence1 sentence2` alone for pairs to predict.
     """
-    pairs, columns = [], (0, 1, 2)
+    pairs, columns, label_column, left_out = [], (0, 1, 2), "label", 0
     for line_number, line in _lines(path):
         if not line.strip():
             continue
-        fields = line.split("\t")
-        header = pair_columns([field.strip() for field in fields]) if line_number == 1 else None
+        fields = [field.strip() for field in line.split("\t")]
+        header = pair_columns(fields, f"{path}:{line_number}") if line_number == 1 else None
         if header:
-            names = [field.strip() for field in fields]
-            columns = tuple(names.index(name) for name in header if name is not None)
+            label_column = header[2]
+            columns = tuple(fields.index(name) for name in header if name is not None)
             continue
-        labelled = len(columns) == 3
-        if len(fields) <= max(columns) or (labelled and not fields[columns[2]].strip()):
+        if len(fields) <= max(columns):
             raise ValueError(
-                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields"
-                f"{' with a label' if labelled else ''}, got {line!r}"
+                f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields, got {len(fields)}: {line!r}"
             )
-        label = pair_label(fields[columns[2]]) if labelled else None
-        pairs.append(SentencePair(fields[columns[0]].strip(), fields[columns[1]].strip(), label, line_number))
+        label = fields[columns[2]] if label_column else None
+        if label == "":
+            raise ValueError(f"{path}:{line_number}: its {label_column} (field {columns[2] + 1}) is empty: {line!r}")
+        if label_column == GOLD_LABEL and label == NO_CONSENSUS:
+            left_out += 1
+            continue
+        pairs.append(SentencePair(fields[columns[0]], fields[columns[1]], label, line_number))
         if limit is not None and len(pairs) >= limit:
             break
+    warn_left_out(path, left_out)
     return pairs
 
 
@@ -179,14 +211,14 @@ def read_conll(path: Path, limit: int | None = None) -> list[TaggedSentence]:
 def _records(path: Path) -> Iterator[tuple[int, dict]]:
     """(line, row) of a json (a list of objects, or one object per line), jsonl or csv file."""
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             for row in reader:
                 if None in row:
                     raise ValueError(f"{path}:{reader.line_num}: more fields than the header's {reader.fieldnames}")
                 yield reader.line_num, row
         return
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     if path.suffix == ".json" and text.lstrip().startswith("["):
         for index, row in enumerate(json.loads(text)):
             yield index + 1, row
@@ -202,10 +234,11 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
 def read_records(kind: str, path: Path, limit: int | None = None) -> list:
     """
     A json / jsonl / csv file as the stock example scripts read it: tagging rows have `tokens` and a tag column
-    (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label`.
-    A row without its labels is unlabelled text (predictions only).
+    (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label` or
+    `gold_label` (`pair_columns`; a MultiNLI or SNLI pair without a gold label, "-", is left out). A row without its
+    labels is unlabelled text (predictions only).
     """
-    examples = []
+    examples, left_out = [], 0
     for line, row in _records(path):
 
         def cell(column: str):
@@ -241,15 +274,20 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 TaggedSentence([str(t) for t in tokens], None if tags is None else [str(t) for t in tags], line)
             )
         else:
-            columns = pair_columns(list(row))
+            columns = pair_columns(list(row), f"{path}:{line}")
             if columns is None:
                 raise ValueError(
                     f"{path}:{line}: a pair row needs premise/hypothesis or sentence1/sentence2; it has {sorted(row)}"
                 )
-            label = pair_label(row[columns[2]]) if columns[2] is not None else None
-            examples.append(SentencePair(str(row[columns[0]]), str(row[columns[1]]), label, line))
+            first, second, label_column = columns
+            label = None if label_column is None or row[label_column] in (None, "") else str(row[label_column])
+            if label_column == GOLD_LABEL and label == NO_CONSENSUS:
+                left_out += 1
+                continue
+            examples.append(SentencePair(str(row[first]), str(row[second]), label, line))
         if limit is not None and len(examples) >= limit:
             break
+    warn_left_out(path, left_out)
     return examples
 
 

@@ -330,40 +330,57 @@ MULTINLI_ROWS = [
 ]  # fmt: skip
 
 
-def test_multinli_and_snli_files_in_their_own_layout_are_read_by_their_gold_label(tmp_path):
+def test_multinli_and_snli_files_in_their_own_layout_are_read_by_their_gold_label(tmp_path, caplog):
     """MultiNLI's and SNLI's own files name the label `gold_label`, among parse-tree columns. Before, the tsv's header
     was no header: each line became a pair of parse trees labelled by a parse tree (a class of a `pairs` model
-    each), and the jsonl's pairs had no label (a test file of them was predicted, not scored). A pair labelled "-"
-    (its annotators reached no consensus) has no gold label: training on it is refused with its file and line."""
-    from dlfa_zero_shot.data import FileSource, labels_of
+    each), and the jsonl's pairs had no label (a test file of them was predicted, not scored). A pair whose gold
+    label is "-" (its annotators reached no consensus) is left out, as GLUE does, and the log says how many."""
+    from dlfa_zero_shot.data import labels_of
     from dlfa_zero_shot.readers import read_examples
-    from dlfa_zero_shot.tasks import custom_task
 
     tsv = write(tmp_path / "multinli_1.0_dev.txt",
                 "".join("\t".join(row) + "\n" for row in [MULTINLI_COLUMNS, *MULTINLI_ROWS]))  # fmt: skip
     jsonl = write(tmp_path / "multinli_1.0_dev.jsonl",
                   "".join(json.dumps(dict(zip(MULTINLI_COLUMNS, row))) + "\n" for row in MULTINLI_ROWS))  # fmt: skip
-    test = write(tmp_path / "test-de.tsv", "Die Katze schläft.\tDie Katze ruht.\tneutral\n")
     for path, first_line in ((tsv, 2), (jsonl, 1)):
+        caplog.clear()
         examples = read_examples("pair", path)
         assert [(e.first, e.second, e.label, e.line) for e in examples] == [
-            (MULTINLI_ROWS[0][5], MULTINLI_ROWS[0][6], "neutral", first_line),
-            (MULTINLI_ROWS[1][5], MULTINLI_ROWS[1][6], None, first_line + 1),
+            (MULTINLI_ROWS[0][5], MULTINLI_ROWS[0][6], "neutral", first_line)
         ], path
         assert labels_of(examples) == ("neutral",)
-        with pytest.raises(ValueError, match=re.escape(f"{path}:{first_line + 1}: this example has no labels")):
-            load_task_data(custom_task("pairs", "pair", ("neutral",)), FileSource(str(path), None, {"de": str(test)}))
+        assert f"{path}: 1 pairs with the gold label '-' (no annotator consensus) left out" in caplog.text
 
 
-def test_a_pair_tsv_header_without_a_label_column_names_pairs_to_predict(tmp_path):
+def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file_are_refused(tmp_path):
+    """A header naming a pair's sentences and other columns, but no label column, would leave a test file
+    predicted, not scored; XNLI's own files (a `language` column) would score every language as one. Both are
+    refused with file and line; the sentences' columns alone (and ids) name pairs to predict. A "-" in a plain
+    `label` column is a label (only MultiNLI's and SNLI's `gold_label` means "no consensus" by it)."""
     from dlfa_zero_shot.readers import read_examples
 
-    path = write(tmp_path / "test-de.tsv", "sentence1\tsentence2\nDer Mann schläft.\tDer Mann ruht.\n")
+    refused = [
+        ("labels.tsv", "sentence1\tsentence2\tlabels\na\tb\t1\n", r"labels.tsv:1: no label column \(label or gold_label\)"),
+        ("labels.jsonl", '{"sentence1": "a", "sentence2": "b", "is_duplicate": 1}\n', r"labels.jsonl:1: no label column"),
+        ("xnli.test.tsv", "language\tgold_label\tsentence1\tsentence2\nde\tneutral\ta\tb\n",
+         r"xnli.test.tsv:1: a 'language' column: the file holds pairs of several languages"),
+        ("xnli.test.jsonl", '{"language": "de", "gold_label": "neutral", "sentence1": "a", "sentence2": "b"}\n',
+         r"xnli.test.jsonl:1: a 'language' column"),
+        ("gold.tsv", "gold_label\tsentence1\tsentence2\tgenre\n\ta\tb\tfiction\n",
+         r"gold.tsv:2: its gold_label \(field 1\) is empty"),
+    ]  # fmt: skip
+    for name, text, message in refused:
+        with pytest.raises(ValueError, match=message):
+            read_examples("pair", write(tmp_path / name, text))
+
+    path = write(tmp_path / "test-de.tsv", "\ufeffid\tsentence1\tsentence2\n7\tDer Mann schläft.\tDer Mann ruht.\n")
     assert [(e.first, e.second, e.label) for e in read_examples("pair", path)] == [
         ("Der Mann schläft.", "Der Mann ruht.", None)
     ]
-    with pytest.raises(ValueError, match=re.escape(f"{path}:3: expected 2 tab-separated fields, got 'allein'")):
-        read_examples("pair", write(path, "sentence1\tsentence2\na\tb\nallein\n"))
+    with pytest.raises(ValueError, match=re.escape(f"{path}:3: expected 3 tab-separated fields, got 1: 'allein'")):
+        read_examples("pair", write(path, "id\tsentence1\tsentence2\n7\ta\tb\nallein\n"))
+    signs = write(tmp_path / "signs.tsv", "gut\tschlecht\t-\ngut\tbestens\t+\n")
+    assert [e.label for e in read_examples("pair", signs)] == ["-", "+"]
 
 
 def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path):
