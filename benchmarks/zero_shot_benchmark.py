@@ -301,7 +301,7 @@ def device_here(use_cpu: bool) -> str:
     """
     probe = [sys.executable, "-c", DEVICE_PROBE, str(use_cpu).lower(), str(ROOT / "benchmarks")]
     done = subprocess.run(probe, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    if done.returncode != 0 or not done.stdout.strip():
         raise SystemExit(f"cannot tell which device a run would train on here:\n{done.stderr.strip()}")
     return done.stdout.strip().splitlines()[-1]
 
