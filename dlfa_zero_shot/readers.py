@@ -53,7 +53,7 @@ LABEL_COLUMNS = ("label", GOLD_LABEL)
 # The gold label MultiNLI and SNLI give a pair whose annotators reached no consensus: GLUE leaves such pairs out.
 NO_CONSENSUS = "-"
 # Columns that identify a pair: beside the two sentences alone, they still name pairs to predict.
-ID_COLUMNS = ("id", "idx")
+ID_COLUMNS = ("id", "idx", "index")  # `index`: GLUE's own tsv files
 # XNLI's own files hold every language, in this column; a file here is one language's.
 LANGUAGE_COLUMN = "language"
 
@@ -86,7 +86,7 @@ def warn_left_out(path: Path, count: int) -> None:
     """Say how many of `path`'s pairs were left out for having no gold label (`NO_CONSENSUS`)."""
     if count:
         logger.warning(
-            "%s: %d pairs with the gold label %r (no annotator consensus) left out, as GLUE does", path, count,
+            "%s: %d pair(s) with the gold label %r (no annotator consensus) left out, as GLUE does", path, count,
             NO_CONSENSUS,
         )  # fmt: skip
 
@@ -152,24 +152,30 @@ def read_conllu(path: Path, limit: int | None = None) -> list[TaggedSentence]:
 
 def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
     """
-    `first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a first line naming the columns as the json / csv reader
-    knows them (`pair_columns`), in any order among others: `premise hypothesis label`, `sentence1 sentence2 label`,
-    MultiNLI's and SNLI's own `gold_label ... sentence1 sentence2 ...` (whose pairs without a gold label, "-", are
-    left out), or `sentence1 sentence2` alone for pairs to predict.
+    `first<TAB>second<TAB>label` lines (XNLI, PAWS-X), or a first non-blank line naming the columns as the json /
+    csv reader knows them (`pair_columns`), in any order among others: `premise hypothesis label`, `sentence1
+    sentence2 label`, MultiNLI's and SNLI's own `gold_label ... sentence1 sentence2 ...` (whose pairs without a gold
+    label, "-", are left out), or `sentence1 sentence2` alone for pairs to predict.
     """
-    pairs, columns, label_column, left_out = [], (0, 1, 2), "label", 0
+    pairs, columns, label_column, left_out, first_line, width = [], (0, 1, 2), "label", 0, True, None
     for line_number, line in _lines(path):
         if not line.strip():
             continue
         fields = [field.strip() for field in line.split("\t")]
-        header = pair_columns(fields, f"{path}:{line_number}") if line_number == 1 else None
+        header = pair_columns(fields, f"{path}:{line_number}") if first_line else None
+        first_line = False
         if header:
-            label_column = header[2]
+            label_column, width = header[2], len(fields)
             columns = tuple(fields.index(name) for name in header if name is not None)
             continue
         if len(fields) <= max(columns):
             raise ValueError(
                 f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields, got {len(fields)}: {line!r}"
+            )
+        if label_column is None and len(fields) > width:
+            raise ValueError(
+                f"{path}:{line_number}: {len(fields)} fields under a header of {width} that names no label column: "
+                f"name the label's column {LABEL_COLUMNS[0]!r} to score these pairs: {line!r}"
             )
         label = fields[columns[2]] if label_column else None
         if label == "":
@@ -236,7 +242,7 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
     A json / jsonl / csv file as the stock example scripts read it: tagging rows have `tokens` and a tag column
     (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label` or
     `gold_label` (`pair_columns`; a MultiNLI or SNLI pair without a gold label, "-", is left out). A row without its
-    labels is unlabelled text (predictions only).
+    labels, or with `datasets`' -1 for a pair's label, is unlabelled text (predictions only).
     """
     examples, left_out = [], 0
     for line, row in _records(path):
@@ -280,11 +286,18 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                     f"{path}:{line}: a pair row needs premise/hypothesis or sentence1/sentence2; it has {sorted(row)}"
                 )
             first, second, label_column = columns
-            label = None if label_column is None or row[label_column] in (None, "") else str(row[label_column])
-            if label_column == GOLD_LABEL and label == NO_CONSENSUS:
+            sentences = [row[first], row[second]]
+            if not all(isinstance(sentence, str) for sentence in sentences):
+                raise ValueError(f"{path}:{line}: '{first}' and '{second}' must be text; they are {sentences!r}")
+            value = row[label_column] if label_column else None
+            if label_column == GOLD_LABEL and value in (None, ""):
+                raise ValueError(f"{path}:{line}: its {GOLD_LABEL} is empty")
+            if label_column == GOLD_LABEL and value == NO_CONSENSUS:
                 left_out += 1
                 continue
-            examples.append(SentencePair(str(row[first]), str(row[second]), label, line))
+            # datasets' ClassLabel writes -1 for "no label" (GLUE's test splits, SNLI's pairs without consensus)
+            unlabelled = value in (None, "") or (isinstance(value, int) and value < 0)
+            examples.append(SentencePair(sentences[0], sentences[1], None if unlabelled else str(value), line))
         if limit is not None and len(examples) >= limit:
             break
     warn_left_out(path, left_out)

@@ -349,7 +349,7 @@ def test_multinli_and_snli_files_in_their_own_layout_are_read_by_their_gold_labe
             (MULTINLI_ROWS[0][5], MULTINLI_ROWS[0][6], "neutral", first_line)
         ], path
         assert labels_of(examples) == ("neutral",)
-        assert f"{path}: 1 pairs with the gold label '-' (no annotator consensus) left out" in caplog.text
+        assert f"{path}: 1 pair(s) with the gold label '-' (no annotator consensus) left out" in caplog.text
 
 
 def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file_are_refused(tmp_path):
@@ -368,6 +368,11 @@ def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file
          r"xnli.test.jsonl:1: a 'language' column"),
         ("gold.tsv", "gold_label\tsentence1\tsentence2\tgenre\n\ta\tb\tfiction\n",
          r"gold.tsv:2: its gold_label \(field 1\) is empty"),
+        ("gold.jsonl", '{"gold_label": "", "sentence1": "a", "sentence2": "b"}\n', r"gold.jsonl:1: its gold_label is empty"),
+        ("unnamed.tsv", "sentence1\tsentence2\na\tb\tneutral\n",
+         r"unnamed.tsv:2: 3 fields under a header of 2 that names no label column"),
+        ("none.jsonl", '{"premise": "a", "hypothesis": null, "label": "neutral"}\n',
+         r"none.jsonl:1: 'premise' and 'hypothesis' must be text; they are \['a', None\]"),
     ]  # fmt: skip
     for name, text, message in refused:
         with pytest.raises(ValueError, match=message):
@@ -381,6 +386,11 @@ def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file
         read_examples("pair", write(path, "id\tsentence1\tsentence2\n7\ta\tb\nallein\n"))
     signs = write(tmp_path / "signs.tsv", "gut\tschlecht\t-\ngut\tbestens\t+\n")
     assert [e.label for e in read_examples("pair", signs)] == ["-", "+"]
+    glue = write(tmp_path / "rte-test.tsv", "\nindex\tsentence1\tsentence2\n0\tDogs bark.\tDogs make noise.\n")
+    assert [(e.first, e.label, e.line) for e in read_examples("pair", glue)] == [("Dogs bark.", None, 3)]
+    exported = write(tmp_path / "snli.jsonl", '{"premise": "a", "hypothesis": "b", "label": -1}\n'
+                     '{"premise": "c", "hypothesis": "d", "label": 2}\n')  # fmt: skip
+    assert [e.label for e in read_examples("pair", exported)] == [None, "2"]  # datasets' -1: no label
 
 
 def test_a_csv_list_cell_that_is_not_json_is_refused_with_file_and_line(tmp_path):
