@@ -172,7 +172,7 @@ def read_pair_tsv(path: Path, limit: int | None = None) -> list[SentencePair]:
             raise ValueError(
                 f"{path}:{line_number}: expected {max(columns) + 1} tab-separated fields, got {len(fields)}: {line!r}"
             )
-        if label_column is None and len(fields) > width:
+        if label_column is None and any(fields[width:]):
             raise ValueError(
                 f"{path}:{line_number}: {len(fields)} fields under a header of {width} that names no label column: "
                 f"name the label's column {LABEL_COLUMNS[0]!r} to score these pairs: {line!r}"
@@ -242,7 +242,7 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
     A json / jsonl / csv file as the stock example scripts read it: tagging rows have `tokens` and a tag column
     (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label` or
     `gold_label` (`pair_columns`; a MultiNLI or SNLI pair without a gold label, "-", is left out). A row without its
-    labels, or with `datasets`' -1 for a pair's label, is unlabelled text (predictions only).
+    labels, or with `datasets`' -1 for a pair's label in json, is unlabelled text (predictions only).
     """
     examples, left_out = [], 0
     for line, row in _records(path):
@@ -296,7 +296,7 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 left_out += 1
                 continue
             # datasets' ClassLabel writes -1 for "no label" (GLUE's test splits, SNLI's pairs without consensus)
-            unlabelled = value in (None, "") or (isinstance(value, int) and value < 0)
+            unlabelled = value in (None, "") or (type(value) is int and value == -1)
             examples.append(SentencePair(sentences[0], sentences[1], None if unlabelled else str(value), line))
         if limit is not None and len(examples) >= limit:
             break

@@ -386,7 +386,7 @@ def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file
         read_examples("pair", write(path, "id\tsentence1\tsentence2\n7\ta\tb\nallein\n"))
     signs = write(tmp_path / "signs.tsv", "gut\tschlecht\t-\ngut\tbestens\t+\n")
     assert [e.label for e in read_examples("pair", signs)] == ["-", "+"]
-    glue = write(tmp_path / "rte-test.tsv", "\nindex\tsentence1\tsentence2\n0\tDogs bark.\tDogs make noise.\n")
+    glue = write(tmp_path / "rte-test.tsv", "\nindex\tsentence1\tsentence2\n0\tDogs bark.\tDogs make noise.\t\n")
     assert [(e.first, e.label, e.line) for e in read_examples("pair", glue)] == [("Dogs bark.", None, 3)]
     exported = write(tmp_path / "snli.jsonl", '{"premise": "a", "hypothesis": "b", "label": -1}\n'
                      '{"premise": "c", "hypothesis": "d", "label": 2}\n')  # fmt: skip
