@@ -242,9 +242,11 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
     A json / jsonl / csv file as the stock example scripts read it: tagging rows have `tokens` and a tag column
     (lists; csv cells hold JSON lists), pair rows `premise`/`hypothesis` or `sentence1`/`sentence2`, and `label` or
     `gold_label` (`pair_columns`; a MultiNLI or SNLI pair without a gold label, "-", is left out). A row without its
-    labels, or with `datasets`' -1 for a pair's label in json, is unlabelled text (predictions only).
+    labels, or with `datasets`' -1 for a pair's label in json, is unlabelled text (predictions only); -1 beside
+    labelled pairs is refused (`datasets`' SNLI marks its pairs without consensus so, and -1 is a class of some -1/1
+    data: neither is guessed).
     """
-    examples, left_out = [], 0
+    examples, left_out, first_minus_one = [], 0, None
     for line, row in _records(path):
 
         def cell(column: str):
@@ -296,10 +298,18 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 left_out += 1
                 continue
             # datasets' ClassLabel writes -1 for "no label" (GLUE's test splits, SNLI's pairs without consensus)
-            unlabelled = value in (None, "") or (type(value) is int and value == -1)
+            minus_one = type(value) is int and value == -1
+            first_minus_one = first_minus_one or (line if minus_one else None)
+            unlabelled = value in (None, "") or minus_one
             examples.append(SentencePair(sentences[0], sentences[1], None if unlabelled else str(value), line))
         if limit is not None and len(examples) >= limit:
             break
+    if first_minus_one and any(map(is_labelled, examples)):
+        raise ValueError(
+            f"{path}:{first_minus_one}: a label of -1 (`datasets`' 'no label': SNLI's pairs without consensus) "
+            "beside labelled pairs: leave those pairs out (`dataset.filter(lambda row: row['label'] != -1)`), or "
+            "write the labels as names where -1 is a class"
+        )
     warn_left_out(path, left_out)
     return examples
 
