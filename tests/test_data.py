@@ -352,6 +352,25 @@ def test_multinli_and_snli_files_in_their_own_layout_are_read_by_their_gold_labe
         assert f"{path}: 1 pair(s) with the gold label '-' (no annotator consensus) left out" in caplog.text
 
 
+def test_the_harness_reads_a_training_file_once_and_says_once_how_many_pairs_it_left_out(tmp_path, caplog):
+    """The harness reads the training file for its label set, then for training. Before, it read the file twice and
+    the reader said twice that a pair without a gold label was left out, as if two had been."""
+    from dlfa_zero_shot.arguments import DataArguments
+    from dlfa_zero_shot.cli import data_source
+    from dlfa_zero_shot.data import load_task_data
+
+    rows = [MULTINLI_COLUMNS, *MULTINLI_ROWS, ["contradiction", *MULTINLI_ROWS[0][1:]]]
+    train = write(tmp_path / "multinli_1.0_train.txt", "".join("\t".join(row) + "\n" for row in rows))
+    dev = write(tmp_path / "dev.tsv", "a\tb\tneutral\n")
+    test = write(tmp_path / "test-de.tsv", "c\td\tcontradiction\n")
+    arguments = DataArguments(task="pairs", train_file=str(train), validation_file=str(dev), test_files=f"de={test}")
+    task, source = data_source(arguments, backbone=None)  # the backbone plays no part with a training file
+    data = load_task_data(task, source)
+    assert task.labels == ("contradiction", "neutral")
+    assert [(pair.label, pair.line) for pair in data.train] == [("neutral", 2), ("contradiction", 4)]
+    assert caplog.text.count(f"{train}: 1 pair(s) with the gold label '-'") == 1
+
+
 def test_a_label_column_under_another_name_or_several_languages_in_one_pair_file_are_refused(tmp_path):
     """A header naming a pair's sentences and other columns, but no label column, would leave a test file
     predicted, not scored; XNLI's own files (a `language` column) would score every language as one. Both are
