@@ -18,9 +18,10 @@ is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` 
 to be compared with the separate-run sweep of the same seeds.
 Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped
 where it records the harness command planned now, the harness code, package versions, backbone and device here, and
-the data files as they are (else the benchmark stops before any run and names what differs); an unfinished one resumes from its last
-checkpoint. Each finished run's weights and checkpoints are deleted
-(`--keep_models` keeps them): the benchmark keeps numbers and per-item predictions, not models.
+the data files as they are (else the benchmark stops before any run and names what differs); an unfinished one
+resumes from its last checkpoint. The runs a plan's budget (its whole learning curve) and a `-best` layer are read
+from must pass the same check, finished. Each finished run's weights and checkpoints are deleted (`--keep_models`
+keeps them): the benchmark keeps numbers and per-item predictions, not models.
 """
 
 import argparse
@@ -185,10 +186,11 @@ def study_budget(task_dir: Path, plan: plans.StudyPlan) -> dict[str, str]:
     return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
 
 
-def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> int:
+def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> tuple[int, list[tuple[str, int]]]:
     """
-    The DLFA layer chosen on English dev: the plan's choice (its layers and seeds, all finished) under a protocol with
-    a plan, else among the finished `aif-layer-*` runs over the seeds they all have.
+    The DLFA layer chosen on English dev, and the (run name, seed) of the runs it was chosen among: the plan's choice
+    (its layers and seeds, all finished) under a protocol with a plan, else among the finished `aif-layer-*` runs over
+    the seeds they all have.
     """
     runs = analysis.load_runs(task_dir)
     if plan:
@@ -197,13 +199,14 @@ def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> int:
             raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
                              "run it before any '-best' configuration")  # fmt: skip
         print(f"{task_dir.name}: the study's layer choice on English dev is {chosen}", flush=True)
-        return layer_of(chosen)
-    layers = [name for name in runs if name.startswith(AIF_PREFIX)]
-    if not layers:
-        raise SystemExit(f"no finished {AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
-    seeds, chosen = analysis.select_on_english_dev(runs, layers)
-    print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(layers)} (seeds {seeds})", flush=True)
-    return layer_of(chosen)
+        layers, seeds = [run_name(layer) for layer in plan.choice_layers], list(plan.choice_seeds)
+    else:
+        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
+        if not layers:
+            raise SystemExit(f"no finished {AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
+        seeds, chosen = analysis.select_on_english_dev(runs, layers)
+        print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(layers)} (seeds {seeds})", flush=True)
+    return layer_of(chosen), [(name, seed) for seed in seeds for name in sorted(layers)]
 
 
 # A run name's qualifiers, and the harness flags of the same names (given only where they differ from the default).
@@ -335,9 +338,9 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
     harness itself checks before it reuses a run (`runs.reuse_or_claim`): the command line it records (paths aside:
     `PATH_FLAGS`; its settings follow from it and the code), what made it (`provenance.made_by`: code, versions,
     backbone) and its device against `made_here`, and each data file it read against the file under `data_dir` now
-    (None: a Hub dataset, whose files have no digest here). Empty: it may be skipped. A run that records no
-    provenance (made before 2026-12-06) cannot be checked and is refused. (The curve and layer-choice runs that the
-    budget and the chosen layer are read from are read as they are, unchecked.)
+    (None: a Hub dataset, whose files have no digest here). Empty: it may be skipped, or decide a setting of the runs
+    planned (`read_runs_differences`). A run that records no provenance (made before 2026-12-06) cannot be checked and
+    is refused.
     """
     made = result.get("provenance")
     if not made:
@@ -368,33 +371,108 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
     return differences
 
 
-def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -> list[tuple[Path, dict]]:
-    """(output_dir, harness flags) of every run the command asks for, finished ones included."""
-    base = protocol.arguments(args.task)
+@dataclass(frozen=True)
+class PlannedRun:
+    """One harness run: its folder (`output_dir / name`) and its flags (the protocol's and the configuration's)."""
+
+    output_dir: Path
+    name: str
+    flags: dict[str, str]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+
+def curve_runs(protocol: Protocol, task: str, task_dir: Path) -> list[PlannedRun]:
+    """The baseline's learning curve (`CURVE`), seed 1, scored on English alone."""
+    base, (sizes, epochs) = protocol.arguments(task), CURVE[task]
+    return [
+        PlannedRun(task_dir / "curve" / f"n-{size}" / "seed-1", BASELINE,
+                   {**base, "--max_train_samples": str(size), "--num_train_epochs": str(epochs), "--seed": "1",
+                    "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
+        for size in sizes
+    ]  # fmt: skip
+
+
+def planned_runs(
+    args: argparse.Namespace, protocol: Protocol, task_dir: Path
+) -> tuple[list[PlannedRun], dict[str, list[PlannedRun]]]:
+    """
+    Every run the command asks for, finished ones included, and the finished runs their settings are read from, by
+    what they decide: a plan's budget (its learning curve, `study_budget`) and the layer of a `-best` configuration
+    (`chosen_layer`). Each of those must be the run planned now as much as a run to skip.
+    """
     if args.phase == "curve":
         if not protocol.plan:
             planned = sorted(name for name, protocol in PROTOCOLS.items() if protocol.plan)
             raise SystemExit(f"--phase curve belongs to the protocols with a plan: {planned}")
-        sizes, epochs = CURVE[args.task]
-        return [
-            (task_dir / "curve" / f"n-{size}" / "seed-1",
-             {**base, "--max_train_samples": str(size), "--num_train_epochs": str(epochs), "--seed": "1",
-              "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
-            for size in sizes
-        ]  # fmt: skip
-    names = args.configs.split(",")
+        return curve_runs(protocol, args.task, task_dir), {}
+    base, names, read = protocol.arguments(args.task), args.configs.split(","), {}
     if protocol.plan:
         check_planned(protocol.plan, names, parse_seeds(args.seeds))
         base = {**base, **study_budget(task_dir, protocol.plan)}
+        read["the budget"] = curve_runs(protocol, args.task, task_dir)
+
+    def run_of(name: str, seed: int) -> PlannedRun:
+        flags = harness_flags(name, float(base["--learning_rate"]), args.search_layers)
+        return PlannedRun(task_dir / f"seed-{seed}", name, {**base, **flags, "--seed": str(seed)})
+
     if any("-best" in name for name in names):
-        layer = chosen_layer(task_dir, protocol.plan)
+        layer, choice = chosen_layer(task_dir, protocol.plan)
         names = [name.replace("-best", f"-{layer:02d}") for name in names]
-    planned = []
-    for seed in parse_seeds(args.seeds):  # seed-major: a partial benchmark has every configuration at equal seeds
-        for name in names:
-            flags = harness_flags(name, float(base["--learning_rate"]), args.search_layers)
-            planned.append((task_dir / f"seed-{seed}", {**base, **flags, "--seed": str(seed), "name": name}))
-    return planned
+        read["the layer"] = [run_of(name, seed) for name, seed in choice]
+    # seed-major: a partial benchmark has every configuration at equal seeds
+    return [run_of(name, seed) for seed in parse_seeds(args.seeds) for name in names], read
+
+
+def harness_arguments(run: PlannedRun, args: argparse.Namespace) -> list[str]:
+    """The harness command line of `run` (after the script): its flags, the data source, and the benchmark's own."""
+    source = {"--dataset_name": args.dataset_name} if args.dataset_name else {"--data_dir": str(args.data_dir)}
+    flags = {**run.flags, **source, "--output_dir": str(run.output_dir), "--do_train": "true", "--do_eval": "true",
+             "--disable_tqdm": "true", "--report_to": "none"}  # fmt: skip
+    if args.use_cpu:
+        flags["--use_cpu"] = args.use_cpu
+    return [part for item in flags.items() for part in item]
+
+
+def finished_result(run_dir: Path) -> dict | None:
+    """A finished run's results.json; None where the run is not finished, or damaged (the harness sets a damaged one
+    aside and makes the run again)."""
+    try:
+        result = read_json(run_dir / "results.json")
+    except (FileNotFoundError, DamagedFileError):
+        return None
+    return result if isinstance(result, dict) else None  # (not a dict: damaged, as the harness reads it)
+
+
+def read_runs_differences(
+    read: dict[str, list[PlannedRun]], planned: list[PlannedRun], args: argparse.Namespace, task_dir: Path
+) -> list[str]:
+    """
+    Why the finished runs that settings are read from (`planned_runs`) do not decide them for the runs planned now, one
+    line each: a run that is not finished, one that is not the run planned now (`finished_run_differences`), and a
+    learning-curve run the protocol's curve does not have (`analysis.load_curve` reads every one). A run that is also
+    `planned` (a layer-choice run compared at its seed) is checked as such, not here.
+    """
+    data_dir, planned_dirs = None if args.dataset_name else args.data_dir, {run.run_dir for run in planned}
+    lines = []
+    for decides, runs in read.items():
+        for run in (run for run in runs if run.run_dir not in planned_dirs):
+            result = finished_result(run.run_dir)
+            unfinished = "it is not finished" + (": run --phase curve" if decides == "the budget" else "")
+            differences = ([unfinished] if result is None
+                           else finished_run_differences(result, harness_arguments(run, args), data_dir))  # fmt: skip
+            if differences:
+                lines.append(f"{run.run_dir} (read for {decides}): {'; '.join(differences)}")
+    curve = {run.run_dir / "results.json" for run in read.get("the budget", [])}
+    if curve:
+        sizes, epochs = CURVE[args.task]
+        for path in sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS)):
+            if path not in curve:
+                lines.append(f"{path.parent} (read for the budget): no run of this protocol's curve "
+                             f"({', '.join(map(str, sizes))} examples, {epochs} epochs, seed 1)")  # fmt: skip
+    return lines
 
 
 def main() -> None:
@@ -425,32 +503,25 @@ def main() -> None:
     protocol = PROTOCOLS[args.protocol]
     if not args.dataset_name and not args.data_dir.is_dir():
         raise SystemExit(f"--data_dir {args.data_dir} is not a folder laid out as ../shared/data/xtreme-lite")
-    source = {"--dataset_name": args.dataset_name} if args.dataset_name else {"--data_dir": str(args.data_dir)}
 
     task_dir = args.runs_dir / args.protocol / args.task
-    pending, stale = [], []
-    for output_dir, flags in planned_runs(args, protocol, task_dir):
-        name = flags.pop("name", BASELINE)
-        flags = {**flags, **source, "--output_dir": str(output_dir), "--do_train": "true", "--do_eval": "true",
-                 "--disable_tqdm": "true", "--report_to": "none"}  # fmt: skip
-        if args.use_cpu:
-            flags["--use_cpu"] = args.use_cpu
-        arguments = [part for item in flags.items() for part in item]
-        try:
-            result = read_json(output_dir / name / "results.json")
-        except (FileNotFoundError, DamagedFileError):  # not finished; a damaged one the harness sets aside and redoes
-            result = None
-        if isinstance(result, dict):  # (not a dict: damaged, as the harness reads it)
-            differences = finished_run_differences(result, arguments, None if args.dataset_name else args.data_dir)
-            if differences:
-                stale.append(f"{output_dir / name}: {'; '.join(differences)}")
+    planned, read = planned_runs(args, protocol, task_dir)
+    stale = read_runs_differences(read, planned, args, task_dir)
+    pending = []
+    for run_to_make in planned:
+        arguments = harness_arguments(run_to_make, args)
+        result = finished_result(run_to_make.run_dir)
+        if result is None:
+            pending.append(([sys.executable, str(HARNESS), *arguments], run_to_make.run_dir))
             continue
-        pending.append(([sys.executable, str(HARNESS), *arguments], output_dir / name))
-    if stale:  # before any run: a finished run is skipped only where it is the run planned now
+        differences = finished_run_differences(result, arguments, None if args.dataset_name else args.data_dir)
+        if differences:
+            stale.append(f"{run_to_make.run_dir}: {'; '.join(differences)}")
+    if stale:  # before any run: a finished run is skipped, or read for a setting, only where it is the run planned now
         raise SystemExit(
-            "finished runs that are not the runs planned now; they are not reused (move them away to run them "
-            "again, or run them where the code, versions, backbone and device that made them are):\n"
-            + "\n".join(stale)
+            "finished runs that are not the runs planned now, or runs a setting is read from that are not finished; "
+            "they are not reused (move them away to run them again, or run them where the code, versions, backbone "
+            "and device that made them are):\n" + "\n".join(stale)
         )
     print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)
     failed = 0

@@ -5,7 +5,6 @@ import importlib.util
 import json
 import re
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,8 @@ def write_finished_run(run_dir: Path, command: list[str], data: dict, result: di
     line, code, versions, backbone and `data` files; its device), with `result` and `changed` (in its provenance)."""
     made = script_module("zero_shot_benchmark").made_here(flag(command, "--model_name_or_path"), True)
     recorded = {"argv": command, "code_sha256": made["code_sha256"], "code_files": made["code_files"],
-                "versions": made["versions"], "backbone": {"sha256": made["backbone_sha256"]}, "data": data}  # fmt: skip
+                "versions": made["versions"], "backbone": {"sha256": made["backbone_sha256"]}, "data": data,
+                "settings": {}}  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     result = {"run": run_dir.name, "device": made["device"], **(result or {}), "provenance": {**recorded, **changed}}
     (run_dir / "results.json").write_text(json.dumps(result))
@@ -170,27 +170,64 @@ def write_result(run_dir: Path, **result) -> None:
     (run_dir / "results.json").write_text(json.dumps(result))
 
 
-def test_the_study_compares_only_after_its_whole_layer_choice(tmp_path):
+def test_the_study_compares_only_after_its_whole_layer_choice_of_the_runs_planned_now(
+    tmp_path, offline_backbone, monkeypatch
+):
     """`aif-layer-best` under the study protocol is the plan's choice (layers 8, 10, 11 on seeds 1 and 2, English
-    dev): with one of those runs missing the benchmark stops, rather than choose among the runs it happens to have."""
-    task_dir = tmp_path / "runs" / "study" / "xnli"
-    write_result(task_dir / "curve" / "n-2500" / "seed-1" / "baseline", run="baseline", seed=1,
-                 selection_by_epoch=[{"epoch": 1.0, "step": 9, "score": 0.7}])  # fmt: skip
-    for layer, seed, dev in ((8, 1, 0.9), (8, 2, 0.9), (10, 1, 0.6), (10, 2, 0.6), (11, 1, 0.5), (11, 2, 0.5)):
-        if (layer, seed) != (11, 2):
-            write_result(task_dir / f"seed-{seed}" / f"aif-layer-{layer:02d}", run=f"aif-layer-{layer:02d}",
-                         seed=seed, metric="accuracy", scores={"selection": {"accuracy": dev}})  # fmt: skip
-    command = [sys.executable, str(ROOT / "benchmarks" / "zero_shot_benchmark.py"), "--protocol", "study", "--task",
-               "xnli", "--data_dir", str(tmp_path), "--runs_dir", str(tmp_path / "runs"), "--dry_run", "--configs",
-               "aif-layer-best", "--seeds", "3"]  # fmt: skip
-    stopped = subprocess.run(command, capture_output=True, text=True, check=False)
+    dev) at the budget read off the plan's learning curve: with one of those runs missing the benchmark stops, rather
+    than choose among the runs it happens to have. Before, the curve and the layer-choice runs were read as they were:
+    a layer choice made with other settings, a curve of another backbone, an unfinished curve or a stray curve run set
+    the budget and the layer of the runs planned now."""
+    monkeypatch.setenv("DLFA_CACHE", str(offline_backbone.parent))  # the protocols' backbone, converted already
+
+    def commands(*arguments: str) -> list[list[str]]:
+        done = benchmark_dry_run(tmp_path, "study", "xnli", *arguments)
+        assert done.returncode == 0, done.stderr
+        return [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line]
+
+    def write_run(command: list[str], result: dict, **changed) -> Path:
+        run_dir = Path(flag(command, "--output_dir")) / ("baseline" if "curve" in flag(command, "--output_dir")
+                                                         else f"aif-layer-{int(flag(command, '--fusion_layers')):02d}")  # fmt: skip
+        write_finished_run(run_dir, command, {}, {"seed": int(flag(command, "--seed")), **result}, **changed)
+        return run_dir
+
+    best = ("--configs", "aif-layer-best", "--seeds", "3")
+    curve = commands("--phase", "curve")
+    points = [write_run(c, {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]}) for c in curve]
+    choice = commands("--configs", "aif-layer-08,aif-layer-10,aif-layer-11", "--seeds", "1,2")
+    assert [flag(c, "--max_train_samples") for c in choice] == [flag(curve[0], "--max_train_samples")] * 6
+    dev = {"8": 0.9, "10": 0.6, "11": 0.5}
+    layer_runs = {(flag(c, "--fusion_layers"), flag(c, "--seed")): c for c in choice}
+    for (layer, seed), command in layer_runs.items():
+        if (layer, seed) != ("11", "2"):
+            write_run(command, {"metric": "accuracy", "scores": {"selection": {"accuracy": dev[layer]}}})
+    stopped = benchmark_dry_run(tmp_path, "study", "xnli", *best)
     assert stopped.returncode != 0 and "missing aif-layer-11 seed 2" in stopped.stderr
 
-    write_result(task_dir / "seed-2" / "aif-layer-11", run="aif-layer-11", seed=2, metric="accuracy",
-                 scores={"selection": {"accuracy": 0.5}})  # fmt: skip
-    planned = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    commands = [line.split()[2:] for line in planned.splitlines() if "run_zero_shot.py" in line]
-    assert [flag(c, "--fusion_layers") for c in commands] == ["8"] and flag(commands[0], "--seed") == "3"
+    write_run(layer_runs["11", "2"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.5}}})
+    (command,) = commands(*best)
+    assert (flag(command, "--fusion_layers"), flag(command, "--seed")) == ("8", "3")
+
+    def refusal(*arguments: str) -> str:
+        done = benchmark_dry_run(tmp_path, "study", "xnli", *arguments)
+        assert done.returncode == 1 and "they are not reused" in done.stderr and "run_zero_shot.py" not in done.stdout
+        return done.stderr
+
+    edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in layer_runs["8", "1"]]
+    write_run(layer_runs["8", "1"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}}, argv=edited)
+    assert "seed-1/aif-layer-08 (read for the layer): --learning_rate: stored '1e-4'" in refusal(*best)
+    write_run(layer_runs["8", "1"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}})
+    write_run(curve[1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]},
+              backbone={"sha256": {"model.safetensors": "0"}})  # fmt: skip
+    stale_curve = refusal(*best)  # the layer-choice runs too: the budget decides theirs
+    assert f"{points[1]} (read for the budget): the backbone's files differ" in stale_curve
+    write_run(curve[1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]})
+    (points[-1] / "results.json").unlink()
+    assert f"{points[-1]} (read for the budget): it is not finished: run --phase curve" in refusal(*best)
+    write_run(curve[-1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]})
+    stray = [part.replace(f"n-{flag(curve[0], '--max_train_samples')}", "n-100") for part in curve[0]]
+    write_run(stray, {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.99}]})
+    assert "n-100/seed-1/baseline (read for the budget): no run of this protocol's curve" in refusal(*best)
 
 
 def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path):
@@ -560,15 +597,18 @@ def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and
     assert plan.budget == (budget["examples"], budget["epochs"])
     assert plan.fusion_layer == names.layer_of(plans.study_layer_choice(analysis.load_runs(runs))[0])
 
-    def commands(protocol: str, seed: int) -> list[list[str]]:
-        done = benchmark_dry_run(tmp_path, protocol, "udpos", "--configs", ",".join(plan.configurations),
-                                 "--seeds", str(seed))  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line]
+    benchmark = script_module("zero_shot_benchmark")
 
-    # The study's seed 3, its finished runs removed from the copy (the study plan runs no seed past its bound of 10),
-    # beside the replication's first seed.
-    shutil.rmtree(runs / "seed-3")
+    def commands(protocol: str, seed: int) -> list[list[str]]:
+        """The harness commands planned, as the benchmark plans them (which reads the study's archived curve; run, it
+        would refuse it: those runs predate provenance records)."""
+        args = SimpleNamespace(task="udpos", phase="runs", configs=",".join(plan.configurations), seeds=str(seed),
+                               search_layers="", data_dir=tmp_path, dataset_name=None, use_cpu=None)  # fmt: skip
+        task_dir = tmp_path / "runs" / protocol / "udpos"
+        planned, _ = benchmark.planned_runs(args, benchmark.PROTOCOLS[protocol], task_dir)
+        return [benchmark.harness_arguments(run, args) for run in planned]
+
+    # The study's seed 3 (the study plan runs no seed past its bound of 10), beside the replication's first seed.
     for study, replication in zip(commands("study", 3), commands("replication", plan.seeds[0]), strict=True):
         ours, theirs = dict(zip(study[::2], study[1::2])), dict(zip(replication[::2], replication[1::2]))
         assert (ours.pop("--seed"), theirs.pop("--seed")) == ("3", str(plan.seeds[0]))
