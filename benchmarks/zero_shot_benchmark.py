@@ -13,7 +13,8 @@ protocol's settings, one configuration and one seed; `benchmarks/zero_shot_repor
 
 `--configs` takes run names (`dlfa_zero_shot.run_name`: `baseline`, `aif-layer-08`, `concat-layer-08`,
 `scalar-mix`, `paper-gate-layer-08`, `gate-init-0.1-layer-08`, `fusion-lr-x10-layer-08`); `best` in place of a layer
-is the DLFA layer chosen on English dev among the task's finished `aif-layer-*` runs (over the seeds they all have).
+is the DLFA layer chosen on English dev: under a protocol with a plan, the plan's layer choice (its layers and seeds,
+all finished); else among the task's finished `aif-layer-*` runs (over the seeds they all have).
 `layer-search` is the one-pass layer search over `--search_layers` (its chosen head kept as `one-pass-aif-layer-NN`),
 to be compared with the separate-run sweep of the same seeds.
 Runs live in `<runs_dir>/<protocol>/<task>/seed-<seed>/<run name>/`; a run whose `results.json` exists is skipped
@@ -49,7 +50,6 @@ from dlfa_zero_shot.names import (
     LAYER_SEARCH,
     configuration_of,
     layer_of,
-    run_name,
 )
 from dlfa_zero_shot.tasks import TRAIN_LANGUAGE
 
@@ -175,40 +175,6 @@ def parse_seeds(spec: str) -> list[int]:
     return seeds
 
 
-def study_budget(task_dir: Path, plan: plans.StudyPlan) -> dict[str, str]:
-    """A task's training budget, chosen on its learning curve by the plan's rule."""
-    try:
-        budget = analysis.choose_budget(analysis.load_curve(task_dir / "curve"), plan.budget_margin)
-    except ValueError:
-        raise SystemExit(f"no learning curve under {task_dir / 'curve'}: run --phase curve first") from None
-    print(f"{task_dir.name}: budget {budget['examples']} examples x {budget['epochs']} epochs (English dev "
-          f"{budget['english_dev']:.2f}, curve best {budget['plateau']:.2f})", flush=True)  # fmt: skip
-    return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
-
-
-def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None) -> tuple[int, list[tuple[str, int]]]:
-    """
-    The DLFA layer chosen on English dev, and the (run name, seed) of the runs it was chosen among: the plan's choice
-    (its layers and seeds, all finished) under a protocol with a plan, else among the finished `aif-layer-*` runs over
-    the seeds they all have.
-    """
-    runs = analysis.load_runs(task_dir)
-    if plan:
-        chosen, missing = plans.study_layer_choice(runs, plan)
-        if missing:
-            raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
-                             "run it before any '-best' configuration")  # fmt: skip
-        print(f"{task_dir.name}: the study's layer choice on English dev is {chosen}", flush=True)
-        layers, seeds = [run_name(layer) for layer in plan.choice_layers], list(plan.choice_seeds)
-    else:
-        layers = [name for name in runs if name.startswith(AIF_PREFIX)]
-        if not layers:
-            raise SystemExit(f"no finished {AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
-        seeds, chosen = analysis.select_on_english_dev(runs, layers)
-        print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(layers)} (seeds {seeds})", flush=True)
-    return layer_of(chosen), [(name, seed) for seed in seeds for name in sorted(layers)]
-
-
 # A run name's qualifiers, and the harness flags of the same names (given only where they differ from the default).
 QUALIFIER_DEFAULTS = {"aif_reduction": DEFAULT_REDUCTION, "aif_norm": DEFAULT_NORM,
                       "label_alignment": DEFAULT_LABEL_ALIGNMENT, "lora_r": 0}  # fmt: skip
@@ -269,7 +235,7 @@ def check_planned(plan: plans.StudyPlan, names: list[str], seeds: list[int]) -> 
     later.
     """
     if plan.seeds_decision == "":
-        choice = {run_name(layer) for layer in plan.choice_layers}
+        choice = {name for name, _ in plan.choice_runs}
         beyond = [name for name in names if name not in choice]
         beyond += [f"seed {seed}" for seed in seeds if seed not in plan.choice_seeds]
         if beyond:
@@ -339,8 +305,8 @@ def finished_run_differences(result: dict, arguments: list[str], data_dir: Path 
     `PATH_FLAGS`; its settings follow from it and the code), what made it (`provenance.made_by`: code, versions,
     backbone) and its device against `made_here`, and each data file it read against the file under `data_dir` now
     (None: a Hub dataset, whose files have no digest here). Empty: it may be skipped, or decide a setting of the runs
-    planned (`read_runs_differences`). A run that records no provenance (made before 2026-12-06) cannot be checked and
-    is refused.
+    planned (`deciding_results`). A run that records no provenance (made before 2026-12-06) cannot be checked and is
+    refused.
     """
     made = result.get("provenance")
     if not made:
@@ -384,6 +350,12 @@ class PlannedRun:
         return self.output_dir / self.name
 
 
+def configuration_run(task_dir: Path, base: dict[str, str], name: str, seed: int, search_layers: str) -> PlannedRun:
+    """The run of configuration `name` at `seed` over the protocol's flags `base` (its budget included)."""
+    flags = harness_flags(name, float(base["--learning_rate"]), search_layers)
+    return PlannedRun(task_dir / f"seed-{seed}", name, {**base, **flags, "--seed": str(seed)})
+
+
 def curve_runs(protocol: Protocol, task: str, task_dir: Path) -> list[PlannedRun]:
     """The baseline's learning curve (`CURVE`), seed 1, scored on English alone."""
     base, (sizes, epochs) = protocol.arguments(task), CURVE[task]
@@ -393,37 +365,6 @@ def curve_runs(protocol: Protocol, task: str, task_dir: Path) -> list[PlannedRun
                     "--fusion_layers": "last", "--eval_languages": TRAIN_LANGUAGE})
         for size in sizes
     ]  # fmt: skip
-
-
-def planned_runs(
-    args: argparse.Namespace, protocol: Protocol, task_dir: Path
-) -> tuple[list[PlannedRun], dict[str, list[PlannedRun]]]:
-    """
-    Every run the command asks for, finished ones included, and the finished runs their settings are read from, by
-    what they decide: a plan's budget (its learning curve, `study_budget`) and the layer of a `-best` configuration
-    (`chosen_layer`). Each of those must be the run planned now as much as a run to skip.
-    """
-    if args.phase == "curve":
-        if not protocol.plan:
-            planned = sorted(name for name, protocol in PROTOCOLS.items() if protocol.plan)
-            raise SystemExit(f"--phase curve belongs to the protocols with a plan: {planned}")
-        return curve_runs(protocol, args.task, task_dir), {}
-    base, names, read = protocol.arguments(args.task), args.configs.split(","), {}
-    if protocol.plan:
-        check_planned(protocol.plan, names, parse_seeds(args.seeds))
-        base = {**base, **study_budget(task_dir, protocol.plan)}
-        read["the budget"] = curve_runs(protocol, args.task, task_dir)
-
-    def run_of(name: str, seed: int) -> PlannedRun:
-        flags = harness_flags(name, float(base["--learning_rate"]), args.search_layers)
-        return PlannedRun(task_dir / f"seed-{seed}", name, {**base, **flags, "--seed": str(seed)})
-
-    if any("-best" in name for name in names):
-        layer, choice = chosen_layer(task_dir, protocol.plan)
-        names = [name.replace("-best", f"-{layer:02d}") for name in names]
-        read["the layer"] = [run_of(name, seed) for name, seed in choice]
-    # seed-major: a partial benchmark has every configuration at equal seeds
-    return [run_of(name, seed) for seed in parse_seeds(args.seeds) for name in names], read
 
 
 def harness_arguments(run: PlannedRun, args: argparse.Namespace) -> list[str]:
@@ -437,8 +378,10 @@ def harness_arguments(run: PlannedRun, args: argparse.Namespace) -> list[str]:
 
 
 def finished_result(run_dir: Path) -> dict | None:
-    """A finished run's results.json; None where the run is not finished, or damaged (the harness sets a damaged one
-    aside and makes the run again)."""
+    """
+    A finished run's results.json; None where the run is not finished, or is damaged (the harness sets a damaged
+    results.json aside and makes the run again).
+    """
     try:
         result = read_json(run_dir / "results.json")
     except (FileNotFoundError, DamagedFileError):
@@ -446,33 +389,118 @@ def finished_result(run_dir: Path) -> dict | None:
     return result if isinstance(result, dict) else None  # (not a dict: damaged, as the harness reads it)
 
 
-def read_runs_differences(
-    read: dict[str, list[PlannedRun]], planned: list[PlannedRun], args: argparse.Namespace, task_dir: Path
-) -> list[str]:
+STALE = (
+    "finished runs that are not the runs planned now; they are not reused (move them out of the runs folder to run "
+    "them again, or run them where the code, versions, backbone and device that made them are):\n"
+)
+
+
+def deciding_results(runs: list[PlannedRun], decides: str, args: argparse.Namespace) -> list[tuple[PlannedRun, dict]]:
     """
-    Why the finished runs that settings are read from (`planned_runs`) do not decide them for the runs planned now, one
-    line each: a run that is not finished, one that is not the run planned now (`finished_run_differences`), and a
-    learning-curve run the protocol's curve does not have (`analysis.load_curve` reads every one). A run that is also
-    `planned` (a layer-choice run compared at its seed) is checked as such, not here.
+    (run, results.json) of each finished one of `runs`, which `decides` a setting of the runs planned (the budget, the
+    layer): read from the run's own folder, and the run planned now (`finished_run_differences`), else a SystemExit
+    naming every one that is not, before any run.
     """
-    data_dir, planned_dirs = None if args.dataset_name else args.data_dir, {run.run_dir for run in planned}
-    lines = []
-    for decides, runs in read.items():
-        for run in (run for run in runs if run.run_dir not in planned_dirs):
-            result = finished_result(run.run_dir)
-            unfinished = "it is not finished" + (": run --phase curve" if decides == "the budget" else "")
-            differences = ([unfinished] if result is None
-                           else finished_run_differences(result, harness_arguments(run, args), data_dir))  # fmt: skip
-            if differences:
-                lines.append(f"{run.run_dir} (read for {decides}): {'; '.join(differences)}")
-    curve = {run.run_dir / "results.json" for run in read.get("the budget", [])}
-    if curve:
-        sizes, epochs = CURVE[args.task]
-        for path in sorted((task_dir / "curve").glob(analysis.CURVE_RESULTS)):
-            if path not in curve:
-                lines.append(f"{path.parent} (read for the budget): no run of this protocol's curve "
-                             f"({', '.join(map(str, sizes))} examples, {epochs} epochs, seed 1)")  # fmt: skip
-    return lines
+    data_dir = None if args.dataset_name else args.data_dir
+    finished, stale = [], []
+    for run in runs:
+        result = finished_result(run.run_dir)
+        if result is None:
+            continue
+        differences = finished_run_differences(result, harness_arguments(run, args), data_dir)
+        if differences:
+            stale.append(f"{run.run_dir} (read for {decides}): {'; '.join(differences)}")
+        finished.append((run, result))
+    if stale:
+        raise SystemExit(STALE + "\n".join(stale))
+    return finished
+
+
+def study_budget(protocol: Protocol, task_dir: Path, args: argparse.Namespace) -> dict[str, str]:
+    """
+    A task's training budget, chosen by the plan's rule on its learning curve: the runs of `curve_runs`, every one
+    finished and the run planned now, and no other run under `curve/`.
+    """
+    curve = curve_runs(protocol, args.task, task_dir)
+    planned = {run.run_dir / "results.json" for run in curve}
+    strays = [
+        str(path.parent) for path in sorted((task_dir / "curve").glob("*/*/*/results.json")) if path not in planned
+    ]
+    if strays:
+        raise SystemExit(f"runs under {task_dir / 'curve'} that are no run of this protocol's curve, which the budget "
+                         f"is read from (move them out of the runs folder): {', '.join(strays)}")  # fmt: skip
+    finished = deciding_results(curve, "the budget", args)
+    done = {run.run_dir for run, _ in finished}
+    missing = [run.output_dir.parent.name for run in curve if run.run_dir not in done]
+    if missing:
+        raise SystemExit(f"the learning curve under {task_dir / 'curve'} is not finished (missing {', '.join(missing)})"
+                         ": run --phase curve first")  # fmt: skip
+    points = [point for run, result in finished
+              for point in analysis.curve_points(int(run.flags["--max_train_samples"]), result)]  # fmt: skip
+    budget = analysis.choose_budget(points, protocol.plan.budget_margin)
+    print(f"{task_dir.name}: budget {budget['examples']} examples x {budget['epochs']} epochs (English dev "
+          f"{budget['english_dev']:.2f}, curve best {budget['plateau']:.2f})", flush=True)  # fmt: skip
+    return {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
+
+
+def is_aif_run(name: str) -> bool:
+    """Whether `name` is the run name of DLFA at a layer (`aif-layer-08`, `aif-layer-08+r8`)."""
+    try:
+        return name.startswith(AIF_PREFIX) and configuration_of(name)["fusion_layer"] is not None
+    except ValueError:  # not a run name: a folder moved aside, say
+        return False
+
+
+def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None, base: dict[str, str], args: argparse.Namespace) -> int:
+    """
+    The DLFA layer chosen on English dev among runs read from their own folders, each the run planned now over the
+    protocol's flags `base`: the plan's choice (`StudyPlan.choice_runs`, all finished) under a protocol with a plan,
+    else among the finished `aif-layer-*` runs over the seeds they all have.
+    """
+    if plan:
+        candidates = plan.choice_runs
+    else:
+        folders = sorted(task_dir.glob(f"seed-*/{AIF_PREFIX}*/results.json"))
+        candidates = [(path.parent.name, int(path.parent.parent.name.removeprefix("seed-"))) for path in folders
+                      if is_aif_run(path.parent.name)]  # fmt: skip
+    runs = [configuration_run(task_dir, base, name, seed, args.search_layers) for name, seed in candidates]
+    results: dict[str, dict[int, dict]] = {}
+    for run, result in deciding_results(runs, "the layer", args):
+        results.setdefault(run.name, {})[int(run.flags["--seed"])] = result
+    if plan:
+        chosen, missing = plans.study_layer_choice(results, plan)
+        if missing:
+            raise SystemExit(f"{task_dir}: the study's layer choice is not finished (missing {', '.join(missing)}): "
+                             "run it before any '-best' configuration")  # fmt: skip
+        print(f"{task_dir.name}: the study's layer choice on English dev is {chosen}", flush=True)
+        return layer_of(chosen)
+    if not results:
+        raise SystemExit(f"no finished {AIF_PREFIX}* runs under {task_dir}: run the layer choice first")
+    seeds, chosen = analysis.select_on_english_dev(results)
+    print(f"{task_dir.name}: English dev chooses {chosen} among {sorted(results)} (seeds {seeds})", flush=True)
+    return layer_of(chosen)
+
+
+def planned_runs(args: argparse.Namespace, protocol: Protocol, task_dir: Path) -> list[PlannedRun]:
+    """
+    Every run the command asks for, finished ones included. The settings read off finished runs (a plan's budget, the
+    layer of a `-best` configuration) are read only from the runs planned now (`deciding_results`).
+    """
+    if args.phase == "curve":
+        if not protocol.plan:
+            planned = sorted(name for name, protocol in PROTOCOLS.items() if protocol.plan)
+            raise SystemExit(f"--phase curve belongs to the protocols with a plan: {planned}")
+        return curve_runs(protocol, args.task, task_dir)
+    base, names = protocol.arguments(args.task), args.configs.split(",")
+    if protocol.plan:
+        check_planned(protocol.plan, names, parse_seeds(args.seeds))
+        base = {**base, **study_budget(protocol, task_dir, args)}
+    if any("-best" in name for name in names):
+        layer = chosen_layer(task_dir, protocol.plan, base, args)
+        names = [name.replace("-best", f"-{layer:02d}") for name in names]
+    # seed-major: a partial benchmark has every configuration at equal seeds
+    return [configuration_run(task_dir, base, name, seed, args.search_layers)
+            for seed in parse_seeds(args.seeds) for name in names]  # fmt: skip
 
 
 def main() -> None:
@@ -505,10 +533,8 @@ def main() -> None:
         raise SystemExit(f"--data_dir {args.data_dir} is not a folder laid out as ../shared/data/xtreme-lite")
 
     task_dir = args.runs_dir / args.protocol / args.task
-    planned, read = planned_runs(args, protocol, task_dir)
-    stale = read_runs_differences(read, planned, args, task_dir)
-    pending = []
-    for run_to_make in planned:
+    pending, stale = [], []
+    for run_to_make in planned_runs(args, protocol, task_dir):
         arguments = harness_arguments(run_to_make, args)
         result = finished_result(run_to_make.run_dir)
         if result is None:
@@ -517,12 +543,8 @@ def main() -> None:
         differences = finished_run_differences(result, arguments, None if args.dataset_name else args.data_dir)
         if differences:
             stale.append(f"{run_to_make.run_dir}: {'; '.join(differences)}")
-    if stale:  # before any run: a finished run is skipped, or read for a setting, only where it is the run planned now
-        raise SystemExit(
-            "finished runs that are not the runs planned now, or runs a setting is read from that are not finished; "
-            "they are not reused (move them away to run them again, or run them where the code, versions, backbone "
-            "and device that made them are):\n" + "\n".join(stale)
-        )
+    if stale:  # before any run: a finished run is skipped only where it is the run planned now
+        raise SystemExit(STALE + "\n".join(stale))
     print(f"{args.protocol}/{args.task}: {len(pending)} runs to do", flush=True)
     failed = 0
     for command, run_dir in pending:

@@ -75,17 +75,19 @@ def best_on_targets(runs: dict[str, dict[int, dict]], candidates: list[str], see
 CURVE_RESULTS = "n-*/seed-*/baseline/results.json"  # a learning curve's runs, under its `curve` folder
 
 
+def curve_points(examples: int, result: dict) -> list[dict]:
+    """A learning-curve run's points (trained on `examples`): one per epoch, with its English dev score in points."""
+    return [{"examples": examples, "epochs": round(entry["epoch"]), "english_dev": 100 * entry["score"]}
+            for entry in result.get("selection_by_epoch", [])]  # fmt: skip
+
+
 def load_curve(folder: Path) -> list[dict]:
     """
-    The learning-curve points under `folder/n-<examples>/seed-1/baseline/results.json`: one point per (examples,
-    epoch), with the English dev score in points, cheapest first.
+    The learning-curve points under `folder/n-<examples>/seed-1/baseline/results.json` (`curve_points`), cheapest
+    first.
     """
-    points = []
-    for path in sorted(Path(folder).glob(CURVE_RESULTS)):
-        result = read_json(path)
-        examples = int(path.parts[-4].removeprefix("n-"))
-        for entry in result.get("selection_by_epoch", []):
-            points.append({"examples": examples, "epochs": round(entry["epoch"]), "english_dev": 100 * entry["score"]})
+    points = [point for path in sorted(Path(folder).glob(CURVE_RESULTS))
+              for point in curve_points(int(path.parts[-4].removeprefix("n-")), read_json(path))]  # fmt: skip
     return sorted(points, key=lambda point: (point["examples"] * point["epochs"], point["examples"]))
 
 

@@ -75,14 +75,20 @@ class StudyPlan:
     cpu_rule_threads: int = 2
     cpu_rule_seeds: tuple[int, int] = (10, 5)  # (at most `cpu_rule_hours`, above)
 
+    @property
+    def choice_runs(self) -> tuple[tuple[str, int], ...]:
+        """The layer choice's runs as (run name, seed), in the order the benchmark runs them: seed-major, in the order
+        of `choice_layers`."""
+        return tuple((run_name(layer), seed) for seed in self.choice_seeds for layer in self.choice_layers)
+
     def cpu_rule(self, cpu_times: dict[str, float]) -> "CpuRuleReading | None":
         """
         The CPU rule's reading of a task's archived CPU times (run folder, as `seed-1/aif-layer-06` or
         `curve/n-1000/seed-1/baseline` -> CPU seconds), or None while the plan has no such rule or its first
-        layer-choice run is not in. That run is seed `choice_seeds[0]` of `choice_layers[0]`: the benchmark runs the
-        layer choice seed-major, in the plan's layer order.
+        layer-choice run is not in (`choice_runs[0]`).
         """
-        first = f"seed-{self.choice_seeds[0]}/{run_name(self.choice_layers[0])}"
+        name, seed = self.choice_runs[0]
+        first = f"seed-{seed}/{name}"
         if self.cpu_rule_hours is None or first not in cpu_times:
             return None
         curve = sum(seconds for folder, seconds in cpu_times.items() if folder.startswith("curve/"))
@@ -161,12 +167,12 @@ def study_layer_choice(
     The study plan's layer choice among `runs` (name -> seed -> result): (the chosen run name, or None while any of
     its runs is missing; the missing runs, as "aif-layer-08 seed 2"). Runs of other layers or seeds play no part.
     """
-    candidates = [run_name(layer, "aif") for layer in plan.choice_layers]
-    missing = [f"{name} seed {seed}" for name in candidates for seed in plan.choice_seeds
-               if seed not in runs.get(name, {})]  # fmt: skip
+    missing = [f"{name} seed {seed}" for name, seed in sorted(plan.choice_runs) if seed not in runs.get(name, {})]
     if missing:
         return None, missing
-    choice = {name: {seed: runs[name][seed] for seed in plan.choice_seeds} for name in candidates}
+    choice: dict[str, dict[int, dict]] = {}
+    for name, seed in plan.choice_runs:
+        choice.setdefault(name, {})[seed] = runs[name][seed]
     refused = pooling_differences(choice)
     if refused:
         raise SystemExit("the layer choice's runs were not made by the same code and settings: " + "; ".join(refused))

@@ -165,69 +165,98 @@ def test_the_layer_search_configuration_trains_the_search_alone(tmp_path):
     assert flag(command, "--fusion_layers") == "8,10,11"  # no `last`: the baseline is a configuration of its own
 
 
-def write_result(run_dir: Path, **result) -> None:
-    run_dir.mkdir(parents=True)
-    (run_dir / "results.json").write_text(json.dumps(result))
-
-
 def test_the_study_compares_only_after_its_whole_layer_choice_of_the_runs_planned_now(
     tmp_path, offline_backbone, monkeypatch
 ):
     """`aif-layer-best` under the study protocol is the plan's choice (layers 8, 10, 11 on seeds 1 and 2, English
     dev) at the budget read off the plan's learning curve: with one of those runs missing the benchmark stops, rather
     than choose among the runs it happens to have. Before, the curve and the layer-choice runs were read as they were:
-    a layer choice made with other settings, a curve of another backbone, an unfinished curve or a stray curve run set
-    the budget and the layer of the runs planned now."""
+    a layer choice made with other settings, a copy of a run moved aside in its seed folder, a curve of another
+    backbone, an unfinished curve or a stray curve run set the budget and the layer of the runs planned now."""
     monkeypatch.setenv("DLFA_CACHE", str(offline_backbone.parent))  # the protocols' backbone, converted already
 
-    def commands(*arguments: str) -> list[list[str]]:
+    def dry_run(*arguments: str) -> subprocess.CompletedProcess:
         done = benchmark_dry_run(tmp_path, "study", "xnli", *arguments)
+        assert (done.returncode == 0) == ("run_zero_shot.py" in done.stdout), done.stderr
+        return done
+
+    def commands(*arguments: str) -> list[list[str]]:
+        done = dry_run(*arguments)
         assert done.returncode == 0, done.stderr
         return [line.split()[2:] for line in done.stdout.splitlines() if "run_zero_shot.py" in line]
 
-    def write_run(command: list[str], result: dict, **changed) -> Path:
-        run_dir = Path(flag(command, "--output_dir")) / ("baseline" if "curve" in flag(command, "--output_dir")
-                                                         else f"aif-layer-{int(flag(command, '--fusion_layers')):02d}")  # fmt: skip
+    def write_run(command: list[str], name: str, result: dict, **changed) -> Path:
+        run_dir = Path(flag(command, "--output_dir")) / name
         write_finished_run(run_dir, command, {}, {"seed": int(flag(command, "--seed")), **result}, **changed)
         return run_dir
 
+    def curve_point(command: list[str], score: float = 0.7, **changed) -> Path:
+        return write_run(command, "baseline", {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": score}]},
+                         **changed)  # fmt: skip
+
+    def layer_run(layer: str, seed: str, dev: float, name: str = "", **changed) -> Path:
+        run = f"aif-layer-{int(layer):02d}"
+        result = {"run": run, "metric": "accuracy", "scores": {"selection": {"accuracy": dev}}}
+        return write_run(layer_runs[layer, seed], name or run, result, **changed)
+
     best = ("--configs", "aif-layer-best", "--seeds", "3")
     curve = commands("--phase", "curve")
-    points = [write_run(c, {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]}) for c in curve]
+    points = [curve_point(command) for command in curve]
     choice = commands("--configs", "aif-layer-08,aif-layer-10,aif-layer-11", "--seeds", "1,2")
     assert [flag(c, "--max_train_samples") for c in choice] == [flag(curve[0], "--max_train_samples")] * 6
     dev = {"8": 0.9, "10": 0.6, "11": 0.5}
     layer_runs = {(flag(c, "--fusion_layers"), flag(c, "--seed")): c for c in choice}
-    for (layer, seed), command in layer_runs.items():
+    for layer, seed in layer_runs:
         if (layer, seed) != ("11", "2"):
-            write_run(command, {"metric": "accuracy", "scores": {"selection": {"accuracy": dev[layer]}}})
-    stopped = benchmark_dry_run(tmp_path, "study", "xnli", *best)
+            layer_run(layer, seed, dev[layer])
+    stopped = dry_run(*best)
     assert stopped.returncode != 0 and "missing aif-layer-11 seed 2" in stopped.stderr
 
-    write_run(layer_runs["11", "2"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.5}}})
+    layer_run("11", "2", dev["11"])
     (command,) = commands(*best)
     assert (flag(command, "--fusion_layers"), flag(command, "--seed")) == ("8", "3")
-
-    def refusal(*arguments: str) -> str:
-        done = benchmark_dry_run(tmp_path, "study", "xnli", *arguments)
-        assert done.returncode == 1 and "they are not reused" in done.stderr and "run_zero_shot.py" not in done.stdout
-        return done.stderr
+    for seed in ("1", "2"):  # layer 10's earlier runs, moved aside in their seed folders (they sort after layer 10's)
+        layer_run("10", seed, 0.99, name="aif-layer-10.old", argv=[*layer_runs["10", seed], "--fp16"])
+    (command,) = commands(*best)  # before, they chose layer 10
+    assert flag(command, "--fusion_layers") == "8"
 
     edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in layer_runs["8", "1"]]
-    write_run(layer_runs["8", "1"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}}, argv=edited)
-    assert "seed-1/aif-layer-08 (read for the layer): --learning_rate: stored '1e-4'" in refusal(*best)
-    write_run(layer_runs["8", "1"], {"metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}})
-    write_run(curve[1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]},
-              backbone={"sha256": {"model.safetensors": "0"}})  # fmt: skip
-    stale_curve = refusal(*best)  # the layer-choice runs too: the budget decides theirs
-    assert f"{points[1]} (read for the budget): the backbone's files differ" in stale_curve
-    write_run(curve[1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]})
+    layer_run("8", "1", dev["8"], argv=edited)
+    stale_layer = dry_run(*best).stderr
+    assert "seed-1/aif-layer-08 (read for the layer): --learning_rate: stored '1e-4'" in stale_layer
+    assert "they are not reused (move them out of the runs folder" in stale_layer
+    layer_run("8", "1", dev["8"])
+    curve_point(curve[1], backbone={"sha256": {"model.safetensors": "0"}})
+    assert f"{points[1]} (read for the budget): the backbone's files differ" in dry_run(*best).stderr
+    curve_point(curve[1])
     (points[-1] / "results.json").unlink()
-    assert f"{points[-1]} (read for the budget): it is not finished: run --phase curve" in refusal(*best)
-    write_run(curve[-1], {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.7}]})
+    unfinished = dry_run(*best).stderr
+    assert f"is not finished (missing {points[-1].parent.parent.name}): run --phase curve first" in unfinished
+    curve_point(curve[-1])
     stray = [part.replace(f"n-{flag(curve[0], '--max_train_samples')}", "n-100") for part in curve[0]]
-    write_run(stray, {"selection_by_epoch": [{"epoch": 1.0, "step": 9, "score": 0.99}]})
-    assert "n-100/seed-1/baseline (read for the budget): no run of this protocol's curve" in refusal(*best)
+    curve_point(stray, score=0.99)
+    strays = dry_run(*best).stderr
+    assert "no run of this protocol's curve" in strays and "n-100/seed-1/baseline" in strays
+
+
+def test_without_a_plan_the_best_layer_is_chosen_among_the_finished_runs_planned_now(
+    tmp_path, offline_backbone, monkeypatch
+):
+    """Under a protocol without a plan (`small`), `aif-layer-best` is the layer with the best English dev among the
+    finished `aif-layer-*` runs, each read from its own folder and each the run planned now."""
+    monkeypatch.setenv("DLFA_CACHE", str(offline_backbone.parent))  # the protocols' backbone, converted already
+    runs = {flag(c, "--fusion_layers"): c for c in planned(tmp_path, "--configs", "aif-layer-08,aif-layer-10")}
+    seed_1 = tmp_path / "runs" / "small" / "xnli" / "seed-1"
+    for layer, dev in (("8", 0.9), ("10", 0.6)):
+        write_finished_run(seed_1 / f"aif-layer-{int(layer):02d}", runs[layer], {},
+                           {"seed": 1, "metric": "accuracy", "scores": {"selection": {"accuracy": dev}}})  # fmt: skip
+    (command,) = planned(tmp_path, "--configs", "aif-layer-best", "--seeds", "2")
+    assert (flag(command, "--fusion_layers"), flag(command, "--seed")) == ("8", "2")
+    edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in runs["8"]]
+    scored = {"seed": 1, "metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}}
+    write_finished_run(seed_1 / "aif-layer-08", runs["8"], {}, scored, argv=edited)
+    refused = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "aif-layer-best", "--seeds", "2")
+    assert refused.returncode == 1 and "seed-1/aif-layer-08 (read for the layer): --learning_rate" in refused.stderr
 
 
 def test_a_configuration_named_with_qualifiers_runs_with_those_settings(tmp_path):
@@ -599,25 +628,25 @@ def test_the_replication_runs_the_studys_udpos_flags_with_its_written_budget_and
 
     benchmark = script_module("zero_shot_benchmark")
 
-    def commands(protocol: str, seed: int) -> list[list[str]]:
-        """The harness commands planned, as the benchmark plans them (which reads the study's archived curve; run, it
-        would refuse it: those runs predate provenance records)."""
-        args = SimpleNamespace(task="udpos", phase="runs", configs=",".join(plan.configurations), seeds=str(seed),
-                               search_layers="", data_dir=tmp_path, dataset_name=None, use_cpu=None)  # fmt: skip
-        task_dir = tmp_path / "runs" / protocol / "udpos"
-        planned, _ = benchmark.planned_runs(args, benchmark.PROTOCOLS[protocol], task_dir)
-        return [benchmark.harness_arguments(run, args) for run in planned]
+    def commands(protocol: str, seed: int) -> list[dict[str, str]]:
+        """The flags of the runs the protocol plans at `seed`: the study's with the budget its curve gives (above)."""
+        base = benchmark.PROTOCOLS[protocol].arguments("udpos")
+        if protocol == "study":
+            base |= {"--max_train_samples": str(budget["examples"]), "--num_train_epochs": str(budget["epochs"])}
+        return [benchmark.configuration_run(tmp_path, base, name, seed, "").flags for name in plan.configurations]
 
     # The study's seed 3 (the study plan runs no seed past its bound of 10), beside the replication's first seed.
-    for study, replication in zip(commands("study", 3), commands("replication", plan.seeds[0]), strict=True):
-        ours, theirs = dict(zip(study[::2], study[1::2])), dict(zip(replication[::2], replication[1::2]))
+    for ours, theirs in zip(commands("study", 3), commands("replication", plan.seeds[0]), strict=True):
         assert (ours.pop("--seed"), theirs.pop("--seed")) == ("3", str(plan.seeds[0]))
         languages = theirs.pop("--eval_languages").split(",")
         assert languages == [*ours.pop("--eval_languages").split(","), *plan.descriptive_languages]
         assert languages[: len(plan.target_languages)] == list(plan.target_languages)
-        assert {k: v for k, v in ours.items() if k != "--output_dir"} == {
-            k: v for k, v in theirs.items() if k != "--output_dir"
-        }
+        assert ours == theirs
+    planned = benchmark_dry_run(tmp_path, "replication", "udpos", "--configs", ",".join(plan.configurations),
+                                "--seeds", str(plan.seeds[0]))  # fmt: skip
+    commands = [line.split()[2:] for line in planned.stdout.splitlines() if "run_zero_shot.py" in line]
+    assert planned.returncode == 0 and len(commands) == 3
+    assert [flag(c, "--max_train_samples") for c in commands] == [str(budget["examples"])] * 3
 
 
 def test_the_pawsx_study_runs_nothing_past_its_layer_choice_before_its_seeds_are_decided_nor_past_them(tmp_path):
