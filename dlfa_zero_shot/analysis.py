@@ -38,8 +38,21 @@ def load_searches(folder: Path) -> dict[int, dict]:
 
 
 def _results(folder: Path) -> list[dict]:
+    """
+    Every results.json under `folder`, each in the folder of its own run (and seed): a copy moved aside among the runs
+    (`seed-1/baseline.old/`) would otherwise be read as the run it was, in place of the run in that folder. A
+    ValueError names such a file.
+    """
     found = sorted(Path(folder).glob("seed-*/*/results.json")) or sorted(Path(folder).glob("*/results.json"))
-    return [read_json(path) for path in found]
+    results = [read_json(path) for path in found]
+    for path, result in zip(found, results):
+        seed = path.parent.parent.name.removeprefix("seed-") if path.parent.parent != Path(folder) else None
+        if path.parent.name != result.get("run") or seed not in (None, str(result.get("seed"))):
+            raise ValueError(
+                f"{path} holds run {result.get('run')!r} seed {result.get('seed')!r}, not the run its folders name: "
+                "move copies of runs out of the runs folder"
+            )
+    return results
 
 
 def dev_score(result: dict) -> float:

@@ -60,6 +60,31 @@ def test_the_study_layer_choice_waits_for_all_its_runs_and_ignores_others():
     assert study_layer_choice(runs) == ("aif-layer-08", [])  # neither layer 6 nor seed 3 is the plan's
 
 
+def test_a_run_is_read_from_its_own_folder_and_a_copy_moved_aside_among_the_runs_is_refused(tmp_path):
+    """A copy of a run moved aside in its seed folder (`seed-1/baseline.old/`, sorted after `seed-1/baseline/`) was
+    read as the run it had been, in place of the run in that folder: the report compared the old scores."""
+    import json
+
+    from dlfa_zero_shot.analysis import load_runs
+
+    def write(folder: str, run: str, seed: int, dev: float) -> None:
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "results.json").write_text(json.dumps({"run": run, "seed": seed, **result(dev, 0)}))
+
+    write("seed-1/baseline", "baseline", 1, 90)
+    write("seed-2/baseline", "baseline", 2, 91)
+    assert {seed: run["scores"]["selection"]["f1"] for seed, run in load_runs(tmp_path)["baseline"].items()} == {
+        1: 0.90, 2: 0.91
+    }  # fmt: skip
+    write("seed-1/baseline.old", "baseline", 1, 50)
+    with pytest.raises(ValueError, match=r"seed-1/baseline.old/results.json holds run 'baseline' seed 1, not the run"):
+        load_runs(tmp_path)
+    (tmp_path / "seed-1" / "baseline.old" / "results.json").unlink()
+    write("seed-3/baseline", "baseline", 2, 92)  # seed 2's copied to seed 3's folder
+    with pytest.raises(ValueError, match=r"seed-3/baseline/results.json holds run 'baseline' seed 2"):
+        load_runs(tmp_path)
+
+
 def test_the_sequential_rule_adds_seeds_only_to_a_wide_interval_and_never_past_the_bound():
     plan = StudyPlan()
     assert plan.seeds_due("udpos", 0.4) == 5 and plan.seeds_due("udpos", None) == 5  # None: every difference equal
