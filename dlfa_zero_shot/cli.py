@@ -70,7 +70,7 @@ from .offline_backbone import resolve_backbone
 from .run_lock import RunFolders
 from .runs import LoraSettings, Sweep, push_selected_run, run_layer_search, run_one, write_reports
 from .stopping import RunStopped, StopOnSignal
-from .tasks import CUSTOM_KINDS, TASKS, TRAIN_LANGUAGE, TaskSpec, custom_task
+from .tasks import CUSTOM_KINDS, TASKS, TaskSpec, custom_task
 
 
 logger = logging.getLogger("run_zero_shot")
@@ -190,7 +190,7 @@ def data_source(data_args: DataArguments, backbone: Backbone) -> tuple[TaskSpec,
     source = FileSource(data_args.train_file, data_args.validation_file, tests)
     kind = TASKS[data_args.task].kind if data_args.task in TASKS else CUSTOM_KINDS[data_args.task]
     if data_args.train_file:
-        labels = labels_of(source.examples(kind, TRAIN_LANGUAGE, "train"))
+        labels = labels_of(source.training_examples(kind))
     else:  # evaluation only: the checkpoint's labels
         labels = checkpoint_labels(backbone.config)
     return custom_task(data_args.task, kind, labels), source

@@ -153,8 +153,8 @@ class HubSource:
 class FileSource:
     """
     A user's own files (the stock scripts' formats, or CoNLL/TSV): English `train` and `dev` files, and a `test` file
-    per language. Files are described by their path as given, and each is read once, whole (`examples`): the training
-    file gives the label set before it is trained on, and the reader's warnings are said once.
+    per language. Files are described by their path as given. The training file is read once, whole
+    (`training_examples`): it gives the label set before it is trained on, and the reader's warnings are said once.
     """
 
     def __init__(self, train_file: str | None, validation_file: str | None, test_files: dict[str, str]):
@@ -168,7 +168,7 @@ class FileSource:
         for (language, split), path in self.files.items():
             if split == "test" and trained is not None and path.resolve() == trained.resolve():
                 raise ValueError(f"--test_files {language}={path} is the training file; evaluate on other data")
-        self.read_files: dict[tuple[str, str], list] = {}
+        self._training: dict[str, list[TaggedSentence | SentencePair]] = {}  # task kind -> the training file's
 
     def splits_by_language(self, task: TaskSpec) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -176,14 +176,16 @@ class FileSource:
             found.setdefault(language, []).append(split)
         return dict(sorted(found.items()))
 
-    def examples(self, kind: str, language: str, split: str) -> list:
-        """Every example of the file of `language`'s `split`, as the reader of the task's `kind` reads it."""
-        if (language, split) not in self.read_files:
-            self.read_files[language, split] = read_examples(kind, self.files[language, split])
-        return self.read_files[language, split]
+    def training_examples(self, kind: str) -> list[TaggedSentence | SentencePair]:
+        """Every example of the training file, as the reader of a task of `kind` reads it (once)."""
+        if kind not in self._training:
+            self._training[kind] = read_examples(kind, self.files[TRAIN_LANGUAGE, "train"])
+        return list(self._training[kind])
 
     def read(self, task: TaskSpec, language: str, split: str, limit: int | None = None) -> list:
-        return self.examples(task.kind, language, split)[:limit]
+        if (language, split) == (TRAIN_LANGUAGE, "train"):
+            return self.training_examples(task.kind)[:limit]
+        return read_examples(task.kind, self.files[language, split], limit)
 
     def describe(self, task: TaskSpec, language: str, split: str) -> str:
         return str(self.files[language, split])

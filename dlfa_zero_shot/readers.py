@@ -299,12 +299,13 @@ def read_records(kind: str, path: Path, limit: int | None = None) -> list:
                 continue
             # datasets' ClassLabel writes -1 for "no label" (GLUE's test splits, SNLI's pairs without consensus)
             minus_one = type(value) is int and value == -1
-            first_minus_one = first_minus_one or (line if minus_one else None)
+            if minus_one and first_minus_one is None:
+                first_minus_one = line
             unlabelled = value in (None, "") or minus_one
             examples.append(SentencePair(sentences[0], sentences[1], None if unlabelled else str(value), line))
         if limit is not None and len(examples) >= limit:
             break
-    if first_minus_one and any(map(is_labelled, examples)):
+    if first_minus_one is not None and any(map(is_labelled, examples)):
         raise ValueError(
             f"{path}:{first_minus_one}: a label of -1 (`datasets`' 'no label': SNLI's pairs without consensus) "
             "beside labelled pairs: leave those pairs out (`dataset.filter(lambda row: row['label'] != -1)`), or "

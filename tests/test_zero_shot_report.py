@@ -711,7 +711,10 @@ def test_the_docs_state_each_study_result_as_archived_with_its_status():
     if not pawsx.exists():
         assert all("not compared yet" in row for row in rows)
     else:
+        from dlfa_zero_shot.plans import PAWSX_PLAN
+
         primary = json.loads(pawsx.read_text())["pawsx"]["primary"]
+        assert primary["n"] == PAWSX_PLAN.first_seeds and not primary["interim"]  # its fixed seeds, its one look
         verdict = primary["verdict"].removeprefix(f"{primary['configuration']} ")
         stated = f"| {interval(primary)}, Holm p {primary['holm_p']:.3f}: {verdict}"
         assert all(stated in row and "not compared yet" not in row for row in rows), rows
