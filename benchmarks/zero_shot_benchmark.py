@@ -29,6 +29,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -399,12 +400,16 @@ def deciding_results(runs: list[PlannedRun], decides: str, args: argparse.Namesp
     """
     (run, results.json) of each finished one of `runs`, which `decides` a setting of the runs planned (the budget, the
     layer): read from the run's own folder, and the run planned now (`finished_run_differences`), else a SystemExit
-    naming every one that is not, before any run.
+    naming every one that is not, before any run. A results.json that does not read back is named too, never passed
+    over.
     """
     data_dir = None if args.dataset_name else args.data_dir
     finished, stale = [], []
     for run in runs:
         result = finished_result(run.run_dir)
+        if result is None and (run.run_dir / "results.json").exists():
+            stale.append(f"{run.run_dir} (read for {decides}): its results.json is damaged (the harness sets it aside "
+                         "and makes the run again)")  # fmt: skip
         if result is None:
             continue
         differences = finished_run_differences(result, harness_arguments(run, args), data_dir)
@@ -433,10 +438,12 @@ def study_budget(protocol: Protocol, task_dir: Path, args: argparse.Namespace) -
     done = {run.run_dir for run, _ in finished}
     missing = [run.output_dir.parent.name for run in curve if run.run_dir not in done]
     if missing:
-        raise SystemExit(f"the learning curve under {task_dir / 'curve'} is not finished (missing {', '.join(missing)})"
-                         ": run --phase curve first")  # fmt: skip
+        raise SystemExit(f"the learning curve under {task_dir / 'curve'} is not finished (missing "
+                         f"{', '.join(missing)}): run --phase curve first")  # fmt: skip
     points = [point for run, result in finished
               for point in analysis.curve_points(int(run.flags["--max_train_samples"]), result)]  # fmt: skip
+    if not points:
+        raise SystemExit(f"the learning-curve runs under {task_dir / 'curve'} record no English dev score by epoch")
     budget = analysis.choose_budget(points, protocol.plan.budget_margin)
     print(f"{task_dir.name}: budget {budget['examples']} examples x {budget['epochs']} epochs (English dev "
           f"{budget['english_dev']:.2f}, curve best {budget['plateau']:.2f})", flush=True)  # fmt: skip
@@ -460,9 +467,11 @@ def chosen_layer(task_dir: Path, plan: plans.StudyPlan | None, base: dict[str, s
     if plan:
         candidates = plan.choice_runs
     else:
-        folders = sorted(task_dir.glob(f"seed-*/{AIF_PREFIX}*/results.json"))
-        candidates = [(path.parent.name, int(path.parent.parent.name.removeprefix("seed-"))) for path in folders
-                      if is_aif_run(path.parent.name)]  # fmt: skip
+        found = [(path.parent.parent.name, path.parent.name)
+                 for path in sorted(task_dir.glob(f"seed-*/{AIF_PREFIX}*/results.json"))]  # fmt: skip
+        # a run's own folder alone: not `aif-layer-10.old/`, `seed-1.old/` nor `seed-01/`
+        candidates = [(name, int(folder.removeprefix("seed-"))) for folder, name in found
+                      if re.fullmatch(r"seed-[1-9]\d*", folder) and is_aif_run(name)]  # fmt: skip
     runs = [configuration_run(task_dir, base, name, seed, args.search_layers) for name, seed in candidates]
     results: dict[str, dict[int, dict]] = {}
     for run, result in deciding_results(runs, "the layer", args):

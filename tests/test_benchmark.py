@@ -222,12 +222,15 @@ def test_the_study_compares_only_after_its_whole_layer_choice_of_the_runs_planne
 
     edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in layer_runs["8", "1"]]
     layer_run("8", "1", dev["8"], argv=edited)
-    stale_layer = dry_run(*best).stderr
-    assert "seed-1/aif-layer-08 (read for the layer): --learning_rate: stored '1e-4'" in stale_layer
-    assert "they are not reused (move them out of the runs folder" in stale_layer
+    stale_layer = dry_run(*best)
+    assert "seed-1/aif-layer-08 (read for the layer): --learning_rate: stored '1e-4'" in stale_layer.stderr
+    assert "they are not reused (move them out of the runs folder" in stale_layer.stderr
+    assert "layer choice on English dev is" not in stale_layer.stdout  # refused before it is chosen
     layer_run("8", "1", dev["8"])
     curve_point(curve[1], backbone={"sha256": {"model.safetensors": "0"}})
-    assert f"{points[1]} (read for the budget): the backbone's files differ" in dry_run(*best).stderr
+    stale_curve = dry_run(*best)
+    assert f"{points[1]} (read for the budget): the backbone's files differ" in stale_curve.stderr
+    assert "budget" not in stale_curve.stdout  # refused before the budget is read off it
     curve_point(curve[1])
     (points[-1] / "results.json").unlink()
     unfinished = dry_run(*best).stderr
@@ -252,6 +255,18 @@ def test_without_a_plan_the_best_layer_is_chosen_among_the_finished_runs_planned
                            {"seed": 1, "metric": "accuracy", "scores": {"selection": {"accuracy": dev}}})  # fmt: skip
     (command,) = planned(tmp_path, "--configs", "aif-layer-best", "--seeds", "2")
     assert (flag(command, "--fusion_layers"), flag(command, "--seed")) == ("8", "2")
+    best_dev = {"seed": 1, "run": "aif-layer-10", "metric": "accuracy", "scores": {"selection": {"accuracy": 0.99}}}
+    for aside in ("seed-1.old/aif-layer-10", "seed-01/aif-layer-10", "seed-1/aif-layer-10.old"):  # no run's folder
+        write_finished_run(seed_1.parent / aside, runs["10"], {}, best_dev)
+    (command,) = planned(tmp_path, "--configs", "aif-layer-best", "--seeds", "2")
+    assert flag(command, "--fusion_layers") == "8"  # before, seed-1.old/ stopped the benchmark with a traceback
+    (seed_1 / "aif-layer-11").mkdir()
+    (seed_1 / "aif-layer-11" / "results.json").write_text("[]")  # damaged: before, passed over without a word
+    damaged = benchmark_dry_run(tmp_path, "small", "xnli", "--configs", "aif-layer-best", "--seeds", "2")
+    assert damaged.returncode == 1 and "seed-1/aif-layer-11 (read for the layer): its results.json is damaged" in (
+        damaged.stderr
+    )
+    (seed_1 / "aif-layer-11" / "results.json").unlink()
     edited = [("1e-4" if part == flag(command, "--learning_rate") else part) for part in runs["8"]]
     scored = {"seed": 1, "metric": "accuracy", "scores": {"selection": {"accuracy": 0.9}}}
     write_finished_run(seed_1 / "aif-layer-08", runs["8"], {}, scored, argv=edited)

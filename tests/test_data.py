@@ -361,12 +361,12 @@ def test_the_harness_reads_a_training_file_once_and_says_once_how_many_pairs_it_
 
     rows = [MULTINLI_COLUMNS, *MULTINLI_ROWS, ["contradiction", *MULTINLI_ROWS[0][1:]]]
     train = write(tmp_path / "multinli_1.0_train.txt", "".join("\t".join(row) + "\n" for row in rows))
-    dev = write(tmp_path / "dev.tsv", "a\tb\tneutral\n")
+    dev = write(tmp_path / "dev.tsv", "a\tb\tneutral\nno label field\n")  # the second line: past --max_eval_samples
     test = write(tmp_path / "test-de.tsv", "c\td\tcontradiction\n")
     arguments = DataArguments(task="pairs", train_file=str(train), validation_file=str(dev), test_files=f"de={test}")
     task, source = data_source(arguments, backbone=None)  # the backbone plays no part with a training file
-    data = load_task_data(task, source)
-    assert task.labels == ("contradiction", "neutral")
+    data = load_task_data(task, source, max_eval_samples=1)
+    assert task.labels == ("contradiction", "neutral") and [pair.label for pair in data.selection] == ["neutral"]
     assert [(pair.label, pair.line) for pair in data.train] == [("neutral", 2), ("contradiction", 4)]
     assert caplog.text.count(f"{train}: 1 pair(s) with the gold label '-'") == 1
 
