@@ -23,7 +23,8 @@ def load_runs(folder: Path) -> dict[str, dict[int, dict]]:
     """
     run name -> seed -> results.json of every evaluated model, from `folder/seed-<seed>/<run>/results.json` (a
     benchmark) or, where there are no seed folders, `folder/<run>/results.json` (one harness sweep: its `seed`
-    recorded in each result). A one-pass layer search's own record is not a model's: `load_searches` reads those.
+    recorded in each result). A one-pass layer search's own record is not a model's: `load_searches` reads those. A
+    results.json that is not in its own run's folder is refused (`_results`).
     """
     runs: dict[str, dict[int, dict]] = {}
     for result in _results(folder):
